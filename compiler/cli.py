@@ -1,0 +1,199 @@
+"""The `meshc` command line (../shared/spec/cli.md). Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from compiler import __version__
+
+FORMATS = ("text", "json", "sarif", "github")
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class MeshcGroup(click.Group):
+    """Turns an unexpected exception into exit 2 with one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - the contract is exit 2, never a traceback
+            if os.environ.get("MESHC_DEBUG"):
+                raise
+            click.echo(f"meshc: internal error: {type(error).__name__}: {error} "
+                       "(set MESHC_DEBUG=1 for the traceback, and please report it)", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+def _common(function):
+    options = [
+        click.option("--ref", "ref", default=None, metavar="REV", help="Read the intents from a git revision."),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+                     help="How diagnostics are printed."),
+        click.option("--quiet", "-q", is_flag=True, help="Print errors only."),
+        click.option("--color", type=click.Choice(("auto", "always", "never")), default="auto", show_default=True),
+        click.option("--fail-on", type=click.Choice(("error", "warning", "info")), default="error",
+                     show_default=True, help="Lowest severity that makes the exit code 1."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _root(path: str) -> Path:
+    return Path(path)
+
+
+def _print_report(compiled, fmt: str, quiet: bool, color: str, root: Path) -> None:
+    from compiler.render import RENDERERS
+
+    diagnostics = compiled.report.sorted()
+    if quiet:
+        diagnostics = [d for d in diagnostics if d.severity == "error"]
+    use_color = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    display_root = "" if root.resolve() == Path.cwd().resolve() else os.path.relpath(root, Path.cwd())
+    text = RENDERERS[fmt](diagnostics, compiled.sources, color=use_color, root=display_root)
+    if text or fmt in ("json", "sarif"):
+        click.echo(text, nl=False)
+
+
+@click.group(cls=MeshcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="meshc")
+def main() -> None:
+    """meshc compiles service-mesh intents into Envoy, Kubernetes, Cloud Foundry and VM artifacts."""
+
+
+@main.command()
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@_common
+def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: str) -> None:
+    """Load, type-check, link and analyse the mesh; write nothing."""
+    from compiler.build import compile_mesh
+
+    root = _root(path)
+    compiled = compile_mesh(root, ref=ref)
+    _print_report(compiled, fmt, quiet, color, root)
+    sys.exit(EXIT_FAIL if compiled.report.fails(fail_on) else EXIT_OK)
+
+
+@main.command()
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "output", default=None, type=click.Path(file_okay=False),
+              help="Output directory (default PATH/build).")
+@click.option("-t", "--target", "targets", multiple=True, help="Emit only this target (repeatable).")
+@click.option("--check", "check_only", is_flag=True, help="Compare with the output directory instead of writing.")
+@_common
+def build(path: str, output: str | None, targets: tuple[str, ...], check_only: bool, ref: str | None,
+          fmt: str, quiet: bool, color: str, fail_on: str) -> None:
+    """Check the mesh, then emit every target (or the named ones) into the output directory."""
+    from compiler.build import compile_mesh, emit
+    from compiler.writer import OutputError, read_tree, render_tree, write_tree
+    from targets import REGISTRY
+
+    unknown = [t for t in targets if t not in REGISTRY]
+    if unknown:
+        raise click.UsageError(f"unknown target {unknown[0]!r} (targets: {', '.join(sorted(REGISTRY))})")
+    root = _root(path)
+    out_dir = Path(output) if output else root / "build"
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,))
+    artifacts = []
+    if compiled.graph is not None and not compiled.report.fails(fail_on):
+        artifacts = emit(compiled.graph, compiled.report, list(targets) or None)
+    _print_report(compiled, fmt, quiet, color, root)
+    if compiled.graph is None or compiled.report.fails(fail_on):
+        sys.exit(EXIT_FAIL)
+    try:
+        files = render_tree(artifacts, compiled.graph.revision)
+        if check_only:
+            sys.exit(_report_drift(out_dir, files, read_tree(out_dir)))
+        write_tree(out_dir, files)
+    except OutputError as error:
+        click.echo(f"meshc: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    if not quiet:
+        click.echo(f"wrote {len(files)} files to {out_dir}", err=True)
+    sys.exit(EXIT_OK)
+
+
+def _report_drift(out_dir: Path, wanted: dict[str, bytes], present: dict[str, bytes]) -> int:
+    from compiler.writer import MANIFEST
+
+    def comparable(files: dict[str, bytes]) -> dict[str, bytes]:
+        # manifest.json records the source revision, which moves with every commit
+        return {p: c for p, c in files.items() if p != MANIFEST}
+
+    wanted, present = comparable(wanted), comparable(present)
+    added = sorted(set(wanted) - set(present))
+    removed = sorted(set(present) - set(wanted))
+    changed = sorted(p for p in set(wanted) & set(present) if wanted[p] != present[p])
+    for label, paths in (("added", added), ("removed", removed), ("changed", changed)):
+        for p in paths:
+            click.echo(f"{label}: {out_dir / p}")
+    if added or removed or changed:
+        click.echo(f"{out_dir} is out of date: run `meshc build`", err=True)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+@main.command()
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(("dot", "mermaid", "json")), default="dot", show_default=True)
+@click.option("--ref", "ref", default=None, metavar="REV", help="Read the intents from a git revision.")
+def graph(path: str, fmt: str, ref: str | None) -> None:
+    """Print the linked graph: services, calls, routes, gateways, policies."""
+    from compiler.build import compile_mesh
+    from compiler.graphviz import EXPORTERS
+
+    root = _root(path)
+    compiled = compile_mesh(root, ref=ref, analyse=False)
+    if compiled.graph is None:
+        _print_report(compiled, "text", False, "auto", root)
+        sys.exit(EXIT_FAIL)
+    click.echo(EXPORTERS[fmt](compiled.graph), nl=False)
+
+
+@main.command()
+@click.argument("code")
+def explain(code: str) -> None:
+    """Print the documentation of one diagnostic code (MESHnnn)."""
+    from compiler.diagnostics import lookup
+
+    entry = lookup(code)
+    if entry is None:
+        click.echo(f"meshc: no diagnostic code {code!r}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"{entry.code} ({entry.name}), {entry.severity} by default\n\n{entry.summary}\n\n{entry.explanation}")
+
+
+@main.command()
+@click.argument("kind", required=False)
+def schema(kind: str | None) -> None:
+    """Print the JSON Schema of the intent language (or of one KIND), for editors."""
+    from compiler.schema import intent_schema
+    from compiler.model import KIND_MODELS
+
+    if kind is not None and kind not in KIND_MODELS:
+        click.echo(f"meshc: no kind {kind!r} (kinds: {', '.join(KIND_MODELS)})", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(intent_schema(kind), nl=False)
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+def init(directory: str) -> None:
+    """Write a small working mesh repo into DIRECTORY."""
+    from compiler.scaffold import InitError, write_starter
+
+    try:
+        written = write_starter(Path(directory))
+    except InitError as error:
+        click.echo(f"meshc: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    for path in written:
+        click.echo(f"created {path}")
+    click.echo(f"next: meshc check {directory} && meshc build {directory}")

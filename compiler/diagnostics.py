@@ -1,0 +1,85 @@
+"""Diagnostics: what meshc says about a mesh, and the sink every stage reports into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from compiler.codes import CODES, SEVERITY_RANK, Code, Severity
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    file: str  # posix path relative to the mesh root
+    line: int  # 1-based
+    column: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Related:
+    location: Location
+    message: str
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: Code
+    message: str
+    location: Location | None
+    severity: Severity
+    related: tuple[Related, ...] = ()
+    hint: str | None = None
+
+    def sort_key(self) -> tuple:
+        where = self.location or Location("", 0, 0)
+        return (where.file, where.line, where.column, self.code.code, self.message)
+
+
+@dataclass
+class Report:
+    """Collects diagnostics from every stage; stages never raise for user errors."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    # (file, line) -> codes suppressed there by a `# meshc: ignore[CODE]` comment
+    line_suppressions: dict[tuple[str, int], frozenset[str]] = field(default_factory=dict)
+
+    def add(
+        self,
+        code: Code,
+        message: str,
+        location: Location | None,
+        *,
+        related: tuple[Related, ...] | list[Related] = (),
+        hint: str | None = None,
+        severity: Severity | None = None,
+    ) -> Diagnostic:
+        diagnostic = Diagnostic(
+            code, message, location, severity or code.severity, tuple(related), hint
+        )
+        self.diagnostics.append(diagnostic)
+        return diagnostic
+
+    def extend(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics.extend(diagnostics)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self.diagnostics)
+
+    def sorted(self) -> list[Diagnostic]:
+        unique = {(d.sort_key(), d.severity, d.related, d.hint): d for d in self.diagnostics}
+        return [unique[k] for k in sorted(unique, key=lambda k: (k[0], k[1]))]
+
+    def fails(self, fail_on: Severity) -> bool:
+        threshold = SEVERITY_RANK[fail_on]
+        return any(SEVERITY_RANK[d.severity] >= threshold for d in self.diagnostics)
+
+
+def with_severity(diagnostic: Diagnostic, severity: Severity) -> Diagnostic:
+    return replace(diagnostic, severity=severity)
+
+
+def lookup(code: str) -> Code | None:
+    return CODES.get(code.upper())

@@ -1,0 +1,206 @@
+"""The linked mesh: every reference resolved, every default applied, immutable.
+
+Targets and checks read only this. Node objects keep the user's model (`spec`) for what is
+written as-is, plus resolved fields for what needed the rest of the mesh to decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping, NamedTuple, Union
+
+from compiler.loader import Origin, Revision, SourceTable
+from compiler.model import (
+    AccessPolicy,
+    AccessRule,
+    CloudFoundryPlatform,
+    ExternalPort,
+    ExternalService,
+    Gateway,
+    KubernetesPlatform,
+    Listener,
+    Mesh,
+    Mirror,
+    Policy,
+    Resilience,
+    Route,
+    RouteRule,
+    Service,
+    ServicePort,
+    VmPlatform,
+)
+
+Platform = Union[KubernetesPlatform, CloudFoundryPlatform, VmPlatform]
+
+
+class Key(NamedTuple):
+    """Identity of a namespaced object."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """Loopback ports of a generated Envoy sidecar (platform settings, service override)."""
+
+    outbound_port: int
+    admin_port: int
+
+
+DEFAULT_OUTBOUND_PORT = 15001
+DEFAULT_ADMIN_PORT = 15000
+
+
+@dataclass(frozen=True)
+class ServiceNode:
+    key: Key
+    spec: Service
+    origin: Origin
+    platform: Platform
+    mtls: str  # effective: Service.mtls, else Mesh.mtls
+    resilience: Resilience  # Mesh.defaults overlaid field by field with Service.resilience
+    sidecar: Sidecar
+    calls: tuple[Key, ...]  # resolved, in the order written; services and external services
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def namespace(self) -> str:
+        return self.key.namespace
+
+    def port(self, number: int) -> ServicePort | None:
+        return next((p for p in self.spec.ports if p.port == number), None)
+
+
+@dataclass(frozen=True)
+class ExternalNode:
+    key: Key
+    spec: ExternalService
+    origin: Origin
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def namespace(self) -> str:
+        return self.key.namespace
+
+    def port(self, number: int) -> ExternalPort | None:
+        return next((p for p in self.spec.ports if p.port == number), None)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One resolved route destination (or mirror): a service, a version subset, a port."""
+
+    service: Key
+    version: str | None
+    port: int
+    weight: int  # 0-100; a lone destination weighs 100
+
+
+@dataclass(frozen=True)
+class ResolvedRule:
+    index: int  # position in Route.rules, for locating diagnostics
+    spec: RouteRule
+    destinations: tuple[Target, ...]  # empty for redirect rules
+    mirror: Target | None
+    timeout: str | None  # rule timeout, else the route's service resilience timeout (mesh routes)
+    retries: object | None  # compiler.model.Retries: the rule's, else the service's effective
+
+
+@dataclass(frozen=True)
+class RouteNode:
+    key: Key
+    spec: Route
+    origin: Origin
+    service: Key | None  # mesh route
+    gateway: Key | None  # ingress route
+    rules: tuple[ResolvedRule, ...]
+
+
+@dataclass(frozen=True)
+class GatewayNode:
+    key: Key
+    spec: Gateway
+    origin: Origin
+    platform: Platform
+
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.spec.listeners
+
+
+class Principal(NamedTuple):
+    """One `from` entry: kind is service, namespace, gateway or any."""
+
+    kind: str
+    namespace: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedAccessRule:
+    index: int
+    section: str  # "allow" or "deny"
+    spec: AccessRule
+    principals: tuple[Principal, ...]
+
+
+@dataclass(frozen=True)
+class AccessPolicyNode:
+    key: Key
+    spec: AccessPolicy
+    origin: Origin
+    service: Key
+    allow: tuple[ResolvedAccessRule, ...]
+    deny: tuple[ResolvedAccessRule, ...]
+
+
+@dataclass(frozen=True)
+class PolicyNode:
+    name: str
+    spec: Policy
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class MeshGraph:
+    mesh: Mesh
+    mesh_origin: Origin
+    platforms: Mapping[str, Platform]
+    services: Mapping[Key, ServiceNode]
+    externals: Mapping[Key, ExternalNode]
+    routes: Mapping[Key, RouteNode]
+    gateways: Mapping[Key, GatewayNode]
+    access_policies: Mapping[Key, AccessPolicyNode]
+    policies: Mapping[str, PolicyNode]
+    # derived indexes
+    service_route: Mapping[Key, RouteNode]  # service -> its mesh Route
+    gateway_routes: Mapping[Key, tuple[RouteNode, ...]]  # gateway -> ingress Routes by name
+    service_policies: Mapping[Key, tuple[AccessPolicyNode, ...]]  # service -> AccessPolicies
+    callers: Mapping[Key, tuple[Key, ...]]  # callee -> services that declare a call to it
+    sources: SourceTable
+    revision: Revision
+
+    def spiffe_id(self, key: Key) -> str:
+        """SPIFFE identity of a service or gateway workload."""
+        return f"spiffe://{self.mesh.trustDomain}/ns/{key.namespace}/sa/{key.name}"
+
+    def route_for(self, service: Key) -> RouteNode | None:
+        return self.service_route.get(service)
+
+    def policies_for(self, service: Key) -> tuple[AccessPolicyNode, ...]:
+        return self.service_policies.get(service, ())
+
+
+def frozen_mapping(items: dict) -> Mapping:
+    return MappingProxyType(dict(sorted(items.items())))

@@ -1,0 +1,425 @@
+"""Link validated intents into one MeshGraph: resolve every reference, apply defaults."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from compiler import codes
+from compiler.diagnostics import Related, Report
+from compiler.graph import (
+    DEFAULT_ADMIN_PORT,
+    DEFAULT_OUTBOUND_PORT,
+    AccessPolicyNode,
+    ExternalNode,
+    GatewayNode,
+    Key,
+    MeshGraph,
+    PolicyNode,
+    Principal,
+    ResolvedAccessRule,
+    ResolvedRule,
+    RouteNode,
+    ServiceNode,
+    Sidecar,
+    Target,
+    frozen_mapping,
+)
+from compiler.loader import Intent, Loaded, Origin
+from compiler.model import GatewaySource, NamespaceSource, Resilience
+
+
+def parse_ref(ref: str, namespace: str) -> Key:
+    """`name` (in the referrer's namespace) or `namespace/name`."""
+    if "/" in ref:
+        ns, name = ref.split("/", 1)
+        return Key(ns, name)
+    return Key(namespace, ref)
+
+
+def overlay_resilience(defaults: Resilience, own: Resilience | None) -> Resilience:
+    if own is None:
+        return defaults
+    merged = {
+        name: getattr(own, name) if getattr(own, name) is not None else getattr(defaults, name)
+        for name in Resilience.model_fields
+    }
+    return Resilience.model_construct(**merged)
+
+
+class _Linker:
+    def __init__(self, loaded: Loaded, report: Report) -> None:
+        self.loaded = loaded
+        self.sources = loaded.sources
+        self.report = report
+
+    def at(self, origin: Origin, *path: Any, key: bool = False):
+        return self.sources.locate(origin, *path, key=key)
+
+    def duplicate(self, what: str, key: object, first: Origin, second: Origin) -> None:
+        self.report.add(
+            codes.DUPLICATE_OBJECT,
+            f"{what} {key} is defined twice",
+            self.at(second, "name"),
+            related=(Related(self.at(first, "name"), "first defined here"),),
+        )
+
+    def link(self) -> MeshGraph | None:
+        intents = self.loaded.intents
+        meshes = [i for i in intents if i.kind == "Mesh"]
+        if not meshes:
+            return None
+        mesh_intent = meshes[0]
+        mesh = mesh_intent.model
+        self.mesh = mesh
+        self.platforms: dict[str, Any] = {}
+        platform_index: dict[str, int] = {}
+        for index, platform in enumerate(mesh.platforms):
+            if platform.name in self.platforms:
+                self.report.add(
+                    codes.DUPLICATE_OBJECT,
+                    f"platform {platform.name!r} is defined twice",
+                    self.at(mesh_intent.origin, "platforms", index, "name"),
+                    related=(Related(self.at(mesh_intent.origin, "platforms", platform_index[platform.name], "name"),
+                                     "first defined here"),),
+                )
+                continue
+            self.platforms[platform.name] = platform
+            platform_index[platform.name] = index
+
+        by_kind: dict[str, dict[Any, Intent]] = defaultdict(dict)
+        callable_names: dict[Key, Intent] = {}
+        for intent in intents:
+            if intent.kind == "Mesh":
+                continue
+            model = intent.model
+            if intent.kind == "Policy":
+                key: Any = model.name
+            else:
+                key = Key(model.namespace or mesh.defaultNamespace, model.name)
+            table = by_kind[intent.kind]
+            if key in table:
+                self.duplicate(intent.kind, key, table[key].origin, intent.origin)
+                continue
+            if intent.kind in ("Service", "ExternalService"):
+                if key in callable_names:
+                    other = callable_names[key]
+                    self.duplicate(f"{other.kind}/{intent.kind} name", key, other.origin, intent.origin)
+                    continue
+                callable_names[key] = intent
+            table[key] = intent
+
+        externals = {k: ExternalNode(k, i.model, i.origin) for k, i in by_kind["ExternalService"].items()}
+        self.callable = set(externals) | set(by_kind["Service"])
+        services = {}
+        for key, intent in by_kind["Service"].items():
+            node = self.link_service(key, intent)
+            if node is not None:
+                services[key] = node
+        self.services = services
+        self.service_intents = by_kind["Service"]
+        self.check_addresses(services)
+
+        gateways = {}
+        for key, intent in by_kind["Gateway"].items():
+            platform = self.platform(intent, "Gateway")
+            if platform is None:
+                continue
+            if platform.kind == "cloudfoundry":
+                self.report.add(
+                    codes.PLATFORM_MISMATCH,
+                    f"Gateway {key} cannot run on cloudfoundry platform {platform.name!r}; Cloud Foundry's router is its ingress",
+                    self.at(intent.origin, "platform"),
+                    hint="put the Gateway on a kubernetes or vm platform, or mark the service `public: true`",
+                )
+                continue
+            gateways[key] = GatewayNode(key, intent.model, intent.origin, platform)
+        self.gateways = gateways
+
+        routes: dict[Key, RouteNode] = {}
+        service_route: dict[Key, RouteNode] = {}
+        gateway_hosts: dict[tuple[Key, str], RouteNode] = {}
+        for key, intent in by_kind["Route"].items():
+            node = self.link_route(key, intent)
+            if node is None:
+                continue
+            if node.service is not None:
+                if node.service in service_route:
+                    first = service_route[node.service]
+                    self.report.add(
+                        codes.SECOND_MESH_ROUTE,
+                        f"service {node.service} already has mesh Route {first.key}",
+                        self.at(intent.origin, "service"),
+                        related=(Related(self.at(first.origin, "service"), "the first Route"),),
+                    )
+                    continue
+                service_route[node.service] = node
+            else:
+                clash = False
+                for index, host in enumerate(node.spec.hosts):
+                    other = gateway_hosts.get((node.gateway, host))
+                    if other is not None:
+                        clash = True
+                        self.report.add(
+                            codes.DUPLICATE_GATEWAY_HOST,
+                            f"host {host!r} on gateway {node.gateway} is already routed by Route {other.key}",
+                            self.at(intent.origin, "hosts", index),
+                            related=(Related(self.at(other.origin, "name"), "the other Route"),),
+                        )
+                if clash:
+                    continue
+                for host in node.spec.hosts:
+                    gateway_hosts[(node.gateway, host)] = node
+            routes[key] = node
+
+        access_policies = {}
+        for key, intent in by_kind["AccessPolicy"].items():
+            node = self.link_access_policy(key, intent)
+            if node is not None:
+                access_policies[key] = node
+
+        policies = {k: PolicyNode(k, i.model, i.origin) for k, i in by_kind["Policy"].items()}
+
+        gateway_routes: dict[Key, list[RouteNode]] = defaultdict(list)
+        for node in routes.values():
+            if node.gateway is not None:
+                gateway_routes[node.gateway].append(node)
+        service_policies: dict[Key, list[AccessPolicyNode]] = defaultdict(list)
+        for node in access_policies.values():
+            service_policies[node.service].append(node)
+        callers: dict[Key, list[Key]] = defaultdict(list)
+        for node in services.values():
+            for callee in node.calls:
+                callers[callee].append(node.key)
+
+        return MeshGraph(
+            mesh=mesh,
+            mesh_origin=mesh_intent.origin,
+            platforms=frozen_mapping(self.platforms),
+            services=frozen_mapping(services),
+            externals=frozen_mapping(externals),
+            routes=frozen_mapping(routes),
+            gateways=frozen_mapping(gateways),
+            access_policies=frozen_mapping(access_policies),
+            policies=frozen_mapping(policies),
+            service_route=frozen_mapping(service_route),
+            gateway_routes=frozen_mapping({k: tuple(sorted(v, key=lambda r: r.key)) for k, v in gateway_routes.items()}),
+            service_policies=frozen_mapping({k: tuple(sorted(v, key=lambda p: p.key)) for k, v in service_policies.items()}),
+            callers=frozen_mapping({k: tuple(sorted(v)) for k, v in callers.items()}),
+            sources=self.sources,
+            revision=self.loaded.revision,
+        )
+
+    # ----------------------------------------------------------------------------------------
+
+    def platform(self, intent: Intent, kind: str):
+        name = intent.model.platform
+        platform = self.platforms.get(name)
+        if platform is None:
+            known = ", ".join(sorted(self.platforms)) or "none"
+            self.report.add(
+                codes.UNKNOWN_PLATFORM,
+                f"{kind} {intent.model.name} runs on platform {name!r}, which Mesh.platforms does not define (known: {known})",
+                self.at(intent.origin, "platform"),
+            )
+        return platform
+
+    def link_service(self, key: Key, intent: Intent) -> ServiceNode | None:
+        spec = intent.model
+        platform = self.platform(intent, "Service")
+        ok = platform is not None
+        if platform is not None and platform.kind != "vm" and spec.endpoints:
+            ok = False
+            self.report.add(
+                codes.ENDPOINTS_OFF_VM,
+                f"service {key} runs on {platform.kind} platform {platform.name!r}, which finds its workloads itself",
+                self.at(intent.origin, "endpoints", key=True),
+                hint="remove `endpoints`, or move the service to a vm platform",
+            )
+        if platform is not None and platform.kind == "vm" and not spec.endpoints:
+            ok = False
+            self.report.add(
+                codes.VM_WITHOUT_ENDPOINTS,
+                f"service {key} runs on vm platform {platform.name!r} but lists no endpoints",
+                self.at(intent.origin, "platform"),
+                hint="add `endpoints: [{address: 10.0.0.7}]`",
+            )
+        for index, endpoint in enumerate(spec.endpoints):
+            if endpoint.version is not None and endpoint.version not in spec.versions:
+                ok = False
+                self.report.add(
+                    codes.UNKNOWN_VERSION,
+                    f"endpoint version {endpoint.version!r} is not one of service {key}'s versions",
+                    self.at(intent.origin, "endpoints", index, "version"),
+                )
+        calls = []
+        for index, ref in enumerate(spec.calls):
+            callee = parse_ref(ref, key.namespace)
+            if callee not in self.callable:
+                ok = False
+                self.report.add(
+                    codes.UNKNOWN_SERVICE,
+                    f"service {key} calls {callee}, which is neither a Service nor an ExternalService",
+                    self.at(intent.origin, "calls", index),
+                )
+                continue
+            calls.append(callee)
+        if not ok:
+            return None
+        own = spec.sidecar
+        sidecar = Sidecar(
+            outbound_port=(own and own.outboundPort) or platform.sidecar.outboundPort or DEFAULT_OUTBOUND_PORT,
+            admin_port=(own and own.adminPort) or platform.sidecar.adminPort or DEFAULT_ADMIN_PORT,
+        )
+        return ServiceNode(
+            key=key,
+            spec=spec,
+            origin=intent.origin,
+            platform=platform,
+            mtls=spec.mtls or self.mesh.mtls,
+            resilience=overlay_resilience(self.mesh.defaults, spec.resilience),
+            sidecar=sidecar,
+            calls=tuple(calls),
+        )
+
+    def check_addresses(self, services: dict[Key, ServiceNode]) -> None:
+        seen: dict[tuple[str, str], ServiceNode] = {}
+        for node in services.values():
+            if node.platform.kind != "cloudfoundry":
+                continue
+            other = seen.get((node.platform.name, node.name))
+            if other is not None:
+                self.report.add(
+                    codes.ADDRESS_COLLISION,
+                    f"services {other.key} and {node.key} would both be app {node.name!r} on cloudfoundry platform {node.platform.name!r}",
+                    self.at(node.origin, "name"),
+                    related=(Related(self.at(other.origin, "name"), "the other service"),),
+                )
+            else:
+                seen[(node.platform.name, node.name)] = node
+
+    def resolve_target(self, origin: Origin, path: tuple, ref: str | None, default: Key | None,
+                       version: str | None, port: int | None, weight: int | None, namespace: str) -> Target | None:
+        if ref is None and default is None:
+            self.report.add(codes.MISSING_FIELD, "an ingress route destination must name its `service`",
+                            self.at(origin, *path))
+            return None
+        service_key = parse_ref(ref, namespace) if ref is not None else default
+        node = self.services.get(service_key)
+        if node is None:
+            where = (*path, "service") if ref is not None else ("service",)
+            if service_key in self.service_intents:
+                return None  # the service itself failed to link and was reported there
+            self.report.add(codes.UNKNOWN_SERVICE, f"route destination {service_key} is not a Service",
+                            self.at(origin, *where))
+            return None
+        if version is not None and version not in node.spec.versions:
+            known = ", ".join(sorted(node.spec.versions)) or "none"
+            self.report.add(codes.UNKNOWN_VERSION,
+                            f"service {service_key} has no version {version!r} (versions: {known})",
+                            self.at(origin, *path, "version"))
+            return None
+        if port is None:
+            if len(node.spec.ports) > 1:
+                numbers = ", ".join(str(p.port) for p in node.spec.ports)
+                self.report.add(codes.UNKNOWN_PORT,
+                                f"service {service_key} has several ports ({numbers}): name the destination `port`",
+                                self.at(origin, *path))
+                return None
+            port = node.spec.ports[0].port
+        elif node.port(port) is None:
+            numbers = ", ".join(str(p.port) for p in node.spec.ports)
+            self.report.add(codes.UNKNOWN_PORT, f"service {service_key} has no port {port} (ports: {numbers})",
+                            self.at(origin, *path, "port"))
+            return None
+        return Target(service_key, version, port, 100 if weight is None else weight)
+
+    def link_route(self, key: Key, intent: Intent) -> RouteNode | None:
+        spec = intent.model
+        service = gateway = None
+        if spec.service is not None:
+            service = parse_ref(spec.service, key.namespace)
+            if service not in self.services:
+                if service not in self.service_intents:
+                    self.report.add(codes.UNKNOWN_SERVICE, f"Route {key} is for service {service}, which is not a Service",
+                                    self.at(intent.origin, "service"))
+                return None
+        else:
+            gateway = parse_ref(spec.gateway, key.namespace)
+            if gateway not in self.gateways:
+                self.report.add(codes.UNKNOWN_GATEWAY, f"Route {key} attaches to gateway {gateway}, which is not a Gateway",
+                                self.at(intent.origin, "gateway"))
+                return None
+        rules = []
+        ok = True
+        for index, rule in enumerate(spec.rules):
+            destinations = []
+            for d_index, destination in enumerate(rule.to):
+                target = self.resolve_target(intent.origin, ("rules", index, "to", d_index), destination.service,
+                                             service, destination.version, destination.port, destination.weight,
+                                             key.namespace)
+                ok &= target is not None
+                destinations.append(target)
+            mirror = None
+            if rule.mirror is not None:
+                m = rule.mirror
+                mirror = self.resolve_target(intent.origin, ("rules", index, "mirror"), m.service,
+                                             service or (destinations[0].service if destinations and destinations[0] else None),
+                                             m.version, m.port, None, key.namespace)
+                ok &= mirror is not None
+            if not ok:
+                continue
+            owner = service or (destinations[0].service if destinations else None)
+            resilience = self.services[owner].resilience if owner in self.services else None
+            rules.append(ResolvedRule(
+                index=index,
+                spec=rule,
+                destinations=tuple(destinations),
+                mirror=mirror,
+                timeout=rule.timeout or (resilience.timeout if resilience else None),
+                retries=rule.retries or (resilience.retries if resilience else None),
+            ))
+        if not ok:
+            return None
+        return RouteNode(key, spec, intent.origin, service, gateway, tuple(rules))
+
+    def link_access_policy(self, key: Key, intent: Intent) -> AccessPolicyNode | None:
+        spec = intent.model
+        service = parse_ref(spec.service, key.namespace)
+        ok = True
+        if service not in self.services:
+            if service not in self.service_intents:
+                self.report.add(codes.UNKNOWN_SERVICE, f"AccessPolicy {key} is for {service}, which is not a Service",
+                                self.at(intent.origin, "service"))
+            ok = False
+        sections = {}
+        for section in ("allow", "deny"):
+            resolved = []
+            for index, rule in enumerate(getattr(spec, section)):
+                principals = []
+                for s_index, source in enumerate(rule.from_):
+                    if source == "*":
+                        principals.append(Principal("any"))
+                    elif isinstance(source, NamespaceSource):
+                        principals.append(Principal("namespace", source.namespace))
+                    elif isinstance(source, GatewaySource):
+                        gw = parse_ref(source.gateway, key.namespace)
+                        principals.append(Principal("gateway", gw.namespace, gw.name))
+                    else:
+                        caller = parse_ref(source, key.namespace)
+                        if caller not in self.service_intents:
+                            ok = False
+                            self.report.add(codes.UNKNOWN_SERVICE,
+                                            f"AccessPolicy {key} admits {caller}, which is not a Service",
+                                            self.at(intent.origin, section, index, "from", s_index))
+                        principals.append(Principal("service", caller.namespace, caller.name))
+                resolved.append(ResolvedAccessRule(index, section, rule, tuple(principals)))
+            sections[section] = tuple(resolved)
+        if not ok:
+            return None
+        return AccessPolicyNode(key, spec, intent.origin, service, sections["allow"], sections["deny"])
+
+
+def link(loaded: Loaded, report: Report) -> MeshGraph | None:
+    """The linked graph, or None when there is no Mesh to link against."""
+    return _Linker(loaded, report).link()

@@ -1,0 +1,313 @@
+"""Load a mesh repo: find intent files, parse them, validate every document into a model.
+
+Files come from the working tree or, with a revision, from git (the working tree untouched).
+Every problem becomes a located diagnostic; nothing here raises for bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from compiler import codes
+from compiler.diagnostics import Location, Report
+from compiler.yamlload import YamlDocument, YamlProblem, load_documents
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MESH_FILE = "mesh.yaml"
+DEFAULT_OUTPUT = "build"
+_SUPPRESSION = re.compile(r"#\s*meshc:\s*ignore\[([A-Z0-9, ]+)\]")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Which document an object came from; positions are looked up in the SourceTable."""
+
+    file: str
+    document: int
+
+
+@dataclass(frozen=True)
+class Intent:
+    kind: str
+    model: Any  # a compiler.model.Strict subclass
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Revision:
+    commit: str | None  # None when read from a working tree outside git
+    dirty: bool
+    ref: str | None  # what the user asked for (--ref), None for the working tree
+
+
+@dataclass
+class SourceTable:
+    """Side table of source text and parsed documents: (file, field path) -> line, column."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+    documents: dict[tuple[str, int], YamlDocument] = field(default_factory=dict)
+
+    def locate(self, origin: Origin, *path: Any, key: bool = False) -> Location:
+        document = self.documents.get((origin.file, origin.document))
+        if document is None:
+            return Location(origin.file, 1, 1)
+        line, column = document.locate(tuple(path), key=key)
+        return Location(origin.file, line, column)
+
+    def line_text(self, location: Location) -> str | None:
+        text = self.texts.get(location.file)
+        if text is None:
+            return None
+        lines = text.splitlines()
+        return lines[location.line - 1] if 0 < location.line <= len(lines) else None
+
+
+@dataclass
+class Loaded:
+    intents: list[Intent]
+    sources: SourceTable
+    revision: Revision
+
+
+# --------------------------------------------------------------------------------------------
+# Where files come from
+
+
+class FileSource(Protocol):
+    """Intent files of one mesh root: listed as (posix relative path, size), read as bytes."""
+
+    def files(self) -> Iterator[tuple[str, int]]: ...
+
+    def read(self, path: str) -> bytes: ...
+
+    def revision(self) -> Revision: ...
+
+
+class WorktreeSource:
+    def __init__(self, root: Path, skip_dirs: tuple[Path, ...] = ()) -> None:
+        self.root = root
+        self.skip = {p.resolve() for p in skip_dirs}
+
+    def files(self) -> Iterator[tuple[str, int]]:
+        for directory, subdirs, names in os.walk(self.root):
+            here = Path(directory)
+            subdirs[:] = sorted(
+                d for d in subdirs if not d.startswith(".") and (here / d).resolve() not in self.skip
+            )
+            for name in sorted(names):
+                if name.endswith((".yaml", ".yml")) and not name.startswith("."):
+                    full = here / name
+                    if full.is_file():
+                        yield full.relative_to(self.root).as_posix(), full.stat().st_size
+
+    def read(self, path: str) -> bytes:
+        return (self.root / path).read_bytes()
+
+    def revision(self) -> Revision:
+        from compiler.gitsource import worktree_revision
+
+        return worktree_revision(self.root)
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Mesh.exclude globs: `*` within a path segment, `**` across segments."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("^" + "".join(out) + "(?:/.*)?$")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load(source: FileSource, report: Report) -> Loaded:
+    sources = SourceTable()
+    intents: list[Intent] = []
+    listing = dict(source.files())
+    if MESH_FILE not in listing:
+        report.add(codes.NO_MESH, f"no {MESH_FILE} at the mesh root", None,
+                   hint="run `meshc init DIR` to start a mesh repo, or pass the directory holding mesh.yaml")
+        return Loaded(intents, sources, source.revision())
+
+    mesh_intents = _load_file(source, MESH_FILE, listing[MESH_FILE], sources, report)
+    excludes = [DEFAULT_OUTPUT]
+    for intent in mesh_intents:
+        if intent.kind == "Mesh":
+            excludes.extend(intent.model.exclude)
+    patterns = [_glob_regex(p.strip("/")) for p in excludes]
+    intents.extend(mesh_intents)
+    for path in sorted(listing):
+        if path == MESH_FILE or any(p.match(path) for p in patterns):
+            continue
+        intents.extend(_load_file(source, path, listing[path], sources, report))
+    _check_mesh_placement(intents, sources, report)
+    return Loaded(intents, sources, source.revision())
+
+
+def _check_mesh_placement(intents: list[Intent], sources: SourceTable, report: Report) -> None:
+    meshes = [i for i in intents if i.kind == "Mesh"]
+    for intent in meshes:
+        if intent.origin.file != MESH_FILE:
+            report.add(codes.MESH_PLACEMENT, "a Mesh document belongs in mesh.yaml at the mesh root",
+                       sources.locate(intent.origin, "kind"))
+    in_place = [i for i in meshes if i.origin.file == MESH_FILE]
+    for extra in in_place[1:]:
+        report.add(codes.MESH_PLACEMENT, "mesh.yaml holds more than one Mesh document",
+                   sources.locate(extra.origin, "kind"))
+    if not in_place and not report.has_errors:
+        report.add(codes.NO_MESH, "mesh.yaml holds no Mesh document", Location(MESH_FILE, 1, 1))
+
+
+def _load_file(
+    source: FileSource, path: str, size: int, sources: SourceTable, report: Report
+) -> list[Intent]:
+    if size > MAX_FILE_BYTES:
+        report.add(codes.FILE_TOO_LARGE, f"{size} bytes is over the {MAX_FILE_BYTES}-byte limit",
+                   Location(path, 1, 1))
+        return []
+    try:
+        raw = source.read(path)
+    except OSError as error:
+        report.add(codes.UNREADABLE_FILE, f"cannot read the file: {error.strerror or error}",
+                   Location(path, 1, 1))
+        return []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
+        report.add(codes.UNREADABLE_FILE, f"byte 0x{raw[error.start]:02x} is not valid UTF-8",
+                   Location(path, line, column))
+        return []
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    sources.texts[path] = text
+    _record_suppressions(path, text, report)
+    try:
+        documents = load_documents(text)
+    except YamlProblem as problem:
+        report.add(codes.CODES[problem.code], problem.message,
+                   Location(path, problem.line, problem.column))
+        return []
+    intents = []
+    for document in documents:
+        sources.documents[(path, document.index)] = document
+        intent = _validate(document, Origin(path, document.index), sources, report)
+        if intent is not None:
+            intents.append(intent)
+    return intents
+
+
+def _record_suppressions(path: str, text: str, report: Report) -> None:
+    if "meshc:" not in text:
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _SUPPRESSION.search(line)
+        if match:
+            found = frozenset(c.strip() for c in match.group(1).split(",") if c.strip())
+            report.line_suppressions[(path, number)] = found
+
+
+def _validate(document: YamlDocument, origin: Origin, sources: SourceTable, report: Report) -> Intent | None:
+    from compiler.model import API_VERSION, KIND_MODELS
+
+    data = document.data
+    if data is None:
+        return None
+    where = Location(origin.file, document.line, 1)
+    if not isinstance(data, dict):
+        report.add(codes.NOT_AN_INTENT, f"a document must be a mapping, not a {type(data).__name__}", where)
+        return None
+    for required in ("apiVersion", "kind"):
+        if required not in data:
+            report.add(codes.NOT_AN_INTENT, f"the document has no {required}", where,
+                       hint="every document starts with `apiVersion: meshc/v1` and `kind: <Kind>`")
+            return None
+    if data["apiVersion"] != API_VERSION:
+        report.add(codes.UNKNOWN_API_VERSION, f"apiVersion {data['apiVersion']!r} is not {API_VERSION}",
+                   sources.locate(origin, "apiVersion"))
+        return None
+    kind = data["kind"]
+    model = KIND_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        report.add(codes.UNKNOWN_KIND, f"kind {kind!r} is not one of {', '.join(KIND_MODELS)}",
+                   sources.locate(origin, "kind"))
+        return None
+    from pydantic import ValidationError
+
+    try:
+        return Intent(kind, model.model_validate(data), origin)
+    except ValidationError as error:
+        _report_validation(error, kind, origin, sources, report)
+        return None
+
+
+_NAME_PATTERNS = ("[a-z0-9]([-a-z0-9]*[a-z0-9])?",)
+
+
+def _report_validation(error: Any, kind: str, origin: Origin, sources: SourceTable, report: Report) -> None:
+    seen: set[tuple[int, int]] = set()
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        kind_of_error = item["type"]
+        message = item["msg"].removeprefix("Value error, ")
+        if kind_of_error == "extra_forbidden":
+            code = codes.UNKNOWN_FIELD
+            message = f"{kind} has no field {loc[-1]!r} here"
+            location = sources.locate(origin, *loc, key=True)
+        elif kind_of_error == "missing":
+            code = codes.MISSING_FIELD
+            message = f"required field {loc[-1]!r} is missing"
+            location = sources.locate(origin, *loc[:-1], key=True)
+        else:
+            location = sources.locate(origin, *loc)
+            pattern = str((item.get("ctx") or {}).get("pattern", ""))
+            if kind_of_error in ("string_pattern_mismatch", "string_too_long") and any(
+                p in pattern for p in _NAME_PATTERNS
+            ):
+                code = codes.INVALID_NAME
+                message = f"{item['input']!r} is not a DNS-1123 name (lower-case letters, digits and '-', at most 63)"
+            elif kind_of_error == "value_error" and "duration" in message:
+                code = codes.INVALID_DURATION
+            elif kind_of_error == "value_error":
+                code = codes.INCONSISTENT_FIELDS
+            else:
+                code = codes.INVALID_VALUE
+        position = (location.line, location.column)
+        if position in seen:
+            continue
+        seen.add(position)
+        report.add(code, f"{_field_path(loc)}: {message}" if loc else message, location)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("str", "int")):
+            continue  # pydantic's union member tags are not part of the user's document
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "document"

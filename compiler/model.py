@@ -1,0 +1,569 @@
+"""The intent language v1 as pydantic models (../shared/spec/intents.md).
+
+Models hold exactly what a user wrote, validated; defaults that depend on other documents
+(Mesh.defaults, defaultNamespace) are applied by the linker, not here. Positions never live
+in a model: they are in the loader's side table.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+API_VERSION = "meshc/v1"
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Name = Annotated[str, StringConstraints(pattern=DNS1123_LABEL, max_length=63)]
+
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$")
+_UNIT_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
+
+
+def duration_seconds(text: str) -> Decimal:
+    """Seconds in a validated duration string, exact (no float rounding)."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 250ms, 1.5s, 2m or 1h")
+    return Decimal(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _positive_duration(text: str) -> str:
+    if duration_seconds(text) <= 0:
+        raise ValueError("a duration must be greater than zero")
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_positive_duration)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+HostName = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$|^\*$",
+        max_length=253,
+    ),
+]
+# Reference to a namespaced object: `name` or `namespace/name`.
+Ref = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=127
+    ),
+]
+# An HTTP header or query parameter name (RFC 7230 token); Envoy and Istio lower-case headers.
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9a-zA-Z-]+$", max_length=256)]
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+Protocol = Literal["http", "http2", "grpc", "tcp", "tls", "mongo"]
+MtlsMode = Literal["STRICT", "PERMISSIVE", "DISABLE"]
+Severity = Literal["error", "warning", "info"]
+RetryOn = Literal[
+    "5xx",
+    "gateway-error",
+    "reset",
+    "connect-failure",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+]
+
+HTTP_PROTOCOLS = frozenset({"http", "http2", "grpc"})
+
+
+class Strict(BaseModel):
+    """Base of every intent model: unknown fields are errors; models are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=False)
+
+
+def _exactly_one(model: BaseModel, fields: tuple[str, ...], what: str) -> None:
+    chosen = [f for f in fields if getattr(model, f) is not None]
+    if len(chosen) != 1:
+        raise ValueError(f"{what} takes exactly one of {', '.join(fields)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+class Retries(Strict):
+    attempts: Annotated[int, Field(ge=0, le=100)]
+    perTryTimeout: Duration | None = None
+    retryOn: list[RetryOn] = Field(default_factory=lambda: ["5xx", "reset", "connect-failure"])
+    # Retrying POST/PATCH can duplicate side effects; a rule must opt in explicitly.
+    allowNonIdempotent: bool = False
+
+
+class CircuitBreaker(Strict):
+    maxConnections: Annotated[int, Field(ge=1)] | None = None
+    maxPendingRequests: Annotated[int, Field(ge=1)] | None = None
+    maxRequests: Annotated[int, Field(ge=1)] | None = None
+    maxRetries: Annotated[int, Field(ge=0)] | None = None
+
+
+class OutlierDetection(Strict):
+    consecutive5xx: Annotated[int, Field(ge=1)] = 5
+    interval: Duration = "10s"
+    baseEjectionTime: Duration = "30s"
+    maxEjectionPercent: Annotated[int, Field(ge=0, le=100)] = 10
+
+
+class RingHash(Strict):
+    header: HeaderName
+
+
+class RingHashBalancer(Strict):
+    ringHash: RingHash
+
+
+LoadBalancer = Union[Literal["round-robin", "least-request", "random"], RingHashBalancer]
+
+
+class Resilience(Strict):
+    timeout: Duration | None = None
+    retries: Retries | None = None
+    circuitBreaker: CircuitBreaker | None = None
+    outlierDetection: OutlierDetection | None = None
+    loadBalancer: LoadBalancer | None = None
+
+
+class SidecarSettings(Strict):
+    """Where a generated Envoy sidecar listens on loopback (outside Kubernetes)."""
+
+    outboundPort: Port | None = None
+    adminPort: Port | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Mesh
+
+
+class Tracing(Strict):
+    provider: Literal["zipkin", "opentelemetry"]
+    address: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")]
+    samplingPercent: Percent = 1
+
+
+class SdsCertificates(Strict):
+    mode: Literal["sds"]
+    sdsSocket: Annotated[str, StringConstraints(pattern=r"^/[^\s\x00]*$")] = (
+        "/run/spire/sockets/agent.sock"
+    )
+
+
+class FileCertificates(Strict):
+    mode: Literal["files"]
+    dir: Annotated[str, StringConstraints(pattern=r"^/[^\s\x00]*$")] = "/etc/meshc/certs"
+
+
+Certificates = Annotated[Union[SdsCertificates, FileCertificates], Field(discriminator="mode")]
+
+
+class PlatformBase(Strict):
+    name: Name
+    sidecar: SidecarSettings = SidecarSettings()
+    certificates: Certificates = SdsCertificates(mode="sds")
+
+
+class KubernetesPlatform(PlatformBase):
+    kind: Literal["kubernetes"]
+    flavor: Literal["istio", "gateway-api"] = "istio"
+    clusterDomain: HostName = "cluster.local"
+
+
+class CloudFoundryPlatform(PlatformBase):
+    kind: Literal["cloudfoundry"]
+    appsDomain: HostName
+    internalDomain: HostName = "apps.internal"
+
+
+class VmPlatform(PlatformBase):
+    kind: Literal["vm"]
+    flavor: Literal["static", "istio"] = "static"
+    network: Name | None = None
+    controlPlane: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")] | None = None
+
+    @model_validator(mode="after")
+    def _control_plane_only_for_istio(self) -> VmPlatform:
+        if self.flavor == "istio" and self.controlPlane is None:
+            raise ValueError("a vm platform of flavor istio needs controlPlane")
+        if self.flavor == "static" and self.controlPlane is not None:
+            raise ValueError("controlPlane is for flavor istio only; a static vm has no control plane")
+        return self
+
+
+Platform = Annotated[
+    Union[KubernetesPlatform, CloudFoundryPlatform, VmPlatform], Field(discriminator="kind")
+]
+
+
+class Suppression(Strict):
+    code: Annotated[str, StringConstraints(pattern=r"^MESH[0-9]{3}$")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = None
+
+
+class Mesh(Strict):
+    apiVersion: Literal["meshc/v1"]
+    kind: Literal["Mesh"]
+    name: Name
+    trustDomain: HostName = "cluster.local"
+    defaultNamespace: Name = "default"
+    mtls: MtlsMode = "STRICT"
+    authorization: Literal["deny", "allow"] = "deny"
+    defaults: Resilience = Resilience()
+    tracing: Tracing | None = None
+    exclude: list[Annotated[str, StringConstraints(min_length=1)]] = []
+    platforms: Annotated[list[Platform], Field(min_length=1)]
+    suppress: list[Suppression] = []
+
+
+# ---------------------------------------------------------------------------------------------
+# Service
+
+
+class ServicePort(Strict):
+    name: Name
+    port: Port
+    protocol: Protocol
+    targetPort: Port | None = None
+
+
+class Version(Strict):
+    labels: dict[Annotated[str, StringConstraints(min_length=1, max_length=63)], str] = {}
+
+
+class Endpoint(Strict):
+    address: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.:-]+$", max_length=253)]
+    version: Name | None = None
+
+
+class RateLimit(Strict):
+    requests: Annotated[int, Field(ge=1)]
+    per: Duration
+
+
+class Service(Strict):
+    apiVersion: Literal["meshc/v1"]
+    kind: Literal["Service"]
+    name: Name
+    namespace: Name | None = None
+    platform: Name
+    owner: str | None = None
+    public: bool = False
+    ports: Annotated[list[ServicePort], Field(min_length=1)]
+    versions: dict[Name, Version] = {}
+    endpoints: list[Endpoint] = []
+    calls: list[Ref] = []
+    mtls: MtlsMode | None = None
+    resilience: Resilience | None = None
+    rateLimit: RateLimit | None = None
+    sidecar: SidecarSettings | None = None
+
+    @model_validator(mode="after")
+    def _unique_ports(self) -> Service:
+        _unique([p.name for p in self.ports], "port name")
+        _unique([p.port for p in self.ports], "port number")
+        _unique(self.calls, "call")
+        return self
+
+
+def _unique(values: list[Any], what: str) -> None:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} is listed twice")
+        seen.add(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Route
+
+
+class StringMatch(Strict):
+    exact: str | None = None
+    prefix: str | None = None
+    regex: Annotated[str, StringConstraints(min_length=1)] | None = None
+    present: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> StringMatch:
+        _exactly_one(self, ("exact", "prefix", "regex", "present"), "a string match")
+        return self
+
+
+class PathMatch(Strict):
+    exact: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
+    prefix: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
+    regex: Annotated[str, StringConstraints(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> PathMatch:
+        _exactly_one(self, ("exact", "prefix", "regex"), "a path match")
+        return self
+
+
+class Match(Strict):
+    path: PathMatch | None = None
+    method: HttpMethod | None = None
+    headers: dict[HeaderName, StringMatch] = {}
+    query: dict[HeaderName, StringMatch] = {}
+    sni: list[HostName] = []
+    port: Port | None = None
+
+
+class Destination(Strict):
+    service: Ref | None = None
+    version: Name | None = None
+    port: Port | None = None
+    weight: Annotated[int, Field(ge=0, le=100)] | None = None
+
+
+class Delay(Strict):
+    fixed: Duration
+    percent: Percent = 100
+
+
+class Abort(Strict):
+    status: Annotated[int, Field(ge=200, le=599)]
+    percent: Percent = 100
+
+
+class Fault(Strict):
+    delay: Delay | None = None
+    abort: Abort | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Fault:
+        if self.delay is None and self.abort is None:
+            raise ValueError("a fault needs a delay, an abort or both")
+        return self
+
+
+class Mirror(Strict):
+    service: Ref | None = None
+    version: Name | None = None
+    port: Port | None = None
+    percent: Percent = 100
+
+
+class Rewrite(Strict):
+    prefix: Annotated[str, StringConstraints(pattern=r"^/")]
+
+
+class Redirect(Strict):
+    host: HostName | None = None
+    path: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
+    status: Literal[301, 302, 303, 307, 308] = 301
+
+    @model_validator(mode="after")
+    def _something(self) -> Redirect:
+        if self.host is None and self.path is None:
+            raise ValueError("a redirect needs a host, a path or both")
+        return self
+
+
+class RouteRule(Strict):
+    match: list[Match] = []
+    to: list[Destination] = []
+    redirect: Redirect | None = None
+    timeout: Duration | None = None
+    retries: Retries | None = None
+    fault: Fault | None = None
+    mirror: Mirror | None = None
+    rewrite: Rewrite | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> RouteRule:
+        if self.redirect is not None:
+            extra = [f for f in ("to", "retries", "fault", "mirror", "rewrite") if getattr(self, f)]
+            if extra:
+                raise ValueError(f"a redirect rule cannot also have {', '.join(extra)}")
+            return self
+        if not self.to:
+            raise ValueError("a rule needs `to` (one or more destinations) or `redirect`")
+        if len(self.to) > 1:
+            if any(d.weight is None for d in self.to):
+                raise ValueError("with more than one destination every destination needs a weight")
+            total = sum(d.weight or 0 for d in self.to)
+            if total != 100:
+                raise ValueError(f"destination weights sum to {total}, not 100")
+        return self
+
+
+class Route(Strict):
+    apiVersion: Literal["meshc/v1"]
+    kind: Literal["Route"]
+    name: Name
+    namespace: Name | None = None
+    service: Ref | None = None
+    gateway: Ref | None = None
+    hosts: list[HostName] = []
+    rules: Annotated[list[RouteRule], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _target(self) -> Route:
+        if (self.service is None) == (self.gateway is None):
+            raise ValueError("a Route names either `service` (mesh route) or `gateway` (ingress route)")
+        if self.gateway is not None and not self.hosts:
+            raise ValueError("an ingress Route needs `hosts`")
+        if self.service is not None and self.hosts:
+            raise ValueError("`hosts` belongs to ingress Routes (with `gateway`)")
+        _unique(self.hosts, "host")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# AccessPolicy
+
+
+class NamespaceSource(Strict):
+    namespace: Name
+
+
+class GatewaySource(Strict):
+    gateway: Ref
+
+
+Source = Union[Literal["*"], Ref, NamespaceSource, GatewaySource]
+
+
+class AccessRule(Strict):
+    from_: Annotated[list[Source], Field(alias="from", min_length=1)]
+    methods: list[HttpMethod] = []
+    paths: list[Annotated[str, StringConstraints(pattern=r"^(/[^\s]*|\*)$")]] = []
+    ports: list[Port] = []
+
+
+class AccessPolicy(Strict):
+    apiVersion: Literal["meshc/v1"]
+    kind: Literal["AccessPolicy"]
+    name: Name
+    namespace: Name | None = None
+    service: Ref
+    allow: list[AccessRule] = []
+    deny: list[AccessRule] = []
+
+
+# ---------------------------------------------------------------------------------------------
+# Gateway
+
+
+class ListenerTls(Strict):
+    mode: Literal["terminate", "passthrough"]
+    certificate: Name | None = None
+
+    @model_validator(mode="after")
+    def _certificate(self) -> ListenerTls:
+        if self.mode == "passthrough" and self.certificate is not None:
+            raise ValueError("a passthrough listener does not terminate TLS and takes no certificate")
+        return self
+
+
+class Listener(Strict):
+    name: Name
+    port: Port
+    protocol: Literal["http", "https", "tls", "tcp"]
+    hosts: Annotated[list[HostName], Field(min_length=1)]
+    tls: ListenerTls | None = None
+    httpsRedirect: bool = False
+
+    @model_validator(mode="after")
+    def _tls_matches_protocol(self) -> Listener:
+        if self.protocol == "https" and (self.tls is None or self.tls.mode != "terminate"):
+            raise ValueError("an https listener needs tls: {mode: terminate, certificate: ...}")
+        if self.protocol == "tls" and self.tls is None:
+            raise ValueError("a tls listener needs tls: {mode: passthrough} or {mode: terminate, ...}")
+        if self.protocol in ("http", "tcp") and self.tls is not None:
+            raise ValueError(f"a {self.protocol} listener takes no tls block")
+        if self.httpsRedirect and self.protocol != "http":
+            raise ValueError("httpsRedirect applies to http listeners only")
+        return self
+
+
+class Gateway(Strict):
+    apiVersion: Literal["meshc/v1"]
+    kind: Literal["Gateway"]
+    name: Name
+    namespace: Name | None = None
+    platform: Name
+    listeners: Annotated[list[Listener], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Gateway:
+        _unique([listener.name for listener in self.listeners], "listener name")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# ExternalService
+
+
+class ExternalPort(Strict):
+    name: Name
+    port: Port
+    protocol: Protocol
+
+
+class ExternalTls(Strict):
+    originate: bool = False
+    sni: HostName | None = None
+
+
+class ExternalService(Strict):
+    apiVersion: Literal["meshc/v1"]
+    kind: Literal["ExternalService"]
+    name: Name
+    namespace: Name | None = None
+    hosts: Annotated[list[HostName], Field(min_length=1)]
+    ports: Annotated[list[ExternalPort], Field(min_length=1)]
+    tls: ExternalTls = ExternalTls()
+
+    @model_validator(mode="after")
+    def _unique(self) -> ExternalService:
+        _unique([p.name for p in self.ports], "port name")
+        _unique([p.port for p in self.ports], "port number")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy
+
+PolicyKind = Literal["Mesh", "Service", "Route", "AccessPolicy", "Gateway", "ExternalService"]
+CelText = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class Policy(Strict):
+    apiVersion: Literal["meshc/v1"]
+    kind: Literal["Policy"]
+    name: Name
+    severity: Severity = "error"
+    appliesTo: PolicyKind
+    when: CelText | None = None
+    rule: CelText
+    message: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+KIND_MODELS: dict[str, type[Strict]] = {
+    "Mesh": Mesh,
+    "Service": Service,
+    "Route": Route,
+    "AccessPolicy": AccessPolicy,
+    "Gateway": Gateway,
+    "ExternalService": ExternalService,
+    "Policy": Policy,
+}
+NAMESPACED_KINDS = frozenset({"Service", "Route", "AccessPolicy", "Gateway", "ExternalService"})

@@ -1,0 +1,241 @@
+"""YAML 1.2 (core schema) loading on libyaml, with source positions on the side.
+
+The constructor records, for every mapping and sequence it builds, where each key and item
+stands; `locate` walks a field path through the loaded data to a line and column. Nothing is
+computed per field until a diagnostic asks, so positions cost almost nothing on the hot path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.resolver import BaseResolver
+
+try:
+    from yaml._yaml import CParser as _Parser
+except ImportError:  # pragma: no cover - libyaml is a hard requirement, see pyproject.toml
+    raise ImportError("meshc needs PyYAML built with libyaml (yaml.CParser)") from None
+
+# Per document: how many nodes aliases may expand to before it is treated as an alias bomb.
+MAX_EXPANDED_NODES = 200_000
+
+
+class YamlProblem(Exception):
+    """A document that cannot become data; `code` is a compiler.codes name."""
+
+    def __init__(self, code: str, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+class _CoreSchemaResolver(BaseResolver):
+    """YAML 1.2 core schema: only true/false are booleans; no timestamps, no YAML 1.1 octals."""
+
+
+_CoreSchemaResolver.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+    ("tag:yaml.org,2002:merge", r"^<<$", "<"),
+):
+    _CoreSchemaResolver.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+_CORE_TAGS = frozenset(
+    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "merge")
+)
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Where the keys and values of one mapping (or the items of one sequence) stand."""
+
+    keys: dict[Any, tuple[int, int]]
+    values: dict[Any, tuple[int, int]]
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _PositionConstructor(SafeConstructor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.marks: dict[int, Marks] = {}
+        self.sizes: dict[int, int] = {}
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node.tag not in _CORE_TAGS:
+            line, column = _mark(node)
+            raise YamlProblem("MESH004", f"tag {node.tag!r} is not in the YAML 1.2 core schema", line, column)
+        try:
+            return super().construct_object(node, deep=True)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            line, column = _mark(node)
+            shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else "this node"
+            raise YamlProblem(
+                "MESH002", f"{shown} does not fit tag {node.tag!r}: {error}", line, column
+            ) from None
+
+    def _size(self, value: Any) -> int:
+        return self.sizes.get(id(value), 1)
+
+    def _check_size(self, node: yaml.Node, data: Any, size: int) -> None:
+        if size > MAX_EXPANDED_NODES:
+            line, column = _mark(node)
+            raise YamlProblem(
+                "MESH005",
+                f"aliases expand this document past {MAX_EXPANDED_NODES} nodes (an alias bomb?)",
+                line,
+                column,
+            )
+        self.sizes[id(data)] = size
+
+    def construct_yaml_map(self, node: yaml.MappingNode) -> Any:
+        data: dict[Any, Any] = {}
+        yield data
+        explicit: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                line, column = _mark(key_node)
+                raise YamlProblem("MESH002", "a mapping key must be a scalar", line, column)
+            if key in explicit:
+                line, column = _mark(key_node)
+                first_line, _ = _mark(explicit[key])
+                raise YamlProblem(
+                    "MESH003", f"duplicate key {key!r} (first at line {first_line})", line, column
+                )
+            explicit[key] = key_node
+        self.flatten_mapping(node)
+        keys: dict[Any, tuple[int, int]] = {}
+        values: dict[Any, tuple[int, int]] = {}
+        size = 1
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node)
+            value = self.construct_object(value_node)
+            data[key] = value
+            keys[key] = _mark(key_node)
+            values[key] = _mark(value_node)
+            size += self._size(value)
+        self._check_size(node, data, size)
+        self.marks[id(data)] = Marks(keys, values)
+
+    def construct_yaml_seq(self, node: yaml.SequenceNode) -> Any:
+        data: list[Any] = []
+        yield data
+        positions: dict[Any, tuple[int, int]] = {}
+        size = 1
+        for index, child in enumerate(node.value):
+            value = self.construct_object(child)
+            data.append(value)
+            positions[index] = _mark(child)
+            size += self._size(value)
+        self._check_size(node, data, size)
+        self.marks[id(data)] = Marks(positions, positions)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = node.value
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text, 10)
+
+    def construct_yaml_bool(self, node: yaml.ScalarNode) -> bool:
+        if node.value in ("true", "True", "TRUE"):
+            return True
+        if node.value in ("false", "False", "FALSE"):
+            return False
+        raise ValueError("YAML 1.2 booleans are true and false only")
+
+    def construct_undefined(self, node: yaml.Node) -> Any:
+        line, column = _mark(node)
+        raise YamlProblem("MESH004", f"tag {node.tag!r} is not in the YAML 1.2 core schema", line, column)
+
+
+for _tag in list(_PositionConstructor.yaml_constructors):
+    if _tag not in _CORE_TAGS and _tag is not None:
+        del _PositionConstructor.yaml_constructors[_tag]
+_PositionConstructor.add_constructor("tag:yaml.org,2002:map", _PositionConstructor.construct_yaml_map)
+_PositionConstructor.add_constructor("tag:yaml.org,2002:seq", _PositionConstructor.construct_yaml_seq)
+_PositionConstructor.add_constructor("tag:yaml.org,2002:int", _PositionConstructor.construct_yaml_int)
+_PositionConstructor.add_constructor("tag:yaml.org,2002:bool", _PositionConstructor.construct_yaml_bool)
+_PositionConstructor.add_constructor(None, _PositionConstructor.construct_undefined)
+
+
+class _Loader(_Parser, _PositionConstructor, _CoreSchemaResolver):
+    def __init__(self, stream: str) -> None:
+        _Parser.__init__(self, stream)
+        _PositionConstructor.__init__(self)
+        _CoreSchemaResolver.__init__(self)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    index: int
+    data: Any
+    line: int  # where the document starts
+    marks: dict[int, Marks]
+
+    def locate(self, path: tuple[Any, ...], *, key: bool = False) -> tuple[int, int]:
+        """Line and column of the deepest part of `path` present in the document.
+
+        Path parts that are not in the data (such as pydantic's union tags) are skipped, so a
+        pydantic error `loc` maps straight to the field it is about. With `key`, the position of
+        the last key itself rather than its value.
+        """
+        node = self.data
+        position = (self.line, 1)
+        for part in path:
+            marks = self.marks.get(id(node)) if isinstance(node, (dict, list)) else None
+            if marks is None or part not in marks.values:
+                continue
+            position = marks.keys[part] if key else marks.values[part]
+            node = node[part]
+        return position
+
+
+def load_documents(text: str) -> list[YamlDocument]:
+    """Every document in `text`; raises YamlProblem for anything that is not clean YAML 1.2."""
+    loader = _Loader(text)
+    documents: list[YamlDocument] = []
+    try:
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            data = loader.construct_document(node)
+            documents.append(YamlDocument(index, data, node.start_mark.line + 1, loader.marks))
+            index += 1
+    except YamlProblem:
+        raise
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        code = "MESH005" if "recursive" in str(error.problem) else "MESH002"
+        problem = error.problem or str(error)
+        if isinstance(error, ConstructorError) and "recursive" in str(problem):
+            problem = "a recursive alias (a node that contains itself) cannot be loaded"
+        raise YamlProblem(code, problem, line, column) from None
+    except yaml.YAMLError as error:
+        raise YamlProblem("MESH002", str(error), 1, 1) from None
+    except RecursionError:
+        raise YamlProblem("MESH005", "the document is nested too deeply", 1, 1) from None
+    finally:
+        loader.dispose()
+    return documents
