@@ -17,7 +17,6 @@ def test_target_output_matches_snapshot(mesh: str, target: str, snapshot) -> Non
     compiled = compile_mesh(EXAMPLES / mesh)
     assert compiled.graph is not None, compiled.report.sorted()
     artifacts = emit(compiled.graph, compiled.report, [target])
-    assert artifacts, f"target {target} emitted nothing for {mesh}"
     assert {a.path: a.content.decode("utf-8") for a in artifacts} == snapshot
 
 
