@@ -45,9 +45,10 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     return Compiled(graph, loaded.sources, report)
 
 
-def emit(graph: MeshGraph, report: Report, targets: list[str] | None = None) -> list[Artifact]:
-    """Artifacts of the named targets (default: all), sorted by path."""
+def emit(graph: MeshGraph, report: Report, targets: list[str] | None = None,
+         workloads: frozenset[str] | None = None) -> list[Artifact]:
+    """Artifacts of the named targets (default: all), sorted by path; only `workloads` if given."""
     artifacts: list[Artifact] = []
     for name in targets or sorted(REGISTRY):
-        artifacts.extend(load_target(name).emit(graph, report))
+        artifacts.extend(load_target(name).emit(graph, report, workloads))
     return sorted(artifacts, key=lambda a: a.path)

@@ -1,4 +1,5 @@
-"""The target registry: one module per backend, each with `emit(graph, report) -> artifacts`.
+"""The target registry: one module per backend, each with
+`emit(graph, report, workloads=None) -> list[Artifact]` (only those workloads when given).
 
 Adding a target is adding its module and one entry here. Modules are imported only when a
 build asks for them, so `meshc check` never pays for them.
