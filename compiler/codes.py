@@ -199,3 +199,129 @@ ADDRESS_COLLISION = _code(
     app called `<name>`, whatever its namespace, so two services with one name on one Cloud
     Foundry platform collide. Both are reported. Rename one or place it on another platform.""",
 )
+
+# 41x: envoy ----------------------------------------------------------------------------------
+ENVOY_MATCH_UNSUPPORTED = _code(
+    "MESH410", "envoy-match-unsupported", "warning", "A route match Envoy cannot apply where it is used.",
+    """An `sni` match on a route to an HTTP port (the sidecar sees the Host header, not an SNI),
+    or an HTTP match (path, method, headers, query) on a route to a tcp, tls or mongo port,
+    where Envoy forwards bytes and sees no requests. A match entry that cannot be applied
+    never matches, so its rule is only taken through its other match entries.""",
+)
+ENVOY_ROUTE_FEATURE_UNSUPPORTED = _code(
+    "MESH411", "envoy-route-feature-unsupported", "warning",
+    "A route rule feature Envoy cannot apply to this destination.",
+    """Timeouts, retries, faults, mirrors, rewrites and redirects act on HTTP requests; a
+    tcp, tls or mongo destination is proxied as a byte stream, where Envoy takes the first
+    rule without HTTP matches and forwards to its destinations by weight. The other rules and
+    the HTTP-only fields are reported instead of being applied. `retryOn:
+    retriable-status-codes` is reported too: the intent language has no list of status codes.""",
+)
+ENVOY_ACCESS_RULE_UNSUPPORTED = _code(
+    "MESH412", "envoy-access-rule-unsupported", "warning", "An AccessPolicy rule Envoy cannot enforce as written.",
+    """Methods and paths are HTTP-only: on a tcp, tls or mongo port an allow rule that names
+    them admits nobody there and a deny rule that names them denies every caller it names
+    (as Istio does). Callers are identified by their SPIFFE certificate, so on a service with
+    `mtls: DISABLE` no caller can be identified and a rule naming callers matches nobody.""",
+)
+ENVOY_RATE_LIMIT_UNSUPPORTED = _code(
+    "MESH413", "envoy-rate-limit-unsupported", "warning", "rateLimit on a port that carries no HTTP requests.",
+    """The local rate limit counts HTTP requests. A tcp, tls or mongo port carries a byte
+    stream, so the limit applies to the service's HTTP ports only and this port is not
+    limited.""",
+)
+ENVOY_LISTENER_PORT_CLASH = _code(
+    "MESH414", "envoy-listener-port-clash", "error", "Two sidecar or gateway listeners need one port.",
+    """Outside Kubernetes each tcp, tls or mongo destination gets its own loopback listener on
+    the callee's port, beside the outbound HTTP listener (`sidecar.outboundPort`) and the
+    admin listener (`sidecar.adminPort`). Two of them on one port cannot both listen; on a
+    Gateway, an HTTP listener and a TLS listener cannot share a port. Move one of them: set
+    the sidecar ports, or change the Gateway listener.""",
+)
+ENVOY_AMBIGUOUS_HOST = _code(
+    "MESH415", "envoy-ambiguous-host", "warning", "Two called services share a short host name.",
+    """The outbound listener routes by Host `<service>` or `<service>.<namespace>`. When a
+    service calls two services of the same name in different namespaces, the short name goes
+    to the one in the caller's own namespace; if neither is, the short name is left out and
+    both are reached only as `<service>.<namespace>`.""",
+)
+ENVOY_VERSION_NOT_ADDRESSABLE = _code(
+    "MESH416", "envoy-version-not-addressable", "warning",
+    "A route picks a version of a service whose address reaches every version.",
+    """A static Envoy reaches a kubernetes service through its cluster DNS name and a Cloud
+    Foundry app through its internal route; both lead to every version alike, so a version
+    split or a version match does not select the version from such a sidecar or gateway.
+    Versions are addressable on vm platforms, where endpoints carry their version.""",
+)
+ENVOY_GATEWAY_ROUTE_UNSERVED = _code(
+    "MESH417", "envoy-gateway-route-unserved", "warning", "An ingress Route host that no Gateway listener serves.",
+    """A Route attached to a Gateway takes effect on the listeners whose `hosts` cover its
+    hosts (exactly, or by a `*.` wildcard), by protocol: HTTP rules on http and https
+    listeners, `sni` rules on tls listeners. A host no listener covers is reported.""",
+)
+ENVOY_EXTERNAL_HOST_UNSUPPORTED = _code(
+    "MESH418", "envoy-external-host-unsupported", "warning", "An ExternalService host a static Envoy cannot resolve.",
+    """A wildcard host (`*.example.com`) names no address: a static sidecar resolves the hosts
+    of an ExternalService by DNS, so a wildcard host is left out of its cluster.""",
+)
+
+# 43x: cloudfoundry ---------------------------------------------------------------------------
+CF_VERSION_SPLIT = _code(
+    "MESH430", "cf-version-split", "warning", "A Route splits traffic between versions of a Cloud Foundry app.",
+    """Cloud Foundry deploys a service as one app whose instances all run the same droplet:
+    the router and container networking know no version subsets and no weights between them.
+    Every request to the app is balanced over all of its instances, whatever version or
+    weight the rule names. Run each version as its own service to split traffic on Cloud
+    Foundry.""",
+)
+CF_CALLER_OFF_PLATFORM = _code(
+    "MESH431", "cf-caller-off-platform", "warning",
+    "A service outside a Cloud Foundry platform calls an app on it.",
+    """An app's internal route (`<name>.<internalDomain>`) resolves and connects only inside
+    its Cloud Foundry foundation, and container-to-container network policies name apps of
+    that foundation. A caller on another platform gets no network policy and cannot reach
+    the internal route; it reaches the app only through its external route
+    (`<name>.<appsDomain>`, when the service is `public: true`), where the app's sidecar is
+    the only access control.""",
+)
+CF_GATEWAY_VIA_ROUTER = _code(
+    "MESH432", "cf-gateway-via-router", "info", "A Gateway routes to a Cloud Foundry app through the CF router.",
+    """A Gateway cannot run on Cloud Foundry and Cloud Foundry admits no container networking
+    from outside, so an ingress Route to a Cloud Foundry app gets the app an external route
+    `<name>.<appsDomain>` and the Gateway forwards through the Cloud Foundry router. The
+    app is then reachable by anyone who reaches the router, subject to its sidecar.""",
+)
+CF_PORT_NOT_ROUTABLE = _code(
+    "MESH433", "cf-port-not-routable", "warning", "A port of a public Cloud Foundry app that no route can carry.",
+    """The external route of an app is an HTTP route to one app port. A tcp, tls or mongo
+    port, or a second HTTP port, of a service that is public or reached through a Gateway
+    gets no external route (a TCP route needs a TCP router domain, which the platform does
+    not name); mesh callers on the same platform still reach it through the internal route.""",
+)
+CF_ROUTER_PORT = _code(
+    "MESH434", "cf-router-port", "warning", "A Cloud Foundry router route bypasses the sidecar.",
+    """The Cloud Foundry router delivers an app's HTTP routes to app port 8080. The sidecar
+    listens on the service's ports, so external traffic passes it only when the routed port
+    is 8080 (the application itself then listens on its targetPort on loopback). Otherwise
+    map the route to the sidecar's port with the v3 API (`cf curl
+    /v3/routes/GUID/destinations`), or give the service port 8080.""",
+)
+
+# 44x: vm -------------------------------------------------------------------------------------
+VM_NAME_COLLISION = _code(
+    "MESH440", "vm-name-collision", "error", "Two services with one name on one vm platform.",
+    """A vm bundle is `vm/<platform>/<service>/` and its systemd unit is named after the
+    service, so two services of one name in different namespaces on one vm platform would
+    overwrite each other. Both are reported; rename one or move it to another platform.""",
+)
+VM_DUPLICATE_ENDPOINT = _code(
+    "MESH441", "vm-duplicate-endpoint", "error", "A vm service lists one endpoint address twice.",
+    """Each endpoint is one workload with its own sidecar configuration (its inbound address),
+    so an address can be listed once per service. Remove the duplicate.""",
+)
+VM_CERTIFICATES_IGNORED = _code(
+    "MESH442", "vm-certificates-ignored", "info", "certificates on a vm platform of flavor istio.",
+    """On flavor istio the Istio agent on the VM obtains the workload certificate from the
+    control plane (with the service account token and root-cert.pem of the bundle), so the
+    platform's `certificates` setting is not used. Remove it, or use flavor static.""",
+)

@@ -259,14 +259,16 @@ def _validate(document: YamlDocument, origin: Origin, sources: SourceTable, repo
     try:
         return Intent(kind, model.model_validate(data), origin)
     except ValidationError as error:
-        _report_validation(error, kind, origin, sources, report)
+        _report_validation(error, kind, origin, document, sources, report)
         return None
 
 
-_NAME_PATTERNS = ("[a-z0-9]([-a-z0-9]*[a-z0-9])?",)
 
+def _report_validation(
+    error: Any, kind: str, origin: Origin, document: YamlDocument, sources: SourceTable, report: Report
+) -> None:
+    from compiler.model import LABEL
 
-def _report_validation(error: Any, kind: str, origin: Origin, sources: SourceTable, report: Report) -> None:
     seen: set[tuple[int, int]] = set()
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
@@ -283,9 +285,7 @@ def _report_validation(error: Any, kind: str, origin: Origin, sources: SourceTab
         else:
             location = sources.locate(origin, *loc)
             pattern = str((item.get("ctx") or {}).get("pattern", ""))
-            if kind_of_error in ("string_pattern_mismatch", "string_too_long") and any(
-                p in pattern for p in _NAME_PATTERNS
-            ):
+            if kind_of_error == "string_pattern_mismatch" and LABEL in pattern:
                 code = codes.INVALID_NAME
                 message = f"{item['input']!r} is not a DNS-1123 name (lower-case letters, digits and '-', at most 63)"
             elif kind_of_error == "value_error" and "duration" in message:
@@ -298,16 +298,21 @@ def _report_validation(error: Any, kind: str, origin: Origin, sources: SourceTab
         if position in seen:
             continue
         seen.add(position)
-        report.add(code, f"{_field_path(loc)}: {message}" if loc else message, location)
+        path = _field_path(document.data, loc, missing=kind_of_error == "missing")
+        report.add(code, f"{path}: {message}" if path else message, location)
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
+def _field_path(data: Any, loc: tuple[Any, ...], *, missing: bool) -> str:
+    """`rules[0].to[1].weight` from a pydantic loc, without its union tags (not in the data)."""
     out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("str", "int")):
-            continue  # pydantic's union member tags are not part of the user's document
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "document"
+    node = data
+    for index, part in enumerate(loc):
+        present = isinstance(node, (dict, list)) and (
+            part in node if isinstance(node, dict) else isinstance(part, int) and 0 <= part < len(node)
+        )
+        if present:
+            node = node[part]
+        elif not (missing and index == len(loc) - 1):
+            continue  # a union tag, or a key under a value that is not a mapping
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

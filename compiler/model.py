@@ -15,15 +15,18 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     model_validator,
 )
 
 API_VERSION = "meshc/v1"
 
-DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-Name = Annotated[str, StringConstraints(pattern=DNS1123_LABEL, max_length=63)]
+# The length bound (at most 63) is inside the pattern so one error code covers every bad name.
+LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+Name = Annotated[str, StringConstraints(pattern=rf"^{LABEL}$")]
 
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
@@ -54,12 +57,7 @@ HostName = Annotated[
     ),
 ]
 # Reference to a namespaced object: `name` or `namespace/name`.
-Ref = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=127
-    ),
-]
+Ref = Annotated[str, StringConstraints(pattern=rf"^({LABEL}/)?{LABEL}$")]
 # An HTTP header or query parameter name (RFC 7230 token); Envoy and Istio lower-case headers.
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9a-zA-Z-]+$", max_length=256)]
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
@@ -87,7 +85,9 @@ HTTP_PROTOCOLS = frozenset({"http", "http2", "grpc"})
 class Strict(BaseModel):
     """Base of every intent model: unknown fields are errors; models are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=False)
+    # strict: YAML 1.2 types are taken as written, so `public: "yes"` or `port: "80"` is an error,
+    # not a silent coercion
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, strict=True)
 
 
 def _exactly_one(model: BaseModel, fields: tuple[str, ...], what: str) -> None:
@@ -130,7 +130,18 @@ class RingHashBalancer(Strict):
     ringHash: RingHash
 
 
-LoadBalancer = Union[Literal["round-robin", "least-request", "random"], RingHashBalancer]
+def _string_or_mapping(value: Any) -> str:
+    """Union tag for fields that take either a word or a mapping: one error, not one per branch."""
+    return "mapping" if isinstance(value, (dict, BaseModel)) else "word"
+
+
+LoadBalancer = Annotated[
+    Union[
+        Annotated[Literal["round-robin", "least-request", "random"], Tag("word")],
+        Annotated[RingHashBalancer, Tag("mapping")],
+    ],
+    Discriminator(_string_or_mapping),
+]
 
 
 class Resilience(Strict):
@@ -438,7 +449,23 @@ class GatewaySource(Strict):
     gateway: Ref
 
 
-Source = Union[Literal["*"], Ref, NamespaceSource, GatewaySource]
+def _source_tag(value: Any) -> str:
+    if isinstance(value, (dict, BaseModel)):
+        has_gateway = "gateway" in value if isinstance(value, dict) else isinstance(value, GatewaySource)
+        return "gateway" if has_gateway else "namespace"
+    return "service"
+
+
+# `"*"` (any mesh identity), a service reference, {namespace: ...} or {gateway: ...}
+ServiceOrAny = Annotated[str, StringConstraints(pattern=rf"^(\*|({LABEL}/)?{LABEL})$")]
+Source = Annotated[
+    Union[
+        Annotated[ServiceOrAny, Tag("service")],
+        Annotated[NamespaceSource, Tag("namespace")],
+        Annotated[GatewaySource, Tag("gateway")],
+    ],
+    Discriminator(_source_tag),
+]
 
 
 class AccessRule(Strict):
