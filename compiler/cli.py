@@ -87,45 +87,95 @@ def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on
               help="Output directory (default PATH/build).")
 @click.option("-t", "--target", "targets", multiple=True, help="Emit only this target (repeatable).")
 @click.option("--check", "check_only", is_flag=True, help="Compare with the output directory instead of writing.")
+@click.option("--changed-since", "changed_since", default=None, metavar="REV",
+              help="Re-emit only the workloads that intent changes since REV reach; keep the rest of DIR.")
 @_common
-def build(path: str, output: str | None, targets: tuple[str, ...], check_only: bool, ref: str | None,
-          fmt: str, quiet: bool, color: str, fail_on: str) -> None:
+def build(path: str, output: str | None, targets: tuple[str, ...], check_only: bool, changed_since: str | None,
+          ref: str | None, fmt: str, quiet: bool, color: str, fail_on: str) -> None:
     """Check the mesh, then emit every target (or the named ones) into the output directory."""
     from compiler.build import compile_mesh, emit
     from compiler.writer import OutputError, read_tree, render_tree, write_tree
     from targets import REGISTRY
 
-    unknown = [t for t in targets if t not in REGISTRY]
-    if unknown:
-        raise click.UsageError(f"unknown target {unknown[0]!r} (targets: {', '.join(sorted(REGISTRY))})")
+    _known_targets(targets)
+    if check_only and changed_since:
+        raise click.UsageError("--check compares a full build; it does not combine with --changed-since")
     root = _root(path)
     out_dir = Path(output) if output else root / "build"
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,))
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False)
+    chosen = sorted(targets or REGISTRY)
+    plan = None
+    if changed_since and compiled.graph is not None and not compiled.report.fails(fail_on):
+        plan = _incremental_plan(root, changed_since, compiled.graph, ref, out_dir, chosen, quiet)
     artifacts = []
     if compiled.graph is not None and not compiled.report.fails(fail_on):
-        artifacts = emit(compiled.graph, compiled.report, list(targets) or None)
+        artifacts = emit(compiled.graph, compiled.report, chosen, plan.workloads if plan else None)
+    compiled.finish(targets_ran=bool(artifacts) and not targets and plan is None)
     _print_report(compiled, fmt, quiet, color, root)
     if compiled.graph is None or compiled.report.fails(fail_on):
         sys.exit(EXIT_FAIL)
+    emitted = {a.path for a in artifacts}
+    kept = [entry for entry in plan.kept if entry["path"] not in emitted] if plan else []
     try:
-        files = render_tree(artifacts, compiled.graph.revision)
+        files = render_tree(artifacts, compiled.graph.revision, targets=chosen, kept=kept)
         if check_only:
             sys.exit(_report_drift(out_dir, files, read_tree(out_dir)))
-        write_tree(out_dir, files)
+        write_tree(out_dir, files, keep=frozenset(entry["path"] for entry in kept))
     except OutputError as error:
         click.echo(f"meshc: {error}", err=True)
         sys.exit(EXIT_USAGE)
     if not quiet:
-        click.echo(f"wrote {len(files)} files to {out_dir}", err=True)
+        click.echo(f"wrote {len(files)} files to {out_dir}" + (f", kept {len(kept)}" if plan else ""), err=True)
     sys.exit(EXIT_OK)
+
+
+def _known_targets(targets: tuple[str, ...]) -> None:
+    from targets import REGISTRY
+
+    unknown = [t for t in targets if t not in REGISTRY]
+    if unknown:
+        raise click.UsageError(f"unknown target {unknown[0]!r} (targets: {', '.join(sorted(REGISTRY))})")
+
+
+def _incremental_plan(root: Path, since: str, graph, ref: str | None, out_dir: Path, targets: list[str],
+                      quiet: bool):
+    """The plan of `build --changed-since`, or None (a full build) with the reason on stderr."""
+    from compiler.affected import FullBuildNeeded, plan_incremental
+    from compiler.gitsource import GitError
+
+    try:
+        plan = plan_incremental(root, since, graph, ref, out_dir, targets, (out_dir,))
+    except GitError as error:
+        raise click.UsageError(f"--changed-since: {error}") from None
+    except FullBuildNeeded as reason:
+        click.echo(f"meshc: --changed-since {since}: {reason}; doing a full build", err=True)
+        return None
+    if plan.workloads is None:
+        if not quiet:
+            click.echo(f"meshc: --changed-since {since}: the Mesh changed; rebuilding every workload", err=True)
+        return None
+    if not quiet:
+        click.echo(f"meshc: {len(plan.changed_files)} intent file(s) changed since {plan.built_from[:12]}; "
+                   f"re-emitting {len(plan.workloads)} workload(s)", err=True)
+    return plan
 
 
 def _report_drift(out_dir: Path, wanted: dict[str, bytes], present: dict[str, bytes]) -> int:
     from compiler.writer import MANIFEST
 
     def comparable(files: dict[str, bytes]) -> dict[str, bytes]:
-        # manifest.json records the source revision, which moves with every commit
-        return {p: c for p, c in files.items() if p != MANIFEST}
+        # manifest.json records the source revision, which moves with every commit: compare the rest of it
+        import json
+
+        out = dict(files)
+        try:
+            document = json.loads(out[MANIFEST]) if MANIFEST in out else None
+        except ValueError:
+            document = None  # not a manifest meshc wrote: it differs as it is
+        if isinstance(document, dict):
+            document.pop("source", None)
+            out[MANIFEST] = json.dumps(document, sort_keys=True).encode()
+        return out
 
     wanted, present = comparable(wanted), comparable(present)
     added = sorted(set(wanted) - set(present))
@@ -138,6 +188,69 @@ def _report_drift(out_dir: Path, wanted: dict[str, bytes], present: dict[str, by
         click.echo(f"{out_dir} is out of date: run `meshc build`", err=True)
         return EXIT_FAIL
     return EXIT_OK
+
+
+@main.command("check-files")
+@click.argument("files", nargs=-1, type=click.Path())
+@_common
+def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, color: str, fail_on: str) -> None:
+    """Check each mesh that FILES belong to, once (the pre-commit hook `meshc-check`).
+
+    A file belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files
+    outside every mesh are ignored.
+    """
+    from compiler.build import compile_mesh
+    from compiler.loader import MESH_FILE
+
+    roots: set[Path] = set()
+    for name in files:
+        directory = Path(name).absolute().parent
+        while not (directory / MESH_FILE).is_file() and directory != directory.parent:
+            directory = directory.parent
+        if (directory / MESH_FILE).is_file():
+            roots.add(directory)
+    failed = False
+    for root in sorted(roots):
+        display = Path(os.path.relpath(root))
+        compiled = compile_mesh(display, ref=ref)
+        _print_report(compiled, fmt, quiet, color, display)
+        failed |= compiled.report.fails(fail_on)
+    sys.exit(EXIT_FAIL if failed else EXIT_OK)
+
+
+@main.command()
+@click.argument("base", default="HEAD")
+@click.argument("head", required=False)
+@click.option("-C", "--mesh", "path", default=".", type=click.Path(file_okay=False),
+              help="The mesh root (default: the current directory).")
+@click.option("-t", "--target", "targets", multiple=True, help="Compare only this target (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--stat", is_flag=True, help="The summary alone: changed intents and workloads, no file diffs.")
+def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: str, stat: bool) -> None:
+    """Compile two revisions (default: HEAD against the working tree) and show what changes.
+
+    Per target and per workload: a summary line and a unified diff of each changed artifact;
+    per changed intent: the proxies it reaches.
+    """
+    from compiler.build import compile_mesh, emit
+    from compiler.diff import diff_meshes, render_json, render_text
+
+    _known_targets(targets)
+    root = _root(path)
+    sides = []
+    for ref in (base, head):
+        compiled = compile_mesh(root, ref=ref, skip_dirs=(root / "build",))
+        if compiled.graph is None or compiled.report.has_errors:
+            click.echo(f"meshc diff: {ref or 'the working tree'} does not compile", err=True)
+            _print_report(compiled, "text", True, "never", root)
+            sys.exit(EXIT_FAIL)
+        sides.append((compiled.graph, emit(compiled.graph, compiled.report, list(targets) or None)))
+    result = diff_meshes(sides[0][0], sides[1][0], sides[0][1], sides[1][1])
+    if fmt == "json":
+        click.echo(render_json(result, stat=stat).decode("utf-8"), nl=False)
+    else:
+        click.echo(render_text(result, stat=stat), nl=False)
+    sys.exit(EXIT_OK)
 
 
 @main.command()

@@ -200,22 +200,183 @@ ADDRESS_COLLISION = _code(
     Foundry platform collide. Both are reported. Rename one or place it on another platform.""",
 )
 
-# 41x: envoy ----------------------------------------------------------------------------------
-ENVOY_MATCH_UNSUPPORTED = _code(
-    "MESH410", "envoy-match-unsupported", "warning", "A route match Envoy cannot apply where it is used.",
-    """An `sni` match on a route to an HTTP port (the sidecar sees the Host header, not an SNI),
-    or an HTTP match (path, method, headers, query) on a route to a tcp, tls or mongo port,
-    where Envoy forwards bytes and sees no requests. A match entry that cannot be applied
-    never matches, so its rule is only taken through its other match entries.""",
+# 3xx: semantic analysis and Policies ---------------------------------------------------------
+UNREACHABLE_RULE = _code(
+    "MESH301", "unreachable-rule", "warning", "A route rule that can never match.",
+    """Rules are tried in order and the first match wins. A rule is unreachable when every one
+    of its match entries is covered by an entry of an earlier rule: a catch-all (a rule without
+    `match`, or an empty match entry), an identical entry, or a broader one (a shorter path
+    prefix, fewer header conditions, no method where the later rule names one). Move the rule
+    up, narrow the earlier rule, or delete it. The related location is the covering rule.""",
 )
+DUPLICATE_MATCH = _code(
+    "MESH302", "duplicate-match", "warning", "A match entry that repeats an earlier one.",
+    """An entry of a rule's `match` list that is identical to an earlier entry of the same
+    Route (in the same rule or in an earlier one) never decides anything; its rule is still
+    reachable through its other entries. Remove the repeated entry.""",
+)
+CALL_DENIED = _code(
+    "MESH310", "call-denied", "error", "A declared call that the callee's AccessPolicies deny.",
+    """The caller lists the callee in `calls`, but the callee admits it on no port and no
+    method: no allow rule names the caller (by service, namespace or `*`), every rule that
+    does is restricted to ports the callee does not have, or a deny rule without restrictions
+    names it (deny wins over allow). A service without any allow rule admits nobody when
+    Mesh.authorization is `deny` and everybody when it is `allow`. Rules that admit the caller
+    only for some methods, paths or ports count as admitting it: they are deliberate. This is
+    the outage you would otherwise find in production; the related location is the policy.""",
+)
+STALE_GRANT = _code(
+    "MESH311", "stale-grant", "info", "An allow rule names a caller that does not declare the call.",
+    """An AccessPolicy admits a service that does not list the policy's service in `calls`,
+    so its sidecar can never send that traffic: the permission is stale. Remove it, or add
+    the call if it is still wanted. Namespaces, gateways and `*` are not reported.""",
+)
+UNKNOWN_PRINCIPAL = _code(
+    "MESH312", "unknown-principal", "warning", "A `from` entry names a namespace or gateway that does not exist.",
+    """An allow entry `{namespace: X}` where no Service or Gateway of the mesh lives in X, or a
+    `{gateway: G}` entry (allow or deny) naming no Gateway, grants or denies nothing: usually a
+    typo. A deny entry for an unknown namespace is not reported: denying a namespace before
+    anything runs in it is a deliberate precaution.""",
+)
+STRICT_UNIDENTIFIED_CALLER = _code(
+    "MESH320", "strict-unidentified-caller", "error", "A STRICT service receives traffic without a mesh identity.",
+    """A service whose effective mTLS mode is STRICT accepts only mutual TLS with a mesh
+    certificate. A `public: true` service is reached directly by its platform's router (the
+    Cloud Foundry router, a load balancer), which presents no mesh identity, so every such
+    request is refused. Set `mtls: PERMISSIVE` on the service, or route the public traffic
+    through a Gateway, which has a mesh identity.""",
+)
+DISABLED_CALLEE_OF_STRICT = _code(
+    "MESH321", "mtls-disabled-callee", "warning", "mTLS DISABLE on a service called by STRICT services.",
+    """The service's mode is DISABLE (plain text), but callers whose own mode is STRICT send
+    mutual TLS to mesh destinations. Their traffic either fails or silently loses mutual TLS
+    on this hop. Use PERMISSIVE while migrating, or STRICT. The callers are related
+    locations.""",
+)
+RETRY_BUDGET_EXCEEDS_TIMEOUT = _code(
+    "MESH330", "retry-budget-exceeds-timeout", "warning", "Retries that cannot fit in the timeout.",
+    """`perTryTimeout` bounds the first try and each retry, so the worst case takes
+    (attempts + 1) x perTryTimeout (Istio's HTTPRetry semantics). When that is longer than
+    the timeout that applies to the same request, the last tries are cut off by the timeout.
+    Checked where `retries` is written (Mesh.defaults, a Service's resilience, a Route rule)
+    against the timeout in force there. A service that only lowers its timeout keeps the
+    mesh default retries, which Envoy then bounds by that timeout: that is not reported.""",
+)
+ROUTE_TIMEOUT_EXCEEDS_CALLER = _code(
+    "MESH331", "route-timeout-exceeds-caller", "warning", "A route timeout longer than a caller's own timeout.",
+    """A rule's `timeout` is longer than the timeout of a service that calls the route's
+    service. The caller's own request is abandoned first, so the longer wait buys nothing and
+    holds resources. The caller's timeout is its effective `resilience.timeout`.""",
+)
+RETRY_NON_IDEMPOTENT = _code(
+    "MESH332", "retry-non-idempotent", "warning", "Retries on a non-idempotent method without opt-in.",
+    """A rule that matches POST, PATCH or CONNECT (RFC 9110: not idempotent) retries its
+    requests, so a request that reached the service before failing may be applied twice. Set
+    `retries: {attempts: 0}` on the rule, or `allowNonIdempotent: true` if the service
+    deduplicates.""",
+)
+HTTP_MATCH_ON_STREAM = _code(
+    "MESH340", "http-match-on-stream", "warning", "A path, method, header or query match on a tcp or tls route.",
+    """A route to a tcp, tls or mongo port (or through tls and tcp gateway listeners only)
+    forwards a byte stream and sees no HTTP request, so an HTTP match there never matches.
+    Use `port` or `sni` matches on stream routes.""",
+)
+SNI_MATCH_ON_HTTP = _code(
+    "MESH341", "sni-match-on-http", "warning", "An `sni` match on an HTTP route.",
+    """An HTTP route sees the request's Host header, not a TLS server name: an `sni` match
+    on a route to an http, http2 or grpc port (or through http and https gateway listeners
+    only) never matches. Match HTTP routes on headers; use `sni` with tls passthrough.""",
+)
+UNKNOWN_MATCH_PORT = _code(
+    "MESH342", "unknown-match-port", "error", "A match `port` that the route's service or gateway does not have.",
+    """A mesh Route's match `port` must be a port of its service; an ingress Route's, a port
+    of one of its gateway's listeners. Any other port never receives traffic, so the entry
+    never matches.""",
+)
+VERSION_WITHOUT_ENDPOINTS = _code(
+    "MESH343", "version-without-endpoints", "error", "A route sends traffic to a vm service version with no endpoint.",
+    """On a vm platform a version's workloads are the endpoints labelled with it. A
+    destination or mirror naming a version that no endpoint carries has no upstream host, so
+    its share of the traffic fails (503). Label an endpoint with the version, or drop it from
+    the route.""",
+)
+OVERLAPPING_LISTENERS = _code(
+    "MESH350", "overlapping-listeners", "error", "Two gateway listeners on one port with overlapping hosts.",
+    """Listeners of one Gateway that share a port are told apart by host (SNI name). When two
+    of them serve the same host, or one's wildcard covers the other's host, Envoy rejects the
+    listener (duplicate filter chain match). Give them distinct hosts or distinct ports.""",
+)
+GATEWAY_HOST_UNSERVED = _code(
+    "MESH351", "gateway-host-unserved", "error", "An ingress Route host that no listener of its gateway serves.",
+    """A request reaches a Route through a listener whose `hosts` include the Route's host,
+    exactly or by a `*.` wildcard (`*` serves every host). A host no listener serves never
+    receives traffic. Add the host to a listener, or fix the Route's hosts.""",
+)
+SHARED_CERTIFICATE = _code(
+    "MESH352", "shared-certificate", "warning", "One certificate on several gateways.",
+    """A certificate (a Secret or SDS name, resolved in the gateway's namespace) terminated by
+    more than one Gateway shares its private key across ingress points: revoking or rotating
+    it for one affects all, and a compromise of one exposes the others. Issue one certificate
+    per gateway.""",
+)
+LISTENER_WITHOUT_CERTIFICATE = _code(
+    "MESH353", "listener-without-certificate", "error", "A listener that terminates TLS has no certificate.",
+    """An https listener, or a tls listener with `mode: terminate`, needs `certificate` (the
+    Secret or SDS name of its certificate and key); without one it cannot complete a TLS
+    handshake.""",
+)
+UNREACHABLE_SERVICE = _code(
+    "MESH360", "unreachable-service", "info", "A service that nothing calls and no gateway reaches.",
+    """No service lists it in `calls`, no Route sends traffic (or a mirror) to it and it is
+    not `public`. It may be reached from outside the mesh in ways meshc does not know, or be
+    left over.""",
+)
+CALL_CYCLE = _code(
+    "MESH361", "call-cycle", "info", "Services that call each other in a cycle.",
+    """A cycle of calls (printed a --> b --> a) can turn one slow service into a retry storm
+    around the loop, and makes startup order matter. One cycle is reported per group of
+    services that can all reach each other, at the first of them.""",
+)
+UNUSED_EXTERNAL = _code(
+    "MESH362", "unused-external", "info", "An ExternalService that no service calls.",
+    """Egress to an ExternalService is configured only for services that list it in `calls`,
+    so one that nobody calls has no effect. Remove it, or add the call.""",
+)
+POLICY_EXPRESSION_INVALID = _code(
+    "MESH370", "policy-expression-invalid", "error", "A Policy's CEL expression does not compile.",
+    """`rule` and `when` are CEL expressions, compiled once per build. The message gives the
+    parser's line and column inside the expression. The Policy is not evaluated.""",
+)
+POLICY_VIOLATION = _code(
+    "MESH371", "policy-violation", "error", "An object violates an organisation Policy.",
+    """The Policy's `rule` evaluated to false for this object (where `when` held). The message
+    and the severity are the Policy's own; the related location is the Policy. The object is
+    `self`: the linked object with its namespace and defaults filled in (see docs/policies.md).""",
+)
+POLICY_EVALUATION_FAILED = _code(
+    "MESH372", "policy-evaluation-failed", "error", "A Policy could not be evaluated for an object.",
+    """Evaluating `rule` or `when` failed for this object: a field that is absent (guard it
+    with `has()`), a type mismatch (CEL does not convert between types), or a result that is
+    not a boolean. The object is neither passed nor failed; fix the expression.""",
+)
+UNUSED_SUPPRESSION = _code(
+    "MESH390", "unused-suppression", "warning", "A suppression that suppresses nothing.",
+    """A `# meshc: ignore[CODE]` comment or a Mesh.suppress entry that matched no diagnostic,
+    names an unknown code, or names a code outside 3xx (only semantic analysis can be
+    suppressed; loading, schema and linking errors must be fixed). Stale suppressions hide
+    future problems, so they are reported; remove them.""",
+)
+
+# 41x: envoy ----------------------------------------------------------------------------------
 ENVOY_ROUTE_FEATURE_UNSUPPORTED = _code(
     "MESH411", "envoy-route-feature-unsupported", "warning",
     "A route rule feature Envoy cannot apply to this destination.",
     """Timeouts, retries, faults, mirrors, rewrites and redirects act on HTTP requests; a
     tcp, tls or mongo destination is proxied as a byte stream, where Envoy takes the first
-    rule without HTTP matches and forwards to its destinations by weight. The other rules and
-    the HTTP-only fields are reported instead of being applied. `retryOn:
-    retriable-status-codes` is reported too: the intent language has no list of status codes.""",
+    rule without HTTP matches (those never match: MESH340) and forwards to its destinations
+    by weight. Later rules for the port and the HTTP-only fields are reported instead of being
+    applied. `retryOn: retriable-status-codes` is reported too: the intent language has no
+    list of status codes to retry on.""",
 )
 ENVOY_ACCESS_RULE_UNSUPPORTED = _code(
     "MESH412", "envoy-access-rule-unsupported", "warning", "An AccessPolicy rule Envoy cannot enforce as written.",
@@ -253,16 +414,53 @@ ENVOY_VERSION_NOT_ADDRESSABLE = _code(
     split or a version match does not select the version from such a sidecar or gateway.
     Versions are addressable on vm platforms, where endpoints carry their version.""",
 )
-ENVOY_GATEWAY_ROUTE_UNSERVED = _code(
-    "MESH417", "envoy-gateway-route-unserved", "warning", "An ingress Route host that no Gateway listener serves.",
-    """A Route attached to a Gateway takes effect on the listeners whose `hosts` cover its
-    hosts (exactly, or by a `*.` wildcard), by protocol: HTTP rules on http and https
-    listeners, `sni` rules on tls listeners. A host no listener covers is reported.""",
-)
 ENVOY_EXTERNAL_HOST_UNSUPPORTED = _code(
     "MESH418", "envoy-external-host-unsupported", "warning", "An ExternalService host a static Envoy cannot resolve.",
     """A wildcard host (`*.example.com`) names no address: a static sidecar resolves the hosts
     of an ExternalService by DNS, so a wildcard host is left out of its cluster.""",
+)
+
+# 42x: kubernetes ----------------------------------------------------------------------------
+K8S_NAME_NOT_DNS1035 = _code(
+    "MESH420", "k8s-name-not-dns1035", "error", "A name that cannot be a Kubernetes Service name.",
+    """Kubernetes Service names are DNS-1035 labels: they start with a letter. A service (or,
+    on flavor gateway-api, a version subset Service `<service>-<version>`) whose name starts
+    with a digit or is longer than 63 characters gets no Kubernetes objects. Rename it.""",
+)
+K8S_GATEWAY_API_RETRIES = _code(
+    "MESH421", "k8s-gateway-api-retries", "warning", "Retries that the Gateway API standard channel cannot express.",
+    """HTTPRoute in the Gateway API standard channel has no retry field (retries are
+    experimental, GEP-1731), so on a kubernetes platform of flavor gateway-api a rule's
+    retries, and the service's default retries, are not applied to mesh traffic. Use flavor
+    istio for the service, or accept the mesh's default retry behaviour.""",
+)
+K8S_GATEWAY_API_FAULT = _code(
+    "MESH422", "k8s-gateway-api-fault", "warning", "Fault injection that the Gateway API cannot express.",
+    """The Gateway API has no fault injection filter, so on a kubernetes platform of flavor
+    gateway-api a rule's `fault` (delay or abort) is not emitted. Use flavor istio to inject
+    faults with a VirtualService.""",
+)
+K8S_GATEWAY_API_MATCH = _code(
+    "MESH423", "k8s-gateway-api-match", "warning", "A route match the Gateway API cannot express.",
+    """HTTPRoute header and query parameter matches are Exact or RegularExpression: a
+    `prefix` match becomes the equivalent regular expression, but a `present` match has no
+    form and that match entry is left out (the rest of the match still applies). Write a
+    `regex: ".*"` match instead to make the intent explicit.""",
+)
+K8S_GATEWAY_API_UNSUPPORTED = _code(
+    "MESH424", "k8s-gateway-api-unsupported", "warning", "A route feature the Gateway API cannot express as written.",
+    """On flavor gateway-api: mesh Routes are HTTPRoutes with a Service parent (GAMMA), and
+    the standard channel has no mesh TCPRoute or TLSRoute, so tcp and tls rules of a mesh
+    Route are not emitted; a `rewrite` needs exactly one path prefix match in its rule
+    (URLRewrite ReplacePrefixMatch); durations are whole milliseconds, so a finer timeout is
+    rounded up. The message says which applies.""",
+)
+K8S_CF_CALLEE_PORT = _code(
+    "MESH425", "k8s-cf-callee-port", "warning", "A port of a Cloud Foundry callee that Kubernetes callers cannot reach.",
+    """Kubernetes callers reach a Cloud Foundry app through its external route
+    (`<name>.<appsDomain>`) on the Cloud Foundry router, which carries HTTP only: a tcp, tls
+    or mongo port of the callee gets no ServiceEntry port. Move the service to a platform
+    with container networking to Kubernetes, or call it over HTTP.""",
 )
 
 # 43x: cloudfoundry ---------------------------------------------------------------------------
@@ -279,10 +477,10 @@ CF_CALLER_OFF_PLATFORM = _code(
     "A service outside a Cloud Foundry platform calls an app on it.",
     """An app's internal route (`<name>.<internalDomain>`) resolves and connects only inside
     its Cloud Foundry foundation, and container-to-container network policies name apps of
-    that foundation. A caller on another platform gets no network policy and cannot reach
-    the internal route; it reaches the app only through its external route
-    (`<name>.<appsDomain>`, when the service is `public: true`), where the app's sidecar is
-    the only access control.""",
+    that foundation. A caller on another platform therefore gets no network policy; the app
+    gets an external route `<name>.<appsDomain>` on the Cloud Foundry router for it, which
+    anyone who reaches the router can use, so the app's sidecar is the only access control
+    on that path (see also MESH434).""",
 )
 CF_GATEWAY_VIA_ROUTER = _code(
     "MESH432", "cf-gateway-via-router", "info", "A Gateway routes to a Cloud Foundry app through the CF router.",
@@ -306,6 +504,13 @@ CF_ROUTER_PORT = _code(
     map the route to the sidecar's port with the v3 API (`cf curl
     /v3/routes/GUID/destinations`), or give the service port 8080.""",
 )
+CF_PORT_CLASH = _code(
+    "MESH435", "cf-port-clash", "warning", "A Cloud Foundry app port whose application and sidecar need one socket.",
+    """Inside an app container the sidecar listens on every service port on all addresses
+    (the container's address is known only when it starts) and forwards to the application
+    on 127.0.0.1 at targetPort. When targetPort equals the port, both would bind one port
+    and the second to start fails. Set `targetPort` to where the application listens.""",
+)
 
 # 44x: vm -------------------------------------------------------------------------------------
 VM_NAME_COLLISION = _code(
@@ -314,10 +519,12 @@ VM_NAME_COLLISION = _code(
     service, so two services of one name in different namespaces on one vm platform would
     overwrite each other. Both are reported; rename one or move it to another platform.""",
 )
-VM_DUPLICATE_ENDPOINT = _code(
-    "MESH441", "vm-duplicate-endpoint", "error", "A vm service lists one endpoint address twice.",
-    """Each endpoint is one workload with its own sidecar configuration (its inbound address),
-    so an address can be listed once per service. Remove the duplicate.""",
+VM_ENDPOINT_ADDRESS = _code(
+    "MESH441", "vm-endpoint-address", "error",
+    "A vm endpoint address that is not an IP address or host name, or is listed twice.",
+    """Each endpoint is one workload with its own sidecar configuration (its inbound address)
+    and its own directory in the bundle, so an address is an IP address or a DNS host name
+    and is listed once per service.""",
 )
 VM_CERTIFICATES_IGNORED = _code(
     "MESH442", "vm-certificates-ignored", "info", "certificates on a vm platform of flavor istio.",

@@ -21,32 +21,54 @@ def _repo(root: Path):  # -> git.Repo, imported lazily: gitpython costs ~100 ms 
         raise GitError(f"{root} is not inside a git repository") from error
 
 
-def worktree_revision(root: Path) -> Revision:
-    """The commit a working tree is on and whether it differs from it; no git, no commit."""
+def worktree_revision(root: Path, skip_dirs: tuple[Path, ...] = ()) -> Revision:
+    """The commit a working tree is on and whether the mesh root differs from it; no git, no commit.
+
+    The output directories in skip_dirs do not count: a build's own output does not make the
+    next build "dirty".
+    """
     if not any((parent / ".git").exists() for parent in (root.resolve(), *root.resolve().parents)):
         return Revision(None, True, None)
     try:
         repo = _repo(root)
         commit = repo.head.commit.hexsha if repo.head.is_valid() else None
-        dirty = repo.is_dirty(untracked_files=True, path=str(root.resolve()))
+        top = Path(repo.working_tree_dir).resolve()
+        pathspecs = [(root.resolve().relative_to(top).as_posix() or ".")]
+        for skipped in skip_dirs:
+            resolved = skipped.resolve()
+            if resolved.is_relative_to(top):
+                pathspecs.append(f":(exclude){resolved.relative_to(top).as_posix()}")
+        status = repo.git.status("--porcelain", "--untracked-files=all", "--", *pathspecs)
     except Exception:  # noqa: BLE001 - a broken repository only loses the provenance, not the build
         return Revision(None, True, None)
-    return Revision(commit, dirty, None)
+    return Revision(commit, commit is None or bool(status.strip()), None)
+
+
+def resolve(root: Path, ref: str):  # -> (git.Repo, git.Commit)
+    """The repository holding root and the commit `ref` names; GitError when there is none."""
+    import git
+
+    repo = _repo(root)
+    try:
+        return repo, repo.commit(ref)
+    except (git.BadName, ValueError, git.GitCommandError) as error:
+        raise GitError(f"{ref!r} does not name a commit") from error
 
 
 class GitSource:
-    def __init__(self, root: Path, ref: str) -> None:
-        import git
+    """The intent files of the mesh root at one commit; skip_dirs (output directories) left out."""
 
-        repo = _repo(root)
-        try:
-            self.commit = repo.commit(ref)
-        except (git.BadName, ValueError, git.GitCommandError) as error:
-            raise GitError(f"{ref!r} does not name a commit") from error
+    def __init__(self, root: Path, ref: str, skip_dirs: tuple[Path, ...] = ()) -> None:
+        repo, self.commit = resolve(root, ref)
         top = Path(repo.working_tree_dir).resolve()
         prefix = root.resolve().relative_to(top).as_posix()
         self.ref = ref
         self.blobs: dict[str, object] = {}
+        skipped = tuple(
+            p.resolve().relative_to(root.resolve()).as_posix() + "/"
+            for p in skip_dirs
+            if p.resolve().is_relative_to(root.resolve()) and p.resolve() != root.resolve()
+        )
         try:
             tree = self.commit.tree if prefix == "." else self.commit.tree / prefix
         except KeyError as error:
@@ -55,7 +77,7 @@ class GitSource:
             if item.type != "blob":
                 continue
             relative = PurePosixPath(item.path).relative_to(prefix) if prefix != "." else PurePosixPath(item.path)
-            if any(part.startswith(".") for part in relative.parts):
+            if any(part.startswith(".") for part in relative.parts) or relative.as_posix().startswith(skipped):
                 continue
             if relative.suffix in (".yaml", ".yml"):
                 self.blobs[relative.as_posix()] = item

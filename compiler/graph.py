@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping, NamedTuple, Union
+from typing import Callable, Mapping, NamedTuple, Union
 
 from compiler.loader import Origin, Revision, SourceTable
 from compiler.model import (
@@ -189,7 +189,11 @@ class MeshGraph:
     service_policies: Mapping[Key, tuple[AccessPolicyNode, ...]]  # service -> AccessPolicies
     callers: Mapping[Key, tuple[Key, ...]]  # callee -> services that declare a call to it
     sources: SourceTable
-    revision: Revision
+    read_revision: Callable[[], Revision]  # lazy: only builds pay for asking git
+
+    @property
+    def revision(self) -> Revision:
+        return self.read_revision()
 
     def spiffe_id(self, key: Key) -> str:
         """SPIFFE identity of a service or gateway workload."""

@@ -207,7 +207,7 @@ class _Linker:
             service_policies=frozen_mapping({k: tuple(sorted(v, key=lambda p: p.key)) for k, v in service_policies.items()}),
             callers=frozen_mapping({k: tuple(sorted(v)) for k, v in callers.items()}),
             sources=self.sources,
-            revision=self.loaded.revision,
+            read_revision=lambda: self.loaded.revision,
         )
 
     # ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Every problem becomes a located diagnostic; nothing here raises for bad input.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -70,7 +71,12 @@ class SourceTable:
 class Loaded:
     intents: list[Intent]
     sources: SourceTable
-    revision: Revision
+    source: FileSource
+
+    @functools.cached_property
+    def revision(self) -> Revision:
+        """Asked only by builds: reading git state costs more than a whole `meshc check`."""
+        return self.source.revision()
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,7 +116,7 @@ class WorktreeSource:
     def revision(self) -> Revision:
         from compiler.gitsource import worktree_revision
 
-        return worktree_revision(self.root)
+        return worktree_revision(self.root, tuple(self.skip))
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
@@ -147,7 +153,7 @@ def load(source: FileSource, report: Report) -> Loaded:
     if MESH_FILE not in listing:
         report.add(codes.NO_MESH, f"no {MESH_FILE} at the mesh root", None,
                    hint="run `meshc init DIR` to start a mesh repo, or pass the directory holding mesh.yaml")
-        return Loaded(intents, sources, source.revision())
+        return Loaded(intents, sources, source)
 
     mesh_intents = _load_file(source, MESH_FILE, listing[MESH_FILE], sources, report)
     excludes = [DEFAULT_OUTPUT]
@@ -161,7 +167,7 @@ def load(source: FileSource, report: Report) -> Loaded:
             continue
         intents.extend(_load_file(source, path, listing[path], sources, report))
     _check_mesh_placement(intents, sources, report)
-    return Loaded(intents, sources, source.revision())
+    return Loaded(intents, sources, source)
 
 
 def _check_mesh_placement(intents: list[Intent], sources: SourceTable, report: Report) -> None:

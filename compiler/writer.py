@@ -8,6 +8,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from compiler import __version__
 from compiler.loader import Revision
@@ -29,7 +30,9 @@ def check_path(path: str) -> None:
         raise OutputError(f"refusing to write artifact path {path!r}")
 
 
-def manifest(artifacts: list[Artifact], revision: Revision) -> bytes:
+def manifest(artifacts: list[Artifact], revision: Revision, *, targets: list[str] | None = None,
+             kept: Sequence[dict] = ()) -> bytes:
+    """manifest.json; `kept` are entries of files carried over unchanged by an incremental build."""
     entries = [
         {
             "path": a.path,
@@ -38,31 +41,52 @@ def manifest(artifacts: list[Artifact], revision: Revision) -> bytes:
             "target": a.target,
             "workload": a.workload,
         }
-        for a in sorted(artifacts, key=lambda a: a.path)
+        for a in artifacts
     ]
-    return to_json(
-        {
-            "artifacts": entries,
-            "meshc": __version__,
-            "source": {"commit": revision.commit, "dirty": revision.dirty, "ref": revision.ref},
-        }
-    )
+    document = {
+        "artifacts": sorted([*entries, *kept], key=lambda entry: entry["path"]),
+        "meshc": __version__,
+        "source": {"commit": revision.commit, "dirty": revision.dirty, "ref": revision.ref},
+    }
+    if targets is not None:
+        document["targets"] = sorted(targets)
+    return to_json(document)
 
 
-def render_tree(artifacts: list[Artifact], revision: Revision) -> dict[str, bytes]:
-    """Every file of the output directory, manifest included, keyed by relative path."""
+def render_tree(artifacts: list[Artifact], revision: Revision, *, targets: list[str] | None = None,
+                kept: Sequence[dict] = ()) -> dict[str, bytes]:
+    """Every file of the output directory, manifest included, keyed by relative path.
+
+    Files of `kept` manifest entries are not in the result: write_tree carries them over.
+    """
     files: dict[str, bytes] = {}
+    kept_paths = {entry["path"] for entry in kept}
     for artifact in artifacts:
         check_path(artifact.path)
-        if artifact.path in files or artifact.path == MANIFEST:
+        if artifact.path in files or artifact.path == MANIFEST or artifact.path in kept_paths:
             raise OutputError(f"two artifacts claim {artifact.path}")
         files[artifact.path] = artifact.content
-    files[MANIFEST] = manifest(artifacts, revision)
+    files[MANIFEST] = manifest(artifacts, revision, targets=targets, kept=list(kept))
     return files
 
 
-def write_tree(out_dir: Path, files: dict[str, bytes]) -> None:
-    """Replace out_dir with exactly `files`; on any failure out_dir is left as it was."""
+def read_manifest(out_dir: Path) -> dict | None:
+    """The manifest.json of a previous build, or None when there is none or it is unreadable."""
+    import json
+
+    try:
+        document = json.loads((out_dir / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] = frozenset()) -> None:
+    """Replace out_dir with exactly `files` plus the `keep` files of the current out_dir, unchanged.
+
+    Kept files are hard links into the new tree (no copy: a file is never rewritten in place,
+    only replaced with the whole directory). On any failure out_dir is left as it was.
+    """
     out_dir = out_dir.absolute()
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -79,6 +103,14 @@ def write_tree(out_dir: Path, files: dict[str, bytes]) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
             os.chmod(target, 0o755 if path.endswith(".sh") else 0o644)
+        for path in sorted(keep):
+            check_path(path)
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(out_dir / path, target)
+            except OSError:
+                shutil.copy2(out_dir / path, target)
         os.chmod(staging, 0o755)
         if out_dir.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))

@@ -32,6 +32,12 @@ REGISTRY: dict[str, TargetInfo] = {
     info.name: info
     for info in sorted(
         [
+            TargetInfo("cloudfoundry", "targets.cloudfoundry",
+                       "Cloud Foundry app manifests, Envoy sidecars and network policies"),
+            TargetInfo("envoy", "targets.envoy", "Static Envoy v3 bootstraps: one per service sidecar and per gateway"),
+            TargetInfo("kubernetes", "targets.kubernetes",
+                       "Istio and Gateway API resources per kubernetes platform, with a kustomization"),
+            TargetInfo("vm", "targets.vm", "VM bundles: Envoy with systemd, or Istio workload files"),
         ],
         key=lambda info: info.name,
     )

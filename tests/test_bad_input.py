@@ -109,6 +109,15 @@ CASES = [
         [("MESH209", "a.yaml", 11, 10)],
     ),
     (
+        "duplicate-gateway-host",
+        {"a.yaml": SERVICE, "g.yaml": "apiVersion: meshc/v1\nkind: Gateway\nname: g\nplatform: k8s\n"
+                                      "listeners: [{name: web, port: 80, protocol: http, hosts: [a.example.com]}]\n",
+         "r.yaml": "apiVersion: meshc/v1\nkind: Route\nname: r1\ngateway: g\nhosts: [a.example.com]\n"
+                   "rules: [{to: [{service: api}]}]\n---\napiVersion: meshc/v1\nkind: Route\nname: r2\ngateway: g\n"
+                   "hosts: [a.example.com]\nrules: [{to: [{service: api}]}]\n"},
+        [("MESH210", "r.yaml", 12, 9)],
+    ),
+    (
         "cf-gateway",
         {"g.yaml": "apiVersion: meshc/v1\nkind: Gateway\nname: g\nplatform: cf\n"
                    "listeners: [{name: web, port: 80, protocol: http, hosts: [a.example.com]}]\n"},

@@ -1,0 +1,314 @@
+"""Which workloads an intent change reaches, through the linked graph.
+
+A workload is what runs an artifact: "service:<ns>/<name>" (a sidecar), "gateway:<ns>/<name>"
+(a gateway proxy) or "platform:<name>" (platform-wide files). An intent reaches:
+
+- Service S: S's sidecar; the sidecars of S's callers (they hold S's ports, versions,
+  endpoints, mTLS and resilience); the owners of every Route that sends traffic to S (a
+  mesh Route's service and its callers, an ingress Route's gateway).
+- Route of service S: S itself and S's callers' sidecars; gateways whose Routes send to S.
+  Ingress Route on gateway G: G's proxy.
+- AccessPolicy of S: S's sidecar (inbound authorisation is the callee's).
+- ExternalService E: the sidecars of E's callers.
+- Gateway G: G's proxy.
+- Policy: nothing (Policies only add diagnostics). Mesh: everything.
+
+Every service or gateway reached also reaches its platform's platform-wide files. Both
+sides of a change count: a Route that moved from service A to B reaches A's and B's callers.
+The graphs given are searched together, so a removed service's callers are still found.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from compiler.graph import Key, MeshGraph
+from compiler.linker import parse_ref
+
+EVERYTHING = None  # the answer for a Mesh change: every workload is reached
+
+
+@dataclass(frozen=True, order=True)
+class IntentRef:
+    """Identity of one intent: kind plus "namespace/name" (or "name" for Mesh and Policy)."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def service_workload(key: Key) -> str:
+    return f"service:{key}"
+
+
+def gateway_workload(key: Key) -> str:
+    return f"gateway:{key}"
+
+
+def platform_workload(name: str) -> str:
+    return f"platform:{name}"
+
+
+def is_proxy(workload: str) -> bool:
+    """Sidecars and gateway proxies, as opposed to platform-wide files."""
+    return workload.startswith(("service:", "gateway:"))
+
+
+def intent_key(model: Any, default_namespace: str) -> Key:
+    return Key(model.namespace or default_namespace, model.name)
+
+
+def intent_ref(kind: str, model: Any, default_namespace: str) -> IntentRef:
+    if kind in ("Mesh", "Policy"):
+        return IntentRef(kind, model.name)
+    return IntentRef(kind, str(intent_key(model, default_namespace)))
+
+
+def graph_intents(graph: MeshGraph) -> dict[IntentRef, tuple[str, Any, Any]]:
+    """Every intent of a linked graph: identity -> (kind, model, origin)."""
+    out: dict[IntentRef, tuple[str, Any, Any]] = {
+        IntentRef("Mesh", graph.mesh.name): ("Mesh", graph.mesh, graph.mesh_origin)
+    }
+    for kind, nodes in (
+        ("Service", graph.services),
+        ("ExternalService", graph.externals),
+        ("Route", graph.routes),
+        ("Gateway", graph.gateways),
+        ("AccessPolicy", graph.access_policies),
+    ):
+        for key, node in nodes.items():
+            out[IntentRef(kind, str(key))] = (kind, node.spec, node.origin)
+    for name, node in graph.policies.items():
+        out[IntentRef("Policy", name)] = ("Policy", node.spec, node.origin)
+    return out
+
+
+class _Index:
+    """Reverse edges of one graph, built once: who calls whom, which routes send where."""
+
+    def __init__(self, graph: MeshGraph) -> None:
+        self.graph = graph
+        # destination service -> (owner kind, owner key) of every Route sending traffic to it
+        self.route_senders: dict[Key, set[tuple[str, Key]]] = defaultdict(set)
+        for route in graph.routes.values():
+            owner = ("service", route.service) if route.service is not None else ("gateway", route.gateway)
+            for rule in route.rules:
+                targets = [*rule.destinations, *([rule.mirror] if rule.mirror is not None else [])]
+                for target in targets:
+                    self.route_senders[target.service].add(owner)
+
+
+class Reach:
+    """Answers "which workloads does this intent reach" over one or more graphs."""
+
+    def __init__(self, graphs: Iterable[MeshGraph]) -> None:
+        self.indexes = [_Index(g) for g in graphs]
+
+    def callers(self, key: Key) -> set[Key]:
+        return {c for index in self.indexes for c in index.graph.callers.get(key, ())}
+
+    def senders(self, key: Key) -> set[tuple[str, Key]]:
+        return {s for index in self.indexes for s in index.route_senders.get(key, ())}
+
+    def platforms_of(self, kind: str, key: Key) -> set[str]:
+        found = set()
+        for index in self.indexes:
+            nodes = index.graph.services if kind == "service" else index.graph.gateways
+            node = nodes.get(key)
+            if node is not None:
+                found.add(node.platform.name)
+        return found
+
+    def _service(self, key: Key, out: set[str]) -> None:
+        out.add(service_workload(key))
+        out.update(platform_workload(p) for p in self.platforms_of("service", key))
+
+    def _gateway(self, key: Key, out: set[str]) -> None:
+        out.add(gateway_workload(key))
+        out.update(platform_workload(p) for p in self.platforms_of("gateway", key))
+
+    def _traffic_to(self, key: Key, out: set[str]) -> None:
+        """Everything that sends traffic to service or external `key`: callers and route owners."""
+        for caller in self.callers(key):
+            self._service(caller, out)
+        for kind, owner in self.senders(key):
+            if kind == "gateway":
+                self._gateway(owner, out)
+            else:
+                self._service(owner, out)
+                for caller in self.callers(owner):
+                    self._service(caller, out)
+
+    def workloads(self, kind: str, model: Any, default_namespace: str) -> set[str] | None:
+        """The workloads one version of one intent reaches; EVERYTHING (None) for the Mesh."""
+        if kind == "Mesh":
+            return EVERYTHING
+        out: set[str] = set()
+        if kind == "Policy":
+            return out
+        key = intent_key(model, default_namespace)
+        if kind == "Service":
+            self._service(key, out)
+            out.add(platform_workload(model.platform))
+            self._traffic_to(key, out)
+        elif kind == "ExternalService":
+            self._traffic_to(key, out)
+        elif kind == "Gateway":
+            self._gateway(key, out)
+            out.add(platform_workload(model.platform))
+        elif kind == "AccessPolicy":
+            self._service(parse_ref(model.service, key.namespace), out)
+        elif kind == "Route":
+            if model.service is not None:
+                service = parse_ref(model.service, key.namespace)
+                self._service(service, out)
+                self._traffic_to(service, out)
+            else:
+                self._gateway(parse_ref(model.gateway, key.namespace), out)
+        return out
+
+
+def affected_workloads(
+    changes: Iterable[tuple[str, Any]], default_namespace: str, graphs: Iterable[MeshGraph]
+) -> frozenset[str] | None:
+    """Union of what every changed intent version (kind, model) reaches; None means everything."""
+    reach = Reach(graphs)
+    out: set[str] = set()
+    for kind, model in changes:
+        reached = reach.workloads(kind, model, default_namespace)
+        if reached is EVERYTHING:
+            return EVERYTHING
+        out |= reached
+    return frozenset(out)
+
+
+# ------------------------------------------------------------------------------------------
+# `meshc build --changed-since REV`: re-emit only what the changed intents reach
+
+
+class FullBuildNeeded(Exception):
+    """The output directory cannot be updated incrementally; the message says why."""
+
+
+@dataclass(frozen=True)
+class IncrementalPlan:
+    built_from: str  # the commit the output directory was built from
+    changed_files: tuple[str, ...]  # intent files that differ between built_from and the head
+    workloads: frozenset[str] | None  # to emit; None: every workload (the Mesh changed)
+    kept: tuple[dict, ...]  # manifest entries of files carried over byte-identical
+
+
+def _git_blob_id(content: bytes) -> str:
+    """The id git gives a blob with this content, so worktree files compare with a commit's."""
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def _file_ids(source) -> dict[str, str]:
+    blobs = getattr(source, "blobs", None)
+    if blobs is not None:
+        return {path: blob.hexsha for path, blob in blobs.items()}
+    return {path: _git_blob_id(source.read(path)) for path, _ in source.files()}
+
+
+class _Subset:
+    """A FileSource restricted to some paths (plus mesh.yaml, which every load needs)."""
+
+    def __init__(self, source, paths: set[str]) -> None:
+        self.source = source
+        self.paths = paths
+
+    def files(self):
+        return ((p, size) for p, size in self.source.files() if p in self.paths or p == "mesh.yaml")
+
+    def read(self, path: str) -> bytes:
+        return self.source.read(path)
+
+    def revision(self):
+        return self.source.revision()
+
+
+def _same(old: Any, new: Any) -> bool:
+    return old.model_dump(mode="json") == new.model_dump(mode="json")
+
+
+def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, out_dir,
+                     targets: list[str], skip_dirs: tuple = ()) -> IncrementalPlan:
+    """What to re-emit so that out_dir ends up equal to a full build of the head.
+
+    out_dir must hold a complete, unmodified build by this meshc, of every target asked for,
+    from a clean checkout of `since` or a later commit; otherwise FullBuildNeeded says why.
+    The intents compared are those of the commit out_dir was built from (which is `since` or
+    contains it) against the head: that is what the files in out_dir were made from.
+    Raises compiler.gitsource.GitError when `since` does not name a commit.
+    """
+    import hashlib
+
+    from compiler import __version__
+    from compiler.diagnostics import Report
+    from compiler.gitsource import GitError, GitSource, resolve
+    from compiler.loader import WorktreeSource, load
+    from compiler.writer import read_manifest
+
+    repo, since_commit = resolve(root, since)
+    previous = read_manifest(out_dir)
+    if previous is None:
+        raise FullBuildNeeded(f"{out_dir} holds no readable manifest.json from an earlier build")
+    source = previous.get("source") or {}
+    built_from = source.get("commit")
+    if previous.get("meshc") != __version__:
+        raise FullBuildNeeded(f"{out_dir} was built by meshc {previous.get('meshc')}, not {__version__}")
+    if not built_from or source.get("dirty", True):
+        raise FullBuildNeeded(f"{out_dir} was built from a working tree with uncommitted changes")
+    missing = sorted(set(targets) - set(previous.get("targets") or ()))
+    if missing:
+        raise FullBuildNeeded(f"{out_dir} holds no build of target(s) {', '.join(missing)}")
+    try:
+        _, built_commit = resolve(root, built_from)
+    except GitError:
+        raise FullBuildNeeded(f"{out_dir} was built from commit {built_from[:12]}, which this repository lacks") from None
+    if not repo.is_ancestor(since_commit, built_commit):
+        raise FullBuildNeeded(f"{out_dir} was built from {built_from[:12]}, which does not contain {since}")
+
+    base_source = GitSource(root, built_from, skip_dirs)
+    head_source = GitSource(root, head_ref, skip_dirs) if head_ref is not None else WorktreeSource(root, skip_dirs)
+    before, after = _file_ids(base_source), _file_ids(head_source)
+    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+
+    base = load(_Subset(base_source, changed), Report())
+    base_mesh = next((i.model for i in base.intents if i.kind == "Mesh"), None)
+    kept_entries: list[dict] = []
+    if base_mesh is None or not _same(base_mesh, head.mesh):
+        return IncrementalPlan(built_from, tuple(sorted(changed)), EVERYTHING, ())
+
+    namespace = head.mesh.defaultNamespace
+    old_versions = {intent_ref(i.kind, i.model, namespace): (i.kind, i.model, i.origin.file)
+                    for i in base.intents if i.origin.file in changed and i.kind != "Mesh"}
+    new_versions = {ref: (kind, model, origin.file) for ref, (kind, model, origin) in graph_intents(head).items()
+                    if origin.file in changed and kind != "Mesh"}
+    versions = []
+    for ref in set(old_versions) | set(new_versions):
+        old, new = old_versions.get(ref), new_versions.get(ref)
+        # an intent in another file changes its artifacts too: they name the files they came from
+        if old and new and old[2] == new[2] and _same(old[1], new[1]):
+            continue
+        versions.extend((version[0], version[1]) for version in (old, new) if version is not None)
+    workloads = affected_workloads(versions, namespace, [head])
+
+    for entry in previous.get("artifacts") or []:
+        if entry["workload"] in workloads or entry["target"] not in targets:
+            continue
+        path = out_dir / entry["path"]
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            raise FullBuildNeeded(f"{path} is missing from the earlier build") from None
+        if digest != entry["sha256"]:
+            raise FullBuildNeeded(f"{path} was changed after it was built")
+        kept_entries.append(entry)
+    return IncrementalPlan(built_from, tuple(sorted(changed)), frozenset(workloads), tuple(kept_entries))

@@ -1,0 +1,165 @@
+"""Organisation Policies: CEL expressions compiled once per build, evaluated over linked objects.
+
+`self` is the object of the Policy's `appliesTo` kind as a dict: the model dumped by alias
+(`from`, not `from_`), fields left unset omitted (so `has()` tells whether something is set),
+defaults applied, the namespace filled in; for a Service, `resilience` is the effective one
+(Mesh.defaults overlaid with the service's own) and `mtls` the effective mode. Durations stay
+strings: compare them with `duration('30s')`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.machinery
+import importlib.util
+import os
+import re
+import sys
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Iterator
+
+from compiler import codes
+from compiler.diagnostics import Location, Related, Report
+from compiler.graph import MeshGraph, PolicyNode
+from compiler.loader import Origin
+from policies import Check
+
+_CEL_POSITION = re.compile(r"<input>:(\d+):(\d+):")
+
+
+@functools.cache
+def cel_module() -> ModuleType:
+    """The `cel` extension module, loaded only when a mesh has Policies.
+
+    The `cel` package's __init__ also imports its command line (rich and friends, about 200 ms);
+    loading the compiled extension on its own keeps `meshc check` fast. It is registered under
+    its own name, so a later `import cel` reuses it (a PyO3 module initialises once).
+    """
+    loaded = sys.modules.get("cel.cel")
+    if loaded is not None:
+        return loaded
+    package = importlib.util.find_spec("cel")
+    for directory in package.submodule_search_locations or ():
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            spec = importlib.util.spec_from_file_location("cel.cel", f"{directory}/cel{suffix}")
+            if spec is not None and spec.loader is not None and os.path.exists(spec.origin):
+                module = importlib.util.module_from_spec(spec)
+                sys.modules["cel.cel"] = module
+                spec.loader.exec_module(module)
+                return module
+    import cel  # the package layout changed: pay for the full import rather than fail
+
+    return cel
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    node: PolicyNode
+    rule: Any  # cel Program
+    when: Any | None
+
+
+def _expression_location(graph: MeshGraph, origin: Origin, field: str, text: str, error: str) -> Location:
+    """Where CEL's error points inside the expression, when it sits on the field's own line."""
+    location = graph.sources.locate(origin, field)
+    position = _CEL_POSITION.search(error)
+    line = graph.sources.line_text(location)
+    if position is None or line is None or int(position.group(1)) != 1:
+        return location
+    start = location.column - 1
+    if line[start:start + 1] in ("'", '"'):
+        start += 1
+    if not line[start:].startswith(text.split("\n", 1)[0]):
+        return location  # a block scalar or escapes: the field itself is as precise as it gets
+    return Location(location.file, location.line, start + int(position.group(2)))
+
+
+def compile_policies(graph: MeshGraph, report: Report) -> list[CompiledPolicy]:
+    cel = cel_module()
+    compiled = []
+    for policy in graph.policies.values():
+        programs: dict[str, Any] = {}
+        for field in ("rule", "when"):
+            text = getattr(policy.spec, field)
+            if text is None:
+                continue
+            try:
+                programs[field] = cel.compile(text)
+            except ValueError as error:
+                message = _CEL_POSITION.sub("", str(error).split("ERROR: ", 1)[-1].split("\n", 1)[0]).strip()
+                report.add(codes.POLICY_EXPRESSION_INVALID,
+                           f"Policy {policy.name}: `{field}` is not a valid CEL expression: {message}",
+                           _expression_location(graph, policy.origin, field, text, str(error)))
+        if len(programs) == (2 if policy.spec.when is not None else 1):
+            compiled.append(CompiledPolicy(policy, programs["rule"], programs.get("when")))
+    return compiled
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def objects_of(graph: MeshGraph, kind: str) -> Iterator[tuple[str, Origin, dict[str, Any]]]:
+    """(display name, origin, `self`) of every linked object of one kind."""
+    if kind == "Mesh":
+        yield f"Mesh {graph.mesh.name}", graph.mesh_origin, _dump(graph.mesh)
+        return
+    if kind == "Service":
+        for key, node in graph.services.items():
+            data = _dump(node.spec)
+            data.update(namespace=key.namespace, mtls=node.mtls, resilience=_dump(node.resilience))
+            yield f"Service {key}", node.origin, data
+        return
+    table = {"Route": graph.routes, "AccessPolicy": graph.access_policies, "Gateway": graph.gateways,
+             "ExternalService": graph.externals}[kind]
+    for key, node in table.items():
+        data = _dump(node.spec)
+        data["namespace"] = key.namespace
+        yield f"{kind} {key}", node.origin, data
+
+
+def _evaluate(program: Any, data: dict[str, Any]) -> tuple[bool | None, str | None]:
+    """(result, None), or (None, why) when the expression fails or is not a boolean."""
+    try:
+        result = program.execute({"self": data})
+    except KeyError as error:
+        return None, f"no field {error}"
+    except Exception as error:  # noqa: BLE001 - whatever the evaluator raises is the expression's failure
+        return None, f"{type(error).__name__}: {error}"
+    if not isinstance(result, bool):
+        return None, f"the result is {type(result).__name__} {result!r}, not a boolean"
+    return result, None
+
+
+def check(graph: MeshGraph, report: Report) -> None:
+    if not graph.policies:
+        return
+    at = graph.sources.locate
+    for policy in compile_policies(graph, report):
+        spec = policy.node.spec
+        for name, origin, data in objects_of(graph, spec.appliesTo):
+            where = at(origin, "name")
+            for field, program in (("when", policy.when), ("rule", policy.rule)):
+                if program is None:
+                    continue
+                result, failure = _evaluate(program, data)
+                related = (Related(at(policy.node.origin, field), f"`{field}` of Policy {spec.name}"),)
+                if failure is not None:
+                    report.add(codes.POLICY_EVALUATION_FAILED,
+                               f"Policy {spec.name}: `{field}` cannot be evaluated for {name}: {failure}",
+                               where, related=related, hint="guard optional fields with has()")
+                    break
+                if not result:
+                    if field == "rule":
+                        report.add(codes.POLICY_VIOLATION, f"{name}: {spec.message} (Policy {spec.name})",
+                                   where, related=related, severity=spec.severity)
+                    break
+
+
+CHECK = Check(
+    name="cel-policies",
+    reads=("Policy", "Mesh", "Service", "Route", "AccessPolicy", "Gateway", "ExternalService"),
+    codes=(codes.POLICY_EXPRESSION_INVALID, codes.POLICY_VIOLATION, codes.POLICY_EVALUATION_FAILED),
+    run=check,
+)

@@ -1,0 +1,100 @@
+"""Routes and ports: matches a port's protocol cannot see, match ports that do not exist,
+versions of vm services with no endpoint to send to."""
+
+from __future__ import annotations
+
+from compiler import codes
+from compiler.diagnostics import Related, Report
+from compiler.graph import MeshGraph, RouteNode, Target
+from compiler.model import HTTP_PROTOCOLS, Match
+from policies import Check
+from policies.hostnames import covers as host_covers
+
+HTTP_LISTENERS = frozenset({"http", "https"})
+
+
+def _has_http_match(entry: Match) -> bool:
+    return bool(entry.path or entry.method or entry.headers or entry.query)
+
+
+def _entry_protocols(graph: MeshGraph, route: RouteNode, entry: Match) -> tuple[set[bool], set[int]] | None:
+    """(is-HTTP flags of what the entry can apply to, the ports there), None if it applies nowhere."""
+    if route.service is not None:
+        ports = graph.services[route.service].spec.ports
+        chosen = [p for p in ports if entry.port in (None, p.port)]
+        return {p.protocol in HTTP_PROTOCOLS for p in chosen}, {p.port for p in ports}
+    gateway = graph.gateways[route.gateway]
+    serving = [listener for listener in gateway.listeners
+               if any(host_covers(lh, rh) for lh in listener.hosts for rh in route.spec.hosts)]
+    if not serving:
+        return None  # reported by the gateways check
+    chosen = [listener for listener in serving if entry.port in (None, listener.port)]
+    return {listener.protocol in HTTP_LISTENERS for listener in chosen}, {listener.port for listener in serving}
+
+
+def _check_matches(graph: MeshGraph, route: RouteNode, report: Report) -> None:
+    at = graph.sources.locate
+    target = f"service {route.service}" if route.service is not None else f"gateway {route.gateway}"
+    for rule_index, rule in enumerate(route.spec.rules):
+        for index, entry in enumerate(rule.match):
+            where = ("rules", rule_index, "match", index)
+            found = _entry_protocols(graph, route, entry)
+            if found is None:
+                continue
+            kinds, ports = found
+            if entry.port is not None and entry.port not in ports:
+                report.add(codes.UNKNOWN_MATCH_PORT,
+                           f"{target} has no port {entry.port} for this route (ports: {', '.join(map(str, sorted(ports)))})",
+                           at(route.origin, *where, "port"))
+                continue
+            if _has_http_match(entry) and True not in kinds:
+                report.add(codes.HTTP_MATCH_ON_STREAM,
+                           f"match entry {index} of rule {rule_index} in Route {route.key} matches HTTP requests, "
+                           f"but {target} carries only tcp or tls streams here",
+                           at(route.origin, *where), hint="match stream routes on `port` or `sni`")
+            if entry.sni and False not in kinds:
+                report.add(codes.SNI_MATCH_ON_HTTP,
+                           f"match entry {index} of rule {rule_index} in Route {route.key} matches a TLS server name, "
+                           f"but {target} carries only HTTP here",
+                           at(route.origin, *where, "sni"), hint="match HTTP routes on headers")
+
+
+def _check_versions(graph: MeshGraph, route: RouteNode, report: Report) -> None:
+    at = graph.sources.locate
+
+    def unserved(target: Target | None) -> bool:
+        if target is None or target.version is None:
+            return False
+        service = graph.services[target.service]
+        return service.platform.kind == "vm" and all(e.version != target.version for e in service.spec.endpoints)
+
+    def report_version(target: Target, *path: object) -> None:
+        service = graph.services[target.service]
+        report.add(codes.VERSION_WITHOUT_ENDPOINTS,
+                   f"Route {route.key} sends traffic to version {target.version!r} of vm service {service.key}, "
+                   "but no endpoint carries that version",
+                   at(route.origin, *path, "version"),
+                   related=(Related(at(service.origin, "versions", target.version, key=True), "the version"),),
+                   hint=f"add `version: {target.version}` to an endpoint of {service.key}")
+
+    for rule in route.rules:
+        for index, target in enumerate(rule.destinations):
+            if unserved(target):
+                report_version(target, "rules", rule.index, "to", index)
+        if unserved(rule.mirror):
+            report_version(rule.mirror, "rules", rule.index, "mirror")
+
+
+def check(graph: MeshGraph, report: Report) -> None:
+    for route in graph.routes.values():
+        _check_matches(graph, route, report)
+        _check_versions(graph, route, report)
+
+
+CHECK = Check(
+    name="ports",
+    reads=("Service", "Route", "Gateway"),
+    codes=(codes.HTTP_MATCH_ON_STREAM, codes.SNI_MATCH_ON_HTTP, codes.UNKNOWN_MATCH_PORT,
+           codes.VERSION_WITHOUT_ENDPOINTS),
+    run=check,
+)

@@ -1,0 +1,182 @@
+"""Gateway listeners: HTTP with virtual hosts per attached Route, TLS termination with a named
+certificate, SNI passthrough to tcp proxies, HTTPS redirects.
+
+Gateway listeners that share a port become one Envoy listener whose filter chains are chosen by
+SNI (the tls_inspector reads it), so `https` and `tls` hosts can share port 443.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler import codes
+from compiler.diagnostics import Related
+from compiler.graph import GatewayNode, RouteNode
+from compiler.model import Listener
+from targets.envoy import _Proxy, router_filter, socket_address, tcp_proxy, tls_inspector
+from targets.envoy_outbound import (
+    HTTP_ONLY_RULE_FIELDS,
+    check_version,
+    fault_filter,
+    rule_routes,
+    stream_rule,
+)
+
+
+def covers(listener_host: str, host: str) -> bool:
+    """Whether a listener host (possibly `*` or `*.domain`) serves a Route host."""
+    if listener_host in ("*", host):
+        return True
+    return listener_host.startswith("*.") and host.endswith(listener_host[1:])
+
+
+def listener_family(listener: Listener) -> str:
+    return {"http": "http", "tcp": "tcp"}.get(listener.protocol, "tls")
+
+
+class _GatewayBuilder:
+    def __init__(self, proxy: _Proxy, gateway: GatewayNode) -> None:
+        self.proxy = proxy
+        self.gateway = gateway
+        self.routes: tuple[RouteNode, ...] = proxy.graph.gateway_routes.get(gateway.key, ())
+
+    def covered_hosts(self, listener: Listener, route: RouteNode) -> list[str]:
+        return [h for h in route.spec.hosts if any(covers(lh, h) for lh in listener.hosts)]
+
+    def listeners(self, address: str) -> list[dict]:
+        by_port: dict[int, list[tuple[int, Listener]]] = {}
+        for index, listener in enumerate(self.gateway.listeners):
+            by_port.setdefault(listener.port, []).append((index, listener))
+        result = []
+        for port, group in by_port.items():
+            family = listener_family(group[0][1])
+            kept = []
+            for index, listener in group:
+                if listener_family(listener) != family or (family == "tcp" and kept):
+                    self.clash(index, listener, group[0])
+                else:
+                    kept.append(listener)
+            result.append(self.port_listener(port, family, kept, address))
+        return result
+
+    def clash(self, index: int, listener: Listener, first: tuple[int, Listener]) -> None:
+        self.proxy.report.add(
+            codes.ENVOY_LISTENER_PORT_CLASH,
+            f"Gateway {self.gateway.key} listener {listener.name!r} ({listener.protocol}) shares port "
+            f"{listener.port} with listener {first[1].name!r} ({first[1].protocol}), which Envoy cannot tell apart",
+            self.proxy.at(self.gateway.origin, "listeners", index, "port"),
+            related=(Related(self.proxy.at(self.gateway.origin, "listeners", first[0], "port"), "the other listener"),),
+            hint="give the listener its own port",
+        )
+
+    def port_listener(self, port: int, family: str, listeners: list[Listener], address: str) -> dict:
+        name = f"gateway|{port}"
+        result: dict[str, Any] = {"name": name, "address": socket_address(address, port)}
+        if family == "http":
+            virtual_hosts = [vh for listener in listeners for vh in self.http_virtual_hosts(listener, port)]
+            result["filter_chains"] = [{"filters": [self.http_manager(name, virtual_hosts)]}]
+        elif family == "tcp":
+            result["filter_chains"] = [{"filters": [self.stream_proxy(name, listeners[0], port)]}]
+        else:
+            result["listener_filters"] = [tls_inspector()]
+            result["filter_chains"] = [chain for listener in listeners for chain in self.tls_chains(listener, port)]
+        return result
+
+    def http_manager(self, name: str, virtual_hosts: list[dict]) -> dict:
+        uses_fault = any("typed_per_filter_config" in r for vh in virtual_hosts for r in vh["routes"])
+        http_filters = ([fault_filter()] if uses_fault else []) + [router_filter()]
+        return self.proxy.http_connection_manager(name, virtual_hosts, http_filters, "inbound")
+
+    def http_virtual_hosts(self, listener: Listener, port: int) -> list[dict]:
+        if listener.httpsRedirect:
+            return [{"name": f"{listener.name}|https-redirect", "domains": with_port(listener.hosts, port),
+                     "routes": [{"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}]
+        virtual_hosts = []
+        for route in self.routes:
+            hosts = self.covered_hosts(listener, route)
+            if hosts:
+                virtual_hosts.append({"name": f"{listener.name}|{route.key}", "domains": with_port(hosts, port),
+                                      "routes": rule_routes(self.proxy, route, None)})
+        return virtual_hosts
+
+    def tls_chains(self, listener: Listener, port: int) -> list[dict]:
+        tls = listener.tls
+        if tls.mode == "passthrough":
+            return self.passthrough_chains(listener)
+        chain: dict[str, Any] = {"filter_chain_match": {"server_names": list(listener.hosts)},
+                                 "transport_socket": self.proxy.certificates.terminate(tls.certificate)}
+        if listener.protocol == "https":
+            virtual_hosts = []
+            for route in self.routes:
+                hosts = self.covered_hosts(listener, route)
+                if hosts:
+                    virtual_hosts.append({"name": f"{listener.name}|{route.key}", "domains": with_port(hosts, port),
+                                          "routes": rule_routes(self.proxy, route, None)})
+            chain["filters"] = [self.http_manager(f"gateway|{port}|{listener.name}", virtual_hosts)]
+        else:
+            chain["filters"] = [self.stream_proxy(f"gateway|{port}|{listener.name}", listener, port)]
+        return [chain]
+
+    def passthrough_chains(self, listener: Listener) -> list[dict]:
+        """One filter chain per rule: its `sni` names (or the Route's hosts) to its destinations."""
+        chains = []
+        claimed: set[str] = set()
+        for route in self.routes:
+            hosts = self.covered_hosts(listener, route)
+            if not hosts:
+                continue
+            for rule in route.rules:
+                if rule.spec.match and all(m.path or m.method or m.headers or m.query for m in rule.spec.match):
+                    continue  # HTTP matches never match encrypted bytes (analysis reports MESH340)
+                names = [n for m in rule.spec.match for n in m.sni] or hosts
+                names = [n for n in dict.fromkeys(names) if n not in claimed]
+                where = self.proxy.at(route.origin, "rules", rule.index)
+                unusable = [f for f in HTTP_ONLY_RULE_FIELDS if getattr(rule.spec, f) is not None]
+                if rule.spec.redirect is not None:
+                    unusable.append("redirect")
+                if unusable:
+                    self.proxy.report.add(
+                        codes.ENVOY_ROUTE_FEATURE_UNSUPPORTED,
+                        f"Route {route.key} rule {rule.index} sets {', '.join(unusable)} on a TLS passthrough "
+                        "listener, which forwards encrypted bytes by SNI only"
+                        + ("; the rule is not applied" if rule.spec.redirect is not None else
+                           "; its destinations are used without them"),
+                        where,
+                    )
+                if rule.spec.redirect is not None or not names:
+                    continue
+                claimed.update(names)
+                for index, target in enumerate(rule.destinations):
+                    check_version(self.proxy, route, target, rule.index, "to", index)
+                weighted = [(self.proxy.service_cluster(t), t.weight) for t in rule.destinations]
+                stat_prefix = f"gateway|{listener.port}|{listener.name}|{route.key}|{rule.index}"
+                chains.append({"filter_chain_match": {"server_names": names},
+                               "filters": [tcp_proxy(stat_prefix, weighted)]})
+        return chains
+
+    def stream_proxy(self, stat_prefix: str, listener: Listener, port: int) -> dict:
+        """A tcp (or terminated tls) listener forwards to the first Route that covers it."""
+        for route in self.routes:
+            if self.covered_hosts(listener, route):
+                rule = stream_rule(self.proxy, route, None)
+                if rule is not None:
+                    for index, target in enumerate(rule.destinations):
+                        check_version(self.proxy, route, target, rule.index, "to", index)
+                    return tcp_proxy(stat_prefix, [(self.proxy.service_cluster(t), t.weight)
+                                                   for t in rule.destinations])
+        # Nothing routed here: Envoy needs a cluster, so connections are refused by an empty one.
+        return tcp_proxy(stat_prefix, [(self.unrouted_cluster(), 100)])
+
+    def unrouted_cluster(self) -> str:
+        name = "gateway|unrouted"
+        self.proxy.clusters[name] = {"name": name, "type": "STATIC",
+                                     "load_assignment": {"cluster_name": name, "endpoints": []}}
+        return name
+
+
+def with_port(hosts: list[str], port: int) -> list[str]:
+    return list(hosts) + [f"{host}:{port}" for host in hosts]
+
+
+def gateway_listeners(proxy: _Proxy, gateway: GatewayNode, address: str) -> list[dict]:
+    return _GatewayBuilder(proxy, gateway).listeners(address)

@@ -1,0 +1,300 @@
+"""Outbound side of a sidecar, and the HTTP route tables a gateway shares with it.
+
+Applications send HTTP to one loopback listener (sidecar.outboundPort) addressed by Host
+`<service>` or `<service>.<namespace>` (with or without `:port`); each tcp, tls or mongo
+destination gets its own loopback listener on the callee's port. Only the destinations in
+`calls` are configured, plus the services their Routes send to.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from compiler import codes
+from compiler.addressing import service_upstream
+from compiler.diagnostics import Related
+from compiler.graph import ExternalNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
+from compiler.model import HTTP_PROTOCOLS, Match
+from targets.envoy import (
+    ANY_ADDRESS,
+    FAULT,
+    LOOPBACK,
+    MONGO_PROXY,
+    REDIRECT_CODES,
+    _Proxy,
+    duration,
+    fractional_percent,
+    retry_policy,
+    route_match,
+    router_filter,
+    socket_address,
+    tcp_proxy,
+    typed,
+)
+
+OUTBOUND_HTTP = "outbound|http"
+
+
+def outbound_listeners(proxy: _Proxy, service: ServiceNode, address: str) -> list[dict]:
+    graph = proxy.graph
+    sidecar = service.sidecar
+    taken: dict[int, str] = {sidecar.outbound_port: "the outbound HTTP listener",
+                             sidecar.admin_port: "the admin listener"}
+    if address in (ANY_ADDRESS, LOOPBACK):
+        taken.update({p.port: f"inbound port {p.port}" for p in service.spec.ports})
+    short_names = short_name_owners(proxy, service)
+    virtual_hosts: list[dict] = []
+    stream_listeners: list[dict] = []
+    for index, callee_key in enumerate(service.calls):
+        external = graph.externals.get(callee_key)
+        ports = external.spec.ports if external is not None else graph.services[callee_key].spec.ports
+        primary = True  # the first HTTP port also answers to the host names without a port
+        for port in ports:
+            if port.protocol in HTTP_PROTOCOLS:
+                if external is not None:
+                    virtual_hosts.append(external_virtual_host(proxy, external, port, primary))
+                else:
+                    callee = graph.services[callee_key]
+                    virtual_hosts.append(mesh_virtual_host(proxy, callee, port.port, primary,
+                                                           callee_key in short_names))
+                primary = False
+                continue
+            holder = taken.get(port.port)
+            if holder is not None:
+                proxy.report.add(
+                    codes.ENVOY_LISTENER_PORT_CLASH,
+                    f"service {service.key} calls {callee_key} on {port.protocol} port {port.port}, "
+                    f"but the sidecar's loopback port {port.port} is already {holder}",
+                    proxy.at(service.origin, "calls", index),
+                    hint="set `sidecar: {outboundPort, adminPort}` to other ports, or change the callee's port",
+                )
+                continue
+            taken[port.port] = f"the listener for {callee_key}"
+            stream_listeners.append(stream_listener(proxy, callee_key, external, port))
+    listeners = []
+    if virtual_hosts:
+        uses_fault = any("typed_per_filter_config" in r for vh in virtual_hosts for r in vh["routes"])
+        http_filters = [fault_filter()] if uses_fault else []
+        http_filters.append(router_filter())
+        manager = proxy.http_connection_manager(OUTBOUND_HTTP, virtual_hosts, http_filters, "outbound")
+        listeners.append({"name": OUTBOUND_HTTP, "address": socket_address(LOOPBACK, sidecar.outbound_port),
+                          "filter_chains": [{"filters": [manager]}]})
+    return listeners + stream_listeners
+
+
+def short_name_owners(proxy: _Proxy, service: ServiceNode) -> set[Key]:
+    """Callees that answer to their bare name: one per name, preferring the caller's namespace."""
+    by_name: dict[str, list[tuple[int, Key]]] = defaultdict(list)
+    for index, key in enumerate(service.calls):
+        if key in proxy.graph.services:
+            by_name[key.name].append((index, key))
+    owners = set()
+    for name, entries in by_name.items():
+        own = [key for _, key in entries if key.namespace == service.namespace]
+        if len(entries) == 1 or own:
+            owners.add(own[0] if own else entries[0][1])
+        if len(entries) > 1:
+            first_index, _ = entries[0]
+            proxy.report.add(
+                codes.ENVOY_AMBIGUOUS_HOST,
+                f"service {service.key} calls {len(entries)} services named {name!r}; "
+                + (f"host {name!r} goes to {own[0]}" if own else f"host {name!r} is left out")
+                + ", the others are reached as <name>.<namespace>",
+                proxy.at(service.origin, "calls", entries[1][0]),
+                related=(Related(proxy.at(service.origin, "calls", first_index), "the other call"),),
+            )
+    return owners
+
+
+def fault_filter() -> dict:
+    return typed("envoy.filters.http.fault", FAULT)
+
+
+def mesh_virtual_host(proxy: _Proxy, callee: ServiceNode, port: int, primary: bool, short_name: bool) -> dict:
+    names = [f"{callee.name}.{callee.namespace}"] + ([callee.name] if short_name else [])
+    domains = (names if primary else []) + [f"{name}:{port}" for name in names]
+    route = proxy.graph.route_for(callee.key)
+    if route is None:
+        routes = [default_route(proxy, callee, Target(callee.key, None, port, 100))]
+    else:
+        routes = rule_routes(proxy, route, port)
+    return {"name": f"{callee.name}.{callee.namespace}:{port}", "domains": domains, "routes": routes}
+
+
+def external_virtual_host(proxy: _Proxy, external: ExternalNode, port, primary: bool) -> dict:
+    hosts = [h for h in external.spec.hosts if not h.startswith("*")]
+    domains = (hosts if primary else []) + [f"{host}:{port.port}" for host in hosts]
+    cluster = proxy.external_cluster(external, port)
+    return {"name": f"{external.name}.{external.namespace}:{port.port}", "domains": domains,
+            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s"}}]}
+
+
+def default_route(proxy: _Proxy, callee: ServiceNode, target: Target) -> dict:
+    """A callee without a Route: all of it, with its resilience."""
+    action: dict[str, Any] = {"cluster": proxy.service_cluster(target)}
+    resilience = callee.resilience
+    action["timeout"] = duration(resilience.timeout) if resilience.timeout else "0s"
+    if resilience.retries is not None:
+        own = callee.spec.resilience is not None and callee.spec.resilience.retries is not None
+        where = (proxy.at(callee.origin, "resilience", "retries") if own
+                 else proxy.at(proxy.graph.mesh_origin, "defaults", "retries"))
+        action["retry_policy"] = retry_policy(proxy, resilience.retries, where)
+    hash_policy = ring_hash_policy(callee)
+    if hash_policy is not None:
+        action["hash_policy"] = hash_policy
+    return {"match": {"prefix": "/"}, "route": action}
+
+
+def ring_hash_policy(service: ServiceNode) -> list[dict] | None:
+    balancer = service.resilience.loadBalancer
+    if balancer is None or isinstance(balancer, str):
+        return None
+    return [{"header": {"header_name": balancer.ringHash.header}}]
+
+
+def applicable_matches(proxy: _Proxy, route: RouteNode, rule: ResolvedRule, port: int | None) -> list[Match | None]:
+    """The match entries of a rule that an HTTP route on `port` can apply (None: match-all)."""
+    if not rule.spec.match:
+        return [None]
+    matches: list[Match | None] = []
+    for index, match in enumerate(rule.spec.match):
+        if port is not None and match.port is not None and match.port != port:
+            continue
+        if match.sni:
+            continue  # an HTTP route sees no SNI: the entry never matches (analysis reports MESH341)
+        matches.append(match)
+    return matches
+
+
+def rule_routes(proxy: _Proxy, route: RouteNode, port: int | None) -> list[dict]:
+    """Envoy routes for a Route's rules, in order; one per match entry (entries are ORed)."""
+    entries = []
+    for rule in route.rules:
+        matches = applicable_matches(proxy, route, rule, port)
+        if not matches:
+            continue
+        action = rule_action(proxy, route, rule)
+        entries.extend({"match": route_match(match), **action} for match in matches)
+    return entries
+
+
+def check_version(proxy: _Proxy, route: RouteNode, target: Target, *path: Any) -> None:
+    if target.version is None:
+        return
+    callee = proxy.graph.services[target.service]
+    if not service_upstream(callee, target.port, target.version).version_aware:
+        proxy.report.add(
+            codes.ENVOY_VERSION_NOT_ADDRESSABLE,
+            f"Route {route.key} selects version {target.version!r} of {target.service}, which runs on "
+            f"{callee.platform.kind} platform {callee.platform.name!r}: its address reaches every version",
+            proxy.at(route.origin, "rules", *path, "version"),
+            hint="versions are told apart by address on vm platforms only",
+        )
+
+
+def rule_action(proxy: _Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
+    spec = rule.spec
+    if spec.redirect is not None:
+        redirect: dict[str, Any] = {"response_code": REDIRECT_CODES[spec.redirect.status]}
+        if spec.redirect.host is not None:
+            redirect["host_redirect"] = spec.redirect.host
+        if spec.redirect.path is not None:
+            redirect["path_redirect"] = spec.redirect.path
+        return {"redirect": redirect}
+    for index, target in enumerate(rule.destinations):
+        check_version(proxy, route, target, rule.index, "to", index)
+    weighted = [(proxy.service_cluster(t), t.weight) for t in rule.destinations]
+    action: dict[str, Any]
+    if len(weighted) == 1:
+        action = {"cluster": weighted[0][0]}
+    else:
+        action = {"weighted_clusters": {"clusters": [{"name": n, "weight": w} for n, w in weighted]}}
+    action["timeout"] = duration(rule.timeout) if rule.timeout else "0s"
+    if rule.retries is not None:
+        where = proxy.at(route.origin, "rules", rule.index, "retries") if spec.retries else proxy.at(route.origin, "service")
+        action["retry_policy"] = retry_policy(proxy, rule.retries, where)
+    if rule.mirror is not None:
+        check_version(proxy, route, rule.mirror, rule.index, "mirror")
+        action["request_mirror_policies"] = [{
+            "cluster": proxy.service_cluster(rule.mirror),
+            "runtime_fraction": {"default_value": fractional_percent(spec.mirror.percent)},
+        }]
+    if spec.rewrite is not None:
+        action["prefix_rewrite"] = spec.rewrite.prefix
+    hash_policy = ring_hash_policy(proxy.graph.services[rule.destinations[0].service])
+    if hash_policy is not None:
+        action["hash_policy"] = hash_policy
+    entry: dict[str, Any] = {"route": action}
+    if spec.fault is not None:
+        fault: dict[str, Any] = {"@type": FAULT}
+        if spec.fault.delay is not None:
+            fault["delay"] = {"fixed_delay": duration(spec.fault.delay.fixed),
+                              "percentage": fractional_percent(spec.fault.delay.percent)}
+        if spec.fault.abort is not None:
+            fault["abort"] = {"http_status": spec.fault.abort.status,
+                              "percentage": fractional_percent(spec.fault.abort.percent)}
+        entry["typed_per_filter_config"] = {"envoy.filters.http.fault": fault}
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------
+# tcp, tls and mongo destinations
+
+HTTP_ONLY_RULE_FIELDS = ("timeout", "retries", "fault", "mirror", "rewrite")
+
+
+def stream_listener(proxy: _Proxy, callee_key: Key, external: ExternalNode | None, port) -> dict:
+    name = f"outbound|{port.port}|{callee_key.name}.{callee_key.namespace}"
+    if external is not None:
+        weighted = [(proxy.external_cluster(external, port), 100)]
+    else:
+        weighted = stream_targets(proxy, proxy.graph.services[callee_key], port.port)
+    filters = []
+    if port.protocol == "mongo":
+        filters.append(typed("envoy.filters.network.mongo_proxy", MONGO_PROXY, stat_prefix=name))
+    filters.append(tcp_proxy(name, weighted))
+    return {"name": name, "address": socket_address(LOOPBACK, port.port), "filter_chains": [{"filters": filters}]}
+
+
+def stream_targets(proxy: _Proxy, callee: ServiceNode, port: int) -> list[tuple[str, int]]:
+    """Weighted clusters for a byte-stream destination: the first rule a tcp proxy can take."""
+    route = proxy.graph.route_for(callee.key)
+    if route is not None:
+        chosen = stream_rule(proxy, route, port)
+        if chosen is not None:
+            for index, target in enumerate(chosen.destinations):
+                check_version(proxy, route, target, chosen.index, "to", index)
+            return [(proxy.service_cluster(t), t.weight) for t in chosen.destinations]
+    return [(proxy.service_cluster(Target(callee.key, None, port, 100)), 100)]
+
+
+def stream_rule(proxy: _Proxy, route: RouteNode, port: int | None) -> ResolvedRule | None:
+    """The first rule a byte stream can take; every later rule for this port is reported."""
+    chosen = None
+    for rule in route.rules:
+        entries = [m for m in rule.spec.match if port is None or m.port in (None, port)]
+        if rule.spec.match and not entries:
+            continue  # for another port
+        if rule.spec.match and all(m.path or m.method or m.headers or m.query for m in entries):
+            continue  # HTTP matches never match a byte stream (analysis reports MESH340)
+        where = proxy.at(route.origin, "rules", rule.index)
+        if chosen is None and rule.spec.redirect is None:
+            chosen = rule
+            http_fields = [f for f in HTTP_ONLY_RULE_FIELDS if getattr(rule.spec, f) is not None]
+            if http_fields:
+                proxy.report.add(
+                    codes.ENVOY_ROUTE_FEATURE_UNSUPPORTED,
+                    f"Route {route.key} rule {rule.index} sets {', '.join(http_fields)}, which a tcp proxy "
+                    "cannot apply to a byte stream; its destinations are used without them",
+                    where,
+                )
+            continue
+        proxy.report.add(
+            codes.ENVOY_ROUTE_FEATURE_UNSUPPORTED,
+            f"Route {route.key} rule {rule.index} cannot be applied to port {port}, which carries a byte stream: "
+            + ("a redirect needs HTTP" if rule.spec.redirect is not None
+               else "a tcp proxy takes only the first rule that matches the stream"),
+            where,
+        )
+    return chosen

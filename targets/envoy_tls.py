@@ -1,0 +1,116 @@
+"""Certificates for one Envoy: SDS from a SPIRE-agent-style socket, or files on disk.
+
+Never key material in the configuration: SDS names a secret the agent serves, files mode names
+paths (docs/targets/envoy.md lists them). SDS secret names are SPIRE's defaults: `default` is the
+workload's X.509 SVID, `ROOTCA` the trust bundle.
+"""
+
+from __future__ import annotations
+
+from compiler.graph import Key
+from compiler.model import FileCertificates, SdsCertificates
+
+SDS_CLUSTER = "sds-grpc"
+SVID_SECRET = "default"
+BUNDLE_SECRET = "ROOTCA"
+# TLS origination to external services checks their certificate against the system roots.
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+TLS_SOCKET = "envoy.transport_sockets.tls"
+DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+class Certificates:
+    """TLS contexts of one workload (a sidecar's service or a gateway), per its platform setting."""
+
+    def __init__(self, settings: SdsCertificates | FileCertificates, identity: Key) -> None:
+        self.settings = settings
+        self.identity = identity
+        self.uses_sds = False
+
+    @property
+    def workload_dir(self) -> str:
+        return f"{self.settings.dir}/{self.identity.namespace}/{self.identity.name}"
+
+    def sds_secret(self, name: str) -> dict:
+        self.uses_sds = True
+        return {"name": name, "sds_config": {
+            "resource_api_version": "V3",
+            "api_config_source": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [{"envoy_grpc": {"cluster_name": SDS_CLUSTER}}],
+            },
+        }}
+
+    def own_certificate(self, certificate: str | None = None) -> dict:
+        """The workload's SVID, or a named (gateway) certificate."""
+        if self.settings.mode == "sds":
+            return {"tls_certificate_sds_secret_configs": [self.sds_secret(certificate or SVID_SECRET)]}
+        stem = f"{self.workload_dir}/{certificate}" if certificate else f"{self.workload_dir}/svid"
+        return {"tls_certificates": [{
+            "certificate_chain": {"filename": f"{stem}.pem"},
+            "private_key": {"filename": f"{stem}_key.pem"},
+        }]}
+
+    def mesh_validation(self, peer: str | None = None) -> dict:
+        """Trust the mesh bundle; with `peer`, accept only that SPIFFE ID."""
+        check = {}
+        if peer is not None:
+            check = {"match_typed_subject_alt_names": [{"san_type": "URI", "matcher": {"exact": peer}}]}
+        if self.settings.mode == "sds":
+            return {"combined_validation_context": {
+                "default_validation_context": check,
+                "validation_context_sds_secret_config": self.sds_secret(BUNDLE_SECRET),
+            }}
+        return {"validation_context": {"trusted_ca": {"filename": f"{self.workload_dir}/svid_bundle.pem"}, **check}}
+
+    def downstream(self) -> dict:
+        """mTLS for an inbound listener: the SVID, and a client certificate from the mesh required."""
+        return {"name": TLS_SOCKET, "typed_config": {
+            "@type": DOWNSTREAM_TLS,
+            "require_client_certificate": True,
+            "common_tls_context": {**self.own_certificate(), **self.mesh_validation()},
+        }}
+
+    def terminate(self, certificate: str) -> dict:
+        """TLS termination on a gateway listener with the named certificate; no client certificate."""
+        return {"name": TLS_SOCKET, "typed_config": {
+            "@type": DOWNSTREAM_TLS,
+            "common_tls_context": self.own_certificate(certificate),
+        }}
+
+    def upstream(self, peer: str) -> dict:
+        """mTLS to a mesh callee: present the SVID, accept only the callee's SPIFFE ID."""
+        return {"name": TLS_SOCKET, "typed_config": {
+            "@type": UPSTREAM_TLS,
+            "common_tls_context": {**self.own_certificate(), **self.mesh_validation(peer)},
+        }}
+
+    def originate(self, sni: str) -> dict:
+        """TLS to an external service on behalf of a plain-text caller, checking its host name."""
+        return {"name": TLS_SOCKET, "typed_config": {
+            "@type": UPSTREAM_TLS,
+            "sni": sni,
+            "common_tls_context": {"validation_context": {
+                "trusted_ca": {"filename": SYSTEM_CA_BUNDLE},
+                "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": sni}}],
+            }},
+        }}
+
+    def clusters(self) -> list[dict]:
+        """The SDS agent's cluster, when anything asked for an SDS secret."""
+        if not self.uses_sds:
+            return []
+        return [{
+            "name": SDS_CLUSTER,
+            "type": "STATIC",
+            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": HTTP_PROTOCOL_OPTIONS,
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }},
+            "load_assignment": {"cluster_name": SDS_CLUSTER, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"pipe": {"path": self.settings.sdsSocket}}}},
+            ]}]},
+        }]

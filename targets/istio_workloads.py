@@ -1,0 +1,50 @@
+"""WorkloadGroup and WorkloadEntry documents that make a vm service's endpoints part of an Istio mesh.
+
+Shared by the Kubernetes target (callees on VMs) and the VM target (istio-flavoured bundles).
+Each endpoint becomes one WorkloadEntry carrying the labels the service's Kubernetes Service,
+ServiceEntry and DestinationRule subsets select on; the WorkloadGroup is the template that
+`istioctl x workload entry configure` and auto-registration use for new VMs of the service.
+"""
+
+from __future__ import annotations
+
+from compiler.graph import MeshGraph, ServiceNode
+from targets.kubernetes_meta import APP_LABEL, document, metadata
+
+ISTIO_NETWORKING = "networking.istio.io/v1"
+
+
+def _template(service: ServiceNode) -> dict:
+    # The generated sidecar listens on each service port at the workload's address, so the
+    # endpoint port is the service port (the application's targetPort stays behind it on loopback).
+    spec: dict = {
+        "serviceAccount": service.name,
+        "ports": {port.name: port.port for port in service.spec.ports},
+    }
+    network = getattr(service.platform, "network", None)
+    if network is not None:
+        spec["network"] = network
+    return spec
+
+
+def workload_documents(graph: MeshGraph, service: ServiceNode) -> list[dict]:
+    """The WorkloadGroup of a vm service, then one WorkloadEntry per endpoint in written order."""
+    sources = (service.origin.file,)
+    group = document(
+        ISTIO_NETWORKING,
+        "WorkloadGroup",
+        metadata(service.name, service.namespace, sources),
+        spec={"metadata": {"labels": {APP_LABEL: service.name}}, "template": _template(service)},
+    )
+    entries = []
+    for number, endpoint in enumerate(service.spec.endpoints, start=1):
+        labels = {APP_LABEL: service.name}
+        if endpoint.version is not None:
+            labels.update(service.spec.versions[endpoint.version].labels)
+        entries.append(document(
+            ISTIO_NETWORKING,
+            "WorkloadEntry",
+            metadata(f"{service.name}-{number}", service.namespace, sources),
+            spec={"address": endpoint.address, "labels": labels, **_template(service)},
+        ))
+    return [group, *entries]

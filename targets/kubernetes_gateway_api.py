@@ -1,0 +1,285 @@
+"""Flavor gateway-api: Gateway API routes (GAMMA for mesh Routes) on top of Istio.
+
+Mesh Routes become HTTPRoutes whose parent is the Kubernetes Service (group "", kind Service);
+versions become Services of their own (`<service>-<version>`), the GAMMA way to split traffic.
+What the standard channel (v1.6.1) has no field for is reported, never dropped silently.
+Traffic policy, security and scoping stay Istio's (see targets.kubernetes.PlatformEmitter).
+"""
+
+from __future__ import annotations
+
+import re
+
+from compiler import codes
+from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
+from compiler.model import HTTP_PROTOCOLS, StringMatch
+from targets.kubernetes import DNS1035_LABEL, PlatformEmitter
+from targets.kubernetes_meta import APP_LABEL, document, metadata
+from targets.kubernetes_support import GATEWAY_API, gateway_api_duration, rule_kind, whole_milliseconds
+
+GATEWAY_CLASS = "istio"
+_LISTENER_PROTOCOLS = {"http": "HTTP", "https": "HTTPS", "tls": "TLS", "tcp": "TCP"}
+_PATH_TYPES = {"exact": "Exact", "prefix": "PathPrefix", "regex": "RegularExpression"}
+
+
+class GatewayApiEmitter(PlatformEmitter):
+    def on_platform(self, key: Key) -> bool:
+        return self.graph.services[key].platform.name == self.platform.name
+
+    def version_service_name(self, service: Key, version: str) -> str:
+        return f"{service.name}-{version}"
+
+    # -- services ----------------------------------------------------------------------------
+
+    def service_documents(self, service: ServiceNode) -> list[dict]:
+        docs = super().service_documents(service)
+        for version, spec in service.spec.versions.items():
+            name = self.version_service_name(service.key, version)
+            if not DNS1035_LABEL.match(name) or len(name) > 63:
+                self.report.add(codes.K8S_NAME_NOT_DNS1035,
+                                f"version Service {name!r} of {service.key} is not a DNS-1035 label",
+                                self.graph.sources.locate(service.origin, "versions", version, key=True))
+                continue
+            docs.append(self.kubernetes_service(name, service.namespace, {APP_LABEL: service.name, **spec.labels},
+                                                service, (service.origin.file,)))
+        return docs
+
+    def destination_rule(self, service: ServiceNode, with_subsets: bool = True) -> dict:
+        # Versions of a service on this platform are Services of their own, not subsets.
+        return super().destination_rule(service, with_subsets and not self.on_platform(service.key))
+
+    def extra_callee_hosts(self, callee: Key) -> list[str]:
+        if not self.on_platform(callee):
+            return []
+        domain = self.platform.clusterDomain
+        return [f"{self.version_service_name(callee, version)}.{callee.namespace}.svc.{domain}"
+                for version in self.graph.services[callee].spec.versions]
+
+    def routing(self, service: ServiceNode) -> list[dict]:
+        if not self.on_platform(service.key):
+            # A callee off the platform has no Kubernetes Service to be a parent: Istio routes it.
+            return super().routing(service)
+        route = self.graph.route_for(service.key)
+        if route is not None:
+            parent = {"group": "", "kind": "Service", "name": service.name}
+            translated = self.http_route(route, route.key.name, [parent], None, route.rules)
+            # A Route of tcp and tls rules only leaves nothing the standard channel can carry.
+            return [translated] if translated["spec"]["rules"] else []
+        return self.default_routes(service)
+
+    def default_routes(self, service: ServiceNode) -> list[dict]:
+        resilience = service.resilience
+        http_ports = [p for p in service.spec.ports if p.protocol in HTTP_PROTOCOLS]
+        if not http_ports or (resilience.timeout is None and resilience.retries is None):
+            return []
+        if resilience.retries is not None:
+            self.report_default_retries(service)
+        if resilience.timeout is None:
+            return []
+        docs = []
+        for port in http_ports:
+            rule = {"backendRefs": [{"name": service.name, "port": port.port}],
+                    "timeouts": {"request": self.duration(resilience.timeout, service.origin, ("resilience", "timeout"))}}
+            name = service.name if len(http_ports) == 1 else f"{service.name}-{port.name}"
+            docs.append(document(GATEWAY_API, "HTTPRoute",
+                                 metadata(name, service.namespace, (service.origin.file, self.graph.mesh_origin.file)),
+                                 spec={"parentRefs": [{"group": "", "kind": "Service", "name": service.name,
+                                                       "port": port.port}],
+                                       "rules": [rule]}))
+        return docs
+
+    def report_default_retries(self, service: ServiceNode) -> None:
+        own = service.spec.resilience is not None and service.spec.resilience.retries is not None
+        origin = service.origin if own else self.graph.mesh_origin
+        path = ("resilience", "retries") if own else ("defaults", "retries")
+        self.report.add(codes.K8S_GATEWAY_API_RETRIES,
+                        f"retries of {service.key} are not applied on platform {self.platform.name!r} "
+                        "(flavor gateway-api has no retry field in the standard channel)",
+                        self.graph.sources.locate(origin, *path))
+
+    # -- route translation -------------------------------------------------------------------
+
+    def duration(self, text: str, origin, path: tuple) -> str:
+        millis, rounded = whole_milliseconds(text)
+        if rounded:
+            self.report.add(codes.K8S_GATEWAY_API_UNSUPPORTED,
+                            f"duration {text} is rounded up to {millis}ms: Gateway API durations are whole milliseconds",
+                            self.graph.sources.locate(origin, *path))
+        return gateway_api_duration(millis)
+
+    def backend(self, target: Target, weighted: bool) -> dict:
+        if self.on_platform(target.service):
+            name = target.service.name
+            if target.version is not None:
+                name = self.version_service_name(target.service, target.version)
+            ref: dict = {"name": name, "namespace": target.service.namespace, "port": target.port}
+        else:
+            # No Kubernetes Service fronts a callee off the platform: Istio's Hostname backend
+            # names the host of its ServiceEntry (versions there are DestinationRule subsets).
+            ref = {"group": "networking.istio.io", "kind": "Hostname", "name": self.hosts(target.service),
+                   "port": target.port}
+        if weighted:
+            ref["weight"] = target.weight
+        return ref
+
+    def header_matches(self, route: RouteNode, path: tuple, matches: dict[str, StringMatch]) -> list[dict]:
+        out = []
+        for name, match in matches.items():
+            if match.present:
+                self.report.add(codes.K8S_GATEWAY_API_MATCH,
+                                f"a presence match on {name!r} has no Gateway API form and is left out",
+                                self.graph.sources.locate(route.origin, *path, name))
+            elif match.exact is not None:
+                out.append({"type": "Exact", "name": name, "value": match.exact})
+            elif match.prefix is not None:
+                out.append({"type": "RegularExpression", "name": name, "value": re.escape(match.prefix) + ".*"})
+            else:
+                out.append({"type": "RegularExpression", "name": name, "value": match.regex})
+        return out
+
+    def http_matches(self, route: RouteNode, rule: ResolvedRule) -> list[dict]:
+        out = []
+        for index, match in enumerate(rule.spec.match):
+            at = ("rules", rule.index, "match", index)
+            entry: dict = {}
+            if match.path is not None:
+                kind, value = next((k, v) for k, v in match.path.model_dump().items() if v is not None)
+                entry["path"] = {"type": _PATH_TYPES[kind], "value": value}
+            if match.method is not None:
+                entry["method"] = match.method
+            headers = self.header_matches(route, (*at, "headers"), match.headers)
+            if headers:
+                entry["headers"] = headers
+            query = self.header_matches(route, (*at, "query"), match.query)
+            if query:
+                entry["queryParams"] = query
+            if match.port is not None:
+                self.report.add(codes.K8S_GATEWAY_API_MATCH,
+                                "an HTTPRoute match has no port: the port match is left out",
+                                self.graph.sources.locate(route.origin, *at, "port"))
+            out.append(entry)
+        return out
+
+    def http_rule(self, route: RouteNode, rule: ResolvedRule) -> dict:
+        spec, at = rule.spec, ("rules", rule.index)
+        out: dict = {}
+        matches = self.http_matches(route, rule)
+        if matches:
+            out["matches"] = matches
+        filters = []
+        if spec.redirect is not None:
+            redirect: dict = {"statusCode": spec.redirect.status}
+            if spec.redirect.host is not None:
+                redirect["hostname"] = spec.redirect.host
+            if spec.redirect.path is not None:
+                redirect["path"] = {"type": "ReplaceFullPath", "replaceFullPath": spec.redirect.path}
+            out["filters"] = [{"type": "RequestRedirect", "requestRedirect": redirect}]
+            return out
+        weighted = len(rule.destinations) > 1
+        out["backendRefs"] = [self.backend(t, weighted) for t in rule.destinations]
+        if rule.timeout is not None:
+            timeout_at = (*at, "timeout") if spec.timeout is not None else ("rules", rule.index)
+            out["timeouts"] = {"request": self.duration(rule.timeout, route.origin, timeout_at)}
+        if rule.retries is not None:
+            where = (*at, "retries") if spec.retries is not None else at
+            self.report.add(codes.K8S_GATEWAY_API_RETRIES,
+                            f"retries of rule {rule.index} of Route {route.key} are not applied "
+                            "(flavor gateway-api has no retry field in the standard channel)",
+                            self.graph.sources.locate(route.origin, *where))
+        if spec.fault is not None:
+            self.report.add(codes.K8S_GATEWAY_API_FAULT,
+                            f"fault injection of rule {rule.index} of Route {route.key} is not applied "
+                            "(the Gateway API has no fault filter)",
+                            self.graph.sources.locate(route.origin, *at, "fault"))
+        if rule.mirror is not None:
+            mirror: dict = {"backendRef": self.backend(rule.mirror, False)}
+            percent = spec.mirror.percent
+            if float(percent).is_integer():
+                mirror["percent"] = int(percent)
+            else:
+                mirror["fraction"] = {"numerator": round(percent * 10_000), "denominator": 1_000_000}
+            filters.append({"type": "RequestMirror", "requestMirror": mirror})
+        if spec.rewrite is not None:
+            prefixes = [m for m in spec.match if m.path is not None and m.path.prefix is not None]
+            if len(spec.match) == 1 and len(prefixes) == 1:
+                filters.append({"type": "URLRewrite", "urlRewrite": {
+                    "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": spec.rewrite.prefix}}})
+            else:
+                self.report.add(codes.K8S_GATEWAY_API_UNSUPPORTED,
+                                "a rewrite needs exactly one path prefix match in its rule on flavor gateway-api; "
+                                "it is not applied",
+                                self.graph.sources.locate(route.origin, *at, "rewrite"))
+        if filters:
+            out["filters"] = filters
+        return out
+
+    def http_route(self, route: RouteNode, name: str, parents: list[dict], hostnames: list[str] | None,
+                   rules: tuple[ResolvedRule, ...]) -> dict:
+        translated = []
+        for rule in rules:
+            if rule_kind(rule, self.protocol_of) == "http":
+                translated.append(self.http_rule(route, rule))
+            else:
+                self.report.add(codes.K8S_GATEWAY_API_UNSUPPORTED,
+                                f"rule {rule.index} of Route {route.key} routes tcp or tls traffic, which the "
+                                "standard channel cannot route between mesh services; it is not emitted",
+                                self.graph.sources.locate(route.origin, "rules", rule.index))
+        spec: dict = {"parentRefs": parents, "rules": translated}
+        if hostnames:
+            spec["hostnames"] = hostnames
+        return document(GATEWAY_API, "HTTPRoute", metadata(name, route.key.namespace, (route.origin.file,)), spec=spec)
+
+    # -- gateways ----------------------------------------------------------------------------
+
+    def listener_names(self, listener) -> list[tuple[str, str | None]]:
+        """(name, hostname) of the Gateway API listeners of one intent listener: one per host."""
+        if listener.protocol == "tcp":
+            return [(listener.name, None)]
+        if len(listener.hosts) == 1:
+            return [(listener.name, listener.hosts[0])]
+        return [(f"{listener.name}-{index}", host) for index, host in enumerate(listener.hosts, start=1)]
+
+    def gateway_documents(self, gateway: GatewayNode) -> list[dict]:
+        gw_name, gw_ns = gateway.key.name, gateway.key.namespace
+        sources = (gateway.origin.file,)
+        routes = self.graph.gateway_routes.get(gateway.key, ())
+        listeners, redirect_sections = [], []
+        foreign_routes = any(route.key.namespace != gw_ns for route in routes)
+        for listener in gateway.listeners:
+            for name, hostname in self.listener_names(listener):
+                entry: dict = {"name": name, "port": listener.port, "protocol": _LISTENER_PROTOCOLS[listener.protocol]}
+                if hostname is not None:
+                    entry["hostname"] = hostname
+                if listener.tls is not None:
+                    if listener.tls.mode == "passthrough":
+                        entry["tls"] = {"mode": "Passthrough"}
+                    else:
+                        entry["tls"] = {"mode": "Terminate",
+                                        "certificateRefs": [{"kind": "Secret", "name": listener.tls.certificate}]}
+                if foreign_routes:
+                    entry["allowedRoutes"] = {"namespaces": {"from": "All"}}
+                listeners.append(entry)
+                if listener.httpsRedirect:
+                    redirect_sections.append(name)
+        docs = [document("v1", "ServiceAccount", metadata(gw_name, gw_ns, sources)),
+                document(GATEWAY_API, "Gateway", metadata(gw_name, gw_ns, sources),
+                         spec={"gatewayClassName": GATEWAY_CLASS, "listeners": listeners})]
+        if redirect_sections:
+            docs.append(document(
+                GATEWAY_API, "HTTPRoute", metadata(f"{gw_name}-https-redirect", gw_ns, sources),
+                spec={"parentRefs": [{"name": gw_name, "sectionName": section} for section in redirect_sections],
+                      "rules": [{"filters": [{"type": "RequestRedirect",
+                                              "requestRedirect": {"scheme": "https", "statusCode": 301}}]}]}))
+        parent = {"name": gw_name, "namespace": gw_ns}
+        for route in routes:
+            tls_rules = [r for r in route.rules if rule_kind(r, self.protocol_of) != "http"]
+            http_rules = tuple(r for r in route.rules if r not in tls_rules)
+            if http_rules:
+                docs.append(self.http_route(route, route.key.name, [parent], list(route.spec.hosts), http_rules))
+            if tls_rules:
+                docs.append(document(
+                    GATEWAY_API, "TLSRoute", metadata(route.key.name, route.key.namespace, (route.origin.file,)),
+                    spec={"parentRefs": [parent], "hostnames": list(route.spec.hosts),
+                          "rules": [{"backendRefs": [self.backend(t, len(r.destinations) > 1)
+                                                     for t in r.destinations]} for r in tls_rules]}))
+        return docs

@@ -1,0 +1,190 @@
+"""Istio-flavoured routing: VirtualServices from Routes and Istio Gateways from Gateways.
+
+Field names follow the Istio 1.30 CRDs (networking.istio.io/v1). Hosts are resolved by the
+caller of these functions, so this module only translates one Route or Gateway at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
+from compiler.model import Match, StringMatch
+from targets.kubernetes_meta import APP_LABEL, document, metadata
+from targets.kubernetes_support import ISTIO_NETWORKING, proto_duration, rule_kind
+
+
+
+class HostOf(Protocol):
+    """How callers on one platform address a service, and whether its versions are subsets there."""
+
+    def __call__(self, key: Key) -> str: ...
+
+    def has_subsets(self, key: Key) -> bool: ...
+
+
+def _string_match(match: StringMatch) -> dict:
+    if match.present:
+        # Istio checks only the presence of a header or parameter whose match is empty.
+        return {}
+    for field in ("exact", "prefix", "regex"):
+        value = getattr(match, field)
+        if value is not None:
+            return {field: value}
+    raise ValueError("a validated StringMatch holds one of exact, prefix, regex, present")
+
+
+def _http_match(match: Match) -> dict:
+    out: dict = {}
+    if match.path is not None:
+        out["uri"] = _string_match(StringMatch(**match.path.model_dump(exclude_none=True)))
+    if match.method is not None:
+        out["method"] = {"exact": match.method}
+    if match.headers:
+        out["headers"] = {name.lower(): _string_match(value) for name, value in match.headers.items()}
+    if match.query:
+        out["queryParams"] = {name: _string_match(value) for name, value in match.query.items()}
+    if match.port is not None:
+        out["port"] = match.port
+    return out
+
+
+def _destination(target: Target, host_of: HostOf) -> dict:
+    destination: dict = {"host": host_of(target.service), "port": {"number": target.port}}
+    if target.version is not None and host_of.has_subsets(target.service):
+        destination["subset"] = target.version
+    return destination
+
+
+def _route(rule: ResolvedRule, host_of: HostOf) -> list[dict]:
+    weighted = len(rule.destinations) > 1
+    return [
+        {"destination": _destination(target, host_of), **({"weight": target.weight} if weighted else {})}
+        for target in rule.destinations
+    ]
+
+
+def _retries(retries) -> dict:
+    out: dict = {"attempts": retries.attempts}
+    if retries.attempts and retries.retryOn:
+        out["retryOn"] = ",".join(retries.retryOn)
+    if retries.perTryTimeout is not None:
+        out["perTryTimeout"] = proto_duration(retries.perTryTimeout)
+    return out
+
+
+def _http_rule(rule: ResolvedRule, host_of: HostOf) -> dict:
+    spec = rule.spec
+    out: dict = {}
+    matches = [_http_match(m) for m in spec.match]
+    if matches:
+        out["match"] = matches
+    if spec.redirect is not None:
+        redirect: dict = {"redirectCode": spec.redirect.status}
+        if spec.redirect.host is not None:
+            redirect["authority"] = spec.redirect.host
+        if spec.redirect.path is not None:
+            redirect["uri"] = spec.redirect.path
+        out["redirect"] = redirect
+        return out
+    out["route"] = _route(rule, host_of)
+    if rule.timeout is not None:
+        out["timeout"] = proto_duration(rule.timeout)
+    if rule.retries is not None:
+        out["retries"] = _retries(rule.retries)
+    if spec.fault is not None:
+        fault: dict = {}
+        if spec.fault.delay is not None:
+            fault["delay"] = {"fixedDelay": proto_duration(spec.fault.delay.fixed),
+                              "percentage": {"value": float(spec.fault.delay.percent)}}
+        if spec.fault.abort is not None:
+            fault["abort"] = {"httpStatus": spec.fault.abort.status,
+                              "percentage": {"value": float(spec.fault.abort.percent)}}
+        out["fault"] = fault
+    if rule.mirror is not None:
+        out["mirror"] = _destination(rule.mirror, host_of)
+        out["mirrorPercentage"] = {"value": float(spec.mirror.percent)}
+    if spec.rewrite is not None:
+        out["rewrite"] = {"uri": spec.rewrite.prefix}
+    return out
+
+
+def _l4_rule(rule: ResolvedRule, host_of: HostOf, with_sni: bool) -> dict:
+    matches = []
+    for match in rule.spec.match:
+        entry: dict = {}
+        if with_sni:
+            entry["sniHosts"] = list(match.sni)
+        if match.port is not None:
+            entry["port"] = match.port
+        matches.append(entry)
+    out: dict = {"route": _route(rule, host_of)}
+    if matches:
+        out["match"] = matches
+    return out
+
+
+def routing_spec(route: RouteNode, protocol_of: Callable[[Target], str], host_of: HostOf) -> dict:
+    """http, tcp and tls sections of a VirtualService, each rule in the order written."""
+    sections: dict[str, list[dict]] = {}
+    for rule in route.rules:
+        kind = rule_kind(rule, protocol_of)
+        if kind == "http":
+            sections.setdefault("http", []).append(_http_rule(rule, host_of))
+        else:
+            sections.setdefault(kind, []).append(_l4_rule(rule, host_of, with_sni=kind == "tls"))
+    return sections
+
+
+def virtual_service(route: RouteNode, hosts: list[str], sources: tuple[str, ...],
+                    protocol_of: Callable[[Target], str], host_of: HostOf,
+                    gateways: list[str] | None = None) -> dict:
+    spec: dict = {"hosts": hosts, **routing_spec(route, protocol_of, host_of)}
+    if gateways is not None:
+        spec["gateways"] = gateways
+    return document(ISTIO_NETWORKING, "VirtualService", metadata(route.key.name, route.key.namespace, sources),
+                    spec=spec)
+
+
+def default_virtual_service(name: str, namespace: str, host: str, ports: list[int], timeout: str | None,
+                            retries, sources: tuple[str, ...]) -> dict:
+    """The service's own timeout and retries for HTTP callers when no Route says otherwise."""
+    rules = []
+    for port in ports:
+        rule: dict = {"route": [{"destination": {"host": host, "port": {"number": port}}}]}
+        if len(ports) > 1:
+            rule["match"] = [{"port": port}]
+        if timeout is not None:
+            rule["timeout"] = proto_duration(timeout)
+        if retries is not None:
+            rule["retries"] = _retries(retries)
+        rules.append(rule)
+    return document(ISTIO_NETWORKING, "VirtualService", metadata(name, namespace, sources),
+                    spec={"hosts": [host], "http": rules})
+
+
+_SERVER_PROTOCOLS = {"http": "HTTP", "https": "HTTPS", "tls": "TLS", "tcp": "TCP"}
+
+
+def istio_gateway(gateway: GatewayNode) -> dict:
+    servers = []
+    for listener in gateway.listeners:
+        server: dict = {
+            "port": {"number": listener.port, "name": listener.name,
+                     "protocol": _SERVER_PROTOCOLS[listener.protocol]},
+            "hosts": list(listener.hosts),
+        }
+        if listener.tls is not None:
+            if listener.tls.mode == "passthrough":
+                server["tls"] = {"mode": "PASSTHROUGH"}
+            else:
+                server["tls"] = {"mode": "SIMPLE", "credentialName": listener.tls.certificate}
+        if listener.httpsRedirect:
+            server["tls"] = {"httpsRedirect": True}
+        servers.append(server)
+    return document(
+        ISTIO_NETWORKING,
+        "Gateway",
+        metadata(gateway.key.name, gateway.key.namespace, (gateway.origin.file,)),
+        spec={"selector": {APP_LABEL: gateway.key.name}, "servers": servers},
+    )
