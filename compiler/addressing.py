@@ -1,8 +1,10 @@
 """How a caller reaches a callee: the one place that turns a platform into addresses.
 
-Kubernetes services are reached by their cluster DNS name, Cloud Foundry apps by their internal
-route (container-to-container networking), vm services at their endpoint addresses, external
-services at their hosts. Every target that needs an upstream address asks here.
+Kubernetes services are reached by their cluster DNS name (one version of them through the
+Service `<name>-<version>` that the kubernetes target emits beside the service), Cloud Foundry
+apps by their internal route (container-to-container networking), vm services at their
+endpoint addresses, external services at their hosts. Every target that needs an upstream
+address asks here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ class Upstream:
     # False when the address reaches every version alike (a DNS name in front of all of them),
     # so a version subset cannot be selected by address.
     version_aware: bool
+    # True for a Cloud Foundry app called from outside its foundation: the connection is HTTPS
+    # to the platform's router, which terminates it; mesh mTLS cannot cross the router.
+    through_router: bool = False
 
     @property
     def needs_dns(self) -> bool:
@@ -36,25 +41,56 @@ def is_ip_address(text: str) -> bool:
     return True
 
 
-def service_host(service: ServiceNode) -> str | None:
-    """The one DNS name of a kubernetes or cloudfoundry service; None on vm platforms."""
+def version_service_name(service: str, version: str) -> str:
+    """The Kubernetes Service that selects the pods of one version of a service."""
+    return f"{service}-{version}"
+
+
+def service_host(service: ServiceNode, version: str | None = None) -> str | None:
+    """The DNS name of a kubernetes service (or of one version of it) or of a cloudfoundry app;
+    None on vm platforms."""
     platform = service.platform
     if platform.kind == "kubernetes":
-        return f"{service.name}.{service.namespace}.svc.{platform.clusterDomain}"
+        name = version_service_name(service.name, version) if version else service.name
+        return f"{name}.{service.namespace}.svc.{platform.clusterDomain}"
     if platform.kind == "cloudfoundry":
-        return f"{service.name}.{platform.internalDomain}"
+        return internal_route_host(service)
     return None
 
 
-def service_upstream(service: ServiceNode, port: int, version: str | None = None) -> Upstream:
-    """Addresses of `service` on `port`, narrowed to `version` where the platform can.
+CLOUD_FOUNDRY_ROUTER_PORT = 443
+
+
+def external_route_host(service: ServiceNode) -> str:
+    """A Cloud Foundry app's route on the platform's router (appsDomain)."""
+    return f"{service.name}.{service.platform.appsDomain}"
+
+
+def internal_route_host(service: ServiceNode) -> str:
+    """A Cloud Foundry app's container-to-container route (internalDomain)."""
+    return f"{service.name}.{service.platform.internalDomain}"
+
+
+def reached_through_router(service: ServiceNode, caller_platform: str | None) -> bool:
+    """Container networking admits only apps of the same foundation: anything else calls a
+    Cloud Foundry app through its external route."""
+    return service.platform.kind == "cloudfoundry" and caller_platform not in (None, service.platform.name)
+
+
+def service_upstream(service: ServiceNode, port: int, version: str | None = None, *,
+                     caller_platform: str | None = None) -> Upstream:
+    """Addresses of `service` on `port` for a caller on `caller_platform`, narrowed to
+    `version` where the platform can.
 
     On vm platforms the endpoints list the workloads; an endpoint without a version serves
     every version.
     """
-    host = service_host(service)
+    if reached_through_router(service, caller_platform):
+        return Upstream((external_route_host(service),), CLOUD_FOUNDRY_ROUTER_PORT, version_aware=False,
+                        through_router=True)
+    host = service_host(service, version)
     if host is not None:
-        return Upstream((host,), port, version_aware=False)
+        return Upstream((host,), port, version_aware=service.platform.kind == "kubernetes")
     addresses = tuple(
         endpoint.address
         for endpoint in service.spec.endpoints

@@ -409,10 +409,11 @@ ENVOY_AMBIGUOUS_HOST = _code(
 ENVOY_VERSION_NOT_ADDRESSABLE = _code(
     "MESH416", "envoy-version-not-addressable", "warning",
     "A route picks a version of a service whose address reaches every version.",
-    """A static Envoy reaches a kubernetes service through its cluster DNS name and a Cloud
-    Foundry app through its internal route; both lead to every version alike, so a version
-    split or a version match does not select the version from such a sidecar or gateway.
-    Versions are addressable on vm platforms, where endpoints carry their version.""",
+    """A static Envoy reaches a Cloud Foundry app through its route, which leads to every
+    instance alike, so a version split or a version match does not select the version from
+    such a sidecar or gateway. Versions are addressable on kubernetes platforms (meshc emits a
+    Service `<name>-<version>` per version) and on vm platforms, where endpoints carry their
+    version.""",
 )
 ENVOY_EXTERNAL_HOST_UNSUPPORTED = _code(
     "MESH418", "envoy-external-host-unsupported", "warning", "An ExternalService host a static Envoy cannot resolve.",
@@ -477,10 +478,14 @@ CF_CALLER_OFF_PLATFORM = _code(
     "A service outside a Cloud Foundry platform calls an app on it.",
     """An app's internal route (`<name>.<internalDomain>`) resolves and connects only inside
     its Cloud Foundry foundation, and container-to-container network policies name apps of
-    that foundation. A caller on another platform therefore gets no network policy; the app
-    gets an external route `<name>.<appsDomain>` on the Cloud Foundry router for it, which
-    anyone who reaches the router can use, so the app's sidecar is the only access control
-    on that path (see also MESH434).""",
+    that foundation. A caller on another platform therefore gets no network policy: the app
+    gets an external route `<name>.<appsDomain>` on the Cloud Foundry router, and the caller's
+    sidecar (or Istio, through a ServiceEntry) reaches it there over HTTPS on port 443. The
+    router terminates that connection, so the caller's mesh identity ends at the router: the
+    app's sidecar cannot tell the caller from anyone else who reaches the router, and the
+    app's AccessPolicy cannot admit or refuse it by identity (see also MESH434). Keep such
+    apps behind a Gateway or move caller and callee onto one platform where identity
+    matters.""",
 )
 CF_GATEWAY_VIA_ROUTER = _code(
     "MESH432", "cf-gateway-via-router", "info", "A Gateway routes to a Cloud Foundry app through the CF router.",

@@ -21,7 +21,6 @@ from compiler.model import (
     KubernetesPlatform,
     Listener,
     Mesh,
-    Mirror,
     Policy,
     Resilience,
     Route,

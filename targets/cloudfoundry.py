@@ -18,6 +18,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from compiler import codes
+from compiler.addressing import external_route_host, internal_route_host
 from compiler.diagnostics import Report
 from compiler.graph import CloudFoundryPlatform, Key, MeshGraph, Principal, ServiceNode
 from compiler.model import HTTP_PROTOCOLS
@@ -150,7 +151,7 @@ def _gateway_exposure(graph: MeshGraph, platform: CloudFoundryPlatform, report: 
                 report.add(
                     codes.CF_GATEWAY_VIA_ROUTER,
                     f"Gateway {route.gateway} reaches Cloud Foundry app {service.name!r} through the router at "
-                    f"{service.name}.{platform.appsDomain}, which gets an external route for it",
+                    f"{external_route_host(service)}, which gets an external route for it",
                     graph.sources.locate(route.origin, *path),
                 )
     return reached
@@ -185,9 +186,9 @@ def _off_platform_callers(graph: MeshGraph, service: ServiceNode, report: Report
         found = True
         report.add(
             codes.CF_CALLER_OFF_PLATFORM,
-            f"service {caller.key} on platform {caller.platform.name!r} calls Cloud Foundry app {service.name!r}, "
-            f"which container networking does not admit from outside the foundation: the app gets the external "
-            f"route {service.name}.{platform.appsDomain} on the router for it, and no network policy applies",
+            f"service {caller.key} on platform {caller.platform.name!r} calls Cloud Foundry app {service.name!r} "
+            f"through the router at {external_route_host(service)}: container networking admits no caller from "
+            f"outside the foundation, and the caller's mesh identity ends at the router",
             graph.sources.locate(caller.origin, "calls", caller.calls.index(service.key)),
         )
     return found
@@ -199,7 +200,6 @@ def _web_port_index(service: ServiceNode) -> int | None:
 
 
 def _routes(graph: MeshGraph, service: ServiceNode, external: bool, report: Report) -> list[dict]:
-    platform = service.platform
     web = _web_port_index(service)
     protocol = {"protocol": "http2"} if web is not None and service.spec.ports[web].protocol in ("http2", "grpc") else {}
     routes = []
@@ -215,18 +215,18 @@ def _routes(graph: MeshGraph, service: ServiceNode, external: bool, report: Repo
                     graph.sources.locate(service.origin, "ports", index, "protocol"),
                 )
         if web is not None:
-            routes.append({"route": f"{service.name}.{platform.appsDomain}", **protocol})
+            routes.append({"route": external_route_host(service), **protocol})
             web_port = service.spec.ports[web].port
             if web_port != ROUTER_APP_PORT:
                 report.add(
                     codes.CF_ROUTER_PORT,
-                    f"the router delivers {service.name}.{platform.appsDomain} to app port {ROUTER_APP_PORT}, "
+                    f"the router delivers {external_route_host(service)} to app port {ROUTER_APP_PORT}, "
                     f"not to the sidecar on port {web_port}",
                     graph.sources.locate(service.origin, "ports", web, "port"),
                     hint=f"give the port number {ROUTER_APP_PORT}, or map the route destination to port {web_port}",
                 )
     if graph.callers.get(service.key):
-        routes.append({"route": f"{service.name}.{platform.internalDomain}", **protocol})
+        routes.append({"route": internal_route_host(service), **protocol})
     return routes
 
 

@@ -103,7 +103,8 @@ def sidecar_bootstrap(graph: MeshGraph, service: ServiceNode, report, address: s
     if address is None:
         endpoints = service.spec.endpoints
         address = endpoints[0].address if len(endpoints) == 1 else ANY_ADDRESS
-    builder = _Proxy(graph, report, service.key, Certificates(service.platform.certificates, service.key))
+    builder = _Proxy(graph, report, service.key, service.platform.name,
+                     Certificates(service.platform.certificates, service.key))
     listeners = [builder.inbound_listener(service, port, address) for port in service.spec.ports]
     listeners += builder.outbound_listeners(service, address)
     return builder.bootstrap(listeners, service.sidecar.admin_port)
@@ -113,7 +114,8 @@ def gateway_bootstrap(graph: MeshGraph, gateway: GatewayNode, report, address: s
     """The complete bootstrap of an ingress gateway, listening on `address` (default any)."""
     from targets.envoy_gateway import gateway_listeners
 
-    builder = _Proxy(graph, report, gateway.key, Certificates(gateway.platform.certificates, gateway.key))
+    builder = _Proxy(graph, report, gateway.key, gateway.platform.name,
+                     Certificates(gateway.platform.certificates, gateway.key))
     listeners = gateway_listeners(builder, gateway, address or ANY_ADDRESS)
     admin_port = gateway.platform.sidecar.adminPort or DEFAULT_ADMIN_PORT
     return builder.bootstrap(listeners, admin_port)
@@ -241,10 +243,11 @@ def http2_options() -> dict:
 class _Proxy:
     """Builds one bootstrap; collects the clusters its listeners refer to, once each."""
 
-    def __init__(self, graph: MeshGraph, report, identity: Key, certificates: Certificates) -> None:
+    def __init__(self, graph: MeshGraph, report, identity: Key, platform: str, certificates: Certificates) -> None:
         self.graph = graph
         self.report = report
         self.identity = identity
+        self.platform = platform  # where this proxy runs: decides how it reaches Cloud Foundry apps
         self.certificates = certificates
         self.clusters: dict[str, dict] = {}
 
@@ -476,7 +479,8 @@ class _Proxy:
         if name in self.clusters:
             return name
         callee = self.graph.services[target.service]
-        cluster = self.plain_cluster(name, service_upstream(callee, target.port, target.version))
+        upstream = service_upstream(callee, target.port, target.version, caller_platform=self.platform)
+        cluster = self.plain_cluster(name, upstream)
         resilience = callee.resilience
         if resilience.loadBalancer is not None:
             balancer = resilience.loadBalancer
@@ -498,7 +502,9 @@ class _Proxy:
             }
         if callee.port(target.port).protocol in ("http2", "grpc"):
             cluster["typed_extension_protocol_options"] = http2_options()
-        if callee.mtls != "DISABLE":
+        if upstream.through_router:
+            cluster["transport_socket"] = self.certificates.originate(upstream.hosts[0])
+        elif callee.mtls != "DISABLE":
             cluster["transport_socket"] = self.certificates.upstream(self.graph.spiffe_id(callee.key))
         self.clusters[name] = cluster
         return name

@@ -183,13 +183,13 @@ def check_version(proxy: _Proxy, route: RouteNode, target: Target, *path: Any) -
     if target.version is None:
         return
     callee = proxy.graph.services[target.service]
-    if not service_upstream(callee, target.port, target.version).version_aware:
+    if not service_upstream(callee, target.port, target.version, caller_platform=proxy.platform).version_aware:
         proxy.report.add(
             codes.ENVOY_VERSION_NOT_ADDRESSABLE,
             f"Route {route.key} selects version {target.version!r} of {target.service}, which runs on "
             f"{callee.platform.kind} platform {callee.platform.name!r}: its address reaches every version",
             proxy.at(route.origin, "rules", *path, "version"),
-            hint="versions are told apart by address on vm platforms only",
+            hint="versions are told apart by address on kubernetes (a Service per version) and vm platforms (endpoint versions)",
         )
 
 

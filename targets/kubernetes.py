@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from compiler import codes
+from compiler.addressing import external_route_host, version_service_name
 from compiler.diagnostics import Report
 from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, Platform, ServiceNode, Target
 from compiler.model import HTTP_PROTOCOLS, KubernetesPlatform
@@ -79,7 +80,7 @@ class Hosts:
     def __call__(self, key: Key) -> str:
         service = self.graph.services[key]
         if service.platform.kind == "cloudfoundry":
-            return f"{key.name}.{service.platform.appsDomain}"
+            return external_route_host(service)
         return f"{key.name}.{key.namespace}.svc.{self.platform.clusterDomain}"
 
     def has_subsets(self, key: Key) -> bool:
@@ -160,7 +161,6 @@ class PlatformEmitter:
         return self.graph.services[target.service].port(target.port).protocol
 
     def service_documents(self, service: ServiceNode) -> list[dict]:
-        sources = service_sources(self.graph, service)
         docs = [
             document("v1", "ServiceAccount", metadata(service.name, service.namespace, (service.origin.file,))),
             self.kubernetes_service(service.name, service.namespace, {APP_LABEL: service.name}, service,
@@ -173,6 +173,21 @@ class PlatformEmitter:
         ]
         if service.spec.rateLimit is not None:
             docs.append(self.rate_limit_filter(service))
+        return docs + self.version_services(service)
+
+    def version_services(self, service: ServiceNode) -> list[dict]:
+        """A Service per version, so that proxies outside Istio (static Envoy sidecars and
+        gateways, the gateway-api flavour's routes) can address one version by name."""
+        docs = []
+        for version, spec in service.spec.versions.items():
+            name = version_service_name(service.name, version)
+            if not DNS1035_LABEL.match(name) or len(name) > 63:
+                self.report.add(codes.K8S_NAME_NOT_DNS1035,
+                                f"version Service {name!r} of {service.key} is not a DNS-1035 label",
+                                self.graph.sources.locate(service.origin, "versions", version, key=True))
+                continue
+            docs.append(self.kubernetes_service(name, service.namespace, {APP_LABEL: service.name, **spec.labels},
+                                                service, (service.origin.file,)))
         return docs
 
     def kubernetes_service(self, name: str, namespace: str, selector: dict[str, str], service: ServiceNode,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 
 from compiler import codes
+from compiler.addressing import version_service_name
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.model import HTTP_PROTOCOLS, StringMatch
-from targets.kubernetes import DNS1035_LABEL, PlatformEmitter
-from targets.kubernetes_meta import APP_LABEL, document, metadata
+from targets.kubernetes import PlatformEmitter
+from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_support import GATEWAY_API, gateway_api_duration, rule_kind, whole_milliseconds
 
 GATEWAY_CLASS = "istio"
@@ -26,24 +27,6 @@ class GatewayApiEmitter(PlatformEmitter):
     def on_platform(self, key: Key) -> bool:
         return self.graph.services[key].platform.name == self.platform.name
 
-    def version_service_name(self, service: Key, version: str) -> str:
-        return f"{service.name}-{version}"
-
-    # -- services ----------------------------------------------------------------------------
-
-    def service_documents(self, service: ServiceNode) -> list[dict]:
-        docs = super().service_documents(service)
-        for version, spec in service.spec.versions.items():
-            name = self.version_service_name(service.key, version)
-            if not DNS1035_LABEL.match(name) or len(name) > 63:
-                self.report.add(codes.K8S_NAME_NOT_DNS1035,
-                                f"version Service {name!r} of {service.key} is not a DNS-1035 label",
-                                self.graph.sources.locate(service.origin, "versions", version, key=True))
-                continue
-            docs.append(self.kubernetes_service(name, service.namespace, {APP_LABEL: service.name, **spec.labels},
-                                                service, (service.origin.file,)))
-        return docs
-
     def destination_rule(self, service: ServiceNode, with_subsets: bool = True) -> dict:
         # Versions of a service on this platform are Services of their own, not subsets.
         return super().destination_rule(service, with_subsets and not self.on_platform(service.key))
@@ -52,7 +35,7 @@ class GatewayApiEmitter(PlatformEmitter):
         if not self.on_platform(callee):
             return []
         domain = self.platform.clusterDomain
-        return [f"{self.version_service_name(callee, version)}.{callee.namespace}.svc.{domain}"
+        return [f"{version_service_name(callee.name, version)}.{callee.namespace}.svc.{domain}"
                 for version in self.graph.services[callee].spec.versions]
 
     def routing(self, service: ServiceNode) -> list[dict]:
@@ -111,7 +94,7 @@ class GatewayApiEmitter(PlatformEmitter):
         if self.on_platform(target.service):
             name = target.service.name
             if target.version is not None:
-                name = self.version_service_name(target.service, target.version)
+                name = version_service_name(target.service.name, target.version)
             ref: dict = {"name": name, "namespace": target.service.namespace, "port": target.port}
         else:
             # No Kubernetes Service fronts a callee off the platform: Istio's Hostname backend

@@ -139,3 +139,13 @@ def test_unknown_target_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(main, ["build", str(BOOKINFO), "-o", str(tmp_path / "o"), "-t", "nope"])
     assert result.exit_code == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_target_code_suppressions_are_checked_only_when_every_target_ran(bookinfo_copy: Path, tmp_path: Path) -> None:
+    mesh = bookinfo_copy / "mesh.yaml"
+    mesh.write_text(mesh.read_text().replace("name: Service/bookinfo/details}", "name: Service/bookinfo/reviews}"))
+    check = runner.invoke(main, ["check", str(bookinfo_copy), "--fail-on", "info"])
+    assert check.exit_code == 0, check.output
+    build = runner.invoke(main, ["build", str(bookinfo_copy), "-o", str(tmp_path / "out")])
+    assert "warning[MESH434]: the router delivers details.apps.example.com" in build.output
+    assert "warning[MESH390]: Mesh.suppress entry 1 suppresses nothing: no MESH434 diagnostic in Service/bookinfo/reviews" in build.output

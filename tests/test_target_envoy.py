@@ -436,10 +436,14 @@ def test_outbound_clusters(features) -> None:
     assert grpc["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
         "address": "grpc.shop.svc.cluster.example", "port_value": 9090}
     assert "http2_protocol_options" in json.dumps(grpc["typed_extension_protocol_options"])
+    # web runs on a vm: it reaches the Cloud Foundry app h2 through the router, over HTTPS
     h2 = clusters["outbound|8443||h2.shop"]
-    assert h2["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"][
-        "address"] == "h2.apps.internal"
-    assert "transport_socket" not in h2  # mtls DISABLE: plain text
+    assert h2["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
+        "address": "h2.apps.example.com", "port_value": 443}
+    router_tls = h2["transport_socket"]["typed_config"]
+    assert router_tls["sni"] == "h2.apps.example.com"
+    assert router_tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"] == [
+        {"san_type": "DNS", "matcher": {"exact": "h2.apps.example.com"}}]
     cache = clusters["outbound|6379||cache.shop"]
     assert cache["type"] == "STRICT_DNS" and cache["lb_policy"] == "RANDOM"
     origination = clusters["outbound|443||ext-http.payments"]["transport_socket"]["typed_config"]
@@ -546,18 +550,19 @@ def test_example_bootstraps_pass_envoy_validate(mesh: str, tmp_path: Path) -> No
     assert_envoy_accepts(bootstraps, tmp_path / "out")
 
 
-def test_bookinfo_reports_versions_a_kubernetes_address_cannot_select() -> None:
+def test_bookinfo_addresses_kubernetes_versions_through_their_version_services() -> None:
     result = compiled(BOOKINFO)
     report = Report()
-    envoy.emit(result.graph, report)
-    assert {(d.code.code, str(d.location)) for d in report.diagnostics} == {
-        ("MESH416", "routes/reviews-canary.yaml:7:20"),
-        ("MESH416", "routes/reviews-canary.yaml:9:20"),
-        ("MESH416", "routes/reviews-canary.yaml:9:47"),
-        ("MESH416", "routes/reviews-canary.yaml:13:23"),
-        ("MESH416", "routes/reviews-canary.yaml:15:20"),
+    bootstraps = bootstraps_of(envoy.emit(result.graph, report))
+    assert [d.code.code for d in report.diagnostics if d.code.code == "MESH416"] == []
+    productpage = json.loads(bootstraps["envoy/bookinfo/productpage.yaml"])
+    hosts = {
+        cluster["name"]: cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+            "socket_address"]["address"]
+        for cluster in productpage["static_resources"]["clusters"] if "reviews" in cluster["name"]
     }
-    assert len(report.diagnostics) == 5  # once per intent, though two proxies route to reviews
+    assert hosts == {f"outbound|9080|{v}|reviews.bookinfo": f"reviews-{v}.bookinfo.svc.cluster.local"
+                     for v in ("v1", "v2", "v3")}
 
 
 def test_generated_mesh_bootstraps_pass_envoy_validate(tmp_path: Path) -> None:
@@ -579,7 +584,7 @@ name: problems
 defaultNamespace: app
 platforms:
   - {name: vms, kind: vm}
-  - {name: k8s, kind: kubernetes}
+  - {name: cf, kind: cloudfoundry, appsDomain: apps.example.com}
 """
 
 PROBLEMS = {
@@ -603,7 +608,7 @@ PROBLEMS = {
         kind: Service
         name: web
         namespace: other
-        platform: k8s
+        platform: cf
         ports: [{name: http, port: 8080, protocol: http}]
         versions: {v1: {labels: {version: v1}}}
         ---
@@ -730,7 +735,7 @@ def test_inexpressible_intents_are_reported_at_their_location(make_mesh, tmp_pat
         ("MESH414", "services.yaml:7:32"),  # store2 and store both want loopback 5432
         ("MESH414", "gateway.yaml:7:25"),  # https and http listeners on one port
         ("MESH415", "services.yaml:7:14"),  # web and other/web
-        ("MESH416", "routes.yaml:27:20"),  # version of a kubernetes service
+        ("MESH416", "routes.yaml:27:20"),  # version of a cloud foundry app
         ("MESH418", "services.yaml:43:9"),  # wildcard external host
     }
     store = json.loads(bootstraps["envoy/app/store.yaml"])
