@@ -300,6 +300,17 @@ VERSION_WITHOUT_ENDPOINTS = _code(
     its share of the traffic fails (503). Label an endpoint with the version, or drop it from
     the route.""",
 )
+VERSION_NOT_ADDRESSABLE = _code(
+    "MESH344", "version-not-addressable", "warning",
+    "A route selects a version of a Cloud Foundry app, which has no versions to select.",
+    """Cloud Foundry deploys a service as one app whose instances all run the same droplet,
+    reached through one route: neither the router, container networking nor a sidecar can
+    send traffic to one version of it. A version split, a version match or a mirror to a
+    version of such an app reaches all of its instances alike. Versions are addressable on
+    kubernetes platforms (meshc emits a Service `<name>-<version>` per version) and on vm
+    platforms (endpoints carry their version); on Cloud Foundry deploy each version as its own
+    service.""",
+)
 OVERLAPPING_LISTENERS = _code(
     "MESH350", "overlapping-listeners", "error", "Two gateway listeners on one port with overlapping hosts.",
     """Listeners of one Gateway that share a port are told apart by host (SNI name). When two
@@ -406,15 +417,6 @@ ENVOY_AMBIGUOUS_HOST = _code(
     to the one in the caller's own namespace; if neither is, the short name is left out and
     both are reached only as `<service>.<namespace>`.""",
 )
-ENVOY_VERSION_NOT_ADDRESSABLE = _code(
-    "MESH416", "envoy-version-not-addressable", "warning",
-    "A route picks a version of a service whose address reaches every version.",
-    """A static Envoy reaches a Cloud Foundry app through its route, which leads to every
-    instance alike, so a version split or a version match does not select the version from
-    such a sidecar or gateway. Versions are addressable on kubernetes platforms (meshc emits a
-    Service `<name>-<version>` per version) and on vm platforms, where endpoints carry their
-    version.""",
-)
 ENVOY_EXTERNAL_HOST_UNSUPPORTED = _code(
     "MESH418", "envoy-external-host-unsupported", "warning", "An ExternalService host a static Envoy cannot resolve.",
     """A wildcard host (`*.example.com`) names no address: a static sidecar resolves the hosts
@@ -465,14 +467,6 @@ K8S_CF_CALLEE_PORT = _code(
 )
 
 # 43x: cloudfoundry ---------------------------------------------------------------------------
-CF_VERSION_SPLIT = _code(
-    "MESH430", "cf-version-split", "warning", "A Route splits traffic between versions of a Cloud Foundry app.",
-    """Cloud Foundry deploys a service as one app whose instances all run the same droplet:
-    the router and container networking know no version subsets and no weights between them.
-    Every request to the app is balanced over all of its instances, whatever version or
-    weight the rule names. Run each version as its own service to split traffic on Cloud
-    Foundry.""",
-)
 CF_CALLER_OFF_PLATFORM = _code(
     "MESH431", "cf-caller-off-platform", "warning",
     "A service outside a Cloud Foundry platform calls an app on it.",

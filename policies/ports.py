@@ -1,5 +1,6 @@
 """Routes and ports: matches a port's protocol cannot see, match ports that do not exist,
-versions of vm services with no endpoint to send to."""
+versions of vm services with no endpoint to send to, versions of Cloud Foundry apps (which
+have none to select)."""
 
 from __future__ import annotations
 
@@ -77,12 +78,28 @@ def _check_versions(graph: MeshGraph, route: RouteNode, report: Report) -> None:
                    related=(Related(at(service.origin, "versions", target.version, key=True), "the version"),),
                    hint=f"add `version: {target.version}` to an endpoint of {service.key}")
 
+    def unaddressable(target: Target | None) -> bool:
+        return (target is not None and target.version is not None
+                and graph.services[target.service].platform.kind == "cloudfoundry")
+
+    def report_unaddressable(target: Target, *path: object) -> None:
+        service = graph.services[target.service]
+        report.add(codes.VERSION_NOT_ADDRESSABLE,
+                   f"Route {route.key} selects version {target.version!r} of {service.key}, which runs on Cloud "
+                   f"Foundry platform {service.platform.name!r} as one app: every instance gets this traffic",
+                   at(route.origin, *path, "version"),
+                   related=(Related(at(service.origin, "versions", target.version, key=True), "the version"),),
+                   hint="deploy each version as its own service and route between those")
+
     for rule in route.rules:
-        for index, target in enumerate(rule.destinations):
+        targets = [(target, ("rules", rule.index, "to", index)) for index, target in enumerate(rule.destinations)]
+        if rule.mirror is not None:
+            targets.append((rule.mirror, ("rules", rule.index, "mirror")))
+        for target, path in targets:
             if unserved(target):
-                report_version(target, "rules", rule.index, "to", index)
-        if unserved(rule.mirror):
-            report_version(rule.mirror, "rules", rule.index, "mirror")
+                report_version(target, *path)
+            if unaddressable(target):
+                report_unaddressable(target, *path)
 
 
 def check(graph: MeshGraph, report: Report) -> None:
@@ -95,6 +112,6 @@ CHECK = Check(
     name="ports",
     reads=("Service", "Route", "Gateway"),
     codes=(codes.HTTP_MATCH_ON_STREAM, codes.SNI_MATCH_ON_HTTP, codes.UNKNOWN_MATCH_PORT,
-           codes.VERSION_WITHOUT_ENDPOINTS),
+           codes.VERSION_WITHOUT_ENDPOINTS, codes.VERSION_NOT_ADDRESSABLE),
     run=check,
 )

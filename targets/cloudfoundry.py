@@ -157,24 +157,6 @@ def _gateway_exposure(graph: MeshGraph, platform: CloudFoundryPlatform, report: 
     return reached
 
 
-def _report_version_splits(graph: MeshGraph, platform: CloudFoundryPlatform, report: Report) -> None:
-    for route in graph.routes.values():
-        for rule in route.rules:
-            if len(rule.destinations) < 2:
-                continue
-            for index, target in enumerate(rule.destinations):
-                service = graph.services.get(target.service)
-                if target.version is None or service is None or service.platform.name != platform.name:
-                    continue
-                report.add(
-                    codes.CF_VERSION_SPLIT,
-                    f"Cloud Foundry app {service.name!r} has no version subsets: the {target.weight}% for version "
-                    f"{target.version!r} is balanced over all of its instances",
-                    graph.sources.locate(route.origin, "rules", rule.index, "to", index, "version"),
-                    hint="deploy each version as its own service and split between those",
-                )
-
-
 def _off_platform_callers(graph: MeshGraph, service: ServiceNode, report: Report) -> bool:
     """Report callers outside the app's platform; True when there is one (it needs the router)."""
     platform = service.platform
@@ -277,7 +259,6 @@ def _application(graph: MeshGraph, service: ServiceNode, exposure: dict[Key, set
 
 def manifest(graph: MeshGraph, platform: CloudFoundryPlatform, services: list[ServiceNode], report: Report) -> dict:
     exposure = _gateway_exposure(graph, platform, report)
-    _report_version_splits(graph, platform, report)
     applications = []
     for service in services:
         _report_port_clashes(graph, service, report)

@@ -16,7 +16,6 @@ from compiler.model import Listener
 from targets.envoy import _Proxy, router_filter, socket_address, tcp_proxy, tls_inspector
 from targets.envoy_outbound import (
     HTTP_ONLY_RULE_FIELDS,
-    check_version,
     fault_filter,
     rule_routes,
     stream_rule,
@@ -146,8 +145,6 @@ class _GatewayBuilder:
                 if rule.spec.redirect is not None or not names:
                     continue
                 claimed.update(names)
-                for index, target in enumerate(rule.destinations):
-                    check_version(self.proxy, route, target, rule.index, "to", index)
                 weighted = [(self.proxy.service_cluster(t), t.weight) for t in rule.destinations]
                 stat_prefix = f"gateway|{listener.port}|{listener.name}|{route.key}|{rule.index}"
                 chains.append({"filter_chain_match": {"server_names": names},
@@ -160,8 +157,6 @@ class _GatewayBuilder:
             if self.covered_hosts(listener, route):
                 rule = stream_rule(self.proxy, route, None)
                 if rule is not None:
-                    for index, target in enumerate(rule.destinations):
-                        check_version(self.proxy, route, target, rule.index, "to", index)
                     return tcp_proxy(stat_prefix, [(self.proxy.service_cluster(t), t.weight)
                                                    for t in rule.destinations])
         # Nothing routed here: Envoy needs a cluster, so connections are refused by an empty one.

@@ -12,7 +12,6 @@ from collections import defaultdict
 from typing import Any
 
 from compiler import codes
-from compiler.addressing import service_upstream
 from compiler.diagnostics import Related
 from compiler.graph import ExternalNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.model import HTTP_PROTOCOLS, Match
@@ -179,20 +178,6 @@ def rule_routes(proxy: _Proxy, route: RouteNode, port: int | None) -> list[dict]
     return entries
 
 
-def check_version(proxy: _Proxy, route: RouteNode, target: Target, *path: Any) -> None:
-    if target.version is None:
-        return
-    callee = proxy.graph.services[target.service]
-    if not service_upstream(callee, target.port, target.version, caller_platform=proxy.platform).version_aware:
-        proxy.report.add(
-            codes.ENVOY_VERSION_NOT_ADDRESSABLE,
-            f"Route {route.key} selects version {target.version!r} of {target.service}, which runs on "
-            f"{callee.platform.kind} platform {callee.platform.name!r}: its address reaches every version",
-            proxy.at(route.origin, "rules", *path, "version"),
-            hint="versions are told apart by address on kubernetes (a Service per version) and vm platforms (endpoint versions)",
-        )
-
-
 def rule_action(proxy: _Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
     spec = rule.spec
     if spec.redirect is not None:
@@ -202,8 +187,6 @@ def rule_action(proxy: _Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
         if spec.redirect.path is not None:
             redirect["path_redirect"] = spec.redirect.path
         return {"redirect": redirect}
-    for index, target in enumerate(rule.destinations):
-        check_version(proxy, route, target, rule.index, "to", index)
     weighted = [(proxy.service_cluster(t), t.weight) for t in rule.destinations]
     action: dict[str, Any]
     if len(weighted) == 1:
@@ -215,7 +198,6 @@ def rule_action(proxy: _Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
         where = proxy.at(route.origin, "rules", rule.index, "retries") if spec.retries else proxy.at(route.origin, "service")
         action["retry_policy"] = retry_policy(proxy, rule.retries, where)
     if rule.mirror is not None:
-        check_version(proxy, route, rule.mirror, rule.index, "mirror")
         action["request_mirror_policies"] = [{
             "cluster": proxy.service_cluster(rule.mirror),
             "runtime_fraction": {"default_value": fractional_percent(spec.mirror.percent)},
@@ -263,8 +245,6 @@ def stream_targets(proxy: _Proxy, callee: ServiceNode, port: int) -> list[tuple[
     if route is not None:
         chosen = stream_rule(proxy, route, port)
         if chosen is not None:
-            for index, target in enumerate(chosen.destinations):
-                check_version(proxy, route, target, chosen.index, "to", index)
             return [(proxy.service_cluster(t), t.weight) for t in chosen.destinations]
     return [(proxy.service_cluster(Target(callee.key, None, port, 100)), 100)]
 

@@ -162,6 +162,14 @@ CASES = [
          mesh(front=frontend("api"), api=vm_api("[{address: 10.0.0.1, version: v1}, {address: 10.0.0.2, version: v2}]"),
               route=route("      - to: [{version: v1, weight: 90}, {version: v2, weight: 10}]\n")),
          "route.yaml", "v2"),
+    Case("MESH344",
+         mesh(front=frontend("api"), api=API.replace("platform: k8s", "platform: cf"),
+              route=route("      - match: [{headers: {x-beta: {exact: 'on'}}}]\n        to: [{version: v2}]\n"
+                          "      - to: [{}]\n")),
+         mesh(front=frontend("api"), api=API,
+              route=route("      - match: [{headers: {x-beta: {exact: 'on'}}}]\n        to: [{version: v2}]\n"
+                          "      - to: [{}]\n")),
+         "route.yaml", "v2}"),
     Case("MESH350",
          mesh(front=frontend("api"), api=API, gw=gateway(
              "      - {name: wild, port: 80, protocol: http, hosts: ['*.example.com']}\n"

@@ -198,8 +198,6 @@ def test_policy_script_runs_cf_in_order(shop, tmp_path: Path) -> None:
 def test_diagnostics_are_located_at_the_intent(shop) -> None:
     emit(shop)
     assert [(code, where) for code, where in diagnostics(shop) if code.startswith("MESH43")] == [
-        ("MESH430", "routes.yaml:6:20"),  # version v1 of the 90/10 split
-        ("MESH430", "routes.yaml:6:47"),  # version v2
         ("MESH431", "services.yaml:43:9"),  # reports (kubernetes) calls cart
         ("MESH433", "services.yaml:16:41"),  # cart's second HTTP port has no external route
         ("MESH433", "services.yaml:17:41"),  # nor its tcp port

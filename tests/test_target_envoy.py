@@ -492,7 +492,7 @@ def test_gateway_terminates_passes_through_and_redirects(features, tmp_path: Pat
 def test_feature_mesh_diagnostics(features) -> None:
     result, _, _ = features
     found = codes_at(result.report)
-    # grpc (kubernetes) and h2 (cloudfoundry) have no versions routed; api's versions are on a vm: no MESH416
+    # grpc (kubernetes) and h2 (cloudfoundry) have no versions routed; api's versions are on a vm
     assert not [d for d in result.report.sorted() if d.code.code.startswith("MESH41")], found
 
 
@@ -554,7 +554,6 @@ def test_bookinfo_addresses_kubernetes_versions_through_their_version_services()
     result = compiled(BOOKINFO)
     report = Report()
     bootstraps = bootstraps_of(envoy.emit(result.graph, report))
-    assert [d.code.code for d in report.diagnostics if d.code.code == "MESH416"] == []
     productpage = json.loads(bootstraps["envoy/bookinfo/productpage.yaml"])
     hosts = {
         cluster["name"]: cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
@@ -735,7 +734,6 @@ def test_inexpressible_intents_are_reported_at_their_location(make_mesh, tmp_pat
         ("MESH414", "services.yaml:7:32"),  # store2 and store both want loopback 5432
         ("MESH414", "gateway.yaml:7:25"),  # https and http listeners on one port
         ("MESH415", "services.yaml:7:14"),  # web and other/web
-        ("MESH416", "routes.yaml:27:20"),  # version of a cloud foundry app
         ("MESH418", "services.yaml:43:9"),  # wildcard external host
     }
     store = json.loads(bootstraps["envoy/app/store.yaml"])
