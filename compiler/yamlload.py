@@ -227,7 +227,8 @@ def load_documents(text: str) -> list[YamlDocument]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        code = "MESH005" if "recursive" in str(error.problem) else "MESH002"
+        # libyaml >= 0.2.5 refuses nesting deeper than 1000 levels by itself
+        code = "MESH005" if any(w in str(error.problem) for w in ("recursive", "nesting depth")) else "MESH002"
         problem = error.problem or str(error)
         if isinstance(error, ConstructorError) and "recursive" in str(problem):
             problem = "a recursive alias (a node that contains itself) cannot be loaded"
