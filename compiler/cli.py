@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import sys
 from pathlib import Path
@@ -14,12 +16,30 @@ FORMATS = ("text", "json", "sarif", "github")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
+@contextlib.contextmanager
+def paused_gc():
+    """Run a compile without the cyclic garbage collector.
+
+    A build allocates millions of long-lived objects (parsed documents, models, graph,
+    artifacts) and almost no cycles; each full collection walks them all, which roughly
+    doubled the time of a 10,000-service compile. Reference counting still frees everything.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class MeshcGroup(click.Group):
     """Turns an unexpected exception into exit 2 with one line, not a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with paused_gc():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as error:  # noqa: BLE001 - the contract is exit 2, never a traceback

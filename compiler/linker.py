@@ -37,14 +37,15 @@ def parse_ref(ref: str, namespace: str) -> Key:
     return Key(namespace, ref)
 
 
+_RESILIENCE_FIELDS = tuple(Resilience.model_fields)  # pydantic computes model_fields on each access
+
+
 def overlay_resilience(defaults: Resilience, own: Resilience | None) -> Resilience:
     if own is None:
         return defaults
-    merged = {
-        name: getattr(own, name) if getattr(own, name) is not None else getattr(defaults, name)
-        for name in Resilience.model_fields
-    }
-    return Resilience.model_construct(**merged)
+    return defaults.model_copy(
+        update={name: getattr(own, name) for name in _RESILIENCE_FIELDS if getattr(own, name) is not None}
+    )
 
 
 class _Linker:

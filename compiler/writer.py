@@ -97,16 +97,30 @@ def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] =
             )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+    made: set[str] = set()
+
+    def parent_of(path: str) -> Path:
+        directory = os.path.dirname(path)
+        if directory not in made:
+            os.makedirs(staging / directory, exist_ok=True)
+            made.add(directory)
+        return staging / path
+
     try:
         for path, content in sorted(files.items()):
-            target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-            os.chmod(target, 0o755 if path.endswith(".sh") else 0o644)
+            # descriptor-level calls: a 10,000-service build writes ~33,000 files
+            mode = 0o755 if path.endswith(".sh") else 0o644
+            descriptor = os.open(parent_of(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            try:
+                os.fchmod(descriptor, mode)  # whatever the umask
+                view = memoryview(content)
+                while view:
+                    view = view[os.write(descriptor, view):]
+            finally:
+                os.close(descriptor)
         for path in sorted(keep):
             check_path(path)
-            target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target = parent_of(path)
             try:
                 os.link(out_dir / path, target)
             except OSError:

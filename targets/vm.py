@@ -17,7 +17,7 @@ import re
 import shlex
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -155,20 +155,13 @@ def unit_name(service: ServiceNode) -> str:
 # flavor static
 
 
-def _walk(data: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield key, value
-            yield from _walk(value)
-    elif isinstance(data, list):
-        for item in data:
-            yield from _walk(item)
+# A DataSource file in the serialised bootstrap; the value is a JSON string (escapes included).
+_DATA_SOURCE_FILE = re.compile(rb'"filename": ("(?:[^"\\]|\\.)*")')
 
 
-def certificate_files(bootstrap: dict) -> list[str]:
+def certificate_files(serialised_bootstrap: bytes) -> list[str]:
     """The files a files-mode bootstrap reads, as the envoy target named them."""
-    return sorted({value["filename"] for key, value in _walk(bootstrap)
-                   if isinstance(value, dict) and isinstance(value.get("filename"), str)})
+    return sorted({json.loads(found) for found in _DATA_SOURCE_FILE.findall(serialised_bootstrap)})
 
 
 def listen_ports(bootstrap: dict) -> list[int]:
@@ -205,9 +198,10 @@ def _static_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Re
     low_ports = False
     for _, address, directory in endpoints:
         bootstrap = sidecar_bootstrap(graph, service, report, address=address)
-        certificates.update(certificate_files(bootstrap))
+        content = serialise(bootstrap)
+        certificates.update(certificate_files(content))
         low_ports |= any(port < 1024 for port in listen_ports(bootstrap))
-        files.append((f"{base}/endpoints/{directory}/envoy.yaml", serialise(bootstrap)))
+        files.append((f"{base}/endpoints/{directory}/envoy.yaml", content))
     settings = platform.certificates
     cert_dir = (f"{settings.dir}/{service.namespace}/{service.name}" if settings.mode == "files" else None)
     owned = sorted(f for f in certificates if cert_dir is not None and f.startswith(f"{cert_dir}/"))
