@@ -10,6 +10,7 @@ evaluation is measured over every service. Loading and linking are not timed: on
 
 from __future__ import annotations
 
+import gc
 import platform
 import re
 import sys
@@ -100,6 +101,7 @@ def write_docs(text: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+    gc.disable()  # as every meshc command runs (compiler/cli.py, paused_gc)
     write = "--write-docs" in argv
     sizes = [int(a) for a in argv if a != "--write-docs"] or [1000, 10000]
     results = {}

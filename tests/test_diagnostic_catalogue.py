@@ -1,0 +1,88 @@
+"""Every diagnostic code, as users read it: syrupy snapshots of the rendered text of meshes that
+trigger the semantic (3xx) and target (4xx) codes, and a check that together with the
+front-end cases (tests/test_diagnostic_rendering.py) they show every code in the table."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from compiler.build import compile_mesh, emit
+from compiler.codes import CODES
+from compiler.render import render_text
+from tests import test_policies_checks, test_target_cloudfoundry, test_target_envoy, test_target_kubernetes
+from tests.test_bad_input import CASES as FRONT_END_CASES
+from tests.test_target_vm import mesh_files as vm_mesh_files
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return root
+
+
+def _rendered(root: Path) -> str:
+    """Everything meshc says about the mesh: analysis, then every target, then suppressions."""
+    compiled = compile_mesh(root, finish=False)
+    if compiled.graph is not None:
+        emit(compiled.graph, compiled.report)
+    compiled.finish(targets_ran=True)
+    return render_text(compiled.report.sorted(), compiled.sources)
+
+
+K8S_NAMES = {
+    "mesh.yaml": "apiVersion: meshc/v1\nkind: Mesh\nname: m\ndefaultNamespace: shop\nauthorization: allow\n"
+                 "platforms: [{name: k8s, kind: kubernetes}]\n",
+    "svc.yaml": "apiVersion: meshc/v1\nkind: Service\nname: 9lives\nplatform: k8s\npublic: true\n"
+                "ports: [{name: http, port: 80, protocol: http}]\n",
+}
+UNUSED_SUPPRESSION = {
+    "mesh.yaml": K8S_NAMES["mesh.yaml"] + "suppress: [{code: MESH360, name: shop/api}]\n",
+    "svc.yaml": "apiVersion: meshc/v1\nkind: Service\nname: api\nplatform: k8s\npublic: true\n"
+                "ports: [{name: http, port: 80, protocol: http}]  # meshc: ignore[MESH321]\n",
+}
+
+CF_THROUGH_GATEWAY = {
+    "mesh.yaml": test_target_cloudfoundry.MESH,
+    "app.yaml": "apiVersion: meshc/v1\nkind: Service\nname: shopfront\nplatform: pcf\n"
+                "ports: [{name: http, port: 8080, protocol: http, targetPort: 3000}]\n",
+    "gateway.yaml": "apiVersion: meshc/v1\nkind: Gateway\nname: edge\nplatform: k8s\n"
+                    "listeners: [{name: http, port: 80, protocol: http, hosts: [shop.example.com]}]\n",
+    "route.yaml": "apiVersion: meshc/v1\nkind: Route\nname: shop\ngateway: edge\nhosts: [shop.example.com]\n"
+                  "rules:\n  - to: [{service: shopfront}]\n",
+}
+
+MESHES = {
+    **{f"{case.code}": case.violating for case in test_policies_checks.CASES},
+    "envoy-problems": {"mesh.yaml": test_target_envoy.PROBLEMS_MESH, **test_target_envoy.PROBLEMS},
+    "cloudfoundry-shop": {"mesh.yaml": test_target_cloudfoundry.MESH, "services.yaml": test_target_cloudfoundry.SERVICES,
+                          "access.yaml": test_target_cloudfoundry.POLICIES, "routes.yaml": test_target_cloudfoundry.ROUTES},
+    "cloudfoundry-gateway": CF_THROUGH_GATEWAY,
+    "kubernetes-gateway-api": {name: text.replace("FLAVOR", "gateway-api")
+                               for name, text in test_target_kubernetes.FEATURES.items()},
+    "kubernetes-names": K8S_NAMES,
+    "vm-plant": vm_mesh_files("/etc/meshc/certs"),
+    "unused-suppressions": UNUSED_SUPPRESSION,
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, str]:
+    return {name: _rendered(_write(tmp_path_factory.mktemp(name), files)) for name, files in MESHES.items()}
+
+
+@pytest.mark.parametrize("name", sorted(MESHES))
+def test_rendered_diagnostics(rendered: dict[str, str], name: str, snapshot) -> None:
+    assert rendered[name] == snapshot
+
+
+def test_every_code_is_shown_somewhere(rendered: dict[str, str]) -> None:
+    shown = {code for text in rendered.values() for code in re.findall(r"\[(MESH\d{3})\]", text)}
+    shown |= {code for _, _, expected in FRONT_END_CASES for code, *_ in expected}
+    shown |= {"MESH008", "MESH009"}  # tests/test_diagnostic_rendering.py: no mesh.yaml, no git revision
+    assert sorted(set(CODES) - shown) == []
