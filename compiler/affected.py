@@ -26,6 +26,7 @@ from typing import Any, Iterable
 
 from compiler.graph import Key, MeshGraph
 from compiler.linker import parse_ref
+from compiler.loader import git_blob_id
 
 EVERYTHING = None  # the answer for a Mesh change: every workload is reached
 
@@ -202,18 +203,33 @@ class IncrementalPlan:
     kept: tuple[dict, ...]  # manifest entries of files carried over byte-identical
 
 
-def _git_blob_id(content: bytes) -> str:
-    """The id git gives a blob with this content, so worktree files compare with a commit's."""
-    import hashlib
-
-    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
-
-
 def _file_ids(source) -> dict[str, str]:
     blobs = getattr(source, "blobs", None)
     if blobs is not None:
         return {path: blob.hexsha for path, blob in blobs.items()}
-    return {path: _git_blob_id(source.read(path)) for path, _ in source.files()}
+    return {path: git_blob_id(source.read(path)) for path, _ in source.files()}
+
+
+class _RecordedInputs:
+    """The intent files an earlier build read, by the blob ids its manifest.json recorded, read
+    back from the repository's object store (plan_incremental uses it only once it knows they
+    are there: they are the intents of a commit)."""
+
+    def __init__(self, repo, inputs: dict[str, str]) -> None:
+        self.repo = repo
+        self.inputs = inputs
+        self.sizes = {path: repo.odb.info(bytes.fromhex(sha)).size for path, sha in inputs.items()}
+
+    def files(self):
+        return iter(sorted(self.sizes.items()))
+
+    def read(self, path: str) -> bytes:
+        return self.repo.odb.stream(bytes.fromhex(self.inputs[path])).read()
+
+    def revision(self):
+        from compiler.loader import Revision
+
+        return Revision(None, True, None)
 
 
 class _Subset:
@@ -242,9 +258,10 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     """What to re-emit so that out_dir ends up equal to a full build of the head.
 
     out_dir must hold a complete, unmodified build by this meshc, of every target asked for,
-    from a clean checkout of `since` or a later commit; otherwise FullBuildNeeded says why.
-    The intents compared are those of the commit out_dir was built from (which is `since` or
-    contains it) against the head: that is what the files in out_dir were made from.
+    made from exactly the intents of `since` (its manifest.json records the blob id of every
+    intent file read, so a build of a dirty tree committed with its artifacts counts) or from
+    a clean checkout of `since` or a later commit; otherwise FullBuildNeeded says why. The
+    intents compared are the ones out_dir was made from against the head.
     Raises compiler.gitsource.GitError when `since` does not name a commit.
     """
     import hashlib
@@ -263,21 +280,32 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     built_from = source.get("commit")
     if previous.get("meshc") != __version__:
         raise FullBuildNeeded(f"{out_dir} was built by meshc {previous.get('meshc')}, not {__version__}")
-    if not built_from or source.get("dirty", True):
-        raise FullBuildNeeded(f"{out_dir} was built from a working tree with uncommitted changes")
+    inputs = previous.get("inputs") if isinstance(previous.get("inputs"), dict) else None
     missing = sorted(set(targets) - set(previous.get("targets") or ()))
     if missing:
         raise FullBuildNeeded(f"{out_dir} holds no build of target(s) {', '.join(missing)}")
-    try:
-        _, built_commit = resolve(root, built_from)
-    except GitError:
-        raise FullBuildNeeded(f"{out_dir} was built from commit {built_from[:12]}, which this repository lacks") from None
-    if not repo.is_ancestor(since_commit, built_commit):
-        raise FullBuildNeeded(f"{out_dir} was built from {built_from[:12]}, which does not contain {since}")
+    if inputs is not None and inputs == _file_ids(GitSource(root, since, skip_dirs)):
+        pass  # built from exactly the intents of `since`, committed or not when it was built
+    elif not built_from or source.get("dirty", True):
+        raise FullBuildNeeded(f"{out_dir} was built from a working tree with uncommitted changes, "
+                              f"not from the intents of {since}")
+    else:
+        try:
+            _, built_commit = resolve(root, built_from)
+        except GitError:
+            raise FullBuildNeeded(f"{out_dir} was built from commit {built_from[:12]}, "
+                                  "which this repository lacks") from None
+        if not repo.is_ancestor(since_commit, built_commit):
+            raise FullBuildNeeded(f"{out_dir} was built from {built_from[:12]}, which does not contain {since}")
 
-    base_source = GitSource(root, built_from, skip_dirs)
+    if inputs is not None:
+        base_source = _RecordedInputs(repo, inputs)
+        before = dict(inputs)
+    else:
+        base_source = GitSource(root, built_from, skip_dirs)
+        before = _file_ids(base_source)
     head_source = GitSource(root, head_ref, skip_dirs) if head_ref is not None else WorktreeSource(root, skip_dirs)
-    before, after = _file_ids(base_source), _file_ids(head_source)
+    after = _file_ids(head_source)
     changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
 
     base = load(_Subset(base_source, changed), Report())

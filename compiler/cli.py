@@ -137,7 +137,8 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
     emitted = {a.path for a in artifacts}
     kept = [entry for entry in plan.kept if entry["path"] not in emitted] if plan else []
     try:
-        files = render_tree(artifacts, compiled.graph.revision, targets=chosen, kept=kept)
+        files = render_tree(artifacts, compiled.graph.revision, targets=chosen, kept=kept,
+                            inputs=compiled.sources.blob_ids)
         if check_only:
             sys.exit(_report_drift(out_dir, files, read_tree(out_dir)))
         write_tree(out_dir, files, keep=frozenset(entry["path"] for entry in kept))
@@ -184,7 +185,8 @@ def _report_drift(out_dir: Path, wanted: dict[str, bytes], present: dict[str, by
     from compiler.writer import MANIFEST
 
     def comparable(files: dict[str, bytes]) -> dict[str, bytes]:
-        # manifest.json records the source revision, which moves with every commit: compare the rest of it
+        # manifest.json records the source revision, which moves with every commit, and the
+        # inputs' blob ids, which move with a comment: compare the rest of it
         import json
 
         out = dict(files)
@@ -194,6 +196,7 @@ def _report_drift(out_dir: Path, wanted: dict[str, bytes], present: dict[str, by
             document = None  # not a manifest meshc wrote: it differs as it is
         if isinstance(document, dict):
             document.pop("source", None)
+            document.pop("inputs", None)
             out[MANIFEST] = json.dumps(document, sort_keys=True).encode()
         return out
 

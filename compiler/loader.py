@@ -7,6 +7,7 @@ Every problem becomes a located diagnostic; nothing here raises for bad input.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class SourceTable:
 
     texts: dict[str, str] = field(default_factory=dict)
     documents: dict[tuple[str, int], YamlDocument] = field(default_factory=dict)
+    # git blob id of every intent file read: manifest.json records them as the build's inputs
+    blob_ids: dict[str, str] = field(default_factory=dict)
 
     def locate(self, origin: Origin, *path: Any, key: bool = False) -> Location:
         document = self.documents.get((origin.file, origin.document))
@@ -197,6 +200,7 @@ def _load_file(
         report.add(codes.UNREADABLE_FILE, f"cannot read the file: {error.strerror or error}",
                    Location(path, 1, 1))
         return []
+    sources.blob_ids[path] = git_blob_id(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -223,6 +227,11 @@ def _load_file(
         if intent is not None:
             intents.append(intent)
     return intents
+
+
+def git_blob_id(content: bytes) -> str:
+    """The id git gives a blob with this content, so files compare with a commit's."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
 def _record_suppressions(path: str, text: str, report: Report) -> None:

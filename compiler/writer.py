@@ -8,7 +8,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from compiler import __version__
 from compiler.loader import Revision
@@ -31,8 +31,10 @@ def check_path(path: str) -> None:
 
 
 def manifest(artifacts: list[Artifact], revision: Revision, *, targets: list[str] | None = None,
-             kept: Sequence[dict] = ()) -> bytes:
-    """manifest.json; `kept` are entries of files carried over unchanged by an incremental build."""
+             kept: Sequence[dict] = (), inputs: Mapping[str, str] | None = None) -> bytes:
+    """manifest.json; `kept` are entries of files carried over unchanged by an incremental build;
+    `inputs` the git blob id of every intent file the build read (what `--changed-since`
+    compares against, whether or not the tree was committed)."""
     entries = [
         {
             "path": a.path,
@@ -50,11 +52,13 @@ def manifest(artifacts: list[Artifact], revision: Revision, *, targets: list[str
     }
     if targets is not None:
         document["targets"] = sorted(targets)
+    if inputs is not None:
+        document["inputs"] = dict(sorted(inputs.items()))
     return to_json(document)
 
 
 def render_tree(artifacts: list[Artifact], revision: Revision, *, targets: list[str] | None = None,
-                kept: Sequence[dict] = ()) -> dict[str, bytes]:
+                kept: Sequence[dict] = (), inputs: Mapping[str, str] | None = None) -> dict[str, bytes]:
     """Every file of the output directory, manifest included, keyed by relative path.
 
     Files of `kept` manifest entries are not in the result: write_tree carries them over.
@@ -66,7 +70,7 @@ def render_tree(artifacts: list[Artifact], revision: Revision, *, targets: list[
         if artifact.path in files or artifact.path == MANIFEST or artifact.path in kept_paths:
             raise OutputError(f"two artifacts claim {artifact.path}")
         files[artifact.path] = artifact.content
-    files[MANIFEST] = manifest(artifacts, revision, targets=targets, kept=list(kept))
+    files[MANIFEST] = manifest(artifacts, revision, targets=targets, kept=list(kept), inputs=inputs)
     return files
 
 

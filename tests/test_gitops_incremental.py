@@ -146,11 +146,31 @@ def test_falls_back_without_an_earlier_build(tmp_path: Path) -> None:
     assert (repo.root / "build" / "manifest.json").is_file()
 
 
-def test_falls_back_when_the_earlier_build_was_of_a_dirty_tree(tmp_path: Path) -> None:
+def test_falls_back_when_the_earlier_build_was_of_uncommitted_intents(tmp_path: Path) -> None:
     repo = git_mesh(tmp_path / "repo")
     CASES["route"][0](repo)
     _built(repo)
-    assert "uncommitted changes" in _fallback(repo)
+    CASES["service-resilience"][0](repo)
+    assert "uncommitted changes, not from the intents of HEAD" in _fallback(repo)
+
+
+def test_committed_artifacts_workflow_goes_incremental(tmp_path: Path) -> None:
+    """Build before committing (the manifest records a dirty tree and the blob ids it read),
+    commit intents and artifacts together, change again: the next build is incremental."""
+    repo = git_mesh(tmp_path / "repo")
+    CASES["route"][0](repo)
+    out = _built(repo)
+    assert json.loads((out / "manifest.json").read_bytes())["source"]["dirty"] is True
+    repo.commit("route change, with its artifacts")
+    before = _inodes(out)
+    CASES["service-resilience"][0](repo)
+    result = meshc("build", str(repo.root), "--changed-since", "HEAD")
+    assert result.exit_code == 0, result.output
+    assert "1 intent file(s) changed" in result.stderr
+    full = tmp_path / "full"
+    assert meshc("build", str(repo.root), "-o", str(full)).exit_code == 0
+    assert tree(out) == tree(full)
+    assert _inodes(out)["envoy/bookinfo/mongodb.yaml"] == before["envoy/bookinfo/mongodb.yaml"]
 
 
 def test_falls_back_when_the_build_predates_the_revision(tmp_path: Path) -> None:
