@@ -59,6 +59,16 @@ def _workload_files(directory: Path) -> dict[str, set[str]]:
     return out
 
 
+def _incremental_equals_full(repo: GitMesh, out: Path, tmp_path: Path, since: str = "HEAD"):
+    """Run `build --changed-since`, then a full build elsewhere; the two trees must be equal."""
+    result = meshc("build", str(repo.root), "--changed-since", since)
+    assert result.exit_code == 0, result.output
+    full = tmp_path / "full"
+    assert meshc("build", str(repo.root), "-o", str(full)).exit_code == 0
+    assert tree(out) == tree(full)
+    return result
+
+
 def _built(repo: GitMesh) -> Path:
     result = meshc("build", str(repo.root))
     assert result.exit_code == 0, result.output
@@ -110,12 +120,8 @@ def test_synthetic_mesh_incremental_build_equals_full_build(tmp_path: Path) -> N
     repo = git_mesh(tmp_path / "repo", source)
     out = _built(repo)
     repo.edit("services/ns4/svc-00004.yaml", "timeout: 10s", "timeout: 7s")
-    result = meshc("build", str(repo.root), "--changed-since", "HEAD")
-    assert result.exit_code == 0, result.output
+    result = _incremental_equals_full(repo, out, tmp_path)
     assert "1 intent file(s) changed" in result.stderr
-    full = tmp_path / "full"
-    assert meshc("build", str(repo.root), "-o", str(full)).exit_code == 0
-    assert tree(out) == tree(full)
 
 
 def test_a_committed_change_since_an_older_revision(tmp_path: Path) -> None:
@@ -164,12 +170,8 @@ def test_committed_artifacts_workflow_goes_incremental(tmp_path: Path) -> None:
     repo.commit("route change, with its artifacts")
     before = _inodes(out)
     CASES["service-resilience"][0](repo)
-    result = meshc("build", str(repo.root), "--changed-since", "HEAD")
-    assert result.exit_code == 0, result.output
+    result = _incremental_equals_full(repo, out, tmp_path)
     assert "1 intent file(s) changed" in result.stderr
-    full = tmp_path / "full"
-    assert meshc("build", str(repo.root), "-o", str(full)).exit_code == 0
-    assert tree(out) == tree(full)
     assert _inodes(out)["envoy/bookinfo/mongodb.yaml"] == before["envoy/bookinfo/mongodb.yaml"]
 
 
