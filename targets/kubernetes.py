@@ -298,14 +298,18 @@ class PlatformEmitter:
         docs = []
         for policy in policies:
             sources = (policy.origin.file,)
+            # An AuthorizationPolicy applies in the namespace of the workloads it selects, which
+            # is the service's, wherever the AccessPolicy was written.
+            name = (policy.key.name if policy.key.namespace == service.namespace
+                    else f"{policy.key.namespace}-{policy.key.name}")
             if policy.allow:
                 docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
-                                     metadata(policy.key.name, policy.key.namespace, sources),
+                                     metadata(name, service.namespace, sources),
                                      spec={"selector": selector, "action": "ALLOW",
                                            "rules": [self.authorization_rule(r) for r in policy.allow]}))
             if policy.deny:
                 docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
-                                     metadata(f"{policy.key.name}-deny", policy.key.namespace, sources),
+                                     metadata(f"{name}-deny", service.namespace, sources),
                                      spec={"selector": selector, "action": "DENY",
                                            "rules": [self.authorization_rule(r) for r in policy.deny]}))
         if self.graph.mesh.authorization == "deny" and not any(p.allow for p in policies):

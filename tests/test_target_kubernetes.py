@@ -307,3 +307,23 @@ def test_rate_limit_filter_config_is_accepted_by_envoy(tmp_path: Path) -> None:
     result = subprocess.run([envoy, "--mode", "validate", "-c", str(config), "--log-level", "error"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_authorization_policy_lives_in_the_namespace_of_the_service_it_protects(make_mesh) -> None:
+    root = make_mesh({
+        "mesh.yaml": "apiVersion: meshc/v1\nkind: Mesh\nname: m\ndefaultNamespace: shop\n"
+                     "platforms: [{name: k8s, kind: kubernetes}]\n",
+        "api.yaml": "apiVersion: meshc/v1\nkind: Service\nname: api\nnamespace: backend\nplatform: k8s\n"
+                    "ports: [{name: http, port: 80, protocol: http}]\n",
+        "front.yaml": "apiVersion: meshc/v1\nkind: Service\nname: front\nplatform: k8s\n"
+                      "ports: [{name: http, port: 80, protocol: http}]\ncalls: [backend/api]\n",
+        "policy.yaml": "apiVersion: meshc/v1\nkind: AccessPolicy\nname: callers\nservice: backend/api\n"
+                       "allow: [{from: [front]}]\ndeny: [{from: [{namespace: untrusted}]}]\n",
+    })
+    compiled = _compile(root)
+    documents = _documents(kubernetes.emit(compiled.graph, compiled.report))
+    policies = {(doc["metadata"]["namespace"], doc["metadata"]["name"]): doc["spec"]["action"]
+                for _, doc in documents if doc["kind"] == "AuthorizationPolicy"}
+    assert policies == {("backend", "shop-callers"): "ALLOW", ("backend", "shop-callers-deny"): "DENY",
+                        ("shop", "front-allow-nothing"): "ALLOW"}  # front has no AccessPolicy: admits nobody
+    assert [error for _, doc in documents for error in validation_errors(doc)] == []
