@@ -51,7 +51,6 @@ KIND_ORDER = [
     (GATEWAY_API, "Gateway"),
     (ISTIO_NETWORKING, "VirtualService"),
     (GATEWAY_API, "HTTPRoute"),
-    (GATEWAY_API, "GRPCRoute"),
     (GATEWAY_API, "TLSRoute"),
     (ISTIO_SECURITY, "PeerAuthentication"),
     (ISTIO_SECURITY, "AuthorizationPolicy"),
