@@ -72,13 +72,18 @@ class GatewayApiEmitter(PlatformEmitter):
         return docs
 
     def report_default_retries(self, service: ServiceNode) -> None:
-        own = service.spec.resilience is not None and service.spec.resilience.retries is not None
-        origin = service.origin if own else self.graph.mesh_origin
-        path = ("resilience", "retries") if own else ("defaults", "retries")
-        self.report.add(codes.K8S_GATEWAY_API_RETRIES,
-                        f"retries of {service.key} are not applied on platform {self.platform.name!r} "
-                        "(flavor gateway-api has no retry field in the standard channel)",
-                        self.graph.sources.locate(origin, *path))
+        """Retries a service inherits, reported once where they are written: at the service's
+        own resilience, or once for the whole platform at Mesh.defaults."""
+        if service.spec.resilience is not None and service.spec.resilience.retries is not None:
+            self.report.add(codes.K8S_GATEWAY_API_RETRIES,
+                            f"retries of {service.key} are not applied on platform {self.platform.name!r} "
+                            "(flavor gateway-api has no retry field in the standard channel)",
+                            self.graph.sources.locate(service.origin, "resilience", "retries"))
+        else:
+            self.report.add(codes.K8S_GATEWAY_API_RETRIES,
+                            f"Mesh.defaults.retries are not applied on platform {self.platform.name!r} "
+                            "(flavor gateway-api has no retry field in the standard channel)",
+                            self.graph.sources.locate(self.graph.mesh_origin, "defaults", "retries"))
 
     # -- route translation -------------------------------------------------------------------
 
@@ -163,12 +168,13 @@ class GatewayApiEmitter(PlatformEmitter):
         if rule.timeout is not None:
             timeout_at = (*at, "timeout") if spec.timeout is not None else ("rules", rule.index)
             out["timeouts"] = {"request": self.duration(rule.timeout, route.origin, timeout_at)}
-        if rule.retries is not None:
-            where = (*at, "retries") if spec.retries is not None else at
+        if spec.retries is not None:
             self.report.add(codes.K8S_GATEWAY_API_RETRIES,
                             f"retries of rule {rule.index} of Route {route.key} are not applied "
                             "(flavor gateway-api has no retry field in the standard channel)",
-                            self.graph.sources.locate(route.origin, *where))
+                            self.graph.sources.locate(route.origin, *at, "retries"))
+        elif rule.retries is not None and rule.destinations:
+            self.report_default_retries(self.graph.services[rule.destinations[0].service])
         if spec.fault is not None:
             self.report.add(codes.K8S_GATEWAY_API_FAULT,
                             f"fault injection of rule {rule.index} of Route {route.key} is not applied "
