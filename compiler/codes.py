@@ -199,6 +199,13 @@ ADDRESS_COLLISION = _code(
     app called `<name>`, whatever its namespace, so two services with one name on one Cloud
     Foundry platform collide. Both are reported. Rename one or place it on another platform.""",
 )
+EXTERNAL_HOST_CLAIMED_TWICE = _code(
+    "MESH213", "external-host-claimed-twice", "error", "Two ExternalServices list the same host.",
+    """A sidecar routes outbound HTTP by host name, so one host can lead to one ExternalService
+    only (Envoy rejects a configuration with two virtual hosts for one domain, and Istio merges
+    or rejects conflicting ServiceEntries). Both locations are reported. List the host in one
+    ExternalService, with all the ports it serves.""",
+)
 
 # 3xx: semantic analysis and Policies ---------------------------------------------------------
 UNREACHABLE_RULE = _code(

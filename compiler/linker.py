@@ -111,6 +111,7 @@ class _Linker:
             table[key] = intent
 
         externals = {k: ExternalNode(k, i.model, i.origin) for k, i in by_kind["ExternalService"].items()}
+        self.check_external_hosts(externals)
         self.callable = set(externals) | set(by_kind["Service"])
         services = {}
         for key, intent in by_kind["Service"].items():
@@ -282,6 +283,19 @@ class _Linker:
             sidecar=sidecar,
             calls=tuple(calls),
         )
+
+    def check_external_hosts(self, externals: dict[Key, ExternalNode]) -> None:
+        claimed: dict[str, tuple[ExternalNode, int]] = {}
+        for node in externals.values():
+            for index, host in enumerate(node.spec.hosts):
+                first = claimed.setdefault(host, (node, index))
+                if first[0] is not node:
+                    self.report.add(
+                        codes.EXTERNAL_HOST_CLAIMED_TWICE,
+                        f"host {host!r} of ExternalService {node.key} is already ExternalService {first[0].key}'s",
+                        self.at(node.origin, "hosts", index),
+                        related=(Related(self.at(first[0].origin, "hosts", first[1]), "listed here first"),),
+                    )
 
     def check_addresses(self, services: dict[Key, ServiceNode]) -> None:
         seen: dict[tuple[str, str], ServiceNode] = {}

@@ -119,6 +119,13 @@ CASES = [
         [("MESH210", "r.yaml", 12, 9)],
     ),
     (
+        "external-host-twice",
+        {"x.yaml": "apiVersion: meshc/v1\nkind: ExternalService\nname: a\nhosts: [api.example.com]\n"
+                   "ports: [{name: https, port: 443, protocol: tls}]\n---\napiVersion: meshc/v1\nkind: ExternalService\n"
+                   "name: b\nhosts: [b.example.com, api.example.com]\nports: [{name: http, port: 80, protocol: http}]\n"},
+        [("MESH213", "x.yaml", 10, 24)],
+    ),
+    (
         "cf-gateway",
         {"g.yaml": "apiVersion: meshc/v1\nkind: Gateway\nname: g\nplatform: cf\n"
                    "listeners: [{name: web, port: 80, protocol: http, hosts: [a.example.com]}]\n"},
