@@ -528,6 +528,8 @@ class Gateway(Strict):
     namespace: Name | None = None
     platform: Name
     listeners: Annotated[list[Listener], Field(min_length=1)]
+    # the gateway's Envoy admin port on loopback (outboundPort does not apply to a gateway)
+    sidecar: SidecarSettings | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> Gateway:

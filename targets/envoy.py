@@ -117,7 +117,8 @@ def gateway_bootstrap(graph: MeshGraph, gateway: GatewayNode, report, address: s
     builder = _Proxy(graph, report, gateway.key, gateway.platform.name,
                      Certificates(gateway.platform.certificates, gateway.key))
     listeners = gateway_listeners(builder, gateway, address or ANY_ADDRESS)
-    admin_port = gateway.platform.sidecar.adminPort or DEFAULT_ADMIN_PORT
+    own = gateway.spec.sidecar
+    admin_port = (own and own.adminPort) or gateway.platform.sidecar.adminPort or DEFAULT_ADMIN_PORT
     return builder.bootstrap(listeners, admin_port)
 
 

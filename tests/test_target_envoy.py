@@ -204,6 +204,7 @@ FEATURES = {
         kind: Gateway
         name: files-edge
         platform: vmfiles
+        sidecar: {adminPort: 15200}
         listeners:
           - {name: https, port: 443, protocol: https, hosts: [files.example.com], tls: {mode: terminate, certificate: files-cert}}
         """,
@@ -465,6 +466,10 @@ def test_stream_destinations_get_loopback_listeners(features) -> None:
 def test_gateway_terminates_passes_through_and_redirects(features, tmp_path: Path) -> None:
     _, bootstraps, certs = features
     edge = json.loads(bootstraps["envoy/gateways/shop/edge.yaml"])
+    files_edge = json.loads(bootstraps["envoy/gateways/shop/files-edge.yaml"])
+    # the platform's admin port, unless the Gateway names its own
+    assert edge["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 15100}
+    assert files_edge["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 15200}
     secure = listener(edge, "gateway|8443")
     assert secure["listener_filters"][0]["name"] == "envoy.filters.listener.tls_inspector"
     terminate, passthrough = secure["filter_chains"]
