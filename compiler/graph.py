@@ -55,8 +55,26 @@ DEFAULT_OUTBOUND_PORT = 15001
 DEFAULT_ADMIN_PORT = 15000
 
 
+class _Callable:
+    """What services and external services share: a name, a namespace, ports by number."""
+
+    key: Key
+    spec: Service | ExternalService
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def namespace(self) -> str:
+        return self.key.namespace
+
+    def port(self, number: int) -> ServicePort | ExternalPort | None:
+        return next((p for p in self.spec.ports if p.port == number), None)
+
+
 @dataclass(frozen=True)
-class ServiceNode:
+class ServiceNode(_Callable):
     key: Key
     spec: Service
     origin: Origin
@@ -66,34 +84,12 @@ class ServiceNode:
     sidecar: Sidecar
     calls: tuple[Key, ...]  # resolved, in the order written; services and external services
 
-    @property
-    def name(self) -> str:
-        return self.key.name
-
-    @property
-    def namespace(self) -> str:
-        return self.key.namespace
-
-    def port(self, number: int) -> ServicePort | None:
-        return next((p for p in self.spec.ports if p.port == number), None)
-
 
 @dataclass(frozen=True)
-class ExternalNode:
+class ExternalNode(_Callable):
     key: Key
     spec: ExternalService
     origin: Origin
-
-    @property
-    def name(self) -> str:
-        return self.key.name
-
-    @property
-    def namespace(self) -> str:
-        return self.key.namespace
-
-    def port(self, number: int) -> ExternalPort | None:
-        return next((p for p in self.spec.ports if p.port == number), None)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from compiler import codes
 from compiler.addressing import external_route_host, internal_route_host
@@ -24,6 +21,7 @@ from compiler.graph import CloudFoundryPlatform, Key, MeshGraph, Principal, Serv
 from compiler.model import HTTP_PROTOCOLS
 from compiler.serialize import to_json, to_yaml
 from targets import Artifact
+from targets.templating import render
 
 TARGET = "cloudfoundry"
 # The router delivers HTTP routes to this app port unless a route destination says otherwise.
@@ -35,16 +33,7 @@ APP_DIR = "/home/vcap/app"
 SIDECAR_DIR = "meshc"
 SOURCE_ANNOTATION = "meshc.dev/source"
 SERVICE_ANNOTATION = "meshc.dev/service"
-TEMPLATES = Path(__file__).parent / "templates"
 _APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-@cache
-def _templates() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False,
-        keep_trailing_newline=True,
-    )
 
 
 def _app_name(value: str) -> str:
@@ -282,11 +271,12 @@ def _policy_documents(graph: MeshGraph, platform: CloudFoundryPlatform) -> tuple
             for p in policies
         ],
     }
-    script = _templates().get_template("cf-network-policies.sh.j2").render(
+    script = render(
+        "cf-network-policies.sh.j2",
         platform=_app_name(platform.name),
         policies=[(_app_name(p.source), _app_name(p.destination), _port(p.port)) for p in policies],
     )
-    return to_json(data), script.encode("utf-8")
+    return to_json(data), script
 
 
 def _policy_sources(graph: MeshGraph, services: list[ServiceNode]) -> tuple[str, ...]:

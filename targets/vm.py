@@ -15,20 +15,16 @@ import ipaddress
 import json
 import re
 import shlex
-from functools import cache
-from pathlib import Path
-from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, ServiceNode, VmPlatform
 from compiler.serialize import to_yaml, to_yaml_documents
 from targets import Artifact
+from targets.templating import render
 
 TARGET = "vm"
-TEMPLATES = Path(__file__).parent / "templates"
 ENVOY_BINARY = "/usr/local/bin/envoy"
 ENVOY_USER = "meshc-envoy"
 CONFIG_ROOT = "/etc/meshc"
@@ -46,18 +42,6 @@ CANONICAL_REVISION_LABEL = "service.istio.io/canonical-revision"
 _HOST_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", re.IGNORECASE)
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-
-
-@cache
-def _templates() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False,
-        keep_trailing_newline=True,
-    )
-
-
-def _render(name: str, **values: Any) -> bytes:
-    return _templates().get_template(name).render(**values).encode("utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +160,7 @@ def config_dir(service: ServiceNode) -> str:
 
 def render_unit(service: ServiceNode, needs_low_ports: bool, envoy_binary: str = ENVOY_BINARY) -> bytes:
     """The systemd unit running the service's sidecar; `envoy_binary` lets tests verify it."""
-    return _render(
+    return render(
         "vm-envoy.service.j2",
         service=str(service.key),
         source=service.origin.file,
@@ -223,8 +207,8 @@ def _static_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Re
     )
     files += [
         (f"{base}/{unit_name(service)}", render_unit(service, low_ports)),
-        (f"{base}/install.sh", _render("vm-install.sh.j2", **values)),
-        (f"{base}/README.md", _render("vm-README.md.j2", **values)),
+        (f"{base}/install.sh", render("vm-install.sh.j2", **values)),
+        (f"{base}/README.md", render("vm-README.md.j2", **values)),
     ]
     return files
 
@@ -280,7 +264,7 @@ def cluster_env(metadata: dict[str, str], service: ServiceNode, address: str) ->
         "SERVICE_ACCOUNT": service.name,
     }
     lines = sorted(env_assignment(key, value) for key, value in values.items())
-    return _render("vm-cluster.env.j2", lines=lines)
+    return render("vm-cluster.env.j2", lines=lines)
 
 
 def _report_unused_certificates(graph: MeshGraph, platform: VmPlatform, report: Report) -> None:
@@ -322,9 +306,9 @@ def _istio_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Rep
     )
     files += [
         (f"{base}/workloadgroup.yaml", to_yaml_documents(workload_documents(graph, service))),
-        (f"{base}/hosts", _render("vm-hosts.j2", **values)),
-        (f"{base}/install.sh", _render("vm-install.sh.j2", **values)),
-        (f"{base}/README.md", _render("vm-README.md.j2", **values)),
+        (f"{base}/hosts", render("vm-hosts.j2", **values)),
+        (f"{base}/install.sh", render("vm-install.sh.j2", **values)),
+        (f"{base}/README.md", render("vm-README.md.j2", **values)),
     ]
     return files
 
