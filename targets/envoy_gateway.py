@@ -90,6 +90,10 @@ class _GatewayBuilder:
         if listener.httpsRedirect:
             return [{"name": f"{listener.name}|https-redirect", "domains": with_port(listener.hosts, port),
                      "routes": [{"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}]
+        return self.routed_virtual_hosts(listener, port)
+
+    def routed_virtual_hosts(self, listener: Listener, port: int) -> list[dict]:
+        """A virtual host per Route attached to the listener, for the hosts it shares with it."""
         virtual_hosts = []
         for route in self.routes:
             hosts = self.covered_hosts(listener, route)
@@ -105,13 +109,8 @@ class _GatewayBuilder:
         chain: dict[str, Any] = {"filter_chain_match": {"server_names": list(listener.hosts)},
                                  "transport_socket": self.proxy.certificates.terminate(tls.certificate)}
         if listener.protocol == "https":
-            virtual_hosts = []
-            for route in self.routes:
-                hosts = self.covered_hosts(listener, route)
-                if hosts:
-                    virtual_hosts.append({"name": f"{listener.name}|{route.key}", "domains": with_port(hosts, port),
-                                          "routes": rule_routes(self.proxy, route, None)})
-            chain["filters"] = [self.http_manager(f"gateway|{port}|{listener.name}", virtual_hosts)]
+            chain["filters"] = [self.http_manager(f"gateway|{port}|{listener.name}",
+                                                  self.routed_virtual_hosts(listener, port))]
         else:
             chain["filters"] = [self.stream_proxy(f"gateway|{port}|{listener.name}", listener, port)]
         return [chain]
