@@ -114,7 +114,7 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
           ref: str | None, fmt: str, quiet: bool, color: str, fail_on: str) -> None:
     """Check the mesh, then emit every target (or the named ones) into the output directory."""
     from compiler.build import compile_mesh, emit
-    from compiler.writer import OutputError, read_tree, render_tree, write_tree
+    from compiler.writer import OutputError, check_replaceable, read_tree, render_tree, write_tree
     from targets import REGISTRY
 
     _known_targets(targets)
@@ -122,6 +122,12 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
         raise click.UsageError("--check compares a full build; it does not combine with --changed-since")
     root = _root(path)
     out_dir = Path(output) if output else root / "build"
+    if not check_only:
+        try:
+            check_replaceable(out_dir)  # before compiling: an output directory over the intents says so
+        except OutputError as error:
+            click.echo(f"meshc: {error}", err=True)
+            sys.exit(EXIT_USAGE)
     compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False)
     chosen = sorted(targets or REGISTRY)
     plan = None

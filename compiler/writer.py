@@ -85,13 +85,8 @@ def read_manifest(out_dir: Path) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
-def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] = frozenset()) -> None:
-    """Replace out_dir with exactly `files` plus the `keep` files of the current out_dir, unchanged.
-
-    Kept files are hard links into the new tree (no copy: a file is never rewritten in place,
-    only replaced with the whole directory). On any failure out_dir is left as it was.
-    """
-    out_dir = out_dir.absolute()
+def check_replaceable(out_dir: Path) -> None:
+    """out_dir is absent, empty, or an earlier meshc output (it holds manifest.json)."""
     if out_dir.exists():
         if not out_dir.is_dir():
             raise OutputError(f"{out_dir} exists and is not a directory")
@@ -99,6 +94,16 @@ def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] =
             raise OutputError(
                 f"{out_dir} is not empty and holds no {MANIFEST}: refusing to replace a directory meshc did not write"
             )
+
+
+def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] = frozenset()) -> None:
+    """Replace out_dir with exactly `files` plus the `keep` files of the current out_dir, unchanged.
+
+    Kept files are hard links into the new tree (no copy: a file is never rewritten in place,
+    only replaced with the whole directory). On any failure out_dir is left as it was.
+    """
+    out_dir = out_dir.absolute()
+    check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
     made: set[str] = set()

@@ -149,3 +149,11 @@ def test_target_code_suppressions_are_checked_only_when_every_target_ran(bookinf
     build = runner.invoke(main, ["build", str(bookinfo_copy), "-o", str(tmp_path / "out")])
     assert "warning[MESH434]: the router delivers details.apps.example.com" in build.output
     assert "warning[MESH390]: Mesh.suppress entry 1 suppresses nothing: no MESH434 diagnostic in Service/bookinfo/reviews" in build.output
+
+
+def test_output_directory_over_the_intents_is_refused_before_compiling(bookinfo_copy: Path) -> None:
+    result = runner.invoke(main, ["build", str(bookinfo_copy), "-o", str(bookinfo_copy / "services")])
+    assert result.exit_code == 2
+    assert "holds no manifest.json: refusing to replace a directory meshc did not write" in result.output
+    assert "MESH202" not in result.output
+    assert (bookinfo_copy / "services" / "reviews.yaml").is_file()
