@@ -89,3 +89,30 @@ def test_diff_step_summarises_the_pull_request(tmp_path: Path) -> None:
     assert "modified Route/bookinfo/reviews-canary" in summary
     assert "reaches proxies: service:bookinfo/productpage, service:bookinfo/reviews" in summary
     assert summary.endswith("```\n")
+
+
+def _example_workflow() -> str:
+    """The example workflow docs/gitops.md shows users (the YAML block that starts with `name:`)."""
+    text = (REPO / "docs" / "gitops.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    [workflow] = [block for block in blocks if block.startswith("name:")]
+    return workflow
+
+
+@pytest.mark.parametrize(
+    "schema, document",
+    [
+        ("vendor.github-actions", "action.yml"),
+        ("vendor.github-workflows", ".github/workflows/ci.yml"),
+        ("vendor.github-workflows", "docs/gitops.md#example"),
+    ],
+)
+def test_github_files_validate_against_schemastore(schema: str, document: str, tmp_path: Path) -> None:
+    """check-jsonschema's vendored SchemaStore schemas for action metadata and workflows."""
+    path = REPO / document
+    if document.endswith("#example"):
+        path = tmp_path / "example-workflow.yml"
+        path.write_text(_example_workflow(), encoding="utf-8")
+    done = subprocess.run(["check-jsonschema", "--builtin-schema", schema, str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
