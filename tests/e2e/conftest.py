@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import harness
+from tests.pki import TestPki
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +20,8 @@ def envoy_bin() -> str:
 
 
 @pytest.fixture(scope="module")
-def pki() -> harness.TestPki:
-    return harness.TestPki()
+def pki() -> TestPki:
+    return TestPki()
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from compiler.build import compile_mesh
 from compiler.diagnostics import Report
 from compiler.graph import Key, MeshGraph
 from tests.e2e import harness
+from tests.pki import Issued, TestPki
 
 API = "meshc/v1"
 TRUST_DOMAIN = "e2e.test"
@@ -100,7 +101,7 @@ def workload_cert_dir(cert_root: Path, name: str) -> Path:
     return cert_root / NAMESPACE / name
 
 
-def install_svid(pki: harness.TestPki, cert_root: Path, name: str) -> None:
+def install_svid(pki: TestPki, cert_root: Path, name: str) -> None:
     """The workload's SVID, its key and the trust bundle: svid.pem, svid_key.pem, svid_bundle.pem."""
     directory = workload_cert_dir(cert_root, name)
     directory.mkdir(parents=True, exist_ok=True)
@@ -110,7 +111,7 @@ def install_svid(pki: harness.TestPki, cert_root: Path, name: str) -> None:
     (directory / "svid_bundle.pem").write_bytes(pki.ca_pem)
 
 
-def install_gateway_certificate(cert_root: Path, gateway: str, certificate: str, issued: harness.Issued) -> None:
+def install_gateway_certificate(cert_root: Path, gateway: str, certificate: str, issued: Issued) -> None:
     """A named gateway certificate: <certificate>.pem and <certificate>_key.pem in the gateway's directory."""
     directory = workload_cert_dir(cert_root, gateway)
     directory.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,7 @@ def install_gateway_certificate(cert_root: Path, gateway: str, certificate: str,
 # The sidecar mesh
 
 
-def build_sidecars(workdir: Path, pki: harness.TestPki, addresses: harness.LoopbackAddresses,
+def build_sidecars(workdir: Path, pki: TestPki, addresses: harness.LoopbackAddresses,
                    backends) -> BuiltMesh:
     """frontend and intruder call cart (STRICT; admitted: frontend only); frontend calls reviews
     (two versions, routed), limited (rate limited) and ledger (PERMISSIVE)."""
@@ -215,8 +216,8 @@ class GatewayMesh:
     port: int  # one port for both hosts: the filter chain is chosen by SNI
     admin_port: int
     bootstrap: dict[str, Any]
-    served_certificate: harness.Issued  # what the gateway presents for TERMINATED_HOST
-    vault_certificate: harness.Issued  # what the vault backend presents for PASSTHROUGH_HOST
+    served_certificate: Issued  # what the gateway presents for TERMINATED_HOST
+    vault_certificate: Issued  # what the vault backend presents for PASSTHROUGH_HOST
     web: SidecarWorkload
     backends: dict[str, harness.Backend]
 
@@ -226,7 +227,7 @@ PASSTHROUGH_HOST = "vault.e2e.test"
 GATEWAY_CERTIFICATE = "shop-cert"
 
 
-def build_gateway(workdir: Path, pki: harness.TestPki, addresses: harness.LoopbackAddresses,
+def build_gateway(workdir: Path, pki: TestPki, addresses: harness.LoopbackAddresses,
                   backends) -> GatewayMesh:
     """Gateway `edge` listens on one port for two hosts: it terminates TLS for shop.e2e.test and
     routes it to `web` (behind its own sidecar, STRICT, admitting only the gateway), and passes

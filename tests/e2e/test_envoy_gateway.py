@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.e2e import harness
 from tests.e2e.meshes import PASSTHROUGH_HOST, TERMINATED_HOST, GatewayMesh, build_gateway
+from tests.pki import Issued
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +46,7 @@ def https_get(pki, address: str, port: int, server_name: str, path: str = "/") -
     return TlsExchange(peer, reply)
 
 
-def der(issued: harness.Issued) -> bytes:
+def der(issued: Issued) -> bytes:
     return x509.load_pem_x509_certificate(issued.cert_pem).public_bytes(Encoding.DER)
 
 
