@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from compiler.codes import CODES, SEVERITY_RANK, Code, Severity
 
@@ -75,10 +75,6 @@ class Report:
     def fails(self, fail_on: Severity) -> bool:
         threshold = SEVERITY_RANK[fail_on]
         return any(SEVERITY_RANK[d.severity] >= threshold for d in self.diagnostics)
-
-
-def with_severity(diagnostic: Diagnostic, severity: Severity) -> Diagnostic:
-    return replace(diagnostic, severity=severity)
 
 
 def lookup(code: str) -> Code | None:

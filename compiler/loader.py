@@ -217,7 +217,7 @@ def _load_file(
     try:
         documents = load_documents(text)
     except YamlProblem as problem:
-        report.add(codes.CODES[problem.code], problem.message,
+        report.add(problem.code, problem.message,
                    Location(path, problem.line, problem.column))
         return []
     intents = []

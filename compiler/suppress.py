@@ -132,10 +132,3 @@ class Suppressor:
                           else f"no {entry.code} diagnostic{target}")
                 report.add(codes.UNUSED_SUPPRESSION, f"Mesh.suppress entry {number} suppresses nothing: {reason}",
                            sources.locate(self.graph.mesh_origin, "suppress", number))
-
-
-def apply_suppressions(report: Report, loaded: Loaded, graph: MeshGraph) -> None:
-    """Drop suppressed diagnostics from `report` and add MESH390 for unused suppressions."""
-    suppressor = Suppressor(loaded, graph, report.line_suppressions)
-    suppressor.filter(report)
-    suppressor.report_unused(report, targets_ran=False)

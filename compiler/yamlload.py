@@ -15,6 +15,9 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import BaseResolver
 
+from compiler import codes
+from compiler.codes import Code
+
 try:
     from yaml._yaml import CParser as _Parser
 except ImportError:  # pragma: no cover - libyaml is a hard requirement, see pyproject.toml
@@ -25,9 +28,9 @@ MAX_EXPANDED_NODES = 200_000
 
 
 class YamlProblem(Exception):
-    """A document that cannot become data; `code` is a compiler.codes name."""
+    """A document that cannot become data, with the code that says why."""
 
-    def __init__(self, code: str, message: str, line: int, column: int) -> None:
+    def __init__(self, code: Code, message: str, line: int, column: int) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -80,14 +83,14 @@ class _PositionConstructor(SafeConstructor):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         if node.tag not in _CORE_TAGS:
             line, column = _mark(node)
-            raise YamlProblem("MESH004", f"tag {node.tag!r} is not in the YAML 1.2 core schema", line, column)
+            raise YamlProblem(codes.UNSUPPORTED_TAG, f"tag {node.tag!r} is not in the YAML 1.2 core schema", line, column)
         try:
             return super().construct_object(node, deep=True)
         except (ValueError, TypeError, KeyError, AttributeError) as error:
             line, column = _mark(node)
             shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else "this node"
             raise YamlProblem(
-                "MESH002", f"{shown} does not fit tag {node.tag!r}: {error}", line, column
+                codes.YAML_SYNTAX, f"{shown} does not fit tag {node.tag!r}: {error}", line, column
             ) from None
 
     def _size(self, value: Any) -> int:
@@ -97,7 +100,7 @@ class _PositionConstructor(SafeConstructor):
         if size > MAX_EXPANDED_NODES:
             line, column = _mark(node)
             raise YamlProblem(
-                "MESH005",
+                codes.ALIAS_EXPANSION,
                 f"aliases expand this document past {MAX_EXPANDED_NODES} nodes (an alias bomb?)",
                 line,
                 column,
@@ -114,12 +117,12 @@ class _PositionConstructor(SafeConstructor):
             key = self.construct_object(key_node)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 line, column = _mark(key_node)
-                raise YamlProblem("MESH002", "a mapping key must be a scalar", line, column)
+                raise YamlProblem(codes.YAML_SYNTAX, "a mapping key must be a scalar", line, column)
             if key in explicit:
                 line, column = _mark(key_node)
                 first_line, _ = _mark(explicit[key])
                 raise YamlProblem(
-                    "MESH003", f"duplicate key {key!r} (first at line {first_line})", line, column
+                    codes.DUPLICATE_KEY, f"duplicate key {key!r} (first at line {first_line})", line, column
                 )
             explicit[key] = key_node
         self.flatten_mapping(node)
@@ -166,7 +169,7 @@ class _PositionConstructor(SafeConstructor):
 
     def construct_undefined(self, node: yaml.Node) -> Any:
         line, column = _mark(node)
-        raise YamlProblem("MESH004", f"tag {node.tag!r} is not in the YAML 1.2 core schema", line, column)
+        raise YamlProblem(codes.UNSUPPORTED_TAG, f"tag {node.tag!r} is not in the YAML 1.2 core schema", line, column)
 
 
 for _tag in list(_PositionConstructor.yaml_constructors):
@@ -228,15 +231,16 @@ def load_documents(text: str) -> list[YamlDocument]:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         # libyaml >= 0.2.5 refuses nesting deeper than 1000 levels by itself
-        code = "MESH005" if any(w in str(error.problem) for w in ("recursive", "nesting depth")) else "MESH002"
+        too_deep = any(word in str(error.problem) for word in ("recursive", "nesting depth"))
+        code = codes.ALIAS_EXPANSION if too_deep else codes.YAML_SYNTAX
         problem = error.problem or str(error)
         if isinstance(error, ConstructorError) and "recursive" in str(problem):
             problem = "a recursive alias (a node that contains itself) cannot be loaded"
         raise YamlProblem(code, problem, line, column) from None
     except yaml.YAMLError as error:
-        raise YamlProblem("MESH002", str(error), 1, 1) from None
+        raise YamlProblem(codes.YAML_SYNTAX, str(error), 1, 1) from None
     except RecursionError:
-        raise YamlProblem("MESH005", "the document is nested too deeply", 1, 1) from None
+        raise YamlProblem(codes.ALIAS_EXPANSION, "the document is nested too deeply", 1, 1) from None
     finally:
         loader.dispose()
     return documents

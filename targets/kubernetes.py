@@ -87,15 +87,6 @@ class Hosts:
         return self.graph.services[key].platform.kind != "cloudfoundry"
 
 
-def service_sources(graph: MeshGraph, service: ServiceNode) -> tuple[str, ...]:
-    files = {service.origin.file}
-    route = graph.route_for(service.key)
-    if route is not None:
-        files.add(route.origin.file)
-    files.update(policy.origin.file for policy in graph.policies_for(service.key))
-    return tuple(sorted(files))
-
-
 class PlatformEmitter:
     def __init__(self, graph: MeshGraph, report: Report, platform: KubernetesPlatform) -> None:
         self.graph = graph
