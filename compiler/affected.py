@@ -27,6 +27,7 @@ from typing import Any, Iterable
 from compiler.graph import Key, MeshGraph
 from compiler.linker import parse_ref
 from compiler.loader import git_blob_id
+from compiler.manifest import ArtifactRecord
 
 EVERYTHING = None  # the answer for a Mesh change: every workload is reached
 
@@ -200,7 +201,7 @@ class IncrementalPlan:
     built_from: str  # the commit the output directory was built from
     changed_files: tuple[str, ...]  # intent files that differ between built_from and the head
     workloads: frozenset[str] | None  # to emit; None: every workload (the Mesh changed)
-    kept: tuple[dict, ...]  # manifest entries of files carried over byte-identical
+    kept: tuple[ArtifactRecord, ...]  # records of files carried over byte-identical
 
 
 def _file_ids(source) -> dict[str, str]:
@@ -270,23 +271,22 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     from compiler.diagnostics import Report
     from compiler.gitsource import GitError, GitSource, resolve
     from compiler.loader import WorktreeSource, load
-    from compiler.writer import read_manifest
+    from compiler.manifest import read_manifest
 
     repo, since_commit = resolve(root, since)
     previous = read_manifest(out_dir)
     if previous is None:
         raise FullBuildNeeded(f"{out_dir} holds no readable manifest.json from an earlier build")
-    source = previous.get("source") or {}
-    built_from = source.get("commit")
-    if previous.get("meshc") != __version__:
-        raise FullBuildNeeded(f"{out_dir} was built by meshc {previous.get('meshc')}, not {__version__}")
-    inputs = previous.get("inputs") if isinstance(previous.get("inputs"), dict) else None
-    missing = sorted(set(targets) - set(previous.get("targets") or ()))
+    built_from = previous.source.commit
+    if previous.meshc != __version__:
+        raise FullBuildNeeded(f"{out_dir} was built by meshc {previous.meshc}, not {__version__}")
+    inputs = previous.inputs
+    missing = sorted(set(targets) - set(previous.targets or ()))
     if missing:
         raise FullBuildNeeded(f"{out_dir} holds no build of target(s) {', '.join(missing)}")
     if inputs is not None and inputs == _file_ids(GitSource(root, since, skip_dirs)):
         pass  # built from exactly the intents of `since`, committed or not when it was built
-    elif not built_from or source.get("dirty", True):
+    elif not built_from or previous.source.dirty:
         raise FullBuildNeeded(f"{out_dir} was built from a working tree with uncommitted changes, "
                               f"not from the intents of {since}")
     else:
@@ -310,7 +310,7 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
 
     base = load(_Subset(base_source, changed), Report())
     base_mesh = next((i.model for i in base.intents if i.kind == "Mesh"), None)
-    kept_entries: list[dict] = []
+    kept: list[ArtifactRecord] = []
     if base_mesh is None or not _same(base_mesh, head.mesh):
         return IncrementalPlan(built_from, tuple(sorted(changed)), EVERYTHING, ())
 
@@ -328,15 +328,15 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
         versions.extend((version[0], version[1]) for version in (old, new) if version is not None)
     workloads = affected_workloads(versions, namespace, [head])
 
-    for entry in previous.get("artifacts") or []:
-        if entry["workload"] in workloads or entry["target"] not in targets:
+    for record in previous.artifacts:
+        if record.workload in workloads or record.target not in targets:
             continue
-        path = out_dir / entry["path"]
+        path = out_dir / record.path
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
             raise FullBuildNeeded(f"{path} is missing from the earlier build") from None
-        if digest != entry["sha256"]:
+        if digest != record.sha256:
             raise FullBuildNeeded(f"{path} was changed after it was built")
-        kept_entries.append(entry)
-    return IncrementalPlan(built_from, tuple(sorted(changed)), frozenset(workloads), tuple(kept_entries))
+        kept.append(record)
+    return IncrementalPlan(built_from, tuple(sorted(changed)), frozenset(workloads), tuple(kept))

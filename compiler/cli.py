@@ -141,13 +141,13 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
     if compiled.graph is None or compiled.report.fails(fail_on):
         sys.exit(EXIT_FAIL)
     emitted = {a.path for a in artifacts}
-    kept = [entry for entry in plan.kept if entry["path"] not in emitted] if plan else []
+    kept = [record for record in plan.kept if record.path not in emitted] if plan else []
     try:
         files = render_tree(artifacts, compiled.graph.revision, targets=chosen, kept=kept,
                             inputs=compiled.sources.blob_ids)
         if check_only:
             sys.exit(_report_drift(out_dir, files, read_tree(out_dir)))
-        write_tree(out_dir, files, keep=frozenset(entry["path"] for entry in kept))
+        write_tree(out_dir, files, keep=frozenset(record.path for record in kept))
     except OutputError as error:
         click.echo(f"meshc: {error}", err=True)
         sys.exit(EXIT_USAGE)
@@ -188,22 +188,15 @@ def _incremental_plan(root: Path, since: str, graph, ref: str | None, out_dir: P
 
 
 def _report_drift(out_dir: Path, wanted: dict[str, bytes], present: dict[str, bytes]) -> int:
-    from compiler.writer import MANIFEST
+    from compiler.manifest import MANIFEST, ManifestError, parse_manifest
 
     def comparable(files: dict[str, bytes]) -> dict[str, bytes]:
-        # manifest.json records the source revision, which moves with every commit, and the
-        # inputs' blob ids, which move with a comment: compare the rest of it
-        import json
-
         out = dict(files)
-        try:
-            document = json.loads(out[MANIFEST]) if MANIFEST in out else None
-        except ValueError:
-            document = None  # not a manifest meshc wrote: it differs as it is
-        if isinstance(document, dict):
-            document.pop("source", None)
-            document.pop("inputs", None)
-            out[MANIFEST] = json.dumps(document, sort_keys=True).encode()
+        if MANIFEST in out:
+            try:
+                out[MANIFEST] = parse_manifest(out[MANIFEST]).comparable()
+            except ManifestError:
+                pass  # not a manifest meshc wrote: it differs as it is
         return out
 
     wanted, present = comparable(wanted), comparable(present)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -10,12 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from compiler import __version__
 from compiler.loader import Revision
-from compiler.serialize import to_json
+from compiler.manifest import MANIFEST, ArtifactRecord, Manifest
 from targets import Artifact
 
-MANIFEST = "manifest.json"
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -30,59 +27,24 @@ def check_path(path: str) -> None:
         raise OutputError(f"refusing to write artifact path {path!r}")
 
 
-def manifest(artifacts: list[Artifact], revision: Revision, *, targets: list[str] | None = None,
-             kept: Sequence[dict] = (), inputs: Mapping[str, str] | None = None) -> bytes:
-    """manifest.json; `kept` are entries of files carried over unchanged by an incremental build;
-    `inputs` the git blob id of every intent file the build read (what `--changed-since`
-    compares against, whether or not the tree was committed)."""
-    entries = [
-        {
-            "path": a.path,
-            "sha256": hashlib.sha256(a.content).hexdigest(),
-            "sources": list(a.sources),
-            "target": a.target,
-            "workload": a.workload,
-        }
-        for a in artifacts
-    ]
-    document = {
-        "artifacts": sorted([*entries, *kept], key=lambda entry: entry["path"]),
-        "meshc": __version__,
-        "source": {"commit": revision.commit, "dirty": revision.dirty, "ref": revision.ref},
-    }
-    if targets is not None:
-        document["targets"] = sorted(targets)
-    if inputs is not None:
-        document["inputs"] = dict(sorted(inputs.items()))
-    return to_json(document)
-
-
 def render_tree(artifacts: list[Artifact], revision: Revision, *, targets: list[str] | None = None,
-                kept: Sequence[dict] = (), inputs: Mapping[str, str] | None = None) -> dict[str, bytes]:
+                kept: Sequence[ArtifactRecord] = (), inputs: Mapping[str, str] | None = None) -> dict[str, bytes]:
     """Every file of the output directory, manifest included, keyed by relative path.
 
-    Files of `kept` manifest entries are not in the result: write_tree carries them over.
+    `kept` are the records of files an incremental build carries over unchanged: they are in
+    the manifest but not in the result (write_tree links them). `inputs` are the git blob ids
+    of the intent files the build read.
     """
     files: dict[str, bytes] = {}
-    kept_paths = {entry["path"] for entry in kept}
+    kept_paths = {record.path for record in kept}
     for artifact in artifacts:
         check_path(artifact.path)
         if artifact.path in files or artifact.path == MANIFEST or artifact.path in kept_paths:
             raise OutputError(f"two artifacts claim {artifact.path}")
         files[artifact.path] = artifact.content
-    files[MANIFEST] = manifest(artifacts, revision, targets=targets, kept=list(kept), inputs=inputs)
+    records = [*map(ArtifactRecord.of, artifacts), *kept]
+    files[MANIFEST] = Manifest.of_build(records, revision, targets=targets, inputs=inputs).to_json()
     return files
-
-
-def read_manifest(out_dir: Path) -> dict | None:
-    """The manifest.json of a previous build, or None when there is none or it is unreadable."""
-    import json
-
-    try:
-        document = json.loads((out_dir / MANIFEST).read_bytes())
-    except (OSError, ValueError):
-        return None
-    return document if isinstance(document, dict) else None
 
 
 def check_replaceable(out_dir: Path) -> None:

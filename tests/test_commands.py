@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from compiler.cli import main
 from compiler.loader import Revision
-from compiler.writer import MANIFEST, OutputError, check_path, render_tree, write_tree
+from compiler.manifest import MANIFEST
+from compiler.writer import OutputError, check_path, render_tree, write_tree
 from compiler.yamlload import load_documents
 from targets import Artifact
 from tests.conftest import BOOKINFO
