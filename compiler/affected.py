@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from compiler.artifact import gateway_workload, platform_workload, service_workload
 from compiler.graph import Key, MeshGraph
 from compiler.linker import parse_ref
 from compiler.loader import git_blob_id
@@ -41,23 +42,6 @@ class IntentRef:
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
-
-
-def service_workload(key: Key) -> str:
-    return f"service:{key}"
-
-
-def gateway_workload(key: Key) -> str:
-    return f"gateway:{key}"
-
-
-def platform_workload(name: str) -> str:
-    return f"platform:{name}"
-
-
-def is_proxy(workload: str) -> bool:
-    """Sidecars and gateway proxies, as opposed to platform-wide files."""
-    return workload.startswith(("service:", "gateway:"))
 
 
 def intent_key(model: Any, default_namespace: str) -> Key:

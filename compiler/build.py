@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler import codes
+from compiler.artifact import Artifact
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
 from compiler.loader import Loaded, SourceTable, WorktreeSource, load
-from targets import REGISTRY, Artifact
+from targets import REGISTRY
 from targets import load as load_target
 
 if TYPE_CHECKING:

@@ -13,12 +13,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.affected import IntentRef, Reach, graph_intents, is_proxy
+from compiler.affected import IntentRef, Reach, graph_intents
+from compiler.artifact import Artifact, is_proxy
 from compiler.diagnostics import Location
 from compiler.graph import MeshGraph
 from compiler.loader import Revision
 from compiler.serialize import to_json
-from targets import Artifact
 
 
 @dataclass(frozen=True)

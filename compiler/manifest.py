@@ -19,7 +19,7 @@ from compiler.loader import Revision
 from compiler.serialize import to_json
 
 if TYPE_CHECKING:
-    from targets import Artifact
+    from compiler.artifact import Artifact
 
 MANIFEST = "manifest.json"
 

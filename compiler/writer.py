@@ -9,9 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from compiler.artifact import Artifact
 from compiler.loader import Revision
 from compiler.manifest import MANIFEST, ArtifactRecord, Manifest
-from targets import Artifact
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -1,5 +1,6 @@
 """The target registry: one module per backend, each with
 `emit(graph, report, workloads=None) -> list[Artifact]` (only those workloads when given).
+Artifact and the workload names are the compiler's (compiler.artifact).
 
 Adding a target is adding its module and one entry here. Modules are imported only when a
 build asks for them, so `meshc check` never pays for them.
@@ -10,15 +11,6 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-
-
-@dataclass(frozen=True)
-class Artifact:
-    path: str  # posix path relative to the output directory
-    content: bytes
-    target: str
-    workload: str  # what runs it: "service:ns/name", "gateway:ns/name" or "platform:name"
-    sources: tuple[str, ...]  # intent files it was compiled from, sorted
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-
 from compiler import codes
 from compiler.addressing import external_route_host, internal_route_host
+from compiler.artifact import Artifact, platform_workload, service_workload
 from compiler.diagnostics import Report
 from compiler.graph import CloudFoundryPlatform, Key, MeshGraph, Principal, ServiceNode
 from compiler.model import HTTP_PROTOCOLS
 from compiler.serialize import to_json, to_yaml
-from targets import Artifact
 from targets.templating import render
 
 TARGET = "cloudfoundry"
@@ -295,19 +294,19 @@ def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = No
         services = sorted((s for s in graph.services.values() if s.platform.name == platform.name),
                           key=lambda s: s.name)
         base = f"{TARGET}/{platform.name}"
-        platform_workload = f"platform:{platform.name}"
-        if workloads is None or platform_workload in workloads:
+        shared = platform_workload(platform.name)
+        if workloads is None or shared in workloads:
             document = manifest(graph, platform, services, report)
             sources = tuple(sorted({graph.mesh_origin.file,
                                     *document_sources(document)}))
             policies_json, policies_sh = _policy_documents(graph, platform)
             policy_sources = _policy_sources(graph, services)
             artifacts += [
-                Artifact(f"{base}/manifest.yml", to_yaml(document), TARGET, platform_workload, sources),
-                Artifact(f"{base}/network-policies.json", policies_json, TARGET, platform_workload, policy_sources),
-                Artifact(f"{base}/network-policies.sh", policies_sh, TARGET, platform_workload, policy_sources),
+                Artifact(f"{base}/manifest.yml", to_yaml(document), TARGET, shared, sources),
+                Artifact(f"{base}/network-policies.json", policies_json, TARGET, shared, policy_sources),
+                Artifact(f"{base}/network-policies.sh", policies_sh, TARGET, shared, policy_sources),
             ]
-        selected = [s for s in services if workloads is None or f"service:{s.key}" in workloads]
+        selected = [s for s in services if workloads is None or service_workload(s.key) in workloads]
         if selected:
             from targets.envoy import ANY_ADDRESS, serialise, sidecar_bootstrap, sidecar_sources
 
@@ -317,7 +316,7 @@ def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = No
                 bootstrap = sidecar_bootstrap(graph, service, report, address=ANY_ADDRESS)
                 artifacts.append(Artifact(
                     f"{base}/sidecars/{service.name}.yaml", serialise(bootstrap), TARGET,
-                    f"service:{service.key}", sidecar_sources(graph, service),
+                    service_workload(service.key), sidecar_sources(graph, service),
                 ))
     return artifacts
 

@@ -9,11 +9,13 @@ docs/targets/envoy.md describes the layout, the names and the certificate paths.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from compiler import codes
 from compiler.addressing import Upstream, external_upstream, service_upstream
+from compiler.artifact import Artifact, gateway_workload, service_workload
 from compiler.diagnostics import Location
 from compiler.graph import (
     DEFAULT_ADMIN_PORT,
@@ -30,7 +32,6 @@ from compiler.graph import (
 )
 from compiler.model import HTTP_PROTOCOLS, Match, Retries, StringMatch, duration_seconds
 from compiler.serialize import to_json
-from targets import Artifact
 from targets.envoy_tls import Certificates
 
 TARGET = "envoy"
@@ -69,7 +70,7 @@ def emit(graph: MeshGraph, report, workloads: frozenset[str] | None = None) -> l
     once = _OncePerIntent(report)
     artifacts = []
     for key, service in graph.services.items():
-        workload = f"service:{key}"
+        workload = service_workload(key)
         if workloads is not None and workload not in workloads:
             continue
         artifacts.append(Artifact(
@@ -80,7 +81,7 @@ def emit(graph: MeshGraph, report, workloads: frozenset[str] | None = None) -> l
             sources=sidecar_sources(graph, service),
         ))
     for key, gateway in graph.gateways.items():
-        workload = f"gateway:{key}"
+        workload = gateway_workload(key)
         if workloads is not None and workload not in workloads:
             continue
         artifacts.append(Artifact(

@@ -15,16 +15,16 @@ API HTTPRoutes (GAMMA) and Gateways. Security, traffic policy and scoping are Is
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from compiler import codes
 from compiler.addressing import external_route_host, version_service_name
+from compiler.artifact import Artifact, gateway_workload, platform_workload, service_workload
 from compiler.diagnostics import Report
 from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, Platform, ServiceNode, Target
 from compiler.model import HTTP_PROTOCOLS, KubernetesPlatform
 from compiler.serialize import to_yaml, to_yaml_documents
-from targets import Artifact
 from targets.istio_workloads import workload_documents
 from targets.kubernetes_istio import default_virtual_service, istio_gateway, virtual_service
 from targets.kubernetes_meta import APP_LABEL, document, metadata
@@ -119,19 +119,19 @@ class PlatformEmitter:
         for service in local:
             if self.nameable(service):
                 plan.append((f"{self.root}/{service.namespace}/{service.name}.yaml",
-                             f"service:{service.key}", lambda s=service: self.service_documents(s)))
+                             service_workload(service.key), lambda s=service: self.service_documents(s)))
         for key in sorted(remote):
             service = graph.services[key]
             if self.nameable(service):
                 plan.append((f"{self.root}/{key.namespace}/remote/{key.name}.yaml",
-                             f"service:{key}", lambda s=service: self.remote_documents(s)))
+                             service_workload(key), lambda s=service: self.remote_documents(s)))
         for key in sorted(externals):
             plan.append((f"{self.root}/{key.namespace}/external/{key.name}.yaml",
-                         f"platform:{name}", lambda e=graph.externals[key]: self.external_documents(e)))
+                         platform_workload(name), lambda e=graph.externals[key]: self.external_documents(e)))
         for gateway in gateways:
             if self.nameable(gateway):
                 plan.append((f"{self.root}/{gateway.key.namespace}/gateways/{gateway.key.name}.yaml",
-                             f"gateway:{gateway.key}", lambda g=gateway: self.gateway_documents(g)))
+                             gateway_workload(gateway.key), lambda g=gateway: self.gateway_documents(g)))
         return plan
 
     def nameable(self, node: ServiceNode | GatewayNode) -> bool:
@@ -443,8 +443,8 @@ class PlatformEmitter:
             sources = sorted({source for doc in docs
                               for source in doc["metadata"]["annotations"]["meshc.dev/source"].split(",")})
             artifacts.append(Artifact(path, to_yaml_documents(docs), TARGET, workload, tuple(sources)))
-        platform_workload = f"platform:{self.platform.name}"
-        if workloads is None or platform_workload in workloads:
+        shared = platform_workload(self.platform.name)
+        if workloads is None or shared in workloads:
             prefix = len(self.root) + 1
             kustomization = {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -452,7 +452,7 @@ class PlatformEmitter:
                 "resources": [path[prefix:] for path, _, _ in plan],
             }
             artifacts.append(Artifact(f"{self.root}/kustomization.yaml", to_yaml(kustomization), TARGET,
-                                      platform_workload, (self.graph.mesh_origin.file,)))
+                                      shared, (self.graph.mesh_origin.file,)))
         return artifacts
 
 

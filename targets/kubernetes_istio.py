@@ -6,13 +6,13 @@ caller of these functions, so this module only translates one Route or Gateway a
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
 from compiler.model import Match, StringMatch
 from targets.kubernetes_meta import APP_LABEL, document, metadata
 from targets.kubernetes_support import ISTIO_NETWORKING, proto_duration, rule_kind
-
 
 
 class HostOf(Protocol):

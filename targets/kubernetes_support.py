@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Callable
 
 from compiler.graph import ResolvedRule, Target
 from compiler.model import duration_seconds

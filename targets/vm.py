@@ -16,12 +16,11 @@ import json
 import re
 import shlex
 
-
 from compiler import codes
+from compiler.artifact import Artifact, service_workload
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, ServiceNode, VmPlatform
 from compiler.serialize import to_yaml, to_yaml_documents
-from targets import Artifact
 from targets.templating import render
 
 TARGET = "vm"
@@ -189,22 +188,22 @@ def _static_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Re
     settings = platform.certificates
     cert_dir = (f"{settings.dir}/{service.namespace}/{service.name}" if settings.mode == "files" else None)
     owned = sorted(f for f in certificates if cert_dir is not None and f.startswith(f"{cert_dir}/"))
-    values = dict(
-        flavor="static",
-        service=str(service.key),
-        platform=platform.name,
-        source=service.origin.file,
-        unit=unit_name(service),
-        user=ENVOY_USER,
-        config_dir=shell_word(config_dir(service)),
-        endpoints=[(shell_word(address), shell_word(directory)) for _, address, directory in endpoints],
-        certificate_mode=settings.mode,
-        certificate_dir=shell_word(cert_dir) if cert_dir else "",
-        certificate_files=owned,
-        system_files=sorted(certificates - set(owned)),
-        sds_socket=settings.sdsSocket if settings.mode == "sds" else "",
-        envoy=ENVOY_BINARY,
-    )
+    values = {
+        "flavor": "static",
+        "service": str(service.key),
+        "platform": platform.name,
+        "source": service.origin.file,
+        "unit": unit_name(service),
+        "user": ENVOY_USER,
+        "config_dir": shell_word(config_dir(service)),
+        "endpoints": [(shell_word(address), shell_word(directory)) for _, address, directory in endpoints],
+        "certificate_mode": settings.mode,
+        "certificate_dir": shell_word(cert_dir) if cert_dir else "",
+        "certificate_files": owned,
+        "system_files": sorted(certificates - set(owned)),
+        "sds_socket": settings.sdsSocket if settings.mode == "sds" else "",
+        "envoy": ENVOY_BINARY,
+    }
     files += [
         (f"{base}/{unit_name(service)}", render_unit(service, low_ports)),
         (f"{base}/install.sh", render("vm-install.sh.j2", **values)),
@@ -292,18 +291,18 @@ def _istio_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Rep
         files.append((f"{base}/endpoints/{directory}/cluster.env", cluster_env(metadata, service, address)))
         files.append((f"{base}/endpoints/{directory}/mesh.yaml", to_yaml(mesh)))
     control_host = platform.controlPlane.rsplit(":", 1)[0]
-    values = dict(
-        flavor="istio",
-        service=str(service.key),
-        platform=platform.name,
-        source=service.origin.file,
-        namespace=service.namespace,
-        service_account=service.name,
-        control_plane=platform.controlPlane,
-        control_host=control_host,
-        istiod_host=ISTIOD_HOST,
-        endpoints=[(shell_word(address), shell_word(directory)) for _, address, directory in endpoints],
-    )
+    values = {
+        "flavor": "istio",
+        "service": str(service.key),
+        "platform": platform.name,
+        "source": service.origin.file,
+        "namespace": service.namespace,
+        "service_account": service.name,
+        "control_plane": platform.controlPlane,
+        "control_host": control_host,
+        "istiod_host": ISTIOD_HOST,
+        "endpoints": [(shell_word(address), shell_word(directory)) for _, address, directory in endpoints],
+    }
     files += [
         (f"{base}/workloadgroup.yaml", to_yaml_documents(workload_documents(graph, service))),
         (f"{base}/hosts", render("vm-hosts.j2", **values)),
@@ -322,14 +321,14 @@ def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = No
         if platform.kind != "vm":
             continue
         services = [s for s in graph.services.values() if s.platform.name == platform.name]
-        if workloads is not None and not any(f"service:{s.key}" in workloads for s in services):
+        if workloads is not None and not any(service_workload(s.key) in workloads for s in services):
             continue
         if platform.flavor == "istio":
             _report_unused_certificates(graph, platform, report)
         from targets.envoy import sidecar_sources
 
         for service in _bundled_services(graph, platform, report):
-            workload = f"service:{service.key}"
+            workload = service_workload(service.key)
             if workloads is not None and workload not in workloads:
                 continue
             base = f"{TARGET}/{platform.name}/{service.name}"

@@ -9,12 +9,12 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
+from compiler.artifact import Artifact
 from compiler.cli import main
 from compiler.loader import Revision
 from compiler.manifest import MANIFEST
 from compiler.writer import OutputError, check_path, render_tree, write_tree
 from compiler.yamlload import load_documents
-from targets import Artifact
 from tests.conftest import BOOKINFO
 
 runner = CliRunner()
