@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from compiler.artifact import Artifact
 from compiler.cli import main
 from compiler.loader import Revision
 from compiler.manifest import MANIFEST, Manifest, ManifestError, parse_manifest, read_manifest
 from compiler.writer import render_tree
-from targets import Artifact
 from tests.conftest import BOOKINFO
 
 
