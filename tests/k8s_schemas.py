@@ -12,10 +12,11 @@ import copy
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-from jsonschema import Draft7Validator
+from typing import Any
 
-from tests.conftest import require_shared_schemas
+import yaml
+
+from tests.conftest import require_module, require_shared_schemas
 
 KUBERNETES_VERSION = "1.35.0"
 CORE_API_VERSIONS = frozenset({"v1"})
@@ -80,21 +81,21 @@ def crd_schemas() -> dict[tuple[str, str], dict]:
 
 
 @lru_cache(maxsize=None)
-def _validator(api_version: str, kind: str) -> Draft7Validator:
+def _validator(api_version: str, kind: str) -> Any:
     schemas = crd_schemas()
     if (api_version, kind) not in schemas:
         raise AssertionError(f"no CRD schema for {api_version} {kind} in ../shared/schemas")
     schema = schemas[(api_version, kind)]
-    Draft7Validator.check_schema(schema)
-    return Draft7Validator(schema)
+    draft7 = require_module("jsonschema").Draft7Validator
+    draft7.check_schema(schema)
+    return draft7(schema)
 
 
 def validation_errors(document: dict) -> list[str]:
     """Every reason the document is not valid for its kind; empty when it validates."""
     api_version, kind = document.get("apiVersion"), document.get("kind")
     if api_version in CORE_API_VERSIONS:
-        import kubernetes_validate
-
+        kubernetes_validate = require_module("kubernetes_validate")
         try:
             kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -41,7 +40,7 @@ def _schema() -> dict:
     return json.loads(result.output)
 
 
-def test_schema_accepts_every_example_document() -> None:
+def test_schema_accepts_every_example_document(jsonschema) -> None:
     validator = jsonschema.Draft202012Validator(_schema())
     documents = 0
     for path in sorted(BOOKINFO.rglob("*.yaml")):
@@ -62,7 +61,7 @@ def test_schema_accepts_every_example_document() -> None:
         {"apiVersion": "meshc/v1", "kind": "Route", "name": "r"},
     ],
 )
-def test_schema_rejects_what_meshc_rejects(document: dict) -> None:
+def test_schema_rejects_what_meshc_rejects(document: dict, jsonschema) -> None:
     assert list(jsonschema.Draft202012Validator(_schema()).iter_errors(document))
 
 

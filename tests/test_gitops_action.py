@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import REPO, require_shared_schemas
+from tests.conftest import REPO, TEST_EXTRA, require_meshc, require_shared_schemas, require_tool
 from tests.gitops_support import GitMesh, git_mesh, meshc
 
-pytestmark = pytest.mark.skipif(shutil.which("meshc") is None, reason="needs an installed meshc")
+
+@pytest.fixture(autouse=True)
+def _meshc_installed() -> None:
+    require_meshc()
 
 ACTION = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
 STEPS = {step["id"]: step for step in ACTION["runs"]["steps"] if "id" in step}
@@ -42,7 +43,7 @@ def _run_step(step_id: str, repo: GitMesh, context: dict[str, str], inputs: dict
     return done.returncode, done.stdout + done.stderr
 
 
-def test_check_step_writes_valid_sarif_and_its_exit_code(tmp_path: Path) -> None:
+def test_check_step_writes_valid_sarif_and_its_exit_code(tmp_path: Path, jsonschema) -> None:
     schema = json.loads((require_shared_schemas() / "sarif" / "sarif-schema-2.1.0.json").read_bytes())
     repo = git_mesh(tmp_path / "repo")
     code, log = _run_step("check", repo, {}, {"path": "mesh"})
@@ -113,6 +114,6 @@ def test_github_files_validate_against_schemastore(schema: str, document: str, t
     if document.endswith("#example"):
         path = tmp_path / "example-workflow.yml"
         path.write_text(_example_workflow(), encoding="utf-8")
-    done = subprocess.run(["check-jsonschema", "--builtin-schema", schema, str(path)],
+    done = subprocess.run([require_tool("check-jsonschema", TEST_EXTRA), "--builtin-schema", schema, str(path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

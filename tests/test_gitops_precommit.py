@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BOOKINFO, REPO
+from tests.conftest import BOOKINFO, REPO, TEST_EXTRA, require_meshc, require_tool
 from tests.gitops_support import GitMesh, git_mesh
 
-pytestmark = pytest.mark.skipif(shutil.which("pre-commit") is None or shutil.which("meshc") is None,
-                                reason="needs the pre-commit tool and an installed meshc")
+
+@pytest.fixture(autouse=True)
+def _pre_commit_and_meshc_installed() -> None:
+    require_tool("pre-commit", TEST_EXTRA)
+    require_meshc()
 
 
 def _local_config(args: dict[str, list[str]]) -> str:

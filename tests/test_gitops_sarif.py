@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
 
 from tests.conftest import require_shared_schemas
 from tests.gitops_support import meshc
@@ -27,7 +26,7 @@ ports:
 """
 
 
-def test_sarif_with_related_locations_validates(make_mesh) -> None:
+def test_sarif_with_related_locations_validates(make_mesh, jsonschema) -> None:
     schema = json.loads((require_shared_schemas() / "sarif" / "sarif-schema-2.1.0.json").read_bytes())
     root = make_mesh({
         "mesh.yaml": MESH,
@@ -57,7 +56,7 @@ def test_sarif_with_related_locations_validates(make_mesh) -> None:
                for i in range(len(run["results"])))
 
 
-def test_a_clean_mesh_is_an_empty_but_valid_log(make_mesh) -> None:
+def test_a_clean_mesh_is_an_empty_but_valid_log(make_mesh, jsonschema) -> None:
     schema = json.loads((require_shared_schemas() / "sarif" / "sarif-schema-2.1.0.json").read_bytes())
     root = make_mesh({"mesh.yaml": MESH})
     result = meshc("check", str(root), "--format", "sarif")

