@@ -1,4 +1,9 @@
-"""The build driver: load -> link -> analyse -> emit. Used by every command."""
+"""The build driver: load -> link -> analyse -> emit -> write. Used by every command.
+
+compile_mesh is the front end every command shares; build_mesh is all of `meshc build`
+(the incremental plan, running the targets, finishing suppressions, writing or comparing
+the output directory) so that the CLI only parses options and prints.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from compiler import codes
 from compiler.artifact import Artifact
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
-from compiler.loader import Loaded, SourceTable, WorktreeSource, load
+from compiler.loader import SourceTable, WorktreeSource, load
 from targets import REGISTRY
 from targets import load as load_target
 
@@ -23,7 +28,6 @@ class Compiled:
     graph: MeshGraph | None
     sources: SourceTable
     report: Report
-    loaded: Loaded | None = None
     suppressor: Suppressor | None = None
 
     def filter_suppressed(self) -> None:
@@ -61,7 +65,7 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     from compiler.linker import link
 
     graph = link(loaded, report) if not report.has_errors else None
-    compiled = Compiled(graph, loaded.sources, report, loaded)
+    compiled = Compiled(graph, loaded.sources, report)
     if graph is not None and analyse and not report.has_errors:
         from policies import analyse as run_checks
 
@@ -82,3 +86,118 @@ def emit(graph: MeshGraph, report: Report, targets: list[str] | None = None,
     for name in targets or sorted(REGISTRY):
         artifacts.extend(load_target(name).emit(graph, report, workloads))
     return sorted(artifacts, key=lambda a: a.path)
+
+
+class ChangedSinceError(Exception):
+    """`--changed-since REV` names no commit of the mesh's repository (a usage error)."""
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line for stderr about how the build went; `quiet` ones are dropped by --quiet."""
+
+    text: str
+    quiet: bool = True
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the output directory differs from what a build would write (`build --check`)."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+@dataclass
+class BuildOutcome:
+    compiled: Compiled
+    failed: bool  # the mesh did not compile, or reported something at --fail-on or above
+    notes: list[Note]  # printed before the diagnostics
+    written: int = 0  # files of the new output directory, manifest.json included
+    kept: int | None = None  # files carried over by an incremental build (None: a full build)
+    drift: Drift | None = None  # build --check only
+    output_error: str | None = None  # the output directory could not be written as asked (nothing changed)
+
+
+def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref: str | None = None,
+               fail_on: str = "error", check_only: bool = False, changed_since: str | None = None) -> BuildOutcome:
+    """`meshc build`: compile, emit the targets (all when none are named), then write out_dir,
+    or with `check_only` compare it. Raises compiler.writer.OutputError when out_dir cannot be
+    replaced (checked before compiling: nothing is reported yet) and ChangedSinceError for an
+    unknown revision; an output problem found after compiling is outcome.output_error."""
+    from compiler.writer import OutputError, check_replaceable, read_tree, render_tree, write_tree
+
+    if not check_only:
+        check_replaceable(out_dir)  # before compiling: an output directory over the intents says so
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False)
+    chosen = sorted(targets or REGISTRY)
+    outcome = BuildOutcome(compiled, failed=True, notes=[])
+    graph = compiled.graph
+    if graph is None or compiled.report.fails(fail_on):
+        compiled.finish(targets_ran=False)
+        return outcome
+    plan = _incremental_plan(root, changed_since, graph, ref, out_dir, chosen, outcome.notes) if changed_since else None
+    artifacts = emit(graph, compiled.report, chosen, plan.workloads if plan else None)
+    compiled.finish(targets_ran=bool(artifacts) and not targets and plan is None)
+    if compiled.report.fails(fail_on):
+        return outcome
+    outcome.failed = False
+    emitted = {a.path for a in artifacts}
+    kept = [record for record in plan.kept if record.path not in emitted] if plan else []
+    try:
+        files = render_tree(artifacts, graph.revision, targets=chosen, kept=kept, inputs=compiled.sources.blob_ids)
+        if check_only:
+            outcome.drift = drift(files, read_tree(out_dir))
+            return outcome
+        write_tree(out_dir, files, keep=frozenset(record.path for record in kept))
+    except OutputError as error:
+        outcome.output_error = str(error)
+        return outcome
+    outcome.written = len(files)
+    outcome.kept = len(kept) if plan else None
+    return outcome
+
+
+def _incremental_plan(root: Path, since: str, graph: MeshGraph, ref: str | None, out_dir: Path,
+                      targets: list[str], notes: list[Note]):
+    """The plan of `build --changed-since`, or None (a full build) with the reason in notes."""
+    from compiler.affected import FullBuildNeeded, plan_incremental
+    from compiler.gitsource import GitError
+
+    try:
+        plan = plan_incremental(root, since, graph, ref, out_dir, targets, (out_dir,))
+    except GitError as error:
+        raise ChangedSinceError(f"--changed-since: {error}") from None
+    except FullBuildNeeded as reason:
+        notes.append(Note(f"meshc: --changed-since {since}: {reason}; doing a full build", quiet=False))
+        return None
+    if plan.workloads is None:
+        notes.append(Note(f"meshc: --changed-since {since}: the Mesh changed; rebuilding every workload"))
+        return None
+    notes.append(Note(f"meshc: {len(plan.changed_files)} intent file(s) changed since {plan.built_from[:12]}; "
+                      f"re-emitting {len(plan.workloads)} workload(s)"))
+    return plan
+
+
+def drift(wanted: dict[str, bytes], present: dict[str, bytes]) -> Drift:
+    """Files a build would add, remove and change; manifest.json is compared without what
+    moves with no change to the artifacts (Manifest.comparable)."""
+    from compiler.manifest import MANIFEST, ManifestError, parse_manifest
+
+    def comparable(files: dict[str, bytes]) -> dict[str, bytes]:
+        out = dict(files)
+        if MANIFEST in out:
+            try:
+                out[MANIFEST] = parse_manifest(out[MANIFEST]).comparable()
+            except ManifestError:
+                pass  # not a manifest meshc wrote: it differs as it is
+        return out
+
+    wanted, present = comparable(wanted), comparable(present)
+    return Drift(added=tuple(sorted(set(wanted) - set(present))),
+                 removed=tuple(sorted(set(present) - set(wanted))),
+                 changed=tuple(sorted(p for p in set(wanted) & set(present) if wanted[p] != present[p])))

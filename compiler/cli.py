@@ -65,6 +65,12 @@ def _common(function):
     return function
 
 
+def _target_summaries() -> str:
+    from targets import REGISTRY
+
+    return " ".join(f"{info.name}: {info.summary}." for info in REGISTRY.values())
+
+
 def _root(path: str) -> Path:
     return Path(path)
 
@@ -105,7 +111,8 @@ def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on
 @click.argument("path", default=".", type=click.Path(file_okay=False))
 @click.option("-o", "--output", "output", default=None, type=click.Path(file_okay=False),
               help="Output directory (default PATH/build).")
-@click.option("-t", "--target", "targets", multiple=True, help="Emit only this target (repeatable).")
+@click.option("-t", "--target", "targets", multiple=True, metavar="TARGET",
+              help="Emit only this target (repeatable). " + _target_summaries())
 @click.option("--check", "check_only", is_flag=True, help="Compare with the output directory instead of writing.")
 @click.option("--changed-since", "changed_since", default=None, metavar="REV",
               help="Re-emit only the workloads that intent changes since REV reach; keep the rest of DIR.")
@@ -113,46 +120,43 @@ def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on
 def build(path: str, output: str | None, targets: tuple[str, ...], check_only: bool, changed_since: str | None,
           ref: str | None, fmt: str, quiet: bool, color: str, fail_on: str) -> None:
     """Check the mesh, then emit every target (or the named ones) into the output directory."""
-    from compiler.build import compile_mesh, emit
-    from compiler.writer import OutputError, check_replaceable, read_tree, render_tree, write_tree
-    from targets import REGISTRY
+    from compiler.build import ChangedSinceError, build_mesh
+    from compiler.writer import OutputError
 
     _known_targets(targets)
     if check_only and changed_since:
         raise click.UsageError("--check compares a full build; it does not combine with --changed-since")
     root = _root(path)
     out_dir = Path(output) if output else root / "build"
-    if not check_only:
-        try:
-            check_replaceable(out_dir)  # before compiling: an output directory over the intents says so
-        except OutputError as error:
-            click.echo(f"meshc: {error}", err=True)
-            sys.exit(EXIT_USAGE)
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False)
-    chosen = sorted(targets or REGISTRY)
-    plan = None
-    if changed_since and compiled.graph is not None and not compiled.report.fails(fail_on):
-        plan = _incremental_plan(root, changed_since, compiled.graph, ref, out_dir, chosen, quiet)
-    artifacts = []
-    if compiled.graph is not None and not compiled.report.fails(fail_on):
-        artifacts = emit(compiled.graph, compiled.report, chosen, plan.workloads if plan else None)
-    compiled.finish(targets_ran=bool(artifacts) and not targets and plan is None)
-    _print_report(compiled, fmt, quiet, color, root)
-    if compiled.graph is None or compiled.report.fails(fail_on):
-        sys.exit(EXIT_FAIL)
-    emitted = {a.path for a in artifacts}
-    kept = [record for record in plan.kept if record.path not in emitted] if plan else []
     try:
-        files = render_tree(artifacts, compiled.graph.revision, targets=chosen, kept=kept,
-                            inputs=compiled.sources.blob_ids)
-        if check_only:
-            sys.exit(_report_drift(out_dir, files, read_tree(out_dir)))
-        write_tree(out_dir, files, keep=frozenset(record.path for record in kept))
+        outcome = build_mesh(root, out_dir, targets=targets, ref=ref, fail_on=fail_on, check_only=check_only,
+                             changed_since=changed_since)
+    except ChangedSinceError as error:
+        raise click.UsageError(str(error)) from None
     except OutputError as error:
         click.echo(f"meshc: {error}", err=True)
         sys.exit(EXIT_USAGE)
+    for note in outcome.notes:
+        if not (quiet and note.quiet):
+            click.echo(note.text, err=True)
+    _print_report(outcome.compiled, fmt, quiet, color, root)
+    if outcome.failed:
+        sys.exit(EXIT_FAIL)
+    if outcome.output_error is not None:
+        click.echo(f"meshc: {outcome.output_error}", err=True)
+        sys.exit(EXIT_USAGE)
+    if outcome.drift is not None:
+        for label, paths in (("added", outcome.drift.added), ("removed", outcome.drift.removed),
+                             ("changed", outcome.drift.changed)):
+            for p in paths:
+                click.echo(f"{label}: {out_dir / p}")
+        if outcome.drift:
+            click.echo(f"{out_dir} is out of date: run `meshc build`", err=True)
+            sys.exit(EXIT_FAIL)
+        sys.exit(EXIT_OK)
     if not quiet:
-        click.echo(f"wrote {len(files)} files to {out_dir}" + (f", kept {len(kept)}" if plan else ""), err=True)
+        kept = "" if outcome.kept is None else f", kept {outcome.kept}"
+        click.echo(f"wrote {outcome.written} files to {out_dir}{kept}", err=True)
     sys.exit(EXIT_OK)
 
 
@@ -162,54 +166,6 @@ def _known_targets(targets: tuple[str, ...]) -> None:
     unknown = [t for t in targets if t not in REGISTRY]
     if unknown:
         raise click.UsageError(f"unknown target {unknown[0]!r} (targets: {', '.join(sorted(REGISTRY))})")
-
-
-def _incremental_plan(root: Path, since: str, graph, ref: str | None, out_dir: Path, targets: list[str],
-                      quiet: bool):
-    """The plan of `build --changed-since`, or None (a full build) with the reason on stderr."""
-    from compiler.affected import FullBuildNeeded, plan_incremental
-    from compiler.gitsource import GitError
-
-    try:
-        plan = plan_incremental(root, since, graph, ref, out_dir, targets, (out_dir,))
-    except GitError as error:
-        raise click.UsageError(f"--changed-since: {error}") from None
-    except FullBuildNeeded as reason:
-        click.echo(f"meshc: --changed-since {since}: {reason}; doing a full build", err=True)
-        return None
-    if plan.workloads is None:
-        if not quiet:
-            click.echo(f"meshc: --changed-since {since}: the Mesh changed; rebuilding every workload", err=True)
-        return None
-    if not quiet:
-        click.echo(f"meshc: {len(plan.changed_files)} intent file(s) changed since {plan.built_from[:12]}; "
-                   f"re-emitting {len(plan.workloads)} workload(s)", err=True)
-    return plan
-
-
-def _report_drift(out_dir: Path, wanted: dict[str, bytes], present: dict[str, bytes]) -> int:
-    from compiler.manifest import MANIFEST, ManifestError, parse_manifest
-
-    def comparable(files: dict[str, bytes]) -> dict[str, bytes]:
-        out = dict(files)
-        if MANIFEST in out:
-            try:
-                out[MANIFEST] = parse_manifest(out[MANIFEST]).comparable()
-            except ManifestError:
-                pass  # not a manifest meshc wrote: it differs as it is
-        return out
-
-    wanted, present = comparable(wanted), comparable(present)
-    added = sorted(set(wanted) - set(present))
-    removed = sorted(set(present) - set(wanted))
-    changed = sorted(p for p in set(wanted) & set(present) if wanted[p] != present[p])
-    for label, paths in (("added", added), ("removed", removed), ("changed", changed)):
-        for p in paths:
-            click.echo(f"{label}: {out_dir / p}")
-    if added or removed or changed:
-        click.echo(f"{out_dir} is out of date: run `meshc build`", err=True)
-        return EXIT_FAIL
-    return EXIT_OK
 
 
 @main.command("check-files")
@@ -245,7 +201,8 @@ def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, 
 @click.argument("head", required=False)
 @click.option("-C", "--mesh", "path", default=".", type=click.Path(file_okay=False),
               help="The mesh root (default: the current directory).")
-@click.option("-t", "--target", "targets", multiple=True, help="Compare only this target (repeatable).")
+@click.option("-t", "--target", "targets", multiple=True, metavar="TARGET",
+              help="Compare only this target (repeatable). " + _target_summaries())
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
 @click.option("--stat", is_flag=True, help="The summary alone: changed intents and workloads, no file diffs.")
 def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: str, stat: bool) -> None:

@@ -61,9 +61,6 @@ class Report:
         self.diagnostics.append(diagnostic)
         return diagnostic
 
-    def extend(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics.extend(diagnostics)
-
     @property
     def has_errors(self) -> bool:
         return any(d.severity == "error" for d in self.diagnostics)

@@ -66,17 +66,29 @@ class _Linker:
         )
 
     def link(self) -> MeshGraph | None:
-        intents = self.loaded.intents
-        meshes = [i for i in intents if i.kind == "Mesh"]
-        if not meshes:
+        """The graph, in dependency order: each step links one kind against what came before."""
+        mesh_intent = next((i for i in self.loaded.intents if i.kind == "Mesh"), None)
+        if mesh_intent is None:
             return None
-        mesh_intent = meshes[0]
-        mesh = mesh_intent.model
-        self.mesh = mesh
-        self.platforms: dict[str, Any] = {}
+        self.mesh = mesh_intent.model
+        self.platforms = self.link_platforms(mesh_intent)
+        by_kind = self.index_intents()
+        externals = self.link_externals(by_kind["ExternalService"])
+        self.callable = set(externals) | set(by_kind["Service"])
+        self.service_intents = by_kind["Service"]
+        self.services = self.link_services(by_kind["Service"])
+        self.gateways = self.link_gateways(by_kind["Gateway"])
+        routes, service_route = self.link_routes(by_kind["Route"])
+        access_policies = self.link_access_policies(by_kind["AccessPolicy"])
+        policies = {k: PolicyNode(k, i.model, i.origin) for k, i in by_kind["Policy"].items()}
+        return self.graph(mesh_intent, externals, routes, service_route, access_policies, policies)
+
+    def link_platforms(self, mesh_intent: Intent) -> dict[str, Any]:
+        """Mesh.platforms by name; a second platform of one name is reported and dropped."""
+        platforms: dict[str, Any] = {}
         platform_index: dict[str, int] = {}
-        for index, platform in enumerate(mesh.platforms):
-            if platform.name in self.platforms:
+        for index, platform in enumerate(self.mesh.platforms):
+            if platform.name in platforms:
                 self.report.add(
                     codes.DUPLICATE_OBJECT,
                     f"platform {platform.name!r} is defined twice",
@@ -85,19 +97,23 @@ class _Linker:
                                      "first defined here"),),
                 )
                 continue
-            self.platforms[platform.name] = platform
+            platforms[platform.name] = platform
             platform_index[platform.name] = index
+        return platforms
 
+    def index_intents(self) -> dict[str, dict[Any, Intent]]:
+        """Every intent but the Mesh by kind and identity; duplicates (and a Service and an
+        ExternalService of one name) are reported and the later one dropped."""
         by_kind: dict[str, dict[Any, Intent]] = defaultdict(dict)
         callable_names: dict[Key, Intent] = {}
-        for intent in intents:
+        for intent in self.loaded.intents:
             if intent.kind == "Mesh":
                 continue
             model = intent.model
             if intent.kind == "Policy":
                 key: Any = model.name
             else:
-                key = Key(model.namespace or mesh.defaultNamespace, model.name)
+                key = Key(model.namespace or self.mesh.defaultNamespace, model.name)
             table = by_kind[intent.kind]
             if key in table:
                 self.duplicate(intent.kind, key, table[key].origin, intent.origin)
@@ -109,21 +125,25 @@ class _Linker:
                     continue
                 callable_names[key] = intent
             table[key] = intent
+        return by_kind
 
-        externals = {k: ExternalNode(k, i.model, i.origin) for k, i in by_kind["ExternalService"].items()}
+    def link_externals(self, intents: dict[Key, Intent]) -> dict[Key, ExternalNode]:
+        externals = {k: ExternalNode(k, i.model, i.origin) for k, i in intents.items()}
         self.check_external_hosts(externals)
-        self.callable = set(externals) | set(by_kind["Service"])
+        return externals
+
+    def link_services(self, intents: dict[Key, Intent]) -> dict[Key, ServiceNode]:
         services = {}
-        for key, intent in by_kind["Service"].items():
+        for key, intent in intents.items():
             node = self.link_service(key, intent)
             if node is not None:
                 services[key] = node
-        self.services = services
-        self.service_intents = by_kind["Service"]
         self.check_addresses(services)
+        return services
 
+    def link_gateways(self, intents: dict[Key, Intent]) -> dict[Key, GatewayNode]:
         gateways = {}
-        for key, intent in by_kind["Gateway"].items():
+        for key, intent in intents.items():
             platform = self.platform(intent, "Gateway")
             if platform is None:
                 continue
@@ -136,12 +156,15 @@ class _Linker:
                 )
                 continue
             gateways[key] = GatewayNode(key, intent.model, intent.origin, platform)
-        self.gateways = gateways
+        return gateways
 
+    def link_routes(self, intents: dict[Key, Intent]) -> tuple[dict[Key, RouteNode], dict[Key, RouteNode]]:
+        """Every Route that links, and each service's one mesh Route; a second mesh Route of a
+        service, or an ingress Route claiming a host another one routes on its gateway, is dropped."""
         routes: dict[Key, RouteNode] = {}
         service_route: dict[Key, RouteNode] = {}
         gateway_hosts: dict[tuple[Key, str], RouteNode] = {}
-        for key, intent in by_kind["Route"].items():
+        for key, intent in intents.items():
             node = self.link_route(key, intent)
             if node is None:
                 continue
@@ -173,15 +196,20 @@ class _Linker:
                 for host in node.spec.hosts:
                     gateway_hosts[(node.gateway, host)] = node
             routes[key] = node
+        return routes, service_route
 
+    def link_access_policies(self, intents: dict[Key, Intent]) -> dict[Key, AccessPolicyNode]:
         access_policies = {}
-        for key, intent in by_kind["AccessPolicy"].items():
+        for key, intent in intents.items():
             node = self.link_access_policy(key, intent)
             if node is not None:
                 access_policies[key] = node
+        return access_policies
 
-        policies = {k: PolicyNode(k, i.model, i.origin) for k, i in by_kind["Policy"].items()}
-
+    def graph(self, mesh_intent: Intent, externals: dict[Key, ExternalNode], routes: dict[Key, RouteNode],
+              service_route: dict[Key, RouteNode], access_policies: dict[Key, AccessPolicyNode],
+              policies: dict[str, PolicyNode]) -> MeshGraph:
+        """The immutable graph, with its reverse indexes (gateway routes, service policies, callers)."""
         gateway_routes: dict[Key, list[RouteNode]] = defaultdict(list)
         for node in routes.values():
             if node.gateway is not None:
@@ -190,18 +218,18 @@ class _Linker:
         for node in access_policies.values():
             service_policies[node.service].append(node)
         callers: dict[Key, list[Key]] = defaultdict(list)
-        for node in services.values():
-            for callee in node.calls:
-                callers[callee].append(node.key)
-
+        for service in self.services.values():
+            for callee in service.calls:
+                callers[callee].append(service.key)
+        loaded = self.loaded
         return MeshGraph(
-            mesh=mesh,
+            mesh=self.mesh,
             mesh_origin=mesh_intent.origin,
             platforms=frozen_mapping(self.platforms),
-            services=frozen_mapping(services),
+            services=frozen_mapping(self.services),
             externals=frozen_mapping(externals),
             routes=frozen_mapping(routes),
-            gateways=frozen_mapping(gateways),
+            gateways=frozen_mapping(self.gateways),
             access_policies=frozen_mapping(access_policies),
             policies=frozen_mapping(policies),
             service_route=frozen_mapping(service_route),
@@ -209,7 +237,7 @@ class _Linker:
             service_policies=frozen_mapping({k: tuple(sorted(v, key=lambda p: p.key)) for k, v in service_policies.items()}),
             callers=frozen_mapping({k: tuple(sorted(v)) for k, v in callers.items()}),
             sources=self.sources,
-            read_revision=lambda: self.loaded.revision,
+            read_revision=lambda: loaded.revision,
         )
 
     # ----------------------------------------------------------------------------------------

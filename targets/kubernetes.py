@@ -58,7 +58,6 @@ KIND_ORDER = [
     (ISTIO_NETWORKING_ALPHA, "EnvoyFilter"),
 ]
 _KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
-_APP_PROTOCOLS = {"http": "http", "http2": "http2", "grpc": "grpc", "tcp": "tcp", "tls": "tls", "mongo": "mongo"}
 _ISTIO_PROTOCOLS = {"http": "HTTP", "http2": "HTTP2", "grpc": "GRPC", "tcp": "TCP", "tls": "TLS", "mongo": "MONGO"}
 _LOAD_BALANCERS = {"round-robin": "ROUND_ROBIN", "least-request": "LEAST_REQUEST", "random": "RANDOM"}
 REMOTE_KINDS = frozenset({"cloudfoundry", "vm"})
@@ -184,7 +183,8 @@ class PlatformEmitter:
                            sources: tuple[str, ...]) -> dict:
         ports = [
             {"name": port.name, "port": port.port, "targetPort": port.targetPort or port.port,
-             "protocol": "TCP", "appProtocol": _APP_PROTOCOLS[port.protocol]}
+             # meshc's protocol names are Istio's appProtocol values (Istio: protocol selection)
+             "protocol": "TCP", "appProtocol": port.protocol}
             for port in service.spec.ports
         ]
         return document("v1", "Service", metadata(name, namespace, sources, {APP_LABEL: service.name}),

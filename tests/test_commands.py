@@ -157,3 +157,30 @@ def test_output_directory_over_the_intents_is_refused_before_compiling(bookinfo_
     assert "holds no manifest.json: refusing to replace a directory meshc did not write" in result.output
     assert "MESH202" not in result.output
     assert (bookinfo_copy / "services" / "reviews.yaml").is_file()
+
+
+def test_target_option_help_lists_every_registered_target_with_its_summary() -> None:
+    from targets import REGISTRY
+
+    for command in ("build", "diff"):
+        result = runner.invoke(main, [command, "--help"], terminal_width=1000)
+        assert result.exit_code == 0
+        for info in REGISTRY.values():
+            assert f"{info.name}: {info.summary}." in " ".join(result.output.split())
+
+
+def test_build_driver_compares_without_writing(tmp_path: Path) -> None:
+    from compiler.build import build_mesh
+
+    out = tmp_path / "out"
+    written = build_mesh(BOOKINFO, out)
+    assert not written.failed and written.written == len(list(p for p in out.rglob("*") if p.is_file()))
+    assert written.kept is None and written.drift is None
+    edited = next(p for p in sorted(out.rglob("*.yaml")))
+    edited.write_bytes(b"edited\n")
+    (out / "stray.txt").write_bytes(b"x\n")
+    checked = build_mesh(BOOKINFO, out, check_only=True)
+    assert checked.drift is not None
+    assert (checked.drift.added, checked.drift.removed, checked.drift.changed) == (
+        (), ("stray.txt",), (edited.relative_to(out).as_posix(),))
+    assert edited.read_bytes() == b"edited\n"
