@@ -21,9 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.generate import generate_mesh  # noqa: E402
+from compiler.artifact import parse_workload  # noqa: E402
 from compiler.build import compile_mesh  # noqa: E402
 from compiler.diagnostics import Report  # noqa: E402
-from targets import envoy  # noqa: E402
+from targets import envoy, envoylib  # noqa: E402
 
 
 def measure(count: int) -> dict:
@@ -34,12 +35,12 @@ def measure(count: int) -> dict:
         compile_seconds = time.perf_counter() - started
     graph = compiled.graph
     started = time.perf_counter()
-    artifacts = [a for a in envoy.emit(graph, Report()) if a.workload.startswith("service:")]
+    artifacts = [a for a in envoy.emit(graph, Report()) if parse_workload(a.workload).kind == "service"]
     emit_seconds = time.perf_counter() - started
     sizes = [len(a.content) for a in artifacts]
     sample = next(iter(graph.services.values()))
     everything = tuple(key for key in graph.services if key != sample.key)
-    full_mesh = envoy.serialise(envoy.sidecar_bootstrap(graph, dataclasses.replace(sample, calls=everything), Report()))
+    full_mesh = envoylib.serialise(envoylib.sidecar_bootstrap(graph, dataclasses.replace(sample, calls=everything), Report()))
     return {
         "services": count,
         "mean_bytes": statistics.fmean(sizes),

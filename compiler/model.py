@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import (
     AfterValidator,
@@ -79,7 +79,12 @@ RetryOn = Literal[
     "unavailable",
 ]
 
+# The one home of protocol sets: what carries HTTP requests, what needs HTTP/2 to the upstream,
+# what is a byte stream to a proxy.
+PROTOCOLS: frozenset[str] = frozenset(get_args(Protocol))
 HTTP_PROTOCOLS = frozenset({"http", "http2", "grpc"})
+HTTP2_PROTOCOLS = frozenset({"http2", "grpc"})
+STREAM_PROTOCOLS = PROTOCOLS - HTTP_PROTOCOLS
 
 
 class Strict(BaseModel):
@@ -135,9 +140,16 @@ def _string_or_mapping(value: Any) -> str:
     return "mapping" if isinstance(value, (dict, BaseModel)) else "word"
 
 
+SimpleLoadBalancer = Literal["round-robin", "least-request", "random"]
+# The enum value of each simple balancer; Envoy's Cluster.lb_policy and Istio's
+# LoadBalancerSettings.simple spell them alike.
+LOAD_BALANCER_POLICIES: dict[str, str] = {
+    "round-robin": "ROUND_ROBIN", "least-request": "LEAST_REQUEST", "random": "RANDOM",
+}
+
 LoadBalancer = Annotated[
     Union[
-        Annotated[Literal["round-robin", "least-request", "random"], Tag("word")],
+        Annotated[SimpleLoadBalancer, Tag("word")],
         Annotated[RingHashBalancer, Tag("mapping")],
     ],
     Discriminator(_string_or_mapping),

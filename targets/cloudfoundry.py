@@ -20,6 +20,7 @@ from compiler.diagnostics import Report
 from compiler.graph import CloudFoundryPlatform, Key, MeshGraph, Principal, ServiceNode
 from compiler.model import HTTP_PROTOCOLS
 from compiler.serialize import to_json, to_yaml
+from targets.envoylib import ANY_ADDRESS, serialise, sidecar_bootstrap, sidecar_sources
 from targets.templating import render
 
 TARGET = "cloudfoundry"
@@ -308,8 +309,6 @@ def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = No
             ]
         selected = [s for s in services if workloads is None or service_workload(s.key) in workloads]
         if selected:
-            from targets.envoy import ANY_ADDRESS, serialise, sidecar_bootstrap, sidecar_sources
-
             for service in selected:
                 # The container's address is known only at start-up: listen on all of the
                 # container's own addresses (MESH435 covers the application's port).

@@ -14,8 +14,8 @@ from compiler import codes
 from compiler.addressing import version_service_name
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.model import HTTP_PROTOCOLS, StringMatch
-from targets.kubernetes import PlatformEmitter
 from targets.kubernetes_meta import document, metadata
+from targets.kubernetes_platform import PlatformEmitter
 from targets.kubernetes_support import GATEWAY_API, gateway_api_duration, rule_kind, whole_milliseconds
 
 GATEWAY_CLASS = "istio"

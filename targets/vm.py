@@ -21,6 +21,9 @@ from compiler.artifact import Artifact, service_workload
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, ServiceNode, VmPlatform
 from compiler.serialize import to_yaml, to_yaml_documents
+from targets.envoylib import serialise, sidecar_bootstrap, sidecar_sources, workload_certificate_dir
+from targets.istio_workloads import workload_documents
+from targets.kubernetes_meta import APP_LABEL
 from targets.templating import render
 
 TARGET = "vm"
@@ -172,8 +175,6 @@ def render_unit(service: ServiceNode, needs_low_ports: bool, envoy_binary: str =
 
 
 def _static_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Report) -> list[tuple[str, bytes]]:
-    from targets.envoy import serialise, sidecar_bootstrap
-
     platform = service.platform
     endpoints = _endpoints(graph, service, report)
     files: list[tuple[str, bytes]] = []
@@ -186,7 +187,7 @@ def _static_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Re
         low_ports |= any(port < 1024 for port in listen_ports(bootstrap))
         files.append((f"{base}/endpoints/{directory}/envoy.yaml", content))
     settings = platform.certificates
-    cert_dir = (f"{settings.dir}/{service.namespace}/{service.name}" if settings.mode == "files" else None)
+    cert_dir = workload_certificate_dir(settings, service.key) if settings.mode == "files" else None
     owned = sorted(f for f in certificates if cert_dir is not None and f.startswith(f"{cert_dir}/"))
     values = {
         "flavor": "static",
@@ -226,8 +227,6 @@ def _canonical(labels: dict[str, str], name: str) -> tuple[str, str]:
 
 def proxy_metadata(graph: MeshGraph, service: ServiceNode, labels: dict[str, str]) -> dict[str, str]:
     """proxyMetadata as `istioctl x workload entry configure` derives it from a WorkloadGroup."""
-    from targets.kubernetes_meta import APP_LABEL
-
     all_labels = {APP_LABEL: service.name, **labels}
     canonical_service, canonical_revision = _canonical(all_labels, service.name)
     all_labels[CANONICAL_NAME_LABEL] = canonical_service
@@ -278,8 +277,6 @@ def _report_unused_certificates(graph: MeshGraph, platform: VmPlatform, report: 
 
 
 def _istio_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Report) -> list[tuple[str, bytes]]:
-    from targets.istio_workloads import workload_documents
-
     platform = service.platform
     endpoints = _endpoints(graph, service, report)
     files: list[tuple[str, bytes]] = []
@@ -325,8 +322,6 @@ def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = No
             continue
         if platform.flavor == "istio":
             _report_unused_certificates(graph, platform, report)
-        from targets.envoy import sidecar_sources
-
         for service in _bundled_services(graph, platform, report):
             workload = service_workload(service.key)
             if workloads is not None and workload not in workloads:

@@ -12,10 +12,9 @@ import pytest
 from bench.generate import generate_mesh
 from compiler.build import compile_mesh
 from compiler.diagnostics import Report
-from targets import envoy
+from targets import envoy, envoylib
 from tests.conftest import BOOKINFO, EXAMPLES
 from tests.envoy_validate import assert_envoy_accepts, write_certificates
-
 
 EXAMPLE_MESHES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mesh.yaml").is_file())
 
@@ -274,11 +273,11 @@ def test_opentelemetry_tracing_validates(make_mesh, tmp_path: Path) -> None:
                           "calls: [api, grpc, h2, db, cache, payments/ext-http, payments/ext-tls]", "calls: [api]"),
                       "services/api.yaml": FEATURES["services/api.yaml"]})
     result = compiled(root)
-    web = envoy.sidecar_bootstrap(result.graph, result.graph.services[("shop", "web")], Report())
+    web = envoylib.sidecar_bootstrap(result.graph, result.graph.services[("shop", "web")], Report())
     manager = listener(web, "outbound|http")["filter_chains"][0]["filters"][0]["typed_config"]
     assert manager["tracing"]["provider"]["name"] == "envoy.tracers.opentelemetry"
     assert manager["tracing"]["random_sampling"] == {"value": 12.5}
-    assert_envoy_accepts({"web.yaml": envoy.serialise(web)}, tmp_path / "out")
+    assert_envoy_accepts({"web.yaml": envoylib.serialise(web)}, tmp_path / "out")
 
 
 def test_sidecar_is_scoped_to_its_calls(features) -> None:
@@ -527,11 +526,11 @@ def test_workload_filter_emits_only_those_workloads(features) -> None:
 def test_builder_address_defaults_and_override(features) -> None:
     result, _, _ = features
     graph = result.graph
-    cache = envoy.sidecar_bootstrap(graph, graph.services[("shop", "cache")], Report())
+    cache = envoylib.sidecar_bootstrap(graph, graph.services[("shop", "cache")], Report())
     assert listener(cache, "inbound|6379")["address"]["socket_address"]["address"] == "0.0.0.0"  # two endpoints
-    moved = envoy.sidecar_bootstrap(graph, graph.services[("shop", "web")], Report(), address="127.0.0.99")
+    moved = envoylib.sidecar_bootstrap(graph, graph.services[("shop", "web")], Report(), address="127.0.0.99")
     assert listener(moved, "inbound|8080")["address"]["socket_address"]["address"] == "127.0.0.99"
-    gateway = envoy.gateway_bootstrap(graph, graph.gateways[("shop", "edge")], Report(), address="127.0.0.98")
+    gateway = envoylib.gateway_bootstrap(graph, graph.gateways[("shop", "edge")], Report(), address="127.0.0.98")
     assert {item["address"]["socket_address"]["address"] for item in gateway["static_resources"]["listeners"]} == {
         "127.0.0.98"}
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from compiler.build import compile_mesh
-from targets import kubernetes
+from targets import kubernetes, kubernetes_platform
 from targets.kubernetes_meta import MANAGED_BY_LABEL, SOURCE_ANNOTATION
 from tests.conftest import EXAMPLES, require_envoy
 from tests.k8s_schemas import validation_errors
@@ -235,7 +235,7 @@ def test_apply_order_puts_subsets_before_routes_and_kinds_in_fixed_order(feature
         if artifact.path.endswith("kustomization.yaml"):
             continue
         docs = list(yaml.safe_load_all(artifact.content))
-        assert docs == kubernetes.ordered(docs)
+        assert docs == kubernetes_platform.ordered(docs)
         kinds = [d["kind"] for d in docs]
         if "DestinationRule" in kinds and "VirtualService" in kinds:
             assert kinds.index("DestinationRule") < kinds.index("VirtualService")

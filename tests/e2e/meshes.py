@@ -1,5 +1,5 @@
 """The meshes the e2e tests run: intents written as a real mesh repo, compiled by meshc, and
-turned into Envoy bootstraps by targets.envoy's builders.
+turned into Envoy bootstraps by targets.envoylib's builders.
 
 Every workload runs on one vm platform (flavor static, certificates from files). The files-mode
 layout (docs/targets/envoy.md) gives each workload its own directory under the platform's
@@ -79,7 +79,7 @@ def compile_graph(root: Path) -> MeshGraph:
 
 def sidecar_bootstrap(graph: MeshGraph, name: str, address: str) -> dict:
     """The builder's bootstrap; every intent of these meshes is expressible, so no diagnostic."""
-    from targets.envoy import sidecar_bootstrap as build
+    from targets.envoylib import sidecar_bootstrap as build
 
     report = Report()
     bootstrap = build(graph, graph.services[Key(NAMESPACE, name)], report, address)
@@ -88,7 +88,7 @@ def sidecar_bootstrap(graph: MeshGraph, name: str, address: str) -> dict:
 
 
 def gateway_bootstrap(graph: MeshGraph, name: str, address: str) -> dict:
-    from targets.envoy import gateway_bootstrap as build
+    from targets.envoylib import gateway_bootstrap as build
 
     report = Report()
     bootstrap = build(graph, graph.gateways[Key(NAMESPACE, name)], report, address)

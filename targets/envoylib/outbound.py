@@ -15,27 +15,27 @@ from compiler import codes
 from compiler.diagnostics import Related
 from compiler.graph import ExternalNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.model import HTTP_PROTOCOLS, Match
-from targets.envoy import (
+from targets.envoylib.blocks import (
     ANY_ADDRESS,
     FAULT,
+    FAULT_FILTER,
     LOOPBACK,
-    MONGO_PROXY,
     REDIRECT_CODES,
-    _Proxy,
     duration,
+    fault_filter,
     fractional_percent,
-    retry_policy,
+    mongo_proxy,
     route_match,
     router_filter,
     socket_address,
     tcp_proxy,
-    typed,
 )
+from targets.envoylib.proxy import Proxy, retry_policy
 
 OUTBOUND_HTTP = "outbound|http"
 
 
-def outbound_listeners(proxy: _Proxy, service: ServiceNode, address: str) -> list[dict]:
+def outbound_listeners(proxy: Proxy, service: ServiceNode, address: str) -> list[dict]:
     graph = proxy.graph
     sidecar = service.sidecar
     taken: dict[int, str] = {sidecar.outbound_port: "the outbound HTTP listener",
@@ -82,7 +82,7 @@ def outbound_listeners(proxy: _Proxy, service: ServiceNode, address: str) -> lis
     return listeners + stream_listeners
 
 
-def short_name_owners(proxy: _Proxy, service: ServiceNode) -> set[Key]:
+def short_name_owners(proxy: Proxy, service: ServiceNode) -> set[Key]:
     """Callees that answer to their bare name: one per name, preferring the caller's namespace."""
     by_name: dict[str, list[tuple[int, Key]]] = defaultdict(list)
     for index, key in enumerate(service.calls):
@@ -106,11 +106,7 @@ def short_name_owners(proxy: _Proxy, service: ServiceNode) -> set[Key]:
     return owners
 
 
-def fault_filter() -> dict:
-    return typed("envoy.filters.http.fault", FAULT)
-
-
-def mesh_virtual_host(proxy: _Proxy, callee: ServiceNode, port: int, primary: bool, short_name: bool) -> dict:
+def mesh_virtual_host(proxy: Proxy, callee: ServiceNode, port: int, primary: bool, short_name: bool) -> dict:
     names = [f"{callee.name}.{callee.namespace}"] + ([callee.name] if short_name else [])
     domains = (names if primary else []) + [f"{name}:{port}" for name in names]
     route = proxy.graph.route_for(callee.key)
@@ -121,7 +117,7 @@ def mesh_virtual_host(proxy: _Proxy, callee: ServiceNode, port: int, primary: bo
     return {"name": f"{callee.name}.{callee.namespace}:{port}", "domains": domains, "routes": routes}
 
 
-def external_virtual_host(proxy: _Proxy, external: ExternalNode, port, primary: bool) -> dict:
+def external_virtual_host(proxy: Proxy, external: ExternalNode, port, primary: bool) -> dict:
     hosts = [h for h in external.spec.hosts if not h.startswith("*")]
     domains = (hosts if primary else []) + [f"{host}:{port.port}" for host in hosts]
     cluster = proxy.external_cluster(external, port)
@@ -129,7 +125,7 @@ def external_virtual_host(proxy: _Proxy, external: ExternalNode, port, primary: 
             "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s"}}]}
 
 
-def default_route(proxy: _Proxy, callee: ServiceNode, target: Target) -> dict:
+def default_route(proxy: Proxy, callee: ServiceNode, target: Target) -> dict:
     """A callee without a Route: all of it, with its resilience."""
     action: dict[str, Any] = {"cluster": proxy.service_cluster(target)}
     resilience = callee.resilience
@@ -152,7 +148,7 @@ def ring_hash_policy(service: ServiceNode) -> list[dict] | None:
     return [{"header": {"header_name": balancer.ringHash.header}}]
 
 
-def applicable_matches(proxy: _Proxy, route: RouteNode, rule: ResolvedRule, port: int | None) -> list[Match | None]:
+def applicable_matches(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port: int | None) -> list[Match | None]:
     """The match entries of a rule that an HTTP route on `port` can apply (None: match-all)."""
     if not rule.spec.match:
         return [None]
@@ -166,7 +162,7 @@ def applicable_matches(proxy: _Proxy, route: RouteNode, rule: ResolvedRule, port
     return matches
 
 
-def rule_routes(proxy: _Proxy, route: RouteNode, port: int | None) -> list[dict]:
+def rule_routes(proxy: Proxy, route: RouteNode, port: int | None) -> list[dict]:
     """Envoy routes for a Route's rules, in order; one per match entry (entries are ORed)."""
     entries = []
     for rule in route.rules:
@@ -178,7 +174,7 @@ def rule_routes(proxy: _Proxy, route: RouteNode, port: int | None) -> list[dict]
     return entries
 
 
-def rule_action(proxy: _Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
+def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
     spec = rule.spec
     if spec.redirect is not None:
         redirect: dict[str, Any] = {"response_code": REDIRECT_CODES[spec.redirect.status]}
@@ -216,7 +212,7 @@ def rule_action(proxy: _Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
         if spec.fault.abort is not None:
             fault["abort"] = {"http_status": spec.fault.abort.status,
                               "percentage": fractional_percent(spec.fault.abort.percent)}
-        entry["typed_per_filter_config"] = {"envoy.filters.http.fault": fault}
+        entry["typed_per_filter_config"] = {FAULT_FILTER: fault}
     return entry
 
 
@@ -226,7 +222,7 @@ def rule_action(proxy: _Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
 HTTP_ONLY_RULE_FIELDS = ("timeout", "retries", "fault", "mirror", "rewrite")
 
 
-def stream_listener(proxy: _Proxy, callee_key: Key, external: ExternalNode | None, port) -> dict:
+def stream_listener(proxy: Proxy, callee_key: Key, external: ExternalNode | None, port) -> dict:
     name = f"outbound|{port.port}|{callee_key.name}.{callee_key.namespace}"
     if external is not None:
         weighted = [(proxy.external_cluster(external, port), 100)]
@@ -234,12 +230,12 @@ def stream_listener(proxy: _Proxy, callee_key: Key, external: ExternalNode | Non
         weighted = stream_targets(proxy, proxy.graph.services[callee_key], port.port)
     filters = []
     if port.protocol == "mongo":
-        filters.append(typed("envoy.filters.network.mongo_proxy", MONGO_PROXY, stat_prefix=name))
+        filters.append(mongo_proxy(name))
     filters.append(tcp_proxy(name, weighted))
     return {"name": name, "address": socket_address(LOOPBACK, port.port), "filter_chains": [{"filters": filters}]}
 
 
-def stream_targets(proxy: _Proxy, callee: ServiceNode, port: int) -> list[tuple[str, int]]:
+def stream_targets(proxy: Proxy, callee: ServiceNode, port: int) -> list[tuple[str, int]]:
     """Weighted clusters for a byte-stream destination: the first rule a tcp proxy can take."""
     route = proxy.graph.route_for(callee.key)
     if route is not None:
@@ -249,7 +245,7 @@ def stream_targets(proxy: _Proxy, callee: ServiceNode, port: int) -> list[tuple[
     return [(proxy.service_cluster(Target(callee.key, None, port, 100)), 100)]
 
 
-def stream_rule(proxy: _Proxy, route: RouteNode, port: int | None) -> ResolvedRule | None:
+def stream_rule(proxy: Proxy, route: RouteNode, port: int | None) -> ResolvedRule | None:
     """The first rule a byte stream can take; every later rule for this port is reported."""
     chosen = None
     for rule in route.rules:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from compiler.graph import Key
 from compiler.model import FileCertificates, SdsCertificates
+from targets.envoylib.blocks import http2_options
 
 SDS_CLUSTER = "sds-grpc"
 SVID_SECRET = "default"
@@ -18,7 +19,11 @@ SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 TLS_SOCKET = "envoy.transport_sockets.tls"
 DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
-HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def workload_certificate_dir(settings: FileCertificates, identity: Key) -> str:
+    """Where files mode keeps the certificates of one workload (`<dir>/<namespace>/<name>`)."""
+    return f"{settings.dir}/{identity.namespace}/{identity.name}"
 
 
 class Certificates:
@@ -31,7 +36,7 @@ class Certificates:
 
     @property
     def workload_dir(self) -> str:
-        return f"{self.settings.dir}/{self.identity.namespace}/{self.identity.name}"
+        return workload_certificate_dir(self.settings, self.identity)
 
     def sds_secret(self, name: str) -> dict:
         self.uses_sds = True
@@ -106,10 +111,7 @@ class Certificates:
         return [{
             "name": SDS_CLUSTER,
             "type": "STATIC",
-            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": HTTP_PROTOCOL_OPTIONS,
-                "explicit_http_config": {"http2_protocol_options": {}},
-            }},
+            "typed_extension_protocol_options": http2_options(),
             "load_assignment": {"cluster_name": SDS_CLUSTER, "endpoints": [{"lb_endpoints": [
                 {"endpoint": {"address": {"pipe": {"path": self.settings.sdsSocket}}}},
             ]}]},

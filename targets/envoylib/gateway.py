@@ -13,13 +13,9 @@ from compiler import codes
 from compiler.diagnostics import Related
 from compiler.graph import GatewayNode, RouteNode
 from compiler.model import Listener
-from targets.envoy import _Proxy, router_filter, socket_address, tcp_proxy, tls_inspector
-from targets.envoy_outbound import (
-    HTTP_ONLY_RULE_FIELDS,
-    fault_filter,
-    rule_routes,
-    stream_rule,
-)
+from targets.envoylib.blocks import fault_filter, router_filter, socket_address, tcp_proxy, tls_inspector
+from targets.envoylib.outbound import HTTP_ONLY_RULE_FIELDS, rule_routes, stream_rule
+from targets.envoylib.proxy import Proxy
 
 
 def covers(listener_host: str, host: str) -> bool:
@@ -34,7 +30,7 @@ def listener_family(listener: Listener) -> str:
 
 
 class _GatewayBuilder:
-    def __init__(self, proxy: _Proxy, gateway: GatewayNode) -> None:
+    def __init__(self, proxy: Proxy, gateway: GatewayNode) -> None:
         self.proxy = proxy
         self.gateway = gateway
         self.routes: tuple[RouteNode, ...] = proxy.graph.gateway_routes.get(gateway.key, ())
@@ -172,5 +168,5 @@ def with_port(hosts: list[str], port: int) -> list[str]:
     return list(hosts) + [f"{host}:{port}" for host in hosts]
 
 
-def gateway_listeners(proxy: _Proxy, gateway: GatewayNode, address: str) -> list[dict]:
+def gateway_listeners(proxy: Proxy, gateway: GatewayNode, address: str) -> list[dict]:
     return _GatewayBuilder(proxy, gateway).listeners(address)

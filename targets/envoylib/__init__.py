@@ -1,0 +1,46 @@
+"""The Envoy library: static Envoy v3 configuration compiled from the mesh graph.
+
+This package is the one public way into Envoy configuration for every target: the envoy
+target writes the bootstraps, Cloud Foundry and VM ship the same bootstraps beside their apps
+and machines, and the kubernetes target embeds single filters in Istio EnvoyFilters. Targets
+import from `targets.envoylib` only; its modules depend on each other in one direction:
+
+  blocks     type URLs, converters and single filters that need no graph (local_rate_limit,
+             route_match, tcp_proxy, ...)
+  tls        Certificates: TLS contexts and the SDS cluster of one workload
+  proxy      Proxy: one Envoy's inbound listeners, RBAC, tracing and clusters
+  outbound   a sidecar's outbound listeners and the route tables gateways share
+  gateway    an ingress gateway's listeners
+  bootstrap  sidecar_bootstrap, gateway_bootstrap and the intent files each is built from
+
+Everything is plain data in Envoy's proto3 JSON form; `serialise` writes it. The tests check
+every bootstrap with `envoy --mode validate` and run real Envoy processes against it.
+"""
+
+from __future__ import annotations
+
+from targets.envoylib.blocks import ANY_ADDRESS, HCM_FILTER, LOOPBACK, ROUTER_FILTER, local_rate_limit
+from targets.envoylib.bootstrap import (
+    OncePerIntent,
+    gateway_bootstrap,
+    gateway_sources,
+    serialise,
+    sidecar_bootstrap,
+    sidecar_sources,
+)
+from targets.envoylib.tls import workload_certificate_dir
+
+__all__ = [
+    "ANY_ADDRESS",
+    "HCM_FILTER",
+    "LOOPBACK",
+    "ROUTER_FILTER",
+    "OncePerIntent",
+    "gateway_bootstrap",
+    "gateway_sources",
+    "local_rate_limit",
+    "serialise",
+    "sidecar_bootstrap",
+    "sidecar_sources",
+    "workload_certificate_dir",
+]

@@ -1,0 +1,195 @@
+"""Envoy v3 building blocks that need no graph: type URLs, converters and single filters.
+
+Every function returns plain data in Envoy's proto3 JSON form (field names and type URLs as
+in the Envoy v3 API); nothing here reads the mesh, so targets that embed Envoy configuration
+in other formats (the Istio EnvoyFilter) build the very same values.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from compiler.model import HTTP2_PROTOCOLS, Match, RateLimit, StringMatch, duration_seconds
+
+LOOPBACK = "127.0.0.1"
+ANY_ADDRESS = "0.0.0.0"
+REDIRECT_CODES = {
+    301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER", 307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT",
+}
+# Envoy's local rate limiter refuses a fill_interval under 50ms (local_ratelimit.proto).
+MIN_FILL_INTERVAL = Decimal("0.05")
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+HTTP_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+NETWORK_RBAC = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
+LOCAL_RATE_LIMIT = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+MONGO_PROXY = "type.googleapis.com/envoy.extensions.filters.network.mongo_proxy.v3.MongoProxy"
+TLS_INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+ZIPKIN = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
+OPENTELEMETRY = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
+
+HCM_FILTER = "envoy.filters.network.http_connection_manager"
+ROUTER_FILTER = "envoy.filters.http.router"
+FAULT_FILTER = "envoy.filters.http.fault"
+LOCAL_RATE_LIMIT_FILTER = "envoy.filters.http.local_ratelimit"
+
+
+# ---------------------------------------------------------------------------------------------
+# Converters
+
+
+def duration(text: str | Decimal) -> str:
+    """A meshc duration (or seconds) as a protobuf JSON Duration: `2s`, `0.25s`."""
+    seconds = duration_seconds(text) if isinstance(text, str) else text
+    return f"{seconds.normalize():f}s"
+
+
+def fractional_percent(percent: float) -> dict:
+    """A percentage as an Envoy FractionalPercent (per million when it has a fraction)."""
+    if float(percent).is_integer():
+        return {"numerator": int(percent), "denominator": "HUNDRED"}
+    return {"numerator": round(percent * 10_000), "denominator": "MILLION"}
+
+
+def socket_address(address: str, port: int) -> dict:
+    """An Envoy Address for an IP address (or DNS name, for STRICT_DNS clusters) and port."""
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
+def string_matcher(match: StringMatch) -> dict:
+    """An Envoy StringMatcher for an intent StringMatch that is not a presence match."""
+    if match.exact is not None:
+        return {"exact": match.exact}
+    if match.prefix is not None:
+        return {"prefix": match.prefix}
+    return {"safe_regex": {"regex": match.regex}}
+
+
+def typed(name: str, type_url: str, **config: Any) -> dict:
+    """A named extension with its typed_config (a filter, a tracer, a transport socket)."""
+    return {"name": name, "typed_config": {"@type": type_url, **config}}
+
+
+def cluster_name(key: Any, port: int, version: str | None = None) -> str:
+    """Istio's naming for the cluster of `key` (a service or external service Key):
+    direction|port|subset|host."""
+    return f"outbound|{port}|{version or ''}|{key.name}.{key.namespace}"
+
+
+def needs_http2(protocol: str) -> bool:
+    """Whether an upstream speaking `protocol` must be spoken to in HTTP/2."""
+    return protocol in HTTP2_PROTOCOLS
+
+
+def http2_options() -> dict:
+    """typed_extension_protocol_options of a cluster whose upstream speaks HTTP/2 only."""
+    return {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": HTTP_PROTOCOL_OPTIONS,
+        "explicit_http_config": {"http2_protocol_options": {}},
+    }}
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters
+
+
+def router_filter() -> dict:
+    """The HTTP router, always the last HTTP filter."""
+    return typed(ROUTER_FILTER, ROUTER)
+
+
+def fault_filter() -> dict:
+    """The HTTP fault filter, configured per route (typed_per_filter_config)."""
+    return typed(FAULT_FILTER, FAULT)
+
+
+def tls_inspector() -> dict:
+    """The listener filter that reads SNI and tells TLS from plain text."""
+    return typed("envoy.filters.listener.tls_inspector", TLS_INSPECTOR)
+
+
+def mongo_proxy(stat_prefix: str) -> dict:
+    return typed("envoy.filters.network.mongo_proxy", MONGO_PROXY, stat_prefix=stat_prefix)
+
+
+def tcp_proxy(stat_prefix: str, weighted: list[tuple[str, int]]) -> dict:
+    """A tcp proxy to one cluster, or split over (cluster, weight) pairs."""
+    config: dict[str, Any] = {"stat_prefix": stat_prefix}
+    if len(weighted) == 1:
+        config["cluster"] = weighted[0][0]
+    else:
+        config["weighted_clusters"] = {"clusters": [{"name": n, "weight": w} for n, w in weighted]}
+    return typed("envoy.filters.network.tcp_proxy", TCP_PROXY, **config)
+
+
+def local_rate_limit(limit: RateLimit, stat_prefix: str) -> dict:
+    """The local rate limit HTTP filter admitting `limit.requests` per `limit.per`.
+
+    Envoy refills at most every 50ms: a shorter `per` is scaled up to the first multiple that
+    reaches 50ms, with as many more tokens, so the rate stays the one the intent names.
+    """
+    per = duration_seconds(limit.per)
+    scale = 1
+    while per * scale < MIN_FILL_INTERVAL:
+        scale += 1
+    tokens = limit.requests * scale
+    always = {"numerator": 100, "denominator": "HUNDRED"}
+    return typed(
+        LOCAL_RATE_LIMIT_FILTER, LOCAL_RATE_LIMIT,
+        stat_prefix=stat_prefix,
+        token_bucket={"max_tokens": tokens, "tokens_per_fill": tokens, "fill_interval": duration(per * scale)},
+        filter_enabled={"runtime_key": "local_rate_limit_enabled", "default_value": always},
+        filter_enforced={"runtime_key": "local_rate_limit_enforced", "default_value": always},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Matches
+
+
+def path_pattern(path: str) -> dict:
+    """An AccessPolicy path as a StringMatcher: exact, `/prefix/*`, or a glob with `*` inside."""
+    if "*" not in path:
+        return {"exact": path}
+    if path.endswith("*") and "*" not in path[:-1]:
+        return {"prefix": path[:-1]}
+    return {"safe_regex": {"regex": ".*".join(re.escape(part) for part in path.split("*"))}}
+
+
+def route_match(match: Match | None) -> dict:
+    """An Envoy RouteMatch for one intent match entry (None: everything)."""
+    result: dict[str, Any] = {"prefix": "/"}
+    if match is None:
+        return result
+    if match.path is not None:
+        if match.path.exact is not None:
+            result = {"path": match.path.exact}
+        elif match.path.prefix is not None:
+            result = {"prefix": match.path.prefix}
+        else:
+            result = {"safe_regex": {"regex": match.path.regex}}
+    headers = []
+    if match.method is not None:
+        headers.append({"name": ":method", "string_match": {"exact": match.method}})
+    for name, value in match.headers.items():
+        if value.present:
+            headers.append({"name": name.lower(), "present_match": True})
+        else:
+            headers.append({"name": name.lower(), "string_match": string_matcher(value)})
+    if headers:
+        result["headers"] = headers
+    parameters = []
+    for name, value in match.query.items():
+        if value.present:
+            parameters.append({"name": name, "present_match": True})
+        else:
+            parameters.append({"name": name, "string_match": string_matcher(value)})
+    if parameters:
+        result["query_parameters"] = parameters
+    return result

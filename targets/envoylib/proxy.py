@@ -1,0 +1,347 @@
+"""One Envoy's configuration as it is built: the `Proxy` and what its routes share.
+
+A `Proxy` is made per sidecar or gateway (see targets.envoylib.bootstrap); the inbound side,
+authorization (RBAC), tracing and every cluster are built here, the outbound and gateway
+listeners in targets.envoylib.outbound and targets.envoylib.gateway, which ask the proxy for
+their clusters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler import codes
+from compiler.addressing import Upstream, external_upstream, service_upstream
+from compiler.diagnostics import Location
+from compiler.graph import (
+    AccessPolicyNode,
+    ExternalNode,
+    Key,
+    MeshGraph,
+    Principal,
+    ResolvedAccessRule,
+    ServiceNode,
+    Target,
+)
+from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, Retries
+from targets.envoylib.blocks import (
+    HCM,
+    HCM_FILTER,
+    HTTP_RBAC,
+    LOOPBACK,
+    NETWORK_RBAC,
+    OPENTELEMETRY,
+    ZIPKIN,
+    cluster_name,
+    duration,
+    http2_options,
+    local_rate_limit,
+    mongo_proxy,
+    needs_http2,
+    path_pattern,
+    router_filter,
+    socket_address,
+    tcp_proxy,
+    tls_inspector,
+    typed,
+)
+from targets.envoylib.tls import Certificates
+
+TRACING_CLUSTER = "tracing"
+# RFC 9110 idempotent methods: retried unless a rule opts in with allowNonIdempotent.
+IDEMPOTENT_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PUT", "TRACE")
+
+
+class Proxy:
+    """Builds one Envoy's configuration: its listeners ask it for filters and clusters, and it
+    collects each cluster once; `bootstrap` assembles the whole.
+
+    `identity` is the service or gateway the Envoy runs for, `platform` the platform it runs on
+    (which decides how it reaches Cloud Foundry apps), `report` where target diagnostics go.
+    """
+
+    def __init__(self, graph: MeshGraph, report, identity: Key, platform: str, certificates: Certificates) -> None:
+        self.graph = graph
+        self.report = report
+        self.identity = identity
+        self.platform = platform  # where this proxy runs: decides how it reaches Cloud Foundry apps
+        self.certificates = certificates
+        self.clusters: dict[str, dict] = {}
+
+    def at(self, origin, *path: Any) -> Location:
+        return self.graph.sources.locate(origin, *path)
+
+    def bootstrap(self, listeners: list[dict], admin_port: int) -> dict:
+        if self.graph.mesh.tracing is not None:
+            self.add_tracing_cluster()
+        clusters = [self.clusters[name] for name in sorted(self.clusters)]
+        clusters += self.certificates.clusters()
+        return {
+            "node": {"id": f"{self.identity.namespace}/{self.identity.name}",
+                     "cluster": f"{self.identity.name}.{self.identity.namespace}"},
+            "admin": {"address": socket_address(LOOPBACK, admin_port)},
+            "static_resources": {"listeners": listeners, "clusters": clusters},
+        }
+
+    # -- HTTP connection managers ------------------------------------------------------------
+
+    def http_connection_manager(self, stat_prefix: str, virtual_hosts: list[dict], http_filters: list[dict],
+                                direction: str) -> dict:
+        config: dict[str, Any] = {
+            "stat_prefix": stat_prefix,
+            "codec_type": "AUTO",
+            "route_config": {"name": stat_prefix, "virtual_hosts": virtual_hosts},
+            "http_filters": http_filters,
+        }
+        tracing = self.tracing(direction)
+        if tracing is not None:
+            config["tracing"] = tracing
+        return typed(HCM_FILTER, HCM, **config)
+
+    def tracing(self, direction: str) -> dict | None:
+        settings = self.graph.mesh.tracing
+        if settings is None:
+            return None
+        if settings.provider == "zipkin":
+            provider = typed("envoy.tracers.zipkin", ZIPKIN, collector_cluster=TRACING_CLUSTER,
+                             collector_endpoint="/api/v2/spans", collector_endpoint_version="HTTP_JSON")
+        else:
+            provider = typed("envoy.tracers.opentelemetry", OPENTELEMETRY,
+                             grpc_service={"envoy_grpc": {"cluster_name": TRACING_CLUSTER}},
+                             service_name=f"{self.identity.name}.{self.identity.namespace}")
+        return {"random_sampling": {"value": settings.samplingPercent}, "provider": provider,
+                "spawn_upstream_span": direction == "outbound"}
+
+    def add_tracing_cluster(self) -> None:
+        settings = self.graph.mesh.tracing
+        host, port = settings.address.rsplit(":", 1)
+        cluster = self.plain_cluster(TRACING_CLUSTER, Upstream((host,), int(port), version_aware=False))
+        if settings.provider == "opentelemetry":
+            cluster["typed_extension_protocol_options"] = http2_options()
+        self.clusters[TRACING_CLUSTER] = cluster
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def inbound_listener(self, service: ServiceNode, port, address: str) -> dict:
+        local = f"inbound|{port.port}"
+        app = self.plain_cluster(local, Upstream((LOOPBACK,), port.targetPort or port.port, version_aware=True))
+        if needs_http2(port.protocol):
+            app["typed_extension_protocol_options"] = http2_options()
+        self.clusters[local] = app
+
+        if service.spec.rateLimit is not None and port.protocol not in HTTP_PROTOCOLS:
+            self.report.add(
+                codes.ENVOY_RATE_LIMIT_UNSUPPORTED,
+                f"service {service.key} sets rateLimit, but port {port.port} ({port.protocol}) carries no HTTP "
+                "requests to count; only its HTTP ports are limited",
+                self.at(service.origin, "rateLimit"),
+            )
+
+        def filters() -> list[dict]:
+            if port.protocol in HTTP_PROTOCOLS:
+                return [self.inbound_http(service, port, local)]
+            chain = self.network_rbac(service, port)
+            if port.protocol == "mongo":
+                chain.append(mongo_proxy(local))
+            chain.append(tcp_proxy(local, [(local, 100)]))
+            return chain
+
+        listener: dict[str, Any] = {"name": local, "address": socket_address(address, port.port)}
+        if service.mtls == "DISABLE":
+            listener["filter_chains"] = [{"filters": filters()}]
+        elif service.mtls == "STRICT":
+            listener["filter_chains"] = [{"filters": filters(), "transport_socket": self.certificates.downstream()}]
+        else:
+            # PERMISSIVE: TLS clients get mTLS, plain-text clients the same filters without it.
+            listener["listener_filters"] = [tls_inspector()]
+            listener["filter_chains"] = [
+                {"filter_chain_match": {"transport_protocol": "tls"}, "filters": filters(),
+                 "transport_socket": self.certificates.downstream()},
+                {"filters": filters()},
+            ]
+        return listener
+
+    def inbound_http(self, service: ServiceNode, port, local: str) -> dict:
+        http_filters = self.http_rbac(service, port)
+        if service.spec.rateLimit is not None:
+            http_filters.append(local_rate_limit(service.spec.rateLimit, f"{local}|rate_limit"))
+        http_filters.append(router_filter())
+        virtual_host = {"name": local, "domains": ["*"],
+                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": local, "timeout": "0s"}}]}
+        return self.http_connection_manager(local, [virtual_host], http_filters, "inbound")
+
+    # -- authorization -------------------------------------------------------------------------
+
+    def http_rbac(self, service: ServiceNode, port) -> list[dict]:
+        deny, allow, enforce_allow = self.rbac_policies(service, port, http=True)
+        filters = []
+        if deny:
+            filters.append(typed("envoy.filters.http.rbac", HTTP_RBAC, rules={"action": "DENY", "policies": deny}))
+        if enforce_allow:
+            filters.append(typed("envoy.filters.http.rbac", HTTP_RBAC, rules={"action": "ALLOW", "policies": allow}))
+        return filters
+
+    def network_rbac(self, service: ServiceNode, port) -> list[dict]:
+        deny, allow, enforce_allow = self.rbac_policies(service, port, http=False)
+        stat_prefix = f"inbound|{port.port}|rbac"
+        filters = []
+        if deny:
+            filters.append(typed("envoy.filters.network.rbac", NETWORK_RBAC, stat_prefix=stat_prefix,
+                                 rules={"action": "DENY", "policies": deny}))
+        if enforce_allow:
+            filters.append(typed("envoy.filters.network.rbac", NETWORK_RBAC, stat_prefix=stat_prefix,
+                                 rules={"action": "ALLOW", "policies": allow}))
+        return filters
+
+    def rbac_policies(self, service: ServiceNode, port, http: bool) -> tuple[dict, dict, bool]:
+        """(deny policies, allow policies, whether only allowed callers get in) for one port."""
+        policies = self.graph.policies_for(service.key)
+        enforce_allow = self.graph.mesh.authorization == "deny" or any(p.allow for p in policies)
+        sections: dict[str, dict] = {"deny": {}, "allow": {}}
+        for policy in policies:
+            for rule in (*policy.deny, *policy.allow):
+                if rule.spec.ports and port.port not in rule.spec.ports:
+                    continue
+                entry = self.rbac_policy(service, policy, rule, http)
+                if entry is not None:
+                    sections[rule.section][f"{policy.key}/{rule.section}/{rule.index}"] = entry
+        return sections["deny"], sections["allow"], enforce_allow
+
+    def rbac_policy(self, service: ServiceNode, policy: AccessPolicyNode, rule: ResolvedAccessRule,
+                    http: bool) -> dict | None:
+        where = self.at(policy.origin, rule.section, rule.index)
+        if service.mtls == "DISABLE":
+            self.report.add(
+                codes.ENVOY_ACCESS_RULE_UNSUPPORTED,
+                f"AccessPolicy {policy.key} names callers of {service.key}, whose mtls is DISABLE: "
+                "no caller presents an identity, so the rule matches nobody",
+                where, hint="enable mTLS (STRICT or PERMISSIVE) for the service",
+            )
+            return None
+        http_fields = bool(rule.spec.methods or rule.spec.paths)
+        if http_fields and not http:
+            effect = "admits nobody" if rule.section == "allow" else "denies the callers it names on every request"
+            self.report.add(
+                codes.ENVOY_ACCESS_RULE_UNSUPPORTED,
+                f"AccessPolicy {policy.key} {rule.section} rule {rule.index} names methods or paths, "
+                f"which a non-HTTP port of {service.key} cannot see: on that port it {effect}",
+                where, hint="limit the rule with `ports` to the HTTP ports",
+            )
+            if rule.section == "allow":
+                return None
+        permissions = [self.permission(rule) if http else {"any": True}]
+        principals = [self.principal(p) for p in rule.principals]
+        return {"permissions": permissions, "principals": principals}
+
+    def permission(self, rule: ResolvedAccessRule) -> dict:
+        conditions = []
+        if rule.spec.methods:
+            conditions.append({"or_rules": {"rules": [
+                {"header": {"name": ":method", "string_match": {"exact": method}}} for method in rule.spec.methods
+            ]}})
+        paths = [p for p in rule.spec.paths if p != "*"]
+        if paths and len(paths) == len(rule.spec.paths):
+            conditions.append({"or_rules": {"rules": [{"url_path": {"path": path_pattern(p)}} for p in paths]}})
+        if not conditions:
+            return {"any": True}
+        return {"and_rules": {"rules": conditions}}
+
+    def principal(self, principal: Principal) -> dict:
+        domain = self.graph.mesh.trustDomain
+        if principal.kind == "any":
+            name = {"prefix": f"spiffe://{domain}/"}
+        elif principal.kind == "namespace":
+            name = {"prefix": f"spiffe://{domain}/ns/{principal.namespace}/sa/"}
+        else:
+            name = {"exact": self.graph.spiffe_id(Key(principal.namespace, principal.name))}
+        return {"authenticated": {"principal_name": name}}
+
+    # -- clusters ------------------------------------------------------------------------------
+
+    def plain_cluster(self, name: str, upstream: Upstream) -> dict:
+        return {
+            "name": name,
+            "type": "STRICT_DNS" if upstream.needs_dns else "STATIC",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": socket_address(host, upstream.port)}} for host in upstream.hosts
+            ]}]},
+        }
+
+    def service_cluster(self, target: Target) -> str:
+        """The cluster of a mesh destination (one version of it when given), added once."""
+        name = cluster_name(target.service, target.port, target.version)
+        if name in self.clusters:
+            return name
+        callee = self.graph.services[target.service]
+        upstream = service_upstream(callee, target.port, target.version, caller_platform=self.platform)
+        cluster = self.plain_cluster(name, upstream)
+        resilience = callee.resilience
+        if resilience.loadBalancer is not None:
+            balancer = resilience.loadBalancer
+            cluster["lb_policy"] = "RING_HASH" if not isinstance(balancer, str) else LOAD_BALANCER_POLICIES[balancer]
+        breaker = resilience.circuitBreaker
+        if breaker is not None:
+            thresholds = {
+                "max_connections": breaker.maxConnections, "max_pending_requests": breaker.maxPendingRequests,
+                "max_requests": breaker.maxRequests, "max_retries": breaker.maxRetries,
+            }
+            cluster["circuit_breakers"] = {"thresholds": [{k: v for k, v in thresholds.items() if v is not None}]}
+        outlier = resilience.outlierDetection
+        if outlier is not None:
+            cluster["outlier_detection"] = {
+                "consecutive_5xx": outlier.consecutive5xx,
+                "interval": duration(outlier.interval),
+                "base_ejection_time": duration(outlier.baseEjectionTime),
+                "max_ejection_percent": outlier.maxEjectionPercent,
+            }
+        if needs_http2(callee.port(target.port).protocol):
+            cluster["typed_extension_protocol_options"] = http2_options()
+        if upstream.through_router:
+            cluster["transport_socket"] = self.certificates.originate(upstream.hosts[0])
+        elif callee.mtls != "DISABLE":
+            cluster["transport_socket"] = self.certificates.upstream(self.graph.spiffe_id(callee.key))
+        self.clusters[name] = cluster
+        return name
+
+    def external_cluster(self, external: ExternalNode, port) -> str:
+        name = cluster_name(external.key, port.port)
+        if name in self.clusters:
+            return name
+        hosts = []
+        for index, host in enumerate(external.spec.hosts):
+            if host.startswith("*"):
+                self.report.add(
+                    codes.ENVOY_EXTERNAL_HOST_UNSUPPORTED,
+                    f"ExternalService {external.key} host {host!r} is a wildcard, which a static sidecar cannot resolve",
+                    self.at(external.origin, "hosts", index),
+                    hint="list the concrete host names",
+                )
+            else:
+                hosts.append(host)
+        upstream = external_upstream(external, port.port)
+        cluster = self.plain_cluster(name, Upstream(tuple(hosts), upstream.port, upstream.version_aware))
+        if needs_http2(port.protocol):
+            cluster["typed_extension_protocol_options"] = http2_options()
+        if external.spec.tls.originate and hosts:
+            cluster["transport_socket"] = self.certificates.originate(external.spec.tls.sni or hosts[0])
+        self.clusters[name] = cluster
+        return name
+
+
+def retry_policy(proxy: Proxy, retries: Retries, where: Location) -> dict:
+    """An Envoy RetryPolicy; conditions it cannot express are reported at `where`."""
+    conditions = [c for c in retries.retryOn if c != "retriable-status-codes"]
+    if len(conditions) != len(retries.retryOn):
+        proxy.report.add(
+            codes.ENVOY_ROUTE_FEATURE_UNSUPPORTED,
+            "retryOn retriable-status-codes needs a list of status codes, which the intent has no field for; "
+            "it is left out",
+            where, hint="use 5xx, gateway-error or retriable-4xx",
+        )
+    policy: dict[str, Any] = {"retry_on": ",".join(conditions), "num_retries": retries.attempts}
+    if retries.perTryTimeout is not None:
+        policy["per_try_timeout"] = duration(retries.perTryTimeout)
+    if not retries.allowNonIdempotent:
+        idempotent = "|".join(IDEMPOTENT_METHODS)
+        policy["retriable_request_headers"] = [{"name": ":method", "string_match": {"safe_regex": {"regex": idempotent}}}]
+    return policy

@@ -1,0 +1,441 @@
+"""What one kubernetes platform gets: the objects both flavours share (Services, security,
+traffic policy, scoping, the kustomization) and the istio flavour's routing.
+
+targets.kubernetes_gateway_api subclasses PlatformEmitter for flavor gateway-api; the layout
+and the workload of each file are in targets.kubernetes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from compiler import codes
+from compiler.addressing import external_route_host, version_service_name
+from compiler.artifact import Artifact, gateway_workload, platform_workload, service_workload
+from compiler.diagnostics import Report
+from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ServiceNode, Target
+from compiler.model import HTTP_PROTOCOLS, KubernetesPlatform
+from compiler.serialize import to_yaml, to_yaml_documents
+from targets.envoylib import HCM_FILTER, ROUTER_FILTER, local_rate_limit
+from targets.istio_workloads import workload_documents
+from targets.kubernetes_istio import default_virtual_service, istio_gateway, virtual_service
+from targets.kubernetes_meta import APP_LABEL, document, metadata
+from targets.kubernetes_support import (
+    GATEWAY_API,
+    ISTIO_NETWORKING,
+    ISTIO_NETWORKING_ALPHA,
+    ISTIO_SECURITY,
+    proto_duration,
+)
+
+TARGET = "kubernetes"
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# Apply order within a file: identities and addresses first, then the DestinationRule whose
+# subsets routes use, then routes, then security and scoping; name breaks ties.
+KIND_ORDER = [
+    ("v1", "ServiceAccount"),
+    ("v1", "Service"),
+    (ISTIO_NETWORKING, "ServiceEntry"),
+    (ISTIO_NETWORKING, "WorkloadGroup"),
+    (ISTIO_NETWORKING, "WorkloadEntry"),
+    (ISTIO_NETWORKING, "DestinationRule"),
+    (ISTIO_NETWORKING, "Gateway"),
+    (GATEWAY_API, "Gateway"),
+    (ISTIO_NETWORKING, "VirtualService"),
+    (GATEWAY_API, "HTTPRoute"),
+    (GATEWAY_API, "TLSRoute"),
+    (ISTIO_SECURITY, "PeerAuthentication"),
+    (ISTIO_SECURITY, "AuthorizationPolicy"),
+    (ISTIO_NETWORKING, "Sidecar"),
+    (ISTIO_NETWORKING_ALPHA, "EnvoyFilter"),
+]
+_KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+_ISTIO_PROTOCOLS = {"http": "HTTP", "http2": "HTTP2", "grpc": "GRPC", "tcp": "TCP", "tls": "TLS", "mongo": "MONGO"}
+_LOAD_BALANCERS = {"round-robin": "ROUND_ROBIN", "least-request": "LEAST_REQUEST", "random": "RANDOM"}
+REMOTE_KINDS = frozenset({"cloudfoundry", "vm"})
+RATE_LIMIT_STAT_PREFIX = "http_local_rate_limiter"
+
+
+def ordered(documents: list[dict]) -> list[dict]:
+    return sorted(documents, key=lambda d: (_KIND_RANK[(d["apiVersion"], d["kind"])],
+                                            d["metadata"].get("namespace", ""), d["metadata"]["name"]))
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """How workloads on one kubernetes platform address every service of the mesh."""
+
+    graph: MeshGraph
+    platform: KubernetesPlatform
+
+    def __call__(self, key: Key) -> str:
+        service = self.graph.services[key]
+        if service.platform.kind == "cloudfoundry":
+            return external_route_host(service)
+        return f"{key.name}.{key.namespace}.svc.{self.platform.clusterDomain}"
+
+    def has_subsets(self, key: Key) -> bool:
+        # A Cloud Foundry app is one app whatever its version: no subset selects part of it.
+        return self.graph.services[key].platform.kind != "cloudfoundry"
+
+
+class PlatformEmitter:
+    def __init__(self, graph: MeshGraph, report: Report, platform: KubernetesPlatform) -> None:
+        self.graph = graph
+        self.report = report
+        self.platform = platform
+        self.hosts = Hosts(graph, platform)
+        self.root = f"kubernetes/{platform.name}"
+
+    # -- what this platform holds ------------------------------------------------------------
+
+    def plan(self) -> list[tuple[str, str, Callable[[], list[dict]]]]:
+        """(path, workload, build) of every file, cheap: nothing is built here."""
+        graph, name = self.graph, self.platform.name
+        local = [s for s in graph.services.values() if s.platform.name == name]
+        gateways = [g for g in graph.gateways.values() if g.platform.name == name]
+        remote: set[Key] = set()
+        externals: set[Key] = set()
+        for service in local:
+            for callee in service.calls:
+                if callee in graph.externals:
+                    externals.add(callee)
+                elif graph.services[callee].platform.kind in REMOTE_KINDS:
+                    remote.add(callee)
+        for gateway in gateways:
+            for route in graph.gateway_routes.get(gateway.key, ()):
+                for rule in route.rules:
+                    remote.update(t.service for t in rule.destinations
+                                  if graph.services[t.service].platform.kind in REMOTE_KINDS)
+        plan = []
+        for service in local:
+            if self.nameable(service):
+                plan.append((f"{self.root}/{service.namespace}/{service.name}.yaml",
+                             service_workload(service.key), lambda s=service: self.service_documents(s)))
+        for key in sorted(remote):
+            service = graph.services[key]
+            if self.nameable(service):
+                plan.append((f"{self.root}/{key.namespace}/remote/{key.name}.yaml",
+                             service_workload(key), lambda s=service: self.remote_documents(s)))
+        for key in sorted(externals):
+            plan.append((f"{self.root}/{key.namespace}/external/{key.name}.yaml",
+                         platform_workload(name), lambda e=graph.externals[key]: self.external_documents(e)))
+        for gateway in gateways:
+            if self.nameable(gateway):
+                plan.append((f"{self.root}/{gateway.key.namespace}/gateways/{gateway.key.name}.yaml",
+                             gateway_workload(gateway.key), lambda g=gateway: self.gateway_documents(g)))
+        return plan
+
+    def nameable(self, node: ServiceNode | GatewayNode) -> bool:
+        if DNS1035_LABEL.match(node.key.name):
+            return True
+        self.report.add(
+            codes.K8S_NAME_NOT_DNS1035,
+            f"{node.key} cannot be a Kubernetes Service name (it must start with a letter); "
+            f"platform {self.platform.name!r} gets no objects for it",
+            self.graph.sources.locate(node.origin, "name"),
+        )
+        return False
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def protocol_of(self, target: Target) -> str:
+        return self.graph.services[target.service].port(target.port).protocol
+
+    def service_documents(self, service: ServiceNode) -> list[dict]:
+        docs = [
+            document("v1", "ServiceAccount", metadata(service.name, service.namespace, (service.origin.file,))),
+            self.kubernetes_service(service.name, service.namespace, {APP_LABEL: service.name}, service,
+                                    (service.origin.file,)),
+            self.destination_rule(service),
+            *self.routing(service),
+            self.peer_authentication(service),
+            *self.authorization_policies(service),
+            self.sidecar(service),
+        ]
+        if service.spec.rateLimit is not None:
+            docs.append(self.rate_limit_filter(service))
+        return docs + self.version_services(service)
+
+    def version_services(self, service: ServiceNode) -> list[dict]:
+        """A Service per version, so that proxies outside Istio (static Envoy sidecars and
+        gateways, the gateway-api flavour's routes) can address one version by name."""
+        docs = []
+        for version, spec in service.spec.versions.items():
+            name = version_service_name(service.name, version)
+            if not DNS1035_LABEL.match(name) or len(name) > 63:
+                self.report.add(codes.K8S_NAME_NOT_DNS1035,
+                                f"version Service {name!r} of {service.key} is not a DNS-1035 label",
+                                self.graph.sources.locate(service.origin, "versions", version, key=True))
+                continue
+            docs.append(self.kubernetes_service(name, service.namespace, {APP_LABEL: service.name, **spec.labels},
+                                                service, (service.origin.file,)))
+        return docs
+
+    def kubernetes_service(self, name: str, namespace: str, selector: dict[str, str], service: ServiceNode,
+                           sources: tuple[str, ...]) -> dict:
+        ports = [
+            {"name": port.name, "port": port.port, "targetPort": port.targetPort or port.port,
+             # meshc's protocol names are Istio's appProtocol values (Istio: protocol selection)
+             "protocol": "TCP", "appProtocol": port.protocol}
+            for port in service.spec.ports
+        ]
+        return document("v1", "Service", metadata(name, namespace, sources, {APP_LABEL: service.name}),
+                        spec={"selector": selector, "ports": ports})
+
+    def traffic_policy(self, service: ServiceNode) -> dict:
+        policy: dict = {"tls": {"mode": "DISABLE" if service.mtls == "DISABLE" else "ISTIO_MUTUAL"}}
+        resilience = service.resilience
+        breaker = resilience.circuitBreaker
+        if breaker is not None:
+            pool: dict = {}
+            if breaker.maxConnections is not None:
+                pool["tcp"] = {"maxConnections": breaker.maxConnections}
+            http = {
+                field: value
+                for field, value in (("http1MaxPendingRequests", breaker.maxPendingRequests),
+                                     ("http2MaxRequests", breaker.maxRequests),
+                                     ("maxRetries", breaker.maxRetries))
+                if value is not None
+            }
+            if http:
+                pool["http"] = http
+            policy["connectionPool"] = pool
+        outlier = resilience.outlierDetection
+        if outlier is not None:
+            policy["outlierDetection"] = {
+                "consecutive5xxErrors": outlier.consecutive5xx,
+                "interval": proto_duration(outlier.interval),
+                "baseEjectionTime": proto_duration(outlier.baseEjectionTime),
+                "maxEjectionPercent": outlier.maxEjectionPercent,
+            }
+        balancer = resilience.loadBalancer
+        if isinstance(balancer, str):
+            policy["loadBalancer"] = {"simple": _LOAD_BALANCERS[balancer]}
+        elif balancer is not None:
+            policy["loadBalancer"] = {"consistentHash": {"httpHeaderName": balancer.ringHash.header.lower()}}
+        return policy
+
+    def destination_rule(self, service: ServiceNode, with_subsets: bool = True) -> dict:
+        spec: dict = {"host": self.hosts(service.key), "trafficPolicy": self.traffic_policy(service)}
+        if with_subsets and service.spec.versions and self.hosts.has_subsets(service.key):
+            spec["subsets"] = [
+                {"name": version, "labels": {APP_LABEL: service.name, **spec_.labels}}
+                for version, spec_ in service.spec.versions.items()
+            ]
+        return document(ISTIO_NETWORKING, "DestinationRule",
+                        metadata(service.name, service.namespace, (service.origin.file,)), spec=spec)
+
+    def routing(self, service: ServiceNode) -> list[dict]:
+        """VirtualService of the service's mesh Route, else of its own timeout and retries."""
+        route = self.graph.route_for(service.key)
+        host = self.hosts(service.key)
+        if route is not None:
+            return [virtual_service(route, [host], (route.origin.file,), self.protocol_of, self.hosts)]
+        http_ports = [p.port for p in service.spec.ports if p.protocol in HTTP_PROTOCOLS]
+        resilience = service.resilience
+        if not http_ports or (resilience.timeout is None and resilience.retries is None):
+            return []
+        return [default_virtual_service(service.name, service.namespace, host, http_ports, resilience.timeout,
+                                        resilience.retries, (service.origin.file, self.graph.mesh_origin.file))]
+
+    def peer_authentication(self, service: ServiceNode) -> dict:
+        return document(ISTIO_SECURITY, "PeerAuthentication",
+                        metadata(service.name, service.namespace, (service.origin.file, self.graph.mesh_origin.file)),
+                        spec={"selector": {"matchLabels": {APP_LABEL: service.name}},
+                              "mtls": {"mode": service.mtls}})
+
+    def principal_sources(self, principals) -> list[dict]:
+        trust = self.graph.mesh.trustDomain
+        names, namespaces = [], []
+        for principal in principals:
+            if principal.kind == "any":
+                names.append("*")
+            elif principal.kind == "namespace":
+                namespaces.append(principal.namespace)
+            else:
+                names.append(f"{trust}/ns/{principal.namespace}/sa/{principal.name}")
+        sources = []
+        if names:
+            sources.append({"source": {"principals": names}})
+        if namespaces:
+            sources.append({"source": {"namespaces": namespaces}})
+        return sources
+
+    def authorization_rule(self, rule) -> dict:
+        out: dict = {"from": self.principal_sources(rule.principals)}
+        operation: dict = {}
+        if rule.spec.methods:
+            operation["methods"] = list(rule.spec.methods)
+        if rule.spec.paths:
+            operation["paths"] = list(rule.spec.paths)
+        if rule.spec.ports:
+            operation["ports"] = [str(port) for port in rule.spec.ports]
+        if operation:
+            out["to"] = [{"operation": operation}]
+        return out
+
+    def authorization_policies(self, service: ServiceNode) -> list[dict]:
+        selector = {"matchLabels": {APP_LABEL: service.name}}
+        policies = self.graph.policies_for(service.key)
+        docs = []
+        for policy in policies:
+            sources = (policy.origin.file,)
+            # An AuthorizationPolicy applies in the namespace of the workloads it selects, which
+            # is the service's, wherever the AccessPolicy was written.
+            name = (policy.key.name if policy.key.namespace == service.namespace
+                    else f"{policy.key.namespace}-{policy.key.name}")
+            if policy.allow:
+                docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
+                                     metadata(name, service.namespace, sources),
+                                     spec={"selector": selector, "action": "ALLOW",
+                                           "rules": [self.authorization_rule(r) for r in policy.allow]}))
+            if policy.deny:
+                docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
+                                     metadata(f"{name}-deny", service.namespace, sources),
+                                     spec={"selector": selector, "action": "DENY",
+                                           "rules": [self.authorization_rule(r) for r in policy.deny]}))
+        if self.graph.mesh.authorization == "deny" and not any(p.allow for p in policies):
+            # An ALLOW policy without rules matches nothing: Istio then admits no caller.
+            docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
+                                 metadata(f"{service.name}-allow-nothing", service.namespace,
+                                          (service.origin.file, self.graph.mesh_origin.file)),
+                                 spec={"selector": selector, "action": "ALLOW"}))
+        return docs
+
+    def egress_hosts(self, service: ServiceNode) -> list[str]:
+        hosts = []
+        for callee in service.calls:
+            if callee in self.graph.externals:
+                hosts.extend(f"{callee.namespace}/{host}" for host in self.graph.externals[callee].spec.hosts)
+            else:
+                hosts.append(f"{callee.namespace}/{self.hosts(callee)}")
+                hosts.extend(f"{callee.namespace}/{host}" for host in self.extra_callee_hosts(callee))
+        # `~/*` names no namespace: a service that calls nothing may reach nothing.
+        return hosts or ["~/*"]
+
+    def extra_callee_hosts(self, callee: Key) -> list[str]:
+        """Further hosts a caller needs for one callee (the gateway-api flavour's version Services)."""
+        return []
+
+    def sidecar(self, service: ServiceNode) -> dict:
+        return document(ISTIO_NETWORKING, "Sidecar", metadata(service.name, service.namespace, (service.origin.file,)),
+                        spec={"workloadSelector": {"labels": {APP_LABEL: service.name}},
+                              "egress": [{"hosts": self.egress_hosts(service)}],
+                              "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}})
+
+    def rate_limit_filter(self, service: ServiceNode) -> dict:
+        """Istio has no rate limit API: Envoy's local rate limit filter (the envoy target's very
+        filter), inserted before the router."""
+        patch = {
+            "applyTo": "HTTP_FILTER",
+            "match": {"context": "SIDECAR_INBOUND",
+                      "listener": {"filterChain": {"filter": {
+                          "name": HCM_FILTER, "subFilter": {"name": ROUTER_FILTER}}}}},
+            "patch": {"operation": "INSERT_BEFORE",
+                      "value": local_rate_limit(service.spec.rateLimit, RATE_LIMIT_STAT_PREFIX)},
+        }
+        return document(ISTIO_NETWORKING_ALPHA, "EnvoyFilter",
+                        metadata(f"{service.name}-local-ratelimit", service.namespace, (service.origin.file,)),
+                        spec={"workloadSelector": {"labels": {APP_LABEL: service.name}}, "configPatches": [patch]})
+
+    def remote_documents(self, service: ServiceNode) -> list[dict]:
+        """What Kubernetes callers need to reach a service on Cloud Foundry or VMs."""
+        host = self.hosts(service.key)
+        sources = (service.origin.file,)
+        if service.platform.kind == "vm":
+            entry_spec = {
+                "hosts": [host],
+                "location": "MESH_INTERNAL",
+                "resolution": "STATIC",
+                "ports": [{"number": p.port, "name": p.name, "protocol": _ISTIO_PROTOCOLS[p.protocol]}
+                          for p in service.spec.ports],
+                "workloadSelector": {"labels": {APP_LABEL: service.name}},
+            }
+            docs = [*workload_documents(self.graph, service), self.destination_rule(service)]
+        else:
+            entry_spec = {
+                "hosts": [host],
+                "location": "MESH_EXTERNAL",
+                "resolution": "DNS",
+                "ports": self.cloud_foundry_ports(service),
+            }
+            # Callers speak HTTP to the sidecar, which originates TLS to the Cloud Foundry router.
+            rule = self.destination_rule(service)
+            rule["spec"]["trafficPolicy"]["tls"] = {"mode": "SIMPLE", "sni": host}
+            docs = [rule]
+        docs.append(document(ISTIO_NETWORKING, "ServiceEntry", metadata(service.name, service.namespace, sources),
+                             spec=entry_spec))
+        docs.extend(self.routing(service))
+        return docs
+
+    def cloud_foundry_ports(self, service: ServiceNode) -> list[dict]:
+        ports = []
+        for index, port in enumerate(service.spec.ports):
+            if port.protocol in HTTP_PROTOCOLS:
+                ports.append({"number": port.port, "name": port.name, "protocol": "HTTP", "targetPort": 443})
+            else:
+                self.report.add(
+                    codes.K8S_CF_CALLEE_PORT,
+                    f"port {port.name} ({port.protocol}) of Cloud Foundry service {service.key} is not reachable "
+                    f"from platform {self.platform.name!r}: the Cloud Foundry router carries HTTP only",
+                    self.graph.sources.locate(service.origin, "ports", index),
+                )
+        return ports
+
+    def external_documents(self, external: ExternalNode) -> list[dict]:
+        spec = external.spec
+        sources = (external.origin.file,)
+        wildcard = any(host.startswith("*") for host in spec.hosts)
+        docs = [document(ISTIO_NETWORKING, "ServiceEntry", metadata(external.name, external.namespace, sources),
+                         spec={"hosts": list(spec.hosts), "location": "MESH_EXTERNAL",
+                               # A wildcard names no address to resolve: pass through to the original one.
+                               "resolution": "NONE" if wildcard else "DNS",
+                               "ports": [{"number": p.port, "name": p.name,
+                                          "protocol": _ISTIO_PROTOCOLS[p.protocol]} for p in spec.ports]})]
+        if spec.tls.originate:
+            tls: dict = {"mode": "SIMPLE"}
+            if spec.tls.sni is not None:
+                tls["sni"] = spec.tls.sni
+            docs.extend(
+                document(ISTIO_NETWORKING, "DestinationRule",
+                         metadata(f"{external.name}-{index}" if len(spec.hosts) > 1 else external.name,
+                                  external.namespace, sources),
+                         spec={"host": host, "trafficPolicy": {"tls": tls}})
+                for index, host in enumerate(spec.hosts, start=1)
+            )
+        return docs
+
+    def gateway_documents(self, gateway: GatewayNode) -> list[dict]:
+        docs = [document("v1", "ServiceAccount", metadata(gateway.key.name, gateway.key.namespace, (gateway.origin.file,))),
+                istio_gateway(gateway)]
+        for route in self.graph.gateway_routes.get(gateway.key, ()):
+            docs.append(virtual_service(route, list(route.spec.hosts), (route.origin.file,), self.protocol_of,
+                                        self.hosts, gateways=[f"{gateway.key.namespace}/{gateway.key.name}"]))
+        return docs
+
+    # -- files -------------------------------------------------------------------------------
+
+    def emit(self, workloads: frozenset[str] | None) -> list[Artifact]:
+        plan = self.plan()
+        artifacts = []
+        for path, workload, build in plan:
+            if workloads is not None and workload not in workloads:
+                continue
+            docs = ordered(build())
+            sources = sorted({source for doc in docs
+                              for source in doc["metadata"]["annotations"]["meshc.dev/source"].split(",")})
+            artifacts.append(Artifact(path, to_yaml_documents(docs), TARGET, workload, tuple(sources)))
+        shared = platform_workload(self.platform.name)
+        if workloads is None or shared in workloads:
+            prefix = len(self.root) + 1
+            kustomization = {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [path[prefix:] for path, _, _ in plan],
+            }
+            artifacts.append(Artifact(f"{self.root}/kustomization.yaml", to_yaml(kustomization), TARGET,
+                                      shared, (self.graph.mesh_origin.file,)))
+        return artifacts
