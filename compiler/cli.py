@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -203,9 +204,14 @@ def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, 
               help="The mesh root (default: the current directory).")
 @click.option("-t", "--target", "targets", multiple=True, metavar="TARGET",
               help="Compare only this target (repeatable). " + _target_summaries())
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("text", "json", "markdown")), default="text", show_default=True,
+              help="markdown: the pull-request comment (summary tables, linked intents, a Mermaid diagram).")
 @click.option("--stat", is_flag=True, help="The summary alone: changed intents and workloads, no file diffs.")
-def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: str, stat: bool) -> None:
+@click.option("--link-base", "link_base", default=None, metavar="URL",
+              help="markdown: the repository's web address; intents link to URL/blob/COMMIT/PATH#LLINE "
+                   "(default $GITHUB_SERVER_URL/$GITHUB_REPOSITORY when both are set).")
+def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: str, stat: bool,
+         link_base: str | None) -> None:
     """Compile two revisions (default: HEAD against the working tree) and show what changes.
 
     Per target and per workload: a summary line and a unified diff of each changed artifact;
@@ -216,6 +222,7 @@ def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: 
 
     _known_targets(targets)
     root = _root(path)
+    links = _intent_links(root, link_base) if fmt == "markdown" else None
     sides = []
     for ref in (base, head):
         compiled = compile_mesh(root, ref=ref, skip_dirs=(root / "build",))
@@ -227,9 +234,34 @@ def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: 
     result = diff_meshes(sides[0][0], sides[1][0], sides[0][1], sides[1][1])
     if fmt == "json":
         click.echo(render_json(result, stat=stat).decode("utf-8"), nl=False)
+    elif fmt == "markdown":
+        from compiler.diff_markdown import render_markdown
+
+        click.echo(render_markdown(result, links), nl=False)
     else:
         click.echo(render_text(result, stat=stat), nl=False)
     sys.exit(EXIT_OK)
+
+
+_LINK_BASE = re.compile(r"^https?://[A-Za-z0-9.:@_~%+/-]+$")
+
+
+def _intent_links(root: Path, link_base: str | None):
+    """Where `diff --format markdown` links intent lines to, or None (no links)."""
+    from compiler.diff_markdown import Links
+    from compiler.gitsource import GitError, repository_prefix
+
+    if link_base is None:
+        server, repository = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
+        if not server or not repository:
+            return None
+        link_base = f"{server}/{repository}"
+    if not _LINK_BASE.match(link_base):
+        raise click.UsageError(f"--link-base must be an http(s) address without spaces or quotes: {link_base!r}")
+    try:
+        return Links(link_base, repository_prefix(root))
+    except GitError:
+        return None  # not in git: nothing to link to
 
 
 @main.command()

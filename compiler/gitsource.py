@@ -44,6 +44,13 @@ def worktree_revision(root: Path, skip_dirs: tuple[Path, ...] = ()) -> Revision:
     return Revision(commit, commit is None or bool(status.strip()), None)
 
 
+def repository_prefix(root: Path) -> str:
+    """The mesh root relative to the top of its git repository ("" at the top)."""
+    top = Path(_repo(root).working_tree_dir).resolve()
+    prefix = root.resolve().relative_to(top).as_posix()
+    return "" if prefix == "." else prefix
+
+
 def resolve(root: Path, ref: str):  # -> (git.Repo, git.Commit)
     """The repository holding root and the commit `ref` names; GitError when there is none."""
     import git

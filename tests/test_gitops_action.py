@@ -76,7 +76,9 @@ def test_build_check_step_fails_on_stale_artifacts(tmp_path: Path) -> None:
     assert "changed: artifacts/" in log
 
 
-def test_diff_step_summarises_the_pull_request(tmp_path: Path) -> None:
+def test_diff_step_summarises_the_pull_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")  # set by the runner, not the step
+    monkeypatch.setenv("GITHUB_REPOSITORY", "example/mesh")
     repo = git_mesh(tmp_path / "repo")
     base = repo.git("rev-parse", "HEAD")
     repo.edit("routes/reviews-canary.yaml", "exact: jason", "exact: bob")
@@ -86,10 +88,13 @@ def test_diff_step_summarises_the_pull_request(tmp_path: Path) -> None:
     code, log = _run_step("diff", repo, context, {"path": "mesh"})
     assert code == 0, log
     summary = (tmp_path / "step_summary").read_text()
-    assert summary.startswith("### meshc diff\n\n```\nmeshc diff ")
-    assert "modified Route/bookinfo/reviews-canary" in summary
-    assert "reaches proxies: service:bookinfo/productpage, service:bookinfo/reviews" in summary
-    assert summary.endswith("```\n")
+    assert summary == (repo.top / "meshc-diff.md").read_text()  # the comment's body, too
+    assert summary.startswith("<!-- meshc diff -->\n### meshc diff\n")
+    line = next(n for n, text in enumerate((repo.root / "routes/reviews-canary.yaml").read_text().splitlines(), 1)
+                if text.startswith("name: reviews-canary"))
+    assert (f"| [Route/bookinfo/reviews-canary](https://github.com/example/mesh/blob/{head}/mesh/routes/"
+            f"reviews-canary.yaml#L{line}) (routes/reviews-canary.yaml:{line}) | modified |") in summary
+    assert "```mermaid\nflowchart LR\n" in summary
 
 
 def _example_workflow() -> str:
