@@ -1,0 +1,355 @@
+"""The reference evaluator: what a request meets, as docs/intents.md "Semantics" says.
+
+Given the linked graph and a request as one proxy sees it (the sidecar of a calling service, or
+a Gateway), `evaluate` returns the decision: the rule that matched and where it is written, the
+destinations and their weights, or the redirect, fault or 404, and the path and host the
+backend sees. It is deliberately small and direct; `meshc test` and the differential tests of
+every target run it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Literal
+from urllib.parse import parse_qsl
+
+from compiler.diagnostics import Location
+from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ResolvedRule, RouteNode, ServiceNode, Target
+from compiler.model import HTTP_PROTOCOLS, Listener, Match, Retries, StringMatch
+
+Action = Literal["forward", "redirect", "abort", "not-found", "refused"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as a proxy sees it. `path` may carry a query string (`/a?x=1`)."""
+
+    host: str
+    path: str = "/"
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    port: int | None = None  # a gateway: the listener port (required); a sidecar: see host_and_port
+    sni: str | None = None  # the TLS server name, on gateway https and tls listeners
+    scheme: str = "http"
+
+    @property
+    def bare_path(self) -> str:
+        return self.path.split("?", 1)[0]
+
+    @property
+    def query_string(self) -> str:
+        return self.path.split("?", 1)[1] if "?" in self.path else ""
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header; names compare case-insensitively."""
+        return next((value for key, value in self.headers if key.lower() == name.lower()), None)
+
+    def query(self, name: str) -> str | None:
+        """The first value of a query parameter; names compare case-sensitively."""
+        return next((value for key, value in parse_qsl(self.query_string, keep_blank_values=True)
+                     if key == name), None)
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    route: Key
+    index: int  # position in Route.rules
+    location: Location | None  # where the rule is written
+
+    def __str__(self) -> str:
+        return f"Route {self.route} rule {self.index}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    status: int | None = None  # what the client is answered, when the proxy answers itself
+    rule: RuleRef | None = None
+    listener: str | None = None  # the gateway listener that took the request
+    destinations: tuple[Target, ...] = ()  # with their weights
+    external: Key | None = None  # an ExternalService destination (port in `port`)
+    port: int | None = None
+    path: str | None = None  # path and query as the backend sees them
+    host: str | None = None  # Host header as the backend sees it
+    location: str | None = None  # a redirect's Location
+    mirror: Target | None = None
+    mirror_percent: float | None = None
+    timeout: str | None = None
+    retries: Retries | None = None
+    abort_percent: float | None = None  # an abort fault for some requests only: forwarded otherwise
+    delay: str | None = None
+    delay_percent: float | None = None
+    reason: str = ""  # for people: why the proxy decided so
+
+    @property
+    def backends(self) -> tuple[Target, ...]:
+        """The destinations that receive traffic (weight above zero)."""
+        return tuple(t for t in self.destinations if t.weight > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Host names
+
+
+def split_host(host: str) -> tuple[str, int | None]:
+    """`name[:port]`, lower-cased; the port is None when absent or not a number."""
+    host = host.strip().lower()
+    name, colon, port = host.rpartition(":")
+    return (name, int(port)) if colon and port.isdigit() else (host, None)
+
+
+def host_matches(pattern: str, name: str) -> bool:
+    """Exact, `*.suffix` (one label or more in front of suffix) or `*` (any)."""
+    pattern, name = pattern.lower(), name.lower()
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return name.endswith(pattern[1:]) and len(name) > len(pattern) - 1
+    return pattern == name
+
+
+def specificity(pattern: str) -> tuple[int, int]:
+    """Larger is more specific: exact names, then longer wildcard suffixes, then `*`."""
+    if pattern == "*":
+        return (0, 0)
+    if pattern.startswith("*."):
+        return (1, len(pattern))
+    return (2, len(pattern))
+
+
+def best_match(patterns: list[str], name: str) -> str | None:
+    matching = [p for p in patterns if host_matches(p, name)]
+    return max(matching, key=specificity) if matching else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Matches
+
+
+def segment_prefix_matches(prefix: str, path: str) -> bool:
+    """Gateway API PathPrefix: element by element, a trailing `/` of the prefix ignored."""
+    stem = prefix.rstrip("/")
+    return stem == "" or path == stem or path.startswith(stem + "/")
+
+
+def full_match(pattern: str, text: str) -> bool:
+    try:
+        return re.fullmatch(pattern, text) is not None
+    except re.error:
+        return False
+
+
+def string_matches(condition: StringMatch, value: str | None) -> bool:
+    if value is None:
+        return False
+    if condition.present:
+        return True
+    if condition.exact is not None:
+        return value == condition.exact
+    if condition.prefix is not None:
+        return value.startswith(condition.prefix)
+    return full_match(condition.regex or "", value)
+
+
+def entry_matches(entry: Match, request: Request, port: int | None) -> bool:
+    if entry.port is not None and entry.port != port:
+        return False
+    if entry.sni:
+        return False  # an HTTP request carries no SNI
+    path = request.bare_path
+    if entry.path is not None:
+        spec = entry.path
+        if spec.exact is not None and path != spec.exact:
+            return False
+        if spec.prefix is not None and not segment_prefix_matches(spec.prefix, path):
+            return False
+        if spec.regex is not None and not full_match(spec.regex, path):
+            return False
+    if entry.method is not None and entry.method != request.method:
+        return False
+    if any(not string_matches(c, request.header(name)) for name, c in entry.headers.items()):
+        return False
+    return all(string_matches(c, request.query(name)) for name, c in entry.query.items())
+
+
+def matching_entry(rule: ResolvedRule, request: Request, port: int | None) -> tuple[bool, Match | None]:
+    """Whether the rule matches, and the entry that did (None: the rule has no match list)."""
+    if not rule.spec.match:
+        return True, None
+    for entry in rule.spec.match:
+        if entry_matches(entry, request, port):
+            return True, entry
+    return False, None
+
+
+def rewritten_path(prefix: str, entry: Match | None, path: str) -> str:
+    """Gateway API ReplacePrefixMatch; an exact or regex match replaces the whole path."""
+    matched = entry.path if entry is not None else None
+    if matched is not None and matched.prefix is None:
+        return prefix
+    stem = matched.prefix.rstrip("/") if matched is not None else ""
+    return prefix.rstrip("/") + path[len(stem):] or "/"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules to decisions
+
+
+def rule_decision(graph: MeshGraph, route: RouteNode, request: Request, port: int | None,
+                  listener: str | None = None) -> Decision:
+    """First rule in written order that matches decides; none: 404."""
+    for rule in route.rules:
+        matched, entry = matching_entry(rule, request, port)
+        if matched:
+            return apply_rule(graph, route, rule, entry, request, listener)
+    return Decision("not-found", 404, listener=listener, reason=f"no rule of Route {route.key} matches")
+
+
+def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Match | None, request: Request,
+               listener: str | None) -> Decision:
+    spec = rule.spec
+    ref = RuleRef(route.key, rule.index, graph.sources.locate(route.origin, "rules", rule.index))
+    query = f"?{request.query_string}" if "?" in request.path else ""
+    if spec.redirect is not None:
+        host = spec.redirect.host or request.host
+        path = spec.redirect.path or request.bare_path
+        return Decision("redirect", spec.redirect.status, ref, listener,
+                        location=f"{request.scheme}://{host}{path}{query}", reason="redirect")
+    fault = spec.fault
+    if fault is not None and fault.abort is not None and fault.abort.percent >= 100:
+        return Decision("abort", fault.abort.status, ref, listener, reason="fault abort for every request")
+    path = request.bare_path
+    if spec.rewrite is not None:
+        path = rewritten_path(spec.rewrite.prefix, entry, path)
+    return Decision(
+        "forward", None, ref, listener,
+        destinations=rule.destinations,
+        port=rule.destinations[0].port,
+        path=path + query,
+        host=request.host,
+        mirror=rule.mirror,
+        mirror_percent=spec.mirror.percent if spec.mirror is not None else None,
+        timeout=rule.timeout,
+        retries=rule.retries,
+        abort_percent=fault.abort.percent if fault is not None and fault.abort is not None else None,
+        delay=fault.delay.fixed if fault is not None and fault.delay is not None else None,
+        delay_percent=fault.delay.percent if fault is not None and fault.delay is not None else None,
+        reason="first matching rule",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sidecars
+
+
+def callee_names(graph: MeshGraph, caller: ServiceNode) -> dict[str, Key]:
+    """Host name (without port) -> called service or ExternalService, for the caller's sidecar."""
+    names: dict[str, Key] = {}
+    by_short: dict[str, list[Key]] = {}
+    for key in caller.calls:
+        external = graph.externals.get(key)
+        if external is not None:
+            names.update({host: key for host in external.spec.hosts})
+            continue
+        names[f"{key.name}.{key.namespace}"] = key
+        by_short.setdefault(key.name, []).append(key)
+    for name, keys in by_short.items():
+        own = [k for k in keys if k.namespace == caller.namespace]
+        if len(keys) == 1 or own:
+            names[name] = own[0] if own else keys[0]
+    return names
+
+
+def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) -> Decision:
+    name, host_port = split_host(request.host)
+    names = callee_names(graph, caller)
+    pattern = best_match(list(names), name)
+    if pattern is None:
+        return Decision("not-found", 404, reason=f"{caller.key} does not call {name!r}")
+    key = names[pattern]
+    callee: ServiceNode | ExternalNode = graph.externals.get(key) or graph.services[key]
+    http_ports = [p.port for p in callee.spec.ports if p.protocol in HTTP_PROTOCOLS]
+    port = host_port or request.port or (http_ports[0] if http_ports else None)
+    if port not in http_ports:
+        return Decision("not-found", 404, reason=f"{key} has no HTTP port {port}")
+    if isinstance(callee, ExternalNode):
+        return Decision("forward", external=key, port=port, path=request.path, host=request.host,
+                        reason=f"ExternalService {key}")
+    route = graph.route_for(key)
+    if route is None:
+        return Decision("forward", destinations=(Target(key, None, port, 100),), port=port, path=request.path,
+                        host=request.host, timeout=callee.resilience.timeout, retries=callee.resilience.retries,
+                        reason=f"{key} has no Route")
+    return rule_decision(graph, route, request, port)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gateways
+
+
+def choose_listener(listeners: list[Listener], name: str) -> Listener | None:
+    """The listener whose hosts match `name` most specifically."""
+    scored = [(specificity(p), index) for index, listener in enumerate(listeners)
+              if (p := best_match(list(listener.hosts), name)) is not None]
+    return listeners[max(scored, key=lambda s: (s[0], -s[1]))[1]] if scored else None
+
+
+def attached_route(graph: MeshGraph, gateway: GatewayNode, listener: Listener, name: str) -> RouteNode | None:
+    """Among the Routes sharing hosts with the listener, the one whose host matches most specifically."""
+    best: tuple[tuple[int, int], RouteNode] | None = None
+    for route in graph.gateway_routes.get(gateway.key, ()):
+        served = [h for h in route.spec.hosts if any(host_matches(lh, h) or host_matches(h, lh)
+                                                     for lh in listener.hosts)]
+        pattern = best_match(served, name)
+        if pattern is not None and (best is None or specificity(pattern) > best[0]):
+            best = (specificity(pattern), route)
+    return best[1] if best else None
+
+
+def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -> Decision:
+    on_port = [listener for listener in gateway.listeners if listener.port == request.port]
+    if not on_port:
+        return Decision("refused", reason=f"gateway {gateway.key} has no listener on port {request.port}")
+    name, _ = split_host(request.host)
+    http = [listener for listener in on_port if listener.protocol == "http"]
+    if http:
+        listener = choose_listener(http, name)
+        if listener is None:
+            return Decision("not-found", 404, reason=f"no listener on port {request.port} serves {name!r}")
+        if listener.httpsRedirect:
+            return Decision("redirect", 301, listener=listener.name,
+                            location=f"https://{name}{request.path}", reason="httpsRedirect")
+        return routed(graph, gateway, listener, request, name)
+    https = [listener for listener in on_port if listener.protocol == "https"]
+    if https:
+        listener = choose_listener(https, (request.sni or "").lower())
+        if listener is None:
+            return Decision("not-found", 404, listener=https[0].name,
+                            reason=f"SNI {request.sni!r} names no listener on port {request.port}")
+        return routed(graph, gateway, listener, replace(request, scheme="https"), name)
+    return Decision("refused", reason=f"port {request.port} carries no HTTP")
+
+
+def routed(graph: MeshGraph, gateway: GatewayNode, listener: Listener, request: Request, name: str) -> Decision:
+    route = attached_route(graph, gateway, listener, name)
+    if route is None:
+        return Decision("not-found", 404, listener=listener.name, reason=f"no Route of listener {listener.name!r} serves {name!r}")
+    return rule_decision(graph, route, request, request.port, listener.name)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """Where the request is seen: the sidecar of `service`, or `gateway`."""
+
+    service: Key | None = None
+    gateway: Key | None = None
+
+
+def evaluate(graph: MeshGraph, proxy: Proxy, request: Request) -> Decision:
+    if proxy.gateway is not None:
+        return evaluate_gateway(graph, graph.gateways[proxy.gateway], request)
+    return evaluate_sidecar(graph, graph.services[proxy.service], request)
