@@ -108,6 +108,32 @@ def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on
     sys.exit(EXIT_FAIL if compiled.report.fails(fail_on) else EXIT_OK)
 
 
+@main.command("test")
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("--fail-under", "fail_under", type=click.FloatRange(0, 100), default=None, metavar="PERCENT",
+              help="Fail when fewer than PERCENT of the Route rules decide a case.")
+@_common
+def test_command(path: str, fail_under: float | None, ref: str | None, fmt: str,
+                 quiet: bool, color: str, fail_on: str) -> None:
+    """Run the mesh's RouteTest cases through the reference evaluator; report rule coverage."""
+    from compiler.build import compile_mesh
+    from compiler.routetest import run_route_tests
+
+    root = _root(path)
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / "build",))
+    run = None
+    if compiled.graph is not None and not compiled.report.has_errors:
+        run = run_route_tests(compiled.graph, compiled.loaded.intents, compiled.report)
+    _print_report(compiled, fmt, quiet, color, root)
+    if run is None:
+        sys.exit(EXIT_FAIL)
+    click.echo(f"meshc test: {run.summary()}", err=True)
+    below = fail_under is not None and run.coverage < fail_under
+    if below:
+        click.echo(f"meshc test: rule coverage {run.coverage:.1f}% is under --fail-under {fail_under:g}%", err=True)
+    sys.exit(EXIT_FAIL if compiled.report.fails(fail_on) or below else EXIT_OK)
+
+
 @main.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
 @click.option("-o", "--output", "output", default=None, type=click.Path(file_okay=False),

@@ -1,7 +1,8 @@
 """The one table of diagnostic codes, each with its documentation.
 
 Ranges: 0xx loading and YAML, 1xx schema, 2xx references and linking, 3xx semantic analysis
-and Policies, 4xx target-specific (41x envoy, 42x kubernetes, 43x cloudfoundry, 44x vm).
+and Policies, 4xx target-specific (41x envoy, 42x kubernetes, 43x cloudfoundry, 44x vm), 5xx
+route tests (`meshc test`).
 A code never changes meaning and is never reused; `meshc explain CODE` prints its entry and
 docs/diagnostics.md is generated from this table.
 """
@@ -537,4 +538,26 @@ VM_CERTIFICATES_IGNORED = _code(
     """On flavor istio the Istio agent on the VM obtains the workload certificate from the
     control plane (with the service account token and root-cert.pem of the bundle), so the
     platform's `certificates` setting is not used. Remove it, or use flavor static.""",
+)
+
+# 5xx: route tests (`meshc test`) ----------------------------------------------------------
+ROUTE_TEST_FAILED = _code(
+    "MESH501", "route-test-failed", "error", "A RouteTest case does not get what it expects.",
+    """`meshc test` evaluated the case's request with the reference evaluator (the semantics in
+    docs/intents.md) and the decision differs from `expect`. The diagnostic points at the case;
+    the related location is the rule that decided the request (or the message says why no rule
+    did: a host nobody serves, a port without listener, no matching rule). Either the Route
+    does not do what the case says, or the case is wrong: fix the one that is.""",
+)
+ROUTE_TEST_UNRESOLVED = _code(
+    "MESH502", "route-test-unresolved", "error", "A RouteTest names a caller, gateway or route that does not exist.",
+    """A RouteTest's `caller` must be a Service and its `gateway` a Gateway of the mesh; an
+    expected `route` must be a Route, and an expected `rule` one of its rule indexes. The cases
+    of such a test are not run.""",
+)
+RULE_NOT_COVERED = _code(
+    "MESH503", "rule-not-covered", "info", "A route rule that no RouteTest case exercises.",
+    """Rule coverage (the istio-router-check habit): every Route rule should decide at least one
+    RouteTest case, so a change that makes it unreachable or sends its traffic elsewhere fails a
+    test. `meshc test --fail-under PERCENT` fails when fewer rules than that are covered.""",
 )

@@ -17,6 +17,7 @@ RANGES = (
     ("MESH2", "References and linking (2xx)"),
     ("MESH3", "Semantic analysis and Policies (3xx)"),
     ("MESH4", "Target-specific (4xx)"),
+    ("MESH5", "Route tests (5xx)"),
 )
 
 

@@ -321,14 +321,45 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
             return Decision("redirect", 301, listener=listener.name,
                             location=f"https://{name}{request.path}", reason="httpsRedirect")
         return routed(graph, gateway, listener, request, name)
-    https = [listener for listener in on_port if listener.protocol == "https"]
-    if https:
-        listener = choose_listener(https, (request.sni or "").lower())
+    sni = (request.sni or "").lower()
+    secured = [listener for listener in on_port if listener.protocol in ("https", "tls")]
+    if secured:
+        listener = choose_listener(secured, sni)
+        https = [candidate for candidate in secured if candidate.protocol == "https"]
         if listener is None:
-            return Decision("not-found", 404, listener=https[0].name,
-                            reason=f"SNI {request.sni!r} names no listener on port {request.port}")
-        return routed(graph, gateway, listener, replace(request, scheme="https"), name)
-    return Decision("refused", reason=f"port {request.port} carries no HTTP")
+            if https:
+                return Decision("not-found", 404, listener=https[0].name,
+                                reason=f"SNI {request.sni!r} names no listener on port {request.port}")
+            return Decision("refused", reason=f"SNI {request.sni!r} names no listener on port {request.port}")
+        if listener.protocol == "https":
+            return routed(graph, gateway, listener, replace(request, scheme="https"), name)
+        return stream_decision(graph, gateway, listener, sni if listener.tls.mode == "passthrough" else None)
+    return stream_decision(graph, gateway, on_port[0], None)
+
+
+def is_http_only(entry: Match) -> bool:
+    return bool(entry.path or entry.method or entry.headers or entry.query)
+
+
+def stream_decision(graph: MeshGraph, gateway: GatewayNode, listener: Listener, sni: str | None) -> Decision:
+    """A byte stream: by SNI on passthrough (the rule's `sni`, else its Route's hosts), else the
+    first rule of the first Route that can carry a stream; HTTP-only rules are skipped."""
+    for route in graph.gateway_routes.get(gateway.key, ()):
+        hosts = [h for h in route.spec.hosts if any(host_matches(lh, h) or host_matches(h, lh) for lh in listener.hosts)]
+        if not hosts:
+            continue
+        for rule in route.rules:
+            entries = [m for m in rule.spec.match if m.port in (None, listener.port)]
+            if rule.spec.redirect is not None or (rule.spec.match and not entries) or \
+                    (entries and all(is_http_only(m) for m in entries)):
+                continue
+            names = [n for m in entries for n in m.sni] or hosts
+            if sni is not None and best_match(names, sni) is None:
+                continue
+            ref = RuleRef(route.key, rule.index, graph.sources.locate(route.origin, "rules", rule.index))
+            return Decision("forward", rule=ref, listener=listener.name, destinations=rule.destinations,
+                            port=rule.destinations[0].port, reason="byte stream")
+    return Decision("refused", listener=listener.name, reason=f"no Route rule of listener {listener.name!r} takes the stream")
 
 
 def routed(graph: MeshGraph, gateway: GatewayNode, listener: Listener, request: Request, name: str) -> Decision:

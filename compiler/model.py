@@ -581,6 +581,76 @@ class ExternalService(Strict):
 
 
 # ---------------------------------------------------------------------------------------------
+# RouteTest: requests and what must happen to them (`meshc test`, docs/intents.md)
+
+# A Host header: a host name or IP address, optionally with `:port`.
+HostHeader = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9*]([-A-Za-z0-9.*]*[A-Za-z0-9])?(:[0-9]{1,5})?$",
+                                              max_length=259)]
+RequestPath = Annotated[str, StringConstraints(pattern=r"^/[^\s#]*$", max_length=4096)]
+
+
+class RouteTestRequest(Strict):
+    host: HostHeader
+    path: RequestPath = "/"  # with the query string, if any: /search?q=1
+    method: HttpMethod = "GET"
+    headers: dict[HeaderName, Annotated[str, StringConstraints(max_length=4096)]] = {}
+    port: Port | None = None
+    sni: HostName | None = None
+
+
+class ExpectedDestination(Strict):
+    service: Ref
+    version: Name | None = None
+    port: Port | None = None
+    weight: Annotated[int, Field(ge=1, le=100)] | None = None
+
+
+class RouteTestExpectation(Strict):
+    # 200 means "forwarded to a destination" (its answer); anything else is the proxy's own
+    # answer: 404 for no route, a redirect's status, an abort's status
+    status: Annotated[int, Field(ge=200, le=599)] | None = None
+    to: list[ExpectedDestination] | None = None
+    redirect: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+    path: RequestPath | None = None
+    host: HostHeader | None = None
+    route: Ref | None = None
+    rule: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> RouteTestExpectation:
+        if all(getattr(self, f) is None for f in type(self).model_fields):
+            raise ValueError("an expectation needs at least one of " + ", ".join(type(self).model_fields))
+        if self.rule is not None and self.route is None:
+            raise ValueError("`rule` is an index into the Rules of `route`: name the route too")
+        return self
+
+
+class RouteTestCase(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    request: RouteTestRequest
+    expect: RouteTestExpectation
+
+
+class RouteTest(Strict):
+    apiVersion: Literal["meshc/v1"]
+    kind: Literal["RouteTest"]
+    name: Name
+    namespace: Name | None = None
+    caller: Ref | None = None  # the calling service: its sidecar sees the requests
+    gateway: Ref | None = None  # or the Gateway that receives them
+    cases: Annotated[list[RouteTestCase], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _proxy(self) -> RouteTest:
+        if (self.caller is None) == (self.gateway is None):
+            raise ValueError("a RouteTest names either `caller` (a service's sidecar) or `gateway`")
+        if self.gateway is not None and any(c.request.port is None for c in self.cases):
+            raise ValueError("requests to a gateway need `port` (the listener port they arrive on)")
+        _unique([c.name for c in self.cases], "case name")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
 # Policy
 
 PolicyKind = Literal["Mesh", "Service", "Route", "AccessPolicy", "Gateway", "ExternalService"]
@@ -606,5 +676,6 @@ KIND_MODELS: dict[str, type[Strict]] = {
     "Gateway": Gateway,
     "ExternalService": ExternalService,
     "Policy": Policy,
+    "RouteTest": RouteTest,
 }
-NAMESPACED_KINDS = frozenset({"Service", "Route", "AccessPolicy", "Gateway", "ExternalService"})
+NAMESPACED_KINDS = frozenset({"Service", "Route", "AccessPolicy", "Gateway", "ExternalService", "RouteTest"})

@@ -13,6 +13,7 @@ import pytest
 from compiler.build import compile_mesh, emit
 from compiler.codes import CODES
 from compiler.render import render_text
+from compiler.routetest import route_tests, run_route_tests
 from tests import test_policies_checks, test_target_cloudfoundry, test_target_envoy, test_target_kubernetes
 from tests.test_bad_input import CASES as FRONT_END_CASES
 from tests.test_target_vm import mesh_files as vm_mesh_files
@@ -31,6 +32,8 @@ def _rendered(root: Path) -> str:
     compiled = compile_mesh(root, finish=False)
     if compiled.graph is not None:
         emit(compiled.graph, compiled.report)
+        if route_tests(compiled.loaded.intents):
+            run_route_tests(compiled.graph, compiled.loaded.intents, compiled.report)
     compiled.finish(targets_ran=True)
     return render_text(compiled.report.sorted(), compiled.sources)
 
@@ -57,6 +60,23 @@ CF_THROUGH_GATEWAY = {
                   "rules:\n  - to: [{service: shopfront}]\n",
 }
 
+ROUTE_TESTS = {
+    "mesh.yaml": K8S_NAMES["mesh.yaml"],
+    "api.yaml": "apiVersion: meshc/v1\nkind: Service\nname: api\nplatform: k8s\npublic: true\nmtls: PERMISSIVE\n"
+                "ports: [{name: http, port: 80, protocol: http}]\nversions: {v1: {}, v2: {}}\n",
+    "web.yaml": "apiVersion: meshc/v1\nkind: Service\nname: web\nplatform: k8s\npublic: true\nmtls: PERMISSIVE\n"
+                "ports: [{name: http, port: 80, protocol: http}]\ncalls: [api]\n",
+    "route.yaml": "apiVersion: meshc/v1\nkind: Route\nname: api\nservice: api\nrules:\n"
+                  "  - match: [{path: {prefix: /v2}}]\n    to: [{version: v2}]\n"
+                  "  - match: [{path: {prefix: /admin}}]\n    to: [{version: v2}]\n"
+                  "  - to: [{version: v1}]\n",
+    "tests.yaml": "apiVersion: meshc/v1\nkind: RouteTest\nname: api\ncaller: web\ncases:\n"
+                  "  - name: v2 by character prefix\n    request: {host: api, path: /v2beta}\n"
+                  "    expect: {to: [{service: api, version: v2}]}\n"
+                  "---\napiVersion: meshc/v1\nkind: RouteTest\nname: lost\ncaller: nobody\ncases:\n"
+                  "  - {name: any, request: {host: api}, expect: {status: 200}}\n",
+}
+
 MESHES = {
     **{f"{case.code}": case.violating for case in test_policies_checks.CASES},
     "envoy-problems": {"mesh.yaml": test_target_envoy.PROBLEMS_MESH, **test_target_envoy.PROBLEMS},
@@ -68,6 +88,7 @@ MESHES = {
     "kubernetes-names": K8S_NAMES,
     "vm-plant": vm_mesh_files("/etc/meshc/certs"),
     "unused-suppressions": UNUSED_SUPPRESSION,
+    "route-tests": ROUTE_TESTS,
 }
 
 

@@ -1,0 +1,185 @@
+"""`meshc test`: RouteTest cases run through the reference evaluator, and rule coverage.
+
+A case passes when every field of its `expect` agrees with the evaluator's decision. A failing
+case is reported at the case, with the rule that decided it as the related location; rules no
+case reaches are listed (MESH503) and counted for `--fail-under`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compiler import codes
+from compiler.diagnostics import Related, Report
+from compiler.evaluate import Decision, Proxy, Request, evaluate
+from compiler.graph import Key, MeshGraph
+from compiler.linker import parse_ref
+from compiler.loader import Intent
+from compiler.model import RouteTest, RouteTestCase, RouteTestExpectation
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    test: Key
+    index: int
+    case: RouteTestCase
+    intent: Intent
+    proxy: Proxy
+    request: Request
+    decision: Decision
+    differences: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.differences
+
+
+@dataclass
+class TestRun:
+    cases: list[CaseRun] = field(default_factory=list)
+    rules: list[tuple[Key, int]] = field(default_factory=list)  # every rule of every Route
+    covered: set[tuple[Key, int]] = field(default_factory=set)
+
+    @property
+    def failed(self) -> list[CaseRun]:
+        return [c for c in self.cases if not c.passed]
+
+    @property
+    def coverage(self) -> float:
+        """Percent of Route rules that decide at least one case (100 when there are none)."""
+        return 100.0 * len(self.covered) / len(self.rules) if self.rules else 100.0
+
+    def summary(self) -> str:
+        return (f"{len(self.cases)} route test case(s), {len(self.failed)} failed; rule coverage "
+                f"{self.coverage:.0f}% ({len(self.covered)} of {len(self.rules)} rules)")
+
+
+def as_request(case: RouteTestCase) -> Request:
+    spec = case.request
+    return Request(host=spec.host, path=spec.path, method=spec.method, headers=tuple(spec.headers.items()),
+                   port=spec.port, sni=spec.sni)
+
+
+def answer(decision: Decision) -> int | None:
+    """The status the client sees: 200 from a destination, else the proxy's own."""
+    return 200 if decision.action == "forward" else decision.status
+
+
+def differences(expect: RouteTestExpectation, decision: Decision, namespace: str) -> list[str]:
+    found: list[str] = []
+
+    def differ(what: str, wanted: object, got: object) -> None:
+        if wanted is not None and wanted != got:
+            found.append(f"{what}: expected {wanted}, got {got}")
+
+    differ("status", expect.status, answer(decision))
+    if expect.to is not None:
+        got = [(t.service, t.version, t.port, t.weight) for t in decision.backends]
+        if decision.external is not None:
+            got = [(decision.external, None, decision.port, 100)]
+        wanted = [(parse_ref(d.service, namespace), d.version, d.port, d.weight) for d in expect.to]
+        if len(got) != len(wanted) or not all(
+            any(all(w is None or w == g for w, g in zip(want, have)) for have in got) for want in wanted
+        ):
+            shown = ", ".join(f"{s}{'@' + v if v else ''}:{p} ({w}%)" for s, v, p, w in got) or decision.action
+            found.append(f"to: expected {', '.join(describe(w) for w in wanted)}, got {shown}")
+    differ("redirect", expect.redirect, decision.location)
+    differ("path", expect.path, decision.path)
+    differ("host", expect.host, decision.host)
+    if expect.route is not None:
+        route = parse_ref(expect.route, namespace)
+        got_rule = (decision.rule.route, decision.rule.index) if decision.rule else None
+        if got_rule is None or got_rule[0] != route or (expect.rule is not None and got_rule[1] != expect.rule):
+            wanted_rule = f"Route {route}" + (f" rule {expect.rule}" if expect.rule is not None else "")
+            found.append(f"decided by: expected {wanted_rule}, got {decision.rule or 'no rule'}")
+    return found
+
+
+def describe(wanted: tuple) -> str:
+    service, version, port, weight = wanted
+    return (f"{service}{'@' + version if version else ''}{':' + str(port) if port else ''}"
+            + (f" ({weight}%)" if weight is not None else ""))
+
+
+def route_tests(intents: list[Intent]) -> list[Intent]:
+    return [intent for intent in intents if intent.kind == "RouteTest"]
+
+
+def run_route_tests(graph: MeshGraph, intents: list[Intent], report: Report) -> TestRun:
+    run = TestRun(rules=[(route.key, rule.index) for route in graph.routes.values() for rule in route.rules])
+    seen: set[Key] = set()
+    for intent in route_tests(intents):
+        spec: RouteTest = intent.model
+        test = Key(spec.namespace or graph.mesh.defaultNamespace, spec.name)
+        if test in seen:
+            continue  # the linker reported the duplicate
+        seen.add(test)
+        proxy = resolve_proxy(graph, spec, test, intent, report)
+        if proxy is None or not expectations_resolve(graph, spec, test, intent, report):
+            continue
+        for index, case in enumerate(spec.cases):
+            request = as_request(case)
+            decision = evaluate(graph, proxy, request)
+            if decision.rule is not None:
+                run.covered.add((decision.rule.route, decision.rule.index))
+            found = tuple(differences(case.expect, decision, test.namespace))
+            run.cases.append(CaseRun(test, index, case, intent, proxy, request, decision, found))
+            if found:
+                report_failure(graph, run.cases[-1], report)
+    for route_key, index in run.rules:
+        if (route_key, index) not in run.covered:
+            route = graph.routes[route_key]
+            report.add(codes.RULE_NOT_COVERED, f"Route {route_key} rule {index} decides no RouteTest case",
+                       graph.sources.locate(route.origin, "rules", index))
+    return run
+
+
+def resolve_proxy(graph: MeshGraph, spec: RouteTest, test: Key, intent: Intent, report: Report) -> Proxy | None:
+    if spec.caller is not None:
+        caller = parse_ref(spec.caller, test.namespace)
+        if caller in graph.services:
+            return Proxy(service=caller)
+        what, field_name = f"caller {caller} is not a Service", "caller"
+    else:
+        gateway = parse_ref(spec.gateway, test.namespace)
+        if gateway in graph.gateways:
+            return Proxy(gateway=gateway)
+        what, field_name = f"gateway {gateway} is not a Gateway", "gateway"
+    report.add(codes.ROUTE_TEST_UNRESOLVED, f"RouteTest {test}: {what}", graph.sources.locate(intent.origin, field_name))
+    return None
+
+
+def expectations_resolve(graph: MeshGraph, spec: RouteTest, test: Key, intent: Intent, report: Report) -> bool:
+    ok = True
+    for index, case in enumerate(spec.cases):
+        expect = case.expect
+        for d_index, destination in enumerate(expect.to or ()):
+            service = parse_ref(destination.service, test.namespace)
+            if service not in graph.services and service not in graph.externals:
+                ok = False
+                report.add(codes.ROUTE_TEST_UNRESOLVED, f"RouteTest {test} expects {service}, which is not a Service",
+                           graph.sources.locate(intent.origin, "cases", index, "expect", "to", d_index, "service"))
+        if expect.route is not None:
+            route = graph.routes.get(parse_ref(expect.route, test.namespace))
+            if route is None or (expect.rule is not None and expect.rule >= len(route.spec.rules)):
+                ok = False
+                problem = (f"Route {parse_ref(expect.route, test.namespace)} does not exist" if route is None
+                           else f"Route {route.key} has {len(route.spec.rules)} rule(s), no rule {expect.rule}")
+                report.add(codes.ROUTE_TEST_UNRESOLVED, f"RouteTest {test}: {problem}",
+                           graph.sources.locate(intent.origin, "cases", index, "expect",
+                                                "route" if route is None else "rule"))
+    return ok
+
+
+def report_failure(graph: MeshGraph, run: CaseRun, report: Report) -> None:
+    decision = run.decision
+    related = ()
+    if decision.rule is not None and decision.rule.location is not None:
+        related = (Related(decision.rule.location, f"{decision.rule} decided the request"),)
+    why = "" if decision.rule is not None else f" ({decision.reason})"
+    report.add(
+        codes.ROUTE_TEST_FAILED,
+        f"RouteTest {run.test} case {run.case.name!r}: " + "; ".join(run.differences) + why,
+        graph.sources.locate(run.intent.origin, "cases", run.index),
+        related=related,
+    )
