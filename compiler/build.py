@@ -15,7 +15,7 @@ from compiler import codes
 from compiler.artifact import Artifact
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
-from compiler.loader import SourceTable, WorktreeSource, load
+from compiler.loader import Loaded, SourceTable, WorktreeSource, load
 from targets import REGISTRY
 from targets import load as load_target
 
@@ -28,6 +28,7 @@ class Compiled:
     graph: MeshGraph | None
     sources: SourceTable
     report: Report
+    loaded: Loaded | None = None  # the intents as read: `meshc test` runs the RouteTests among them
     suppressor: Suppressor | None = None
 
     def filter_suppressed(self) -> None:
@@ -65,7 +66,7 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     from compiler.linker import link
 
     graph = link(loaded, report) if not report.has_errors else None
-    compiled = Compiled(graph, loaded.sources, report)
+    compiled = Compiled(graph, loaded.sources, report, loaded)
     if graph is not None and analyse and not report.has_errors:
         from policies import analyse as run_checks
 
