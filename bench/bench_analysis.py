@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.generate import generate_mesh  # noqa: E402
 from compiler.build import compile_mesh  # noqa: E402
 from compiler.diagnostics import Report  # noqa: E402
-from policies import CHECKS  # noqa: E402
+from policies.registry import CHECKS  # noqa: E402
 
 PERFORMANCE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 POLICY = """\

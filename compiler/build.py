@@ -68,7 +68,7 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     graph = link(loaded, report) if not report.has_errors else None
     compiled = Compiled(graph, loaded.sources, report, loaded)
     if graph is not None and analyse and not report.has_errors:
-        from policies import analyse as run_checks
+        from policies.registry import analyse as run_checks
 
         run_checks(graph, report)
         from compiler.suppress import Suppressor

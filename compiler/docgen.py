@@ -1,6 +1,8 @@
-"""Write docs/diagnostics.md from the code table: `python -m compiler.docgen`.
+"""Write the generated documentation: `python -m compiler.docgen`.
 
-The page is generated, never edited by hand; a test keeps the committed copy current.
+docs/diagnostics.md is generated whole from the code table; in docs/policies.md the table
+of checks, between two markers, is generated from the check registry. Neither is edited by
+hand; tests keep the committed copies current.
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ from pathlib import Path
 
 from compiler.codes import CODES
 
-OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "diagnostics.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+OUTPUT = DOCS / "diagnostics.md"
+POLICIES = DOCS / "policies.md"
+CHECKS_BEGIN = "<!-- checks: generated from policies/registry.py by `python -m compiler.docgen`; do not edit -->"
+CHECKS_END = "<!-- end of checks -->"
 
 RANGES = (
     ("MESH0", "Loading and YAML (0xx)"),
@@ -46,10 +52,40 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def _code_list(codes: list[str]) -> str:
+    """MESH301, MESH302 / MESH340-MESH343: runs of three or more consecutive codes as a range."""
+    runs: list[list[str]] = []
+    for code in sorted(codes):
+        if runs and int(code[4:]) == int(runs[-1][-1][4:]) + 1:
+            runs[-1].append(code)
+        else:
+            runs.append([code])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) >= 3 else ", ".join(run) for run in runs)
+
+
+def render_checks() -> str:
+    """The table of checks: name, the kinds it reads, its codes, what it proves."""
+    from policies.check import KINDS
+    from policies.registry import CHECKS
+
+    lines = [CHECKS_BEGIN, "", "| check | reads | codes | what it proves |", "| --- | --- | --- | --- |"]
+    for check in CHECKS:
+        reads = ", ".join(kind for kind in KINDS if kind in check.reads)
+        lines.append(f"| {check.name} | {reads} | {_code_list([c.code for c in check.codes])} | {check.summary} |")
+    return "\n".join([*lines, "", CHECKS_END])
+
+
+def render_policies(page: str) -> str:
+    """docs/policies.md with its table of checks regenerated."""
+    begin, end = page.index(CHECKS_BEGIN), page.index(CHECKS_END) + len(CHECKS_END)
+    return page[:begin] + render_checks() + page[end:]
+
+
 def main() -> None:
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(render(), encoding="utf-8")
-    print(f"wrote {OUTPUT}")
+    POLICIES.write_text(render_policies(POLICIES.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {OUTPUT} and the checks of {POLICIES}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import Key, MeshGraph, Principal, ResolvedAccessRule, ServiceNode
-from policies import Check
+from policies.check import Check
 
 
 def _names(principal: Principal, caller: Key, is_gateway: bool) -> bool:
@@ -120,7 +120,8 @@ def check(graph: MeshGraph, report: Report) -> None:
 
 CHECK = Check(
     name="authorization",
-    reads=("Mesh", "Service", "Route", "Gateway", "AccessPolicy"),
+    summary="declared traffic is admitted; grants are used; `from` entries exist",
+    reads=frozenset({"Mesh", "Service", "Route", "Gateway", "AccessPolicy"}),
     codes=(codes.CALL_DENIED, codes.STALE_GRANT, codes.UNKNOWN_PRINCIPAL),
     run=check,
 )

@@ -23,7 +23,7 @@ from compiler import codes
 from compiler.diagnostics import Location, Related, Report
 from compiler.graph import MeshGraph, PolicyNode
 from compiler.loader import Origin
-from policies import Check
+from policies.check import Check
 
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+):")
 
@@ -159,7 +159,8 @@ def check(graph: MeshGraph, report: Report) -> None:
 
 CHECK = Check(
     name="cel-policies",
-    reads=("Policy", "Mesh", "Service", "Route", "AccessPolicy", "Gateway", "ExternalService"),
+    summary="the organisation's Policy documents",
+    reads=frozenset({"Mesh", "Service", "ExternalService", "Route", "Gateway", "AccessPolicy", "Policy"}),
     codes=(codes.POLICY_EXPRESSION_INVALID, codes.POLICY_VIOLATION, codes.POLICY_EVALUATION_FAILED),
     run=check,
 )

@@ -7,7 +7,7 @@ from collections import defaultdict
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import GatewayNode, Key, MeshGraph
-from policies import Check
+from policies.check import Check
 from policies.hostnames import covers as host_covers
 from policies.hostnames import overlap
 
@@ -86,7 +86,8 @@ def check(graph: MeshGraph, report: Report) -> None:
 
 CHECK = Check(
     name="gateways",
-    reads=("Gateway", "Route"),
+    summary="listeners Envoy accepts; every route host is served; certificates present and not shared",
+    reads=frozenset({"Mesh", "Service", "Route", "Gateway"}),
     codes=(codes.OVERLAPPING_LISTENERS, codes.GATEWAY_HOST_UNSERVED, codes.SHARED_CERTIFICATE,
            codes.LISTENER_WITHOUT_CERTIFICATE),
     run=check,

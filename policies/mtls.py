@@ -5,7 +5,7 @@ from __future__ import annotations
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph
-from policies import Check
+from policies.check import Check
 
 
 def check(graph: MeshGraph, report: Report) -> None:
@@ -38,7 +38,8 @@ def check(graph: MeshGraph, report: Report) -> None:
 
 CHECK = Check(
     name="mtls",
-    reads=("Mesh", "Service"),
+    summary="STRICT services are reachable with a mesh identity; STRICT callers can reach DISABLE services",
+    reads=frozenset({"Mesh", "Service"}),
     codes=(codes.STRICT_UNIDENTIFIED_CALLER, codes.DISABLED_CALLEE_OF_STRICT),
     run=check,
 )

@@ -8,7 +8,7 @@ from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, RouteNode, Target
 from compiler.model import HTTP_PROTOCOLS, Match
-from policies import Check
+from policies.check import Check
 from policies.hostnames import covers as host_covers
 
 HTTP_LISTENERS = frozenset({"http", "https"})
@@ -110,7 +110,8 @@ def check(graph: MeshGraph, report: Report) -> None:
 
 CHECK = Check(
     name="ports",
-    reads=("Service", "Route", "Gateway"),
+    summary="matches fit the protocol and ports they are on; routed versions have endpoints and can be addressed",
+    reads=frozenset({"Mesh", "Service", "Route", "Gateway"}),
     codes=(codes.HTTP_MATCH_ON_STREAM, codes.SNI_MATCH_ON_HTTP, codes.UNKNOWN_MATCH_PORT,
            codes.VERSION_WITHOUT_ENDPOINTS, codes.VERSION_NOT_ADDRESSABLE),
     run=check,

@@ -6,7 +6,7 @@ from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, RouteNode
 from compiler.model import Match, PathMatch, StringMatch
-from policies import Check
+from policies.check import Check
 from policies.hostnames import covers as host_covers
 
 # A rule without `match` matches every request, like an empty match entry.
@@ -98,7 +98,8 @@ def check(graph: MeshGraph, report: Report) -> None:
 
 CHECK = Check(
     name="reachability",
-    reads=("Route",),
+    summary="every route rule can match; no match entry repeats an earlier one",
+    reads=frozenset({"Mesh", "Service", "Route"}),
     codes=(codes.UNREACHABLE_RULE, codes.DUPLICATE_MATCH),
     run=check,
 )

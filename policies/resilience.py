@@ -7,7 +7,7 @@ from compiler import codes
 from compiler.diagnostics import Location, Related, Report
 from compiler.graph import MeshGraph, ResolvedRule, RouteNode, ServiceNode
 from compiler.model import Retries, duration_seconds
-from policies import Check
+from policies.check import Check
 
 NON_IDEMPOTENT = frozenset({"POST", "PATCH", "CONNECT"})  # RFC 9110, section 9.2.2
 
@@ -129,7 +129,8 @@ def check(graph: MeshGraph, report: Report) -> None:
 
 CHECK = Check(
     name="resilience",
-    reads=("Mesh", "Service", "Route"),
+    summary="retries fit their timeout; route timeouts fit their callers; no silent retries of POST",
+    reads=frozenset({"Mesh", "Service", "Route"}),
     codes=(codes.RETRY_BUDGET_EXCEEDS_TIMEOUT, codes.ROUTE_TIMEOUT_EXCEEDS_CALLER, codes.RETRY_NON_IDEMPOTENT),
     run=check,
 )

@@ -7,7 +7,7 @@ from collections import deque
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import Key, MeshGraph
-from policies import Check
+from policies.check import Check
 
 
 def _unreached(graph: MeshGraph, report: Report) -> None:
@@ -112,7 +112,8 @@ def check(graph: MeshGraph, report: Report) -> None:
 
 CHECK = Check(
     name="topology",
-    reads=("Service", "ExternalService", "Route"),
+    summary="every service and ExternalService is used; call cycles are shown (a --> b --> a)",
+    reads=frozenset({"Mesh", "Service", "ExternalService", "Route"}),
     codes=(codes.UNREACHABLE_SERVICE, codes.CALL_CYCLE, codes.UNUSED_EXTERNAL),
     run=check,
 )

@@ -78,7 +78,7 @@ ROUTE_TESTS = {
 }
 
 MESHES = {
-    **{f"{case.code}": case.violating for case in test_policies_checks.CASES},
+    **{code: test_policies_checks.FIXTURES / code / "violating" for code in test_policies_checks.CODES},
     "envoy-problems": {"mesh.yaml": test_target_envoy.PROBLEMS_MESH, **test_target_envoy.PROBLEMS},
     "cloudfoundry-shop": {"mesh.yaml": test_target_cloudfoundry.MESH, "services.yaml": test_target_cloudfoundry.SERVICES,
                           "access.yaml": test_target_cloudfoundry.POLICIES, "routes.yaml": test_target_cloudfoundry.ROUTES},
@@ -94,7 +94,8 @@ MESHES = {
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[str, str]:
-    return {name: _rendered(_write(tmp_path_factory.mktemp(name), files)) for name, files in MESHES.items()}
+    return {name: _rendered(files if isinstance(files, Path) else _write(tmp_path_factory.mktemp(name), files))
+            for name, files in MESHES.items()}
 
 
 @pytest.mark.parametrize("name", sorted(MESHES))

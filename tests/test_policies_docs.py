@@ -1,4 +1,5 @@
-"""docs/diagnostics.md is generated from the code table and current; every code explains itself."""
+"""docs/diagnostics.md and the check table of docs/policies.md are generated and current;
+every code explains itself; the checks form one sorted registry."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ from click.testing import CliRunner
 from compiler import docgen
 from compiler.cli import main
 from compiler.codes import CODES
-from policies import CHECKS
+from policies.registry import CHECKS
 
 
 def test_diagnostics_page_is_current() -> None:
     assert docgen.OUTPUT.read_text(encoding="utf-8") == docgen.render(), "run `python -m compiler.docgen`"
+
+
+def test_policies_page_check_table_is_current() -> None:
+    page = docgen.POLICIES.read_text(encoding="utf-8")
+    assert page == docgen.render_policies(page), "run `python -m compiler.docgen`"
+    for check in CHECKS:
+        assert f"| {check.name} | " in page and check.summary
 
 
 def test_every_code_is_on_the_page_and_explained() -> None:
