@@ -74,3 +74,9 @@ def test_checks_see_the_same_graph(graphs: list[MeshGraph]) -> None:
             check.run(graph, plain)
             run_check(check, graph, recorded)
             assert plain.sorted() == recorded.sorted()
+
+
+def test_no_import_cycles_through_policies() -> None:
+    from tests.test_structure import cycles, import_graph
+
+    assert [c for c in cycles(import_graph()) if any(m.startswith("policies") for m in c)] == []
