@@ -8,8 +8,10 @@ run cannot hide a validator that never ran.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import os
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -17,6 +19,8 @@ from types import ModuleType
 from typing import NoReturn
 
 import pytest
+
+from compiler.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -70,6 +74,36 @@ def require_shared_schemas() -> Path:
     return SCHEMAS
 
 
+def is_meshc_output(directory: Path) -> bool:
+    """A directory meshc built into (examples/*/build after the README's first command, or any
+    -o directory): it holds a manifest.json that meshc's own reader accepts."""
+    return read_manifest(directory) is not None
+
+
+def example_files(root: Path, pattern: str = "*.yaml") -> list[Path]:
+    """The files below a mesh root that match `pattern`, sorted, outside every output directory."""
+    found = []
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [name for name in subdirs if not is_meshc_output(Path(directory, name))]
+        found.extend(Path(directory, name) for name in fnmatch.filter(names, pattern))
+    return sorted(found)
+
+
+def copy_mesh(source: Path, destination: Path, *, dirs_exist_ok: bool = False) -> Path:
+    """Copy a mesh root without the output directories meshc wrote into it."""
+    shutil.copytree(source, destination, dirs_exist_ok=dirs_exist_ok,
+                    ignore=lambda directory, names: [n for n in names if is_meshc_output(Path(directory, n))])
+    return destination
+
+
+def lines_of_tests_matching(pattern: re.Pattern[str], *, besides: tuple[Path, ...]) -> list[str]:
+    """`path:line: text` of every line of the tests' Python files that matches, outside `besides`."""
+    return [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+            for path in sorted((REPO / "tests").rglob("*.py")) if path not in besides
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if pattern.search(line)]
+
+
 @pytest.fixture
 def jsonschema() -> ModuleType:
     """The jsonschema package, which validates against the real schemas."""
@@ -79,9 +113,7 @@ def jsonschema() -> ModuleType:
 @pytest.fixture
 def bookinfo_copy(tmp_path: Path) -> Path:
     """A writable copy of the example mesh."""
-    target = tmp_path / "bookinfo"
-    shutil.copytree(BOOKINFO, target, ignore=shutil.ignore_patterns("build"))
-    return target
+    return copy_mesh(BOOKINFO, tmp_path / "bookinfo")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from compiler.cli import main
-from tests.conftest import BOOKINFO
+from tests.conftest import BOOKINFO, copy_mesh
 
 
 @dataclass
@@ -44,7 +43,7 @@ class GitMesh:
 def git_mesh(top: Path, source: Path = BOOKINFO) -> GitMesh:
     """A repository with a copy of `source` committed as its first commit."""
     top.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, top / "mesh", ignore=shutil.ignore_patterns("build"))
+    copy_mesh(source, top / "mesh")
     repo = GitMesh(top)
     repo.git("init", "-q", "-b", "main")
     repo.git("config", "user.name", "meshc tests")

@@ -14,7 +14,7 @@ from compiler.loader import Revision
 from compiler.manifest import MANIFEST
 from compiler.writer import OutputError, check_path, render_tree, write_tree
 from compiler.yamlload import load_documents
-from tests.conftest import BOOKINFO
+from tests.conftest import BOOKINFO, example_files
 
 runner = CliRunner()
 
@@ -43,7 +43,7 @@ def _schema() -> dict:
 def test_schema_accepts_every_example_document(jsonschema) -> None:
     validator = jsonschema.Draft202012Validator(_schema())
     documents = 0
-    for path in sorted(BOOKINFO.rglob("*.yaml")):
+    for path in example_files(BOOKINFO):
         for document in load_documents(path.read_text()):
             errors = list(validator.iter_errors(document.data))
             assert errors == [], f"{path}: {errors[0].message}"

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.build import compile_mesh
-from tests.conftest import BOOKINFO
+from tests.conftest import BOOKINFO, copy_mesh, example_files
 
 FIELDS = [
     "apiVersion", "kind", "name", "namespace", "platform", "ports", "port", "protocol", "calls", "rules",
@@ -44,7 +44,7 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 def _compile_with(files: dict[str, bytes]) -> None:
     root = Path(tempfile.mkdtemp(prefix="meshc-fuzz-"))
     try:
-        shutil.copytree(BOOKINFO, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("build"))
+        copy_mesh(BOOKINFO, root, dirs_exist_ok=True)
         for relative, content in files.items():
             (root / relative).write_bytes(content)
         report = compile_mesh(root).report
@@ -64,7 +64,7 @@ def test_generated_documents_never_raise(docs: list) -> None:
 
 
 @SETTINGS
-@given(st.sampled_from(sorted(p.relative_to(BOOKINFO).as_posix() for p in BOOKINFO.rglob("*.yaml"))),
+@given(st.sampled_from([p.relative_to(BOOKINFO).as_posix() for p in example_files(BOOKINFO)]),
        st.integers(0, 10_000), st.integers(0, 40), st.text(max_size=8))
 def test_mutated_example_files_never_raise(relative: str, position: int, cut: int, insert: str) -> None:
     text = (BOOKINFO / relative).read_text()

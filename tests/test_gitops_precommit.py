@@ -8,14 +8,13 @@ installed here). docs/gitops.md shows the `repo:` form users write.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import BOOKINFO, REPO, TEST_EXTRA, require_meshc, require_tool
+from tests.conftest import BOOKINFO, REPO, TEST_EXTRA, copy_mesh, require_meshc, require_tool
 from tests.gitops_support import GitMesh, git_mesh
 
 
@@ -42,7 +41,7 @@ def _pre_commit(repo: GitMesh, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def repo(tmp_path: Path) -> GitMesh:
     repo = git_mesh(tmp_path / "repo")
-    shutil.copytree(BOOKINFO, repo.top / "other", ignore=shutil.ignore_patterns("build"))
+    copy_mesh(BOOKINFO, repo.top / "other")
     (repo.top / "ci").mkdir()
     (repo.top / "ci" / "settings.yaml").write_text("not: an intent\n")
     (repo.top / ".pre-commit-config.yaml").write_text(_local_config({"meshc-build-check": ["mesh"]}))

@@ -16,13 +16,13 @@ from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
 from policies.check import GRAPH_FIELD_KINDS, GRAPH_FIELDS_WITHOUT_KINDS, KINDS, Check, run_check
 from policies.registry import CHECKS
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO, copy_mesh
 from tests.test_policies_checks import fixture_meshes
 
 
 def _bookinfo_with_a_policy_over_every_kind(directory: Path) -> Path:
     root = directory / "bookinfo"
-    shutil.copytree(EXAMPLES / "bookinfo", root, ignore=shutil.ignore_patterns("build"))
+    copy_mesh(EXAMPLES / "bookinfo", root)
     shutil.copytree(REPO / "tests" / "fixtures" / "policies-every-kind", root / "policies" / "every-kind")
     return root
 

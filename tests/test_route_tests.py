@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from compiler.cli import main
-from tests.conftest import BOOKINFO
+from tests.conftest import BOOKINFO, copy_mesh
 from tests.semantics import linked, mesh, route, service, write
 
 runner = CliRunner()
@@ -77,7 +77,7 @@ def test_unknown_caller_and_rule_are_reported(tmp_path: Path) -> None:
 
 def test_a_route_test_is_schema_checked_like_any_intent(tmp_path: Path) -> None:
     root = tmp_path / "bookinfo"
-    shutil.copytree(BOOKINFO, root)
+    copy_mesh(BOOKINFO, root)
     path = root / "tests" / "routes.yaml"
     path.write_text(path.read_text().replace("caller: productpage", "caller: productpage\ngateway: public", 1))
     result = meshc_test(str(root), "--format", "json")
@@ -87,7 +87,7 @@ def test_a_route_test_is_schema_checked_like_any_intent(tmp_path: Path) -> None:
 
 def test_route_tests_do_not_change_what_build_emits(tmp_path: Path) -> None:
     root = tmp_path / "bookinfo"
-    shutil.copytree(BOOKINFO, root, ignore=shutil.ignore_patterns("build"))
+    copy_mesh(BOOKINFO, root)
     with_tests = runner.invoke(main, ["build", str(root), "-o", str(tmp_path / "a"), "-q"])
     shutil.rmtree(root / "tests")
     without = runner.invoke(main, ["build", str(root), "-o", str(tmp_path / "b"), "-q"])

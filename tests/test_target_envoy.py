@@ -13,7 +13,7 @@ from bench.generate import generate_mesh
 from compiler.build import compile_mesh
 from compiler.diagnostics import Report
 from targets import envoy, envoylib
-from tests.conftest import BOOKINFO, EXAMPLES
+from tests.conftest import BOOKINFO, EXAMPLES, copy_mesh
 from tests.envoy_validate import assert_envoy_accepts, write_certificates
 
 EXAMPLE_MESHES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mesh.yaml").is_file())
@@ -542,7 +542,7 @@ def test_builder_address_defaults_and_override(features) -> None:
 @pytest.mark.parametrize("mesh", EXAMPLE_MESHES)
 def test_example_bootstraps_pass_envoy_validate(mesh: str, tmp_path: Path) -> None:
     root = tmp_path / mesh
-    shutil.copytree(EXAMPLES / mesh, root, ignore=shutil.ignore_patterns("build"))
+    copy_mesh(EXAMPLES / mesh, root)
     certs = tmp_path / "certs"
     mesh_file = root / "mesh.yaml"
     # files-mode certificates must exist for Envoy to load them: point them into tmp

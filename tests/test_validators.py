@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import conftest
-from tests.conftest import REPO, require_module, require_shared_schemas, require_tool
+from tests.conftest import REPO, lines_of_tests_matching, require_module, require_shared_schemas, require_tool
 
 ABSENT_TOOL = "meshc-test-no-such-validator"
 
@@ -56,9 +56,5 @@ def test_skips_and_validator_lookups_happen_only_in_conftest() -> None:
     """A test that skipped or looked a program up by itself would bypass the CI rule."""
     bypasses = re.compile(r"pytest\.skip\(|pytest\.mark\.skip|importorskip|shutil\.which\(")
     helpers = REPO / "tests" / "conftest.py"
-    offenders = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
-                 for path in sorted((REPO / "tests").rglob("*.py")) if path not in (helpers, Path(__file__))
-                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-                 if bypasses.search(line)]
-    assert offenders == []
+    assert lines_of_tests_matching(bypasses, besides=(helpers, Path(__file__))) == []
     assert bypasses.search(helpers.read_text(encoding="utf-8"))
