@@ -110,12 +110,14 @@ def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on
 
 @main.command("test")
 @click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("--envoy", "through_envoy", is_flag=True,
+              help="Also send every case through real Envoy processes running the emitted bootstraps.")
 @click.option("--fail-under", "fail_under", type=click.FloatRange(0, 100), default=None, metavar="PERCENT",
               help="Fail when fewer than PERCENT of the Route rules decide a case.")
 @_common
-def test_command(path: str, fail_under: float | None, ref: str | None, fmt: str,
+def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: str | None, fmt: str,
                  quiet: bool, color: str, fail_on: str) -> None:
-    """Run the mesh's RouteTest cases through the reference evaluator; report rule coverage."""
+    """Run the mesh's RouteTest cases through the reference evaluator (and, with --envoy, Envoy)."""
     from compiler.build import compile_mesh
     from compiler.routetest import run_route_tests
 
@@ -124,6 +126,14 @@ def test_command(path: str, fail_under: float | None, ref: str | None, fmt: str,
     run = None
     if compiled.graph is not None and not compiled.report.has_errors:
         run = run_route_tests(compiled.graph, compiled.loaded.intents, compiled.report)
+        if through_envoy:
+            from compiler.envoyrun import EnvoyUnavailable, run_through_envoy
+
+            try:
+                run_through_envoy(compiled.graph, run, compiled.report)
+            except EnvoyUnavailable as error:
+                click.echo(f"meshc test --envoy: {error}", err=True)
+                sys.exit(EXIT_USAGE)
     _print_report(compiled, fmt, quiet, color, root)
     if run is None:
         sys.exit(EXIT_FAIL)

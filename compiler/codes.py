@@ -561,3 +561,11 @@ RULE_NOT_COVERED = _code(
     RouteTest case, so a change that makes it unreachable or sends its traffic elsewhere fails a
     test. `meshc test --fail-under PERCENT` fails when fewer rules than that are covered.""",
 )
+ENVOY_DISAGREES = _code(
+    "MESH504", "envoy-disagrees", "error", "Envoy, running meshc's bootstrap, does not do what the semantics say.",
+    """`meshc test --envoy` sends every case's request through real Envoy processes started
+    from the bootstraps meshc emitted, with echo backends on loopback, and compares the backend
+    that answered (or the status), the path and the host it saw with the reference evaluator.
+    A difference is a bug in meshc's envoy target, not in your mesh: please report it with the
+    case. The message names what differs.""",
+)

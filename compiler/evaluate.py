@@ -77,7 +77,8 @@ class Decision:
     mirror_percent: float | None = None
     timeout: str | None = None
     retries: Retries | None = None
-    abort_percent: float | None = None  # an abort fault for some requests only: forwarded otherwise
+    abort_status: int | None = None  # an abort fault for some requests only: forwarded otherwise
+    abort_percent: float | None = None
     delay: str | None = None
     delay_percent: float | None = None
     reason: str = ""  # for people: why the proxy decided so
@@ -232,6 +233,7 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
         mirror_percent=spec.mirror.percent if spec.mirror is not None else None,
         timeout=rule.timeout,
         retries=rule.retries,
+        abort_status=fault.abort.status if fault is not None and fault.abort is not None else None,
         abort_percent=fault.abort.percent if fault is not None and fault.abort is not None else None,
         delay=fault.delay.fixed if fault is not None and fault.delay is not None else None,
         delay_percent=fault.delay.percent if fault is not None and fault.delay is not None else None,

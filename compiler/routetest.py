@@ -39,6 +39,8 @@ class TestRun:
     cases: list[CaseRun] = field(default_factory=list)
     rules: list[tuple[Key, int]] = field(default_factory=list)  # every rule of every Route
     covered: set[tuple[Key, int]] = field(default_factory=set)
+    through_envoy: int = 0  # cases also sent through Envoy (`meshc test --envoy`)
+    not_through_envoy: int = 0  # cases Envoy could not be asked (TLS listeners)
 
     @property
     def failed(self) -> list[CaseRun]:
@@ -50,8 +52,11 @@ class TestRun:
         return 100.0 * len(self.covered) / len(self.rules) if self.rules else 100.0
 
     def summary(self) -> str:
+        envoy = ""
+        if self.through_envoy or self.not_through_envoy:
+            envoy = f"; {self.through_envoy} through Envoy ({self.not_through_envoy} on TLS listeners not)"
         return (f"{len(self.cases)} route test case(s), {len(self.failed)} failed; rule coverage "
-                f"{self.coverage:.0f}% ({len(self.covered)} of {len(self.rules)} rules)")
+                f"{self.coverage:.0f}% ({len(self.covered)} of {len(self.rules)} rules){envoy}")
 
 
 def as_request(case: RouteTestCase) -> Request:

