@@ -127,11 +127,12 @@ def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: 
     if compiled.graph is not None and not compiled.report.has_errors:
         run = run_route_tests(compiled.graph, compiled.loaded.intents, compiled.report)
         if through_envoy:
-            from compiler.envoyrun import EnvoyUnavailable, run_through_envoy
+            from targets import load as load_target
 
+            envoy = load_target("envoy")
             try:
-                run_through_envoy(compiled.graph, run, compiled.report)
-            except EnvoyUnavailable as error:
+                envoy.run_through_envoy(compiled.graph, run, compiled.report)
+            except envoy.EnvoyUnavailable as error:
                 click.echo(f"meshc test --envoy: {error}", err=True)
                 sys.exit(EXIT_USAGE)
     _print_report(compiled, fmt, quiet, color, root)

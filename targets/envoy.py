@@ -2,7 +2,8 @@
 
 The bootstraps come from the Envoy library (targets.envoylib), which the Cloud Foundry and VM
 targets share, so they ship the very same configuration. docs/targets/envoy.md describes the
-layout, the names and the certificate paths.
+layout, the names and the certificate paths. `meshc test --envoy` runs RouteTest cases through
+these bootstraps in real Envoy processes (run_through_envoy).
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from compiler.artifact import Artifact, gateway_workload, service_workload
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
 from targets.envoylib import (
+    EnvoyUnavailable,
     OncePerIntent,
     gateway_bootstrap,
     gateway_sources,
+    run_through_envoy,
     serialise,
     sidecar_bootstrap,
     sidecar_sources,
 )
 
 TARGET = "envoy"
+__all__ = ["EnvoyUnavailable", "emit", "run_through_envoy"]
 
 
 def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = None) -> list[Artifact]:

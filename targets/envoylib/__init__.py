@@ -12,6 +12,7 @@ import from `targets.envoylib` only; its modules depend on each other in one dir
   outbound   a sidecar's outbound listeners and the route tables gateways share
   gateway    an ingress gateway's listeners
   bootstrap  sidecar_bootstrap, gateway_bootstrap and the intent files each is built from
+  run        real Envoy processes on those bootstraps for `meshc test --envoy`
 
 Everything is plain data in Envoy's proto3 JSON form; `serialise` writes it. The tests check
 every bootstrap with `envoy --mode validate` and run real Envoy processes against it.
@@ -28,17 +29,22 @@ from targets.envoylib.bootstrap import (
     sidecar_bootstrap,
     sidecar_sources,
 )
+from targets.envoylib.run import EnvoyRunner, EnvoyUnavailable, disagreement, run_through_envoy
 from targets.envoylib.tls import workload_certificate_dir
 
 __all__ = [
     "ANY_ADDRESS",
+    "EnvoyRunner",
+    "EnvoyUnavailable",
     "HCM_FILTER",
     "LOOPBACK",
     "ROUTER_FILTER",
     "OncePerIntent",
+    "disagreement",
     "gateway_bootstrap",
     "gateway_sources",
     "local_rate_limit",
+    "run_through_envoy",
     "serialise",
     "sidecar_bootstrap",
     "sidecar_sources",

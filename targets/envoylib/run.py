@@ -1,4 +1,4 @@
-"""`meshc test --envoy`: the same requests through real Envoy processes running meshc's bootstraps.
+"""`meshc test --envoy`: RouteTest requests through real Envoy processes running these bootstraps.
 
 For each caller or gateway a case names, the envoy target's bootstrap is built and started with
 only what a test on one machine needs changed: its HTTP listeners and admin endpoint move to free
@@ -34,6 +34,8 @@ from compiler.diagnostics import Related, Report
 from compiler.evaluate import Decision, Proxy, Request
 from compiler.graph import MeshGraph
 from compiler.serialize import to_json
+from targets.envoylib.blocks import HCM_FILTER, cluster_name
+from targets.envoylib.bootstrap import gateway_bootstrap, sidecar_bootstrap
 
 READY_TIMEOUT = 30.0
 ANSWER_HEADER = "x-meshc-cluster"
@@ -104,7 +106,7 @@ def is_plain_http(listener: dict) -> bool:
     chains = listener.get("filter_chains", [])
     return bool(chains) and not listener.get("listener_filters") and all(
         "transport_socket" not in chain and "filter_chain_match" not in chain
-        and [f["name"] for f in chain["filters"]] == ["envoy.filters.network.http_connection_manager"]
+        and [f["name"] for f in chain["filters"]] == [HCM_FILTER]
         for chain in chains
     )
 
@@ -170,8 +172,6 @@ class EnvoyRunner:
 
     def bootstrap(self, proxy: Proxy) -> tuple[dict, dict[int, int]]:
         """The target's bootstrap, its plain-HTTP listeners, keyed by the port requests name."""
-        from targets.envoylib.bootstrap import gateway_bootstrap, sidecar_bootstrap
-
         if proxy.gateway is not None:
             config = gateway_bootstrap(self.graph, self.graph.gateways[proxy.gateway], Report(), self.address)
         else:
@@ -262,8 +262,6 @@ class EnvoyRunner:
 
 
 def expected_clusters(decision: Decision) -> set[str]:
-    from targets.envoylib.blocks import cluster_name
-
     if decision.external is not None:
         return {cluster_name(decision.external, decision.port)}
     return {cluster_name(t.service, t.port, t.version) for t in decision.backends}
