@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.generate import generate_mesh  # noqa: E402
-from compiler.build import compile_mesh  # noqa: E402
-from compiler.diagnostics import Report  # noqa: E402
-from policies.registry import CHECKS  # noqa: E402
+from bench.generate import generate_mesh
+from compiler.build import compile_mesh
+from compiler.diagnostics import Report
+from policies.registry import CHECKS
 
 PERFORMANCE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 POLICY = """\
@@ -82,9 +82,9 @@ def section(results: dict[int, dict[str, float]]) -> str:
         "",
         table(results),
         "",
-        f"{large // small}x the services take {ratio:.1f}x the time "
-        f"({results[small]['total'] / small * 1e6:.0f} µs per service at {small:,}, "
-        f"{results[large]['total'] / large * 1e6:.0f} µs at {large:,}). Every check visits each service, call,",
+        (f"{large // small}x the services take {ratio:.1f}x the time "
+         f"({results[small]['total'] / small * 1e6:.0f} µs per service at {small:,}, "
+         f"{results[large]['total'] / large * 1e6:.0f} µs at {large:,}). Every check visits each service, call,"),
         "rule and `from` entry a bounded number of times (cycle detection is one Tarjan pass), so the",
         "work is linear; the remaining growth per service is memory and cache behaviour of a large",
         "graph on a shared machine, and it varies from run to run.",
@@ -95,7 +95,10 @@ def section(results: dict[int, dict[str, float]]) -> str:
 def write_docs(text: str) -> None:
     current = PERFORMANCE.read_text(encoding="utf-8") if PERFORMANCE.exists() else "# Performance\n\n"
     pattern = re.compile(r"^## Analysis\n.*?(?=^## |\Z)", re.S | re.M)
-    updated = pattern.sub(lambda _: text, current, count=1) if pattern.search(current) else current.rstrip("\n") + "\n\n" + text
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: text, current, count=1)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
     PERFORMANCE.parent.mkdir(parents=True, exist_ok=True)
     PERFORMANCE.write_text(updated, encoding="utf-8")
 

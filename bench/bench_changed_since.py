@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.generate import generate_mesh, service_key  # noqa: E402
+from bench.generate import generate_mesh, service_key
 
 
 def _git(top: Path, *args: str) -> None:

@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     meshc = [sys.executable, "-m", "compiler", "check"]
-    print(f"example mesh (examples/bookinfo): meshc check {wall(meshc + [str(EXAMPLE)], args.runs * 2):.3f} s")
+    print(f"example mesh (examples/bookinfo): meshc check {wall([*meshc, str(EXAMPLE)], args.runs * 2):.3f} s")
     print(f"python -c pass: {wall([sys.executable, '-c', 'pass'], args.runs * 2):.3f} s")
     print("| services | intent MB | libyaml parse s | meshc check s (wall) | ratio |")
     print("| ---: | ---: | ---: | ---: | ---: |")
@@ -59,7 +59,7 @@ def main() -> None:
         try:
             generate_mesh(root, size)
             parse, total = libyaml_parse(root)
-            check = wall(meshc + [str(root)], 1 if size >= 10_000 else args.runs)
+            check = wall([*meshc, str(root)], 1 if size >= 10_000 else args.runs)
             print(f"| {size:,} | {total / 1e6:.1f} | {parse:.2f} | {check:.2f} | {check / parse:.1f}x |")
         finally:
             shutil.rmtree(root)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.generate import generate_mesh  # noqa: E402
-from compiler.artifact import parse_workload  # noqa: E402
-from compiler.build import compile_mesh  # noqa: E402
-from compiler.diagnostics import Report  # noqa: E402
-from targets import envoy, envoylib  # noqa: E402
+from bench.generate import generate_mesh
+from compiler.artifact import parse_workload
+from compiler.build import compile_mesh
+from compiler.diagnostics import Report
+from targets import envoy, envoylib
 
 
 def measure(count: int) -> dict:
@@ -40,7 +40,8 @@ def measure(count: int) -> dict:
     sizes = [len(a.content) for a in artifacts]
     sample = next(iter(graph.services.values()))
     everything = tuple(key for key in graph.services if key != sample.key)
-    full_mesh = envoylib.serialise(envoylib.sidecar_bootstrap(graph, dataclasses.replace(sample, calls=everything), Report()))
+    calling_everything = dataclasses.replace(sample, calls=everything)
+    full_mesh = envoylib.serialise(envoylib.sidecar_bootstrap(graph, calling_everything, Report()))
     return {
         "services": count,
         "mean_bytes": statistics.fmean(sizes),

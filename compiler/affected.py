@@ -21,8 +21,9 @@ The graphs given are searched together, so a removed service's callers are still
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from compiler.artifact import gateway_workload, platform_workload, service_workload
 from compiler.graph import Key, MeshGraph

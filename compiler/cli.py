@@ -43,7 +43,7 @@ class MeshcGroup(click.Group):
                 return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
-        except Exception as error:  # noqa: BLE001 - the contract is exit 2, never a traceback
+        except Exception as error:  # the contract is exit 2, never a traceback
             if os.environ.get("MESHC_DEBUG"):
                 raise
             click.echo(f"meshc: internal error: {type(error).__name__}: {error} "
@@ -335,8 +335,8 @@ def explain(code: str) -> None:
 @click.argument("kind", required=False)
 def schema(kind: str | None) -> None:
     """Print the JSON Schema of the intent language (or of one KIND), for editors."""
-    from compiler.schema import intent_schema
     from compiler.model import KIND_MODELS
+    from compiler.schema import intent_schema
 
     if kind is not None and kind not in KIND_MODELS:
         click.echo(f"meshc: no kind {kind!r} (kinds: {', '.join(KIND_MODELS)})", err=True)

@@ -467,7 +467,8 @@ K8S_GATEWAY_API_UNSUPPORTED = _code(
     rounded up. The message says which applies.""",
 )
 K8S_CF_CALLEE_PORT = _code(
-    "MESH425", "k8s-cf-callee-port", "warning", "A port of a Cloud Foundry callee that Kubernetes callers cannot reach.",
+    "MESH425", "k8s-cf-callee-port", "warning",
+    "A port of a Cloud Foundry callee that Kubernetes callers cannot reach.",
     """Kubernetes callers reach a Cloud Foundry app through its external route
     (`<name>.<appsDomain>`) on the Cloud Foundry router, which carries HTTP only: a tcp, tls
     or mongo port of the callee gets no ServiceEntry port. Move the service to a platform

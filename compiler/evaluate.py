@@ -252,7 +252,7 @@ def callee_names(graph: MeshGraph, caller: ServiceNode) -> dict[str, Key]:
     for key in caller.calls:
         external = graph.externals.get(key)
         if external is not None:
-            names.update({host: key for host in external.spec.hosts})
+            names.update(dict.fromkeys(external.spec.hosts, key))
             continue
         names[f"{key.name}.{key.namespace}"] = key
         by_short.setdefault(key.name, []).append(key)
@@ -347,7 +347,8 @@ def stream_decision(graph: MeshGraph, gateway: GatewayNode, listener: Listener, 
     """A byte stream: by SNI on passthrough (the rule's `sni`, else its Route's hosts), else the
     first rule of the first Route that can carry a stream; HTTP-only rules are skipped."""
     for route in graph.gateway_routes.get(gateway.key, ()):
-        hosts = [h for h in route.spec.hosts if any(host_matches(lh, h) or host_matches(h, lh) for lh in listener.hosts)]
+        hosts = [h for h in route.spec.hosts
+                 if any(host_matches(lh, h) or host_matches(h, lh) for lh in listener.hosts)]
         if not hosts:
             continue
         for rule in route.rules:
@@ -361,13 +362,15 @@ def stream_decision(graph: MeshGraph, gateway: GatewayNode, listener: Listener, 
             ref = RuleRef(route.key, rule.index, graph.sources.locate(route.origin, "rules", rule.index))
             return Decision("forward", rule=ref, listener=listener.name, destinations=rule.destinations,
                             port=rule.destinations[0].port, reason="byte stream")
-    return Decision("refused", listener=listener.name, reason=f"no Route rule of listener {listener.name!r} takes the stream")
+    return Decision("refused", listener=listener.name,
+                    reason=f"no Route rule of listener {listener.name!r} takes the stream")
 
 
 def routed(graph: MeshGraph, gateway: GatewayNode, listener: Listener, request: Request, name: str) -> Decision:
     route = attached_route(graph, gateway, listener, name)
     if route is None:
-        return Decision("not-found", 404, listener=listener.name, reason=f"no Route of listener {listener.name!r} serves {name!r}")
+        return Decision("not-found", 404, listener=listener.name,
+                        reason=f"no Route of listener {listener.name!r} serves {name!r}")
     return rule_decision(graph, route, request, request.port, listener.name)
 
 

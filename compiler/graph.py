@@ -6,9 +6,10 @@ written as-is, plus resolved fields for what needed the rest of the mesh to deci
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Mapping, NamedTuple, Union
+from typing import NamedTuple
 
 from compiler.loader import Origin, Revision, SourceTable
 from compiler.model import (
@@ -30,7 +31,7 @@ from compiler.model import (
     VmPlatform,
 )
 
-Platform = Union[KubernetesPlatform, CloudFoundryPlatform, VmPlatform]
+Platform = KubernetesPlatform | CloudFoundryPlatform | VmPlatform
 
 
 class Key(NamedTuple):

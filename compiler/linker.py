@@ -150,7 +150,8 @@ class _Linker:
             if platform.kind == "cloudfoundry":
                 self.report.add(
                     codes.PLATFORM_MISMATCH,
-                    f"Gateway {key} cannot run on cloudfoundry platform {platform.name!r}; Cloud Foundry's router is its ingress",
+                    f"Gateway {key} cannot run on cloudfoundry platform {platform.name!r}; "
+                    "Cloud Foundry's router is its ingress",
                     self.at(intent.origin, "platform"),
                     hint="put the Gateway on a kubernetes or vm platform, or mark the service `public: true`",
                 )
@@ -233,8 +234,10 @@ class _Linker:
             access_policies=frozen_mapping(access_policies),
             policies=frozen_mapping(policies),
             service_route=frozen_mapping(service_route),
-            gateway_routes=frozen_mapping({k: tuple(sorted(v, key=lambda r: r.key)) for k, v in gateway_routes.items()}),
-            service_policies=frozen_mapping({k: tuple(sorted(v, key=lambda p: p.key)) for k, v in service_policies.items()}),
+            gateway_routes=frozen_mapping({k: tuple(sorted(v, key=lambda r: r.key))
+                                           for k, v in gateway_routes.items()}),
+            service_policies=frozen_mapping({k: tuple(sorted(v, key=lambda p: p.key))
+                                             for k, v in service_policies.items()}),
             callers=frozen_mapping({k: tuple(sorted(v)) for k, v in callers.items()}),
             sources=self.sources,
             read_revision=lambda: loaded.revision,
@@ -249,7 +252,8 @@ class _Linker:
             known = ", ".join(sorted(self.platforms)) or "none"
             self.report.add(
                 codes.UNKNOWN_PLATFORM,
-                f"{kind} {intent.model.name} runs on platform {name!r}, which Mesh.platforms does not define (known: {known})",
+                f"{kind} {intent.model.name} runs on platform {name!r}, "
+                f"which Mesh.platforms does not define (known: {known})",
                 self.at(intent.origin, "platform"),
             )
         return platform
@@ -334,7 +338,8 @@ class _Linker:
             if other is not None:
                 self.report.add(
                     codes.ADDRESS_COLLISION,
-                    f"services {other.key} and {node.key} would both be app {node.name!r} on cloudfoundry platform {node.platform.name!r}",
+                    f"services {other.key} and {node.key} would both be app {node.name!r} "
+                    f"on cloudfoundry platform {node.platform.name!r}",
                     self.at(node.origin, "name"),
                     related=(Related(self.at(other.origin, "name"), "the other service"),),
                 )
@@ -384,13 +389,15 @@ class _Linker:
             service = parse_ref(spec.service, key.namespace)
             if service not in self.services:
                 if service not in self.service_intents:
-                    self.report.add(codes.UNKNOWN_SERVICE, f"Route {key} is for service {service}, which is not a Service",
+                    self.report.add(codes.UNKNOWN_SERVICE,
+                                    f"Route {key} is for service {service}, which is not a Service",
                                     self.at(intent.origin, "service"))
                 return None
         else:
             gateway = parse_ref(spec.gateway, key.namespace)
             if gateway not in self.gateways:
-                self.report.add(codes.UNKNOWN_GATEWAY, f"Route {key} attaches to gateway {gateway}, which is not a Gateway",
+                self.report.add(codes.UNKNOWN_GATEWAY,
+                                f"Route {key} attaches to gateway {gateway}, which is not a Gateway",
                                 self.at(intent.origin, "gateway"))
                 return None
         rules = []
@@ -406,8 +413,9 @@ class _Linker:
             mirror = None
             if rule.mirror is not None:
                 m = rule.mirror
+                first = destinations[0] if destinations else None
                 mirror = self.resolve_target(intent.origin, ("rules", index, "mirror"), m.service,
-                                             service or (destinations[0].service if destinations and destinations[0] else None),
+                                             service or (first.service if first else None),
                                              m.version, m.port, None, key.namespace)
                 ok &= mirror is not None
             if not ok:

@@ -10,9 +10,10 @@ import functools
 import hashlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from compiler import codes
 from compiler.diagnostics import Location, Report

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -148,10 +148,7 @@ LOAD_BALANCER_POLICIES: dict[str, str] = {
 }
 
 LoadBalancer = Annotated[
-    Union[
-        Annotated[SimpleLoadBalancer, Tag("word")],
-        Annotated[RingHashBalancer, Tag("mapping")],
-    ],
+    Annotated[SimpleLoadBalancer, Tag("word")] | Annotated[RingHashBalancer, Tag("mapping")],
     Discriminator(_string_or_mapping),
 ]
 
@@ -193,7 +190,7 @@ class FileCertificates(Strict):
     dir: Annotated[str, StringConstraints(pattern=r"^/[^\s\x00]*$")] = "/etc/meshc/certs"
 
 
-Certificates = Annotated[Union[SdsCertificates, FileCertificates], Field(discriminator="mode")]
+Certificates = Annotated[SdsCertificates | FileCertificates, Field(discriminator="mode")]
 
 
 class PlatformBase(Strict):
@@ -230,7 +227,7 @@ class VmPlatform(PlatformBase):
 
 
 Platform = Annotated[
-    Union[KubernetesPlatform, CloudFoundryPlatform, VmPlatform], Field(discriminator="kind")
+    KubernetesPlatform | CloudFoundryPlatform | VmPlatform, Field(discriminator="kind")
 ]
 
 
@@ -471,11 +468,9 @@ def _source_tag(value: Any) -> str:
 # `"*"` (any mesh identity), a service reference, {namespace: ...} or {gateway: ...}
 ServiceOrAny = Annotated[str, StringConstraints(pattern=rf"^(\*|({LABEL}/)?{LABEL})$")]
 Source = Annotated[
-    Union[
-        Annotated[ServiceOrAny, Tag("service")],
-        Annotated[NamespaceSource, Tag("namespace")],
-        Annotated[GatewaySource, Tag("gateway")],
-    ],
+    Annotated[ServiceOrAny, Tag("service")]
+    | Annotated[NamespaceSource, Tag("namespace")]
+    | Annotated[GatewaySource, Tag("gateway")],
     Discriminator(_source_tag),
 ]
 

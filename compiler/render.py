@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Callable
 
 from compiler import __version__
 from compiler.codes import CODES

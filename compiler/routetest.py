@@ -84,7 +84,7 @@ def differences(expect: RouteTestExpectation, decision: Decision, namespace: str
             got = [(decision.external, None, decision.port, 100)]
         wanted = [(parse_ref(d.service, namespace), d.version, d.port, d.weight) for d in expect.to]
         if len(got) != len(wanted) or not all(
-            any(all(w is None or w == g for w, g in zip(want, have)) for have in got) for want in wanted
+            any(all(w is None or w == g for w, g in zip(want, have, strict=True)) for have in got) for want in wanted
         ):
             shown = ", ".join(f"{s}{'@' + v if v else ''}:{p} ({w}%)" for s, v, p, w in got) or decision.action
             found.append(f"to: expected {', '.join(describe(w) for w in wanted)}, got {shown}")
@@ -150,7 +150,8 @@ def resolve_proxy(graph: MeshGraph, spec: RouteTest, test: Key, intent: Intent, 
         if gateway in graph.gateways:
             return Proxy(gateway=gateway)
         what, field_name = f"gateway {gateway} is not a Gateway", "gateway"
-    report.add(codes.ROUTE_TEST_UNRESOLVED, f"RouteTest {test}: {what}", graph.sources.locate(intent.origin, field_name))
+    report.add(codes.ROUTE_TEST_UNRESOLVED, f"RouteTest {test}: {what}",
+               graph.sources.locate(intent.origin, field_name))
     return None
 
 

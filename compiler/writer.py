@@ -6,8 +6,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from compiler.artifact import Artifact
 from compiler.loader import Revision

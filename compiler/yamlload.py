@@ -49,8 +49,8 @@ for _tag, _pattern, _first in (
     ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
     (
         "tag:yaml.org,2002:float",
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        (r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
         "-+0123456789.",
     ),
     ("tag:yaml.org,2002:merge", r"^<<$", "<"),
@@ -83,7 +83,8 @@ class _PositionConstructor(SafeConstructor):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         if node.tag not in _CORE_TAGS:
             line, column = _mark(node)
-            raise YamlProblem(codes.UNSUPPORTED_TAG, f"tag {node.tag!r} is not in the YAML 1.2 core schema", line, column)
+            raise YamlProblem(codes.UNSUPPORTED_TAG, f"tag {node.tag!r} is not in the YAML 1.2 core schema",
+                              line, column)
         try:
             return super().construct_object(node, deep=True)
         except (ValueError, TypeError, KeyError, AttributeError) as error:

@@ -28,14 +28,16 @@ def _rule_names(rule: ResolvedAccessRule, caller: Key, is_gateway: bool) -> bool
     return any(_names(p, caller, is_gateway) for p in rule.principals)
 
 
-def denial(graph: MeshGraph, callee: ServiceNode, caller: Key, is_gateway: bool = False) -> tuple[str, tuple[Related, ...]] | None:
+def denial(graph: MeshGraph, callee: ServiceNode, caller: Key,
+           is_gateway: bool = False) -> tuple[str, tuple[Related, ...]] | None:
     """Why `callee` admits `caller` on no port and no method, or None when it admits it."""
     at = graph.sources.locate
     policies = graph.policies_for(callee.key)
     ports = {p.port for p in callee.spec.ports}
     for policy in policies:
         for rule in policy.deny:
-            whole = not rule.spec.methods and not rule.spec.paths and (not rule.spec.ports or ports <= set(rule.spec.ports))
+            every_port = not rule.spec.ports or ports <= set(rule.spec.ports)
+            whole = not rule.spec.methods and not rule.spec.paths and every_port
             if whole and _rule_names(rule, caller, is_gateway):
                 return (f"deny rule {rule.index} of AccessPolicy {policy.key} denies it",
                         (Related(at(policy.origin, "deny", rule.index), "the deny rule"),))
@@ -84,7 +86,8 @@ def _ingress_routes(graph: MeshGraph, report: Report) -> None:
                 why = denial(graph, callee, route.gateway, is_gateway=True) if callee else None
                 if why is not None:
                     report.add(codes.CALL_DENIED,
-                               f"gateway {route.gateway} routes to {target.service}, but {target.service} denies it: {why[0]}",
+                               f"gateway {route.gateway} routes to {target.service}, "
+                               f"but {target.service} denies it: {why[0]}",
                                at(route.origin, "rules", rule.index, "to", index), related=why[1],
                                hint=f"admit {{gateway: {route.gateway}}} in an AccessPolicy for {target.service}")
 
@@ -99,17 +102,20 @@ def _grants(graph: MeshGraph, report: Report) -> None:
                     caller = graph.services.get(Key(principal.namespace, principal.name))
                     if caller is not None and policy.service not in caller.calls:
                         report.add(codes.STALE_GRANT,
-                                   f"AccessPolicy {policy.key} admits {caller.key}, which does not call {policy.service}",
+                                   f"AccessPolicy {policy.key} admits {caller.key}, "
+                                   f"which does not call {policy.service}",
                                    at(policy.origin, rule.section, rule.index, "from", index),
                                    related=(Related(at(caller.origin, "name"), "the service, without the call"),))
                 elif principal.kind == "gateway" and Key(principal.namespace, principal.name) not in graph.gateways:
                     report.add(codes.UNKNOWN_PRINCIPAL,
                                f"AccessPolicy {policy.key} names gateway {principal.namespace}/{principal.name}, "
                                "which is not a Gateway", at(policy.origin, rule.section, rule.index, "from", index))
-                elif principal.kind == "namespace" and rule.section == "allow" and principal.namespace not in namespaces:
+                elif (principal.kind == "namespace" and rule.section == "allow"
+                      and principal.namespace not in namespaces):
                     report.add(codes.UNKNOWN_PRINCIPAL,
                                f"AccessPolicy {policy.key} admits namespace {principal.namespace!r}, "
-                               "where no Service or Gateway lives", at(policy.origin, rule.section, rule.index, "from", index))
+                               "where no Service or Gateway lives",
+                               at(policy.origin, rule.section, rule.index, "from", index))
 
 
 def check(graph: MeshGraph, report: Report) -> None:

@@ -15,9 +15,10 @@ import importlib.util
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 from compiler import codes
 from compiler.diagnostics import Location, Related, Report

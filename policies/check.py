@@ -10,8 +10,8 @@ what the code does, not what its author remembered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
 
 from compiler.codes import Code
 from compiler.diagnostics import Report

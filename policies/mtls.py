@@ -23,7 +23,8 @@ def check(graph: MeshGraph, report: Report) -> None:
             )
         if service.mtls != "DISABLE":
             continue
-        strict_callers = [graph.services[c] for c in graph.callers.get(service.key, ()) if graph.services[c].mtls == "STRICT"]
+        strict_callers = [graph.services[c] for c in graph.callers.get(service.key, ())
+                          if graph.services[c].mtls == "STRICT"]
         if strict_callers:
             report.add(
                 codes.DISABLED_CALLEE_OF_STRICT,

@@ -45,7 +45,8 @@ def _check_matches(graph: MeshGraph, route: RouteNode, report: Report) -> None:
             kinds, ports = found
             if entry.port is not None and entry.port not in ports:
                 report.add(codes.UNKNOWN_MATCH_PORT,
-                           f"{target} has no port {entry.port} for this route (ports: {', '.join(map(str, sorted(ports)))})",
+                           f"{target} has no port {entry.port} for this route "
+                           f"(ports: {', '.join(map(str, sorted(ports)))})",
                            at(route.origin, *where, "port"))
                 continue
             if _has_http_match(entry) and True not in kinds:

@@ -63,7 +63,8 @@ def _retry_budgets(graph: MeshGraph, report: Report) -> None:
             if rule.spec.timeout is not None:
                 timeout_at = at(route.origin, "rules", rule.index, "timeout")
             else:
-                owner = graph.services.get(route.service or (rule.destinations[0].service if rule.destinations else None))
+                first = rule.destinations[0].service if rule.destinations else None
+                owner = graph.services.get(route.service or first)
                 timeout_at = _service_timeout_location(graph, owner) if owner else at(route.origin, "rules", rule.index)
             _budget_overrun(report, rule.spec.retries, rule.timeout,
                             at(route.origin, "rules", rule.index, "retries", "perTryTimeout"), timeout_at,

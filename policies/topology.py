@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 from compiler import codes
@@ -94,8 +95,9 @@ def _cycles(graph: MeshGraph, report: Report) -> None:
         if len(component) == 1 and start not in graph.services[start].calls:
             continue
         cycle = shortest_cycle(graph, start, set(component))
-        hops = list(zip(cycle, cycle[1:]))
-        size = f" (one of a group of {len(component)} services that all reach each other)" if len(component) > len(hops) else ""
+        hops = list(itertools.pairwise(cycle))
+        size = (f" (one of a group of {len(component)} services that all reach each other)"
+                if len(component) > len(hops) else "")
         report.add(
             codes.CALL_CYCLE,
             f"call cycle: {' --> '.join(str(k) for k in cycle)}{size}",

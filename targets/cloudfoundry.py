@@ -172,7 +172,8 @@ def _web_port_index(service: ServiceNode) -> int | None:
 
 def _routes(graph: MeshGraph, service: ServiceNode, external: bool, report: Report) -> list[dict]:
     web = _web_port_index(service)
-    protocol = {"protocol": "http2"} if web is not None and service.spec.ports[web].protocol in ("http2", "grpc") else {}
+    http2 = web is not None and service.spec.ports[web].protocol in ("http2", "grpc")
+    protocol = {"protocol": "http2"} if http2 else {}
     routes = []
     if external:
         for index, port in enumerate(service.spec.ports):

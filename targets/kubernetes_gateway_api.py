@@ -61,8 +61,8 @@ class GatewayApiEmitter(PlatformEmitter):
             return []
         docs = []
         for port in http_ports:
-            rule = {"backendRefs": [{"name": service.name, "port": port.port}],
-                    "timeouts": {"request": self.duration(resilience.timeout, service.origin, ("resilience", "timeout"))}}
+            timeout = self.duration(resilience.timeout, service.origin, ("resilience", "timeout"))
+            rule = {"backendRefs": [{"name": service.name, "port": port.port}], "timeouts": {"request": timeout}}
             name = service.name if len(http_ports) == 1 else f"{service.name}-{port.name}"
             docs.append(document(GATEWAY_API, "HTTPRoute",
                                  metadata(name, service.namespace, (service.origin.file, self.graph.mesh_origin.file)),
@@ -91,7 +91,8 @@ class GatewayApiEmitter(PlatformEmitter):
         millis, rounded = whole_milliseconds(text)
         if rounded:
             self.report.add(codes.K8S_GATEWAY_API_UNSUPPORTED,
-                            f"duration {text} is rounded up to {millis}ms: Gateway API durations are whole milliseconds",
+                            f"duration {text} is rounded up to {millis}ms: "
+                            "Gateway API durations are whole milliseconds",
                             self.graph.sources.locate(origin, *path))
         return gateway_api_duration(millis)
 

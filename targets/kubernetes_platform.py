@@ -409,8 +409,8 @@ class PlatformEmitter:
         return docs
 
     def gateway_documents(self, gateway: GatewayNode) -> list[dict]:
-        docs = [document("v1", "ServiceAccount", metadata(gateway.key.name, gateway.key.namespace, (gateway.origin.file,))),
-                istio_gateway(gateway)]
+        account = metadata(gateway.key.name, gateway.key.namespace, (gateway.origin.file,))
+        docs = [document("v1", "ServiceAccount", account), istio_gateway(gateway)]
         for route in self.graph.gateway_routes.get(gateway.key, ()):
             docs.append(virtual_service(route, list(route.spec.hosts), (route.origin.file,), self.protocol_of,
                                         self.hosts, gateways=[f"{gateway.key.namespace}/{gateway.key.name}"]))

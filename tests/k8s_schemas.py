@@ -9,9 +9,8 @@ in strict mode. Conversions are cached for the test session.
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-
 from typing import Any
 
 import yaml
@@ -52,7 +51,7 @@ def to_json_schema(node: object) -> object:
     return converted
 
 
-@lru_cache(maxsize=None)
+@cache
 def crd_schemas() -> dict[tuple[str, str], dict]:
     """(apiVersion, kind) -> JSON Schema, for every served version of every CRD in ../shared/schemas."""
     root = require_shared_schemas()
@@ -80,7 +79,7 @@ def crd_schemas() -> dict[tuple[str, str], dict]:
     return schemas
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(api_version: str, kind: str) -> Any:
     schemas = crd_schemas()
     if (api_version, kind) not in schemas:

@@ -29,7 +29,7 @@ class TestPki:
         self._name_oid = NameOID
         self._key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self._subject = subject
         self._cert = (
             x509.CertificateBuilder()
@@ -66,7 +66,7 @@ class TestPki:
     def _issue(self, common_name: str, sans: list[Any]) -> Issued:
         x509, NameOID = self._x509, self._name_oid
         key = self._ec.generate_private_key(self._ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))

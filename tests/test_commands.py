@@ -174,7 +174,7 @@ def test_build_driver_compares_without_writing(tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     written = build_mesh(BOOKINFO, out)
-    assert not written.failed and written.written == len(list(p for p in out.rglob("*") if p.is_file()))
+    assert not written.failed and written.written == len([p for p in out.rglob("*") if p.is_file()])
     assert written.kept is None and written.drift is None
     edited = next(p for p in sorted(out.rglob("*.yaml")))
     edited.write_bytes(b"edited\n")

@@ -36,7 +36,7 @@ documents = st.recursive(
 )
 intent_like = st.fixed_dictionaries(
     {"apiVersion": st.just("meshc/v1"), "kind": st.sampled_from(WORDS[1:8]), "name": st.sampled_from(WORDS)},
-    optional={f: documents for f in FIELDS[3:]},
+    optional=dict.fromkeys(FIELDS[3:], documents),
 )
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -17,7 +17,6 @@ from compiler.diff_markdown import DIAGRAM_INTENTS, DIAGRAM_WORKLOADS, INTENTS_L
 from tests.conftest import EXAMPLES, require_module
 from tests.gitops_support import GitMesh, git_mesh, meshc
 
-
 HOSTILE_FILE = "```\n# H1 <img src=x onerror=alert(1)> | [a](javascript:x) @octocat $x$ ~~s~~ #1 \u2028 --> \"] *b* _i_.yaml"
 HOSTILE_REF = "x`<b>|#1$@a&(y)\"{z}]"  # git refs may hold all of these
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from tests.conftest import require_shared_schemas
 from tests.gitops_support import meshc
 

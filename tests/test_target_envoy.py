@@ -255,7 +255,7 @@ def features(make_mesh, tmp_path: Path):
 
 
 def test_feature_mesh_bootstraps_pass_envoy_validate(features, tmp_path: Path) -> None:
-    result, bootstraps, certs = features
+    _, bootstraps, certs = features
     assert sorted(bootstraps) == [
         "envoy/gateways/shop/edge.yaml", "envoy/gateways/shop/files-edge.yaml",
         "envoy/shop/api.yaml", "envoy/shop/cache.yaml", "envoy/shop/db.yaml", "envoy/shop/grpc.yaml",

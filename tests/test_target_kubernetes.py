@@ -197,7 +197,7 @@ def test_feature_documents_validate(features) -> None:
 
 
 def test_feature_output_matches_snapshot(features, snapshot) -> None:
-    flavor, compiled, artifacts = features
+    _, compiled, artifacts = features
     diagnostics = [f"{d.code} {d.location} {d.message}" for d in compiled.report.sorted()]
     assert {"files": {a.path: a.content.decode() for a in artifacts}, "diagnostics": diagnostics} == snapshot
 

@@ -17,7 +17,7 @@ ABSENT_TOOL = "meshc-test-no-such-validator"
 @pytest.mark.parametrize("value", ["true", "1", "yes"])
 def test_a_missing_tool_fails_when_ci_is_set(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("CI", value)
-    with pytest.raises(pytest.fail.Exception, match=f"{ABSENT_TOOL} is not on PATH: it comes from nowhere.*CI is set"):
+    with pytest.raises(pytest.fail.Exception, match=rf"{ABSENT_TOOL} is not on PATH: it comes from nowhere.*CI is set"):
         require_tool(ABSENT_TOOL, "nowhere")
 
 
@@ -27,7 +27,7 @@ def test_a_missing_tool_skips_locally_and_says_why(monkeypatch: pytest.MonkeyPat
         monkeypatch.delenv("CI", raising=False)
     else:
         monkeypatch.setenv("CI", value)
-    with pytest.raises(pytest.skip.Exception, match=f"^{ABSENT_TOOL} is not on PATH: it comes from nowhere$"):
+    with pytest.raises(pytest.skip.Exception, match=rf"^{ABSENT_TOOL} is not on PATH: it comes from nowhere$"):
         require_tool(ABSENT_TOOL, "nowhere")
 
 
@@ -40,10 +40,10 @@ def test_a_missing_module_fails_when_ci_is_set(monkeypatch: pytest.MonkeyPatch) 
 def test_missing_shared_schemas_fail_when_ci_is_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(conftest, "SCHEMAS", tmp_path / "absent")
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="absent is absent: schema validation needs ../shared/schemas"):
+    with pytest.raises(pytest.fail.Exception, match=r"absent is absent: schema validation needs \.\./shared/schemas"):
         require_shared_schemas()
     monkeypatch.delenv("CI")
-    with pytest.raises(pytest.skip.Exception, match="schema validation needs ../shared/schemas"):
+    with pytest.raises(pytest.skip.Exception, match=r"schema validation needs \.\./shared/schemas"):
         require_shared_schemas()
 
 

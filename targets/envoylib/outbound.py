@@ -153,7 +153,7 @@ def applicable_matches(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port:
     if not rule.spec.match:
         return [None]
     matches: list[Match | None] = []
-    for index, match in enumerate(rule.spec.match):
+    for match in rule.spec.match:
         if port is not None and match.port is not None and match.port != port:
             continue
         if match.sni:
@@ -191,7 +191,8 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
         action = {"weighted_clusters": {"clusters": [{"name": n, "weight": w} for n, w in weighted]}}
     action["timeout"] = duration(rule.timeout) if rule.timeout else "0s"
     if rule.retries is not None:
-        where = proxy.at(route.origin, "rules", rule.index, "retries") if spec.retries else proxy.at(route.origin, "service")
+        where = (proxy.at(route.origin, "rules", rule.index, "retries") if spec.retries
+                 else proxy.at(route.origin, "service"))
         action["retry_policy"] = retry_policy(proxy, rule.retries, where)
     if rule.mirror is not None:
         action["request_mirror_policies"] = [{

@@ -312,7 +312,8 @@ class Proxy:
             if host.startswith("*"):
                 self.report.add(
                     codes.ENVOY_EXTERNAL_HOST_UNSUPPORTED,
-                    f"ExternalService {external.key} host {host!r} is a wildcard, which a static sidecar cannot resolve",
+                    f"ExternalService {external.key} host {host!r} is a wildcard, "
+                    "which a static sidecar cannot resolve",
                     self.at(external.origin, "hosts", index),
                     hint="list the concrete host names",
                 )
@@ -343,5 +344,6 @@ def retry_policy(proxy: Proxy, retries: Retries, where: Location) -> dict:
         policy["per_try_timeout"] = duration(retries.perTryTimeout)
     if not retries.allowNonIdempotent:
         idempotent = "|".join(IDEMPOTENT_METHODS)
-        policy["retriable_request_headers"] = [{"name": ":method", "string_match": {"safe_regex": {"regex": idempotent}}}]
+        policy["retriable_request_headers"] = [
+            {"name": ":method", "string_match": {"safe_regex": {"regex": idempotent}}}]
     return policy

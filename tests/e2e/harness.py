@@ -5,6 +5,7 @@ PKI (CA, SPIFFE SVIDs, server certificates), small backend servers, and Envoy pr
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import json
@@ -299,10 +300,8 @@ class EnvoyProcess:
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)  # the group this process leads (start_new_session)
-    except ProcessLookupError:
-        pass
 
 
 def configured_listeners(config: dict) -> set[str]:

@@ -37,12 +37,12 @@ class TlsExchange:
 def https_get(pki, address: str, port: int, server_name: str, path: str = "/") -> TlsExchange:
     """GET over TLS with SNI server_name, verifying the chain to the test CA and the host name."""
     context = ssl.create_default_context(cadata=pki.ca_pem.decode())
-    with socket.create_connection((address, port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=server_name) as tls:
-            peer = tls.getpeercert(binary_form=True)
-            connection = http.client.HTTPConnection(server_name, port, timeout=5)
-            connection.sock = tls
-            reply = harness.http_get(address, port, path, host=server_name, connection=connection)
+    with (socket.create_connection((address, port), timeout=5) as raw,
+          context.wrap_socket(raw, server_hostname=server_name) as tls):
+        peer = tls.getpeercert(binary_form=True)
+        connection = http.client.HTTPConnection(server_name, port, timeout=5)
+        connection.sock = tls
+        reply = harness.http_get(address, port, path, host=server_name, connection=connection)
     return TlsExchange(peer, reply)
 
 

@@ -130,15 +130,14 @@ def test_strict_mtls_refuses_a_tls_client_without_a_certificate(mesh: SidecarMes
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.load_verify_locations(cadata=pki.ca_pem.decode())
     client.check_hostname = False  # the server presents an SVID (URI SAN), not a host name
-    with socket.create_connection((cart.address, cart.port), timeout=5) as raw:
-        with client.wrap_socket(raw) as tls:
-            presented = tls.getpeercert()["subjectAltName"]
-            # TLS 1.3: the server's verdict on the (missing) client certificate arrives as an alert
-            # on the first read, after the client's side of the handshake has completed. Nothing is
-            # sent first: unread data at the server would turn its close into a reset that can
-            # overtake the alert.
-            with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
-                tls.recv(1024)
+    with socket.create_connection((cart.address, cart.port), timeout=5) as raw, client.wrap_socket(raw) as tls:
+        presented = tls.getpeercert()["subjectAltName"]
+        # TLS 1.3: the server's verdict on the (missing) client certificate arrives as an alert
+        # on the first read, after the client's side of the handshake has completed. Nothing is
+        # sent first: unread data at the server would turn its close into a reset that can
+        # overtake the alert.
+        with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+            tls.recv(1024)
     assert presented == (("URI", "spiffe://e2e.test/ns/shop/sa/cart"),)
 
 

@@ -15,9 +15,9 @@ def test_server_certificate_chains_to_the_test_ca(pki, backends, workdir) -> Non
     context = harness.tls_server_context(pki.server_cert("echo.test"), workdir, "echo-test")
     backend = backends.start("tls-echo", tls=context)
     client = ssl.create_default_context(cadata=pki.ca_pem.decode())
-    with socket.create_connection(("127.0.0.1", backend.port), timeout=5) as raw:
-        with client.wrap_socket(raw, server_hostname="echo.test") as tls:
-            peer = tls.getpeercert()
+    with (socket.create_connection(("127.0.0.1", backend.port), timeout=5) as raw,
+          client.wrap_socket(raw, server_hostname="echo.test") as tls):
+        peer = tls.getpeercert()
     assert ("DNS", "echo.test") in peer["subjectAltName"]
 
 
