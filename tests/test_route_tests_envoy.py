@@ -10,8 +10,8 @@ import pytest
 from compiler.build import compile_mesh
 from compiler.diagnostics import Report
 from compiler.routetest import run_route_tests
-from tests.conftest import require_envoy
 from targets.envoylib import run_through_envoy
+from tests.conftest import require_envoy
 from tests.semantics import mesh, route, service, write
 
 pytestmark = pytest.mark.e2e

@@ -34,11 +34,11 @@ from targets.envoylib.tls import workload_certificate_dir
 
 __all__ = [
     "ANY_ADDRESS",
-    "EnvoyRunner",
-    "EnvoyUnavailable",
     "HCM_FILTER",
     "LOOPBACK",
     "ROUTER_FILTER",
+    "EnvoyRunner",
+    "EnvoyUnavailable",
     "OncePerIntent",
     "disagreement",
     "gateway_bootstrap",

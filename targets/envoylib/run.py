@@ -179,7 +179,8 @@ class EnvoyRunner:
         kept, ports = [], {}
         for listener in config["static_resources"]["listeners"]:
             named = listener["address"]["socket_address"]["port_value"]
-            if not is_plain_http(listener) or (proxy.service is not None and not listener["name"].startswith("outbound|http")):
+            outbound = listener["name"].startswith("outbound|http")
+            if not is_plain_http(listener) or (proxy.service is not None and not outbound):
                 continue
             bound = free_port(self.address)
             listener["address"] = socket_of(bound, self.address)
