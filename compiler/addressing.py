@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from compiler.graph import ExternalNode, ServiceNode
+from compiler.model import CloudFoundryPlatform
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,19 @@ CLOUD_FOUNDRY_ROUTER_PORT = 443
 
 def external_route_host(service: ServiceNode) -> str:
     """A Cloud Foundry app's route on the platform's router (appsDomain)."""
-    return f"{service.name}.{service.platform.appsDomain}"
+    return f"{service.name}.{_cloudfoundry(service).appsDomain}"
 
 
 def internal_route_host(service: ServiceNode) -> str:
     """A Cloud Foundry app's container-to-container route (internalDomain)."""
-    return f"{service.name}.{service.platform.internalDomain}"
+    return f"{service.name}.{_cloudfoundry(service).internalDomain}"
+
+
+def _cloudfoundry(service: ServiceNode) -> CloudFoundryPlatform:
+    platform = service.platform
+    if platform.kind != "cloudfoundry":
+        raise ValueError(f"{service.key} runs on {platform.kind} platform {platform.name!r}, not on Cloud Foundry")
+    return platform
 
 
 def reached_through_router(service: ServiceNode, caller_platform: str | None) -> bool:

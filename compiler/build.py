@@ -21,6 +21,8 @@ from targets import REGISTRY
 from targets import load as load_target
 
 if TYPE_CHECKING:
+    from compiler.codes import Severity
+    from compiler.loader import FileSource
     from compiler.suppress import Suppressor
 
 
@@ -53,6 +55,7 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     would report the holes again. Suppressions are applied to what analysis reported; with
     `finish=False` the caller runs the targets and then calls Compiled.finish()."""
     report = Report()
+    source: FileSource
     if ref is not None:
         from compiler.gitsource import GitError, GitSource
 
@@ -126,7 +129,7 @@ class BuildOutcome:
 
 
 def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref: str | None = None,
-               fail_on: str = "error", check_only: bool = False, changed_since: str | None = None) -> BuildOutcome:
+               fail_on: Severity = "error", check_only: bool = False, changed_since: str | None = None) -> BuildOutcome:
     """`meshc build`: compile, emit the targets (all when none are named), then write out_dir,
     or with `check_only` compare it. Raises compiler.writer.OutputError when out_dir cannot be
     replaced (checked before compiling: nothing is reported yet) and ChangedSinceError for an

@@ -8,10 +8,14 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from compiler import __version__
+
+if TYPE_CHECKING:
+    from compiler.codes import Severity
 
 FORMATS = ("text", "json", "sarif", "github")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -98,7 +102,7 @@ def main() -> None:
 @main.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
 @_common
-def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: str) -> None:
+def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
     """Load, type-check, link and analyse the mesh; write nothing."""
     from compiler.build import compile_mesh
 
@@ -116,7 +120,7 @@ def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on
               help="Fail when fewer than PERCENT of the Route rules decide a case.")
 @_common
 def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: str | None, fmt: str,
-                 quiet: bool, color: str, fail_on: str) -> None:
+                 quiet: bool, color: str, fail_on: Severity) -> None:
     """Run the mesh's RouteTest cases through the reference evaluator (and, with --envoy, Envoy)."""
     from compiler.build import compile_mesh
     from compiler.routetest import run_route_tests
@@ -124,7 +128,7 @@ def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: 
     root = _root(path)
     compiled = compile_mesh(root, ref=ref, skip_dirs=(root / "build",))
     run = None
-    if compiled.graph is not None and not compiled.report.has_errors:
+    if compiled.graph is not None and compiled.loaded is not None and not compiled.report.has_errors:
         run = run_route_tests(compiled.graph, compiled.loaded.intents, compiled.report)
         if through_envoy:
             from targets import load as load_target
@@ -156,7 +160,7 @@ def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: 
               help="Re-emit only the workloads that intent changes since REV reach; keep the rest of DIR.")
 @_common
 def build(path: str, output: str | None, targets: tuple[str, ...], check_only: bool, changed_since: str | None,
-          ref: str | None, fmt: str, quiet: bool, color: str, fail_on: str) -> None:
+          ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
     """Check the mesh, then emit every target (or the named ones) into the output directory."""
     from compiler.build import ChangedSinceError, build_mesh
     from compiler.writer import OutputError
@@ -209,7 +213,7 @@ def _known_targets(targets: tuple[str, ...]) -> None:
 @main.command("check-files")
 @click.argument("files", nargs=-1, type=click.Path())
 @_common
-def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, color: str, fail_on: str) -> None:
+def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
     """Check each mesh that FILES belong to, once (the pre-commit hook `meshc-check`).
 
     A file belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files
@@ -303,8 +307,7 @@ def _intent_links(root: Path, link_base: str | None):
 
 @main.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(("dot", "mermaid", "json", "html")), default="dot",
-              show_default=True, help="html: one self-contained interactive page (no network needed).")
+@click.option("--format", "fmt", type=click.Choice(("dot", "mermaid", "json")), default="dot", show_default=True)
 @click.option("--ref", "ref", default=None, metavar="REV", help="Read the intents from a git revision.")
 def graph(path: str, fmt: str, ref: str | None) -> None:
     """Print the linked graph: services, calls, routes, gateways, policies."""
@@ -312,25 +315,11 @@ def graph(path: str, fmt: str, ref: str | None) -> None:
     from compiler.graphviz import EXPORTERS
 
     root = _root(path)
-    if fmt == "html":
-        click.echo(_graph_page(root, ref), nl=False)
-        return
     compiled = compile_mesh(root, ref=ref, analyse=False)
     if compiled.graph is None:
         _print_report(compiled, "text", False, "auto", root)
         sys.exit(EXIT_FAIL)
     click.echo(EXPORTERS[fmt](compiled.graph), nl=False)
-
-
-def _graph_page(root: Path, ref: str | None) -> str:
-    from compiler.build import compile_mesh
-    from compiler.graph_page import mesh_page
-
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / "build",), finish=False)
-    if compiled.graph is None:
-        _print_report(compiled, "text", False, "auto", root)
-        sys.exit(EXIT_FAIL)
-    return mesh_page(compiled)
 
 
 @main.command()

@@ -83,7 +83,7 @@ def compare_artifacts(base: list[Artifact], head: list[Artifact]) -> tuple[FileC
         if old is not None and new is not None and old.content == new.content:
             continue
         status = "added" if old is None else "removed" if new is None else "changed"
-        which = new or old
+        which = new if new is not None else before[path]
         changes.append(FileChange(path, which.target, which.workload, status,
                                   old.content if old else None, new.content if new else None))
     return tuple(sorted(changes, key=lambda c: (c.target, c.workload, c.path)))
@@ -116,7 +116,7 @@ def compare_intents(base: MeshGraph, head: MeshGraph) -> tuple[IntentChange, ...
                 everything = True
             else:
                 reached |= found
-        _, _, origin = new or old
+        _, _, origin = new if new is not None else before[ref]
         location = (head if new else base).sources.locate(origin, "name")
         changes.append(IntentChange(ref, status, location, tuple(sorted(reached)), everything))
     return tuple(changes)

@@ -187,9 +187,12 @@ def matching_entry(rule: ResolvedRule, request: Request, port: int | None) -> tu
 def rewritten_path(prefix: str, entry: Match | None, path: str) -> str:
     """Gateway API ReplacePrefixMatch; an exact or regex match replaces the whole path."""
     matched = entry.path if entry is not None else None
-    if matched is not None and matched.prefix is None:
+    if matched is None:
+        stem = ""
+    elif matched.prefix is None:
         return prefix
-    stem = matched.prefix.rstrip("/") if matched is not None else ""
+    else:
+        stem = matched.prefix.rstrip("/")
     return prefix.rstrip("/") + path[len(stem):] or "/"
 
 
@@ -335,7 +338,8 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
             return Decision("refused", reason=f"SNI {request.sni!r} names no listener on port {request.port}")
         if listener.protocol == "https":
             return routed(graph, gateway, listener, replace(request, scheme="https"), name)
-        return stream_decision(graph, gateway, listener, sni if listener.tls.mode == "passthrough" else None)
+        passthrough = listener.tls is not None and listener.tls.mode == "passthrough"
+        return stream_decision(graph, gateway, listener, sni if passthrough else None)
     return stream_decision(graph, gateway, on_port[0], None)
 
 
@@ -388,4 +392,6 @@ class Proxy:
 def evaluate(graph: MeshGraph, proxy: Proxy, request: Request) -> Decision:
     if proxy.gateway is not None:
         return evaluate_gateway(graph, graph.gateways[proxy.gateway], request)
+    if proxy.service is None:
+        raise ValueError("a Proxy is the sidecar of a service or a gateway")
     return evaluate_sidecar(graph, graph.services[proxy.service], request)

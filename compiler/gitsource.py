@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from compiler.loader import Revision
+
+if TYPE_CHECKING:
+    from git.objects import Blob
 
 
 class GitError(Exception):
@@ -66,11 +70,13 @@ class GitSource:
     """The intent files of the mesh root at one commit; skip_dirs (output directories) left out."""
 
     def __init__(self, root: Path, ref: str, skip_dirs: tuple[Path, ...] = ()) -> None:
+        from git.objects import Blob  # gitpython is imported by now (resolve)
+
         repo, self.commit = resolve(root, ref)
         top = Path(repo.working_tree_dir).resolve()
         prefix = root.resolve().relative_to(top).as_posix()
         self.ref = ref
-        self.blobs: dict[str, object] = {}
+        self.blobs: dict[str, Blob] = {}
         skipped = tuple(
             p.resolve().relative_to(root.resolve()).as_posix() + "/"
             for p in skip_dirs
@@ -81,7 +87,7 @@ class GitSource:
         except KeyError as error:
             raise GitError(f"{prefix} does not exist at {ref}") from error
         for item in tree.traverse():
-            if item.type != "blob":
+            if not isinstance(item, Blob):
                 continue
             relative = PurePosixPath(item.path).relative_to(prefix) if prefix != "." else PurePosixPath(item.path)
             if any(part.startswith(".") for part in relative.parts) or relative.as_posix().startswith(skipped):

@@ -24,6 +24,7 @@ from compiler.model import (
     Mesh,
     Policy,
     Resilience,
+    Retries,
     Route,
     RouteRule,
     Service,
@@ -110,7 +111,7 @@ class ResolvedRule:
     destinations: tuple[Target, ...]  # empty for redirect rules
     mirror: Target | None
     timeout: str | None  # rule timeout, else the route's service resilience timeout (mesh routes)
-    retries: object | None  # compiler.model.Retries: the rule's, else the service's effective
+    retries: Retries | None  # the rule's, else the service's effective
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,12 @@ class Principal(NamedTuple):
     kind: str
     namespace: str | None = None
     name: str | None = None
+
+    def key(self) -> Key:
+        """The service or gateway a `service` or `gateway` principal names."""
+        if self.namespace is None or self.name is None:
+            raise ValueError(f"a {self.kind} principal names no service or gateway")
+        return Key(self.namespace, self.name)
 
 
 @dataclass(frozen=True)

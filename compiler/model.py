@@ -78,6 +78,7 @@ RetryOn = Literal[
     "resource-exhausted",
     "unavailable",
 ]
+DEFAULT_RETRY_ON: tuple[RetryOn, ...] = ("5xx", "reset", "connect-failure")
 
 # The one home of protocol sets: what carries HTTP requests, what needs HTTP/2 to the upstream,
 # what is a byte stream to a proxy.
@@ -108,7 +109,7 @@ def _exactly_one(model: BaseModel, fields: tuple[str, ...], what: str) -> None:
 class Retries(Strict):
     attempts: Annotated[int, Field(ge=0, le=100)]
     perTryTimeout: Duration | None = None
-    retryOn: list[RetryOn] = Field(default_factory=lambda: ["5xx", "reset", "connect-failure"])
+    retryOn: list[RetryOn] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
     # Retrying POST/PATCH can duplicate side effects; a rule must opt in explicitly.
     allowNonIdempotent: bool = False
 

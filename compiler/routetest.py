@@ -79,7 +79,8 @@ def differences(expect: RouteTestExpectation, decision: Decision, namespace: str
 
     differ("status", expect.status, answer(decision))
     if expect.to is not None:
-        got = [(t.service, t.version, t.port, t.weight) for t in decision.backends]
+        got: list[tuple[Key, str | None, int | None, int]] = [
+            (t.service, t.version, t.port, t.weight) for t in decision.backends]
         if decision.external is not None:
             got = [(decision.external, None, decision.port, 100)]
         wanted = [(parse_ref(d.service, namespace), d.version, d.port, d.weight) for d in expect.to]
@@ -146,6 +147,7 @@ def resolve_proxy(graph: MeshGraph, spec: RouteTest, test: Key, intent: Intent, 
             return Proxy(service=caller)
         what, field_name = f"caller {caller} is not a Service", "caller"
     else:
+        assert spec.gateway is not None  # a RouteTest names exactly one of caller and gateway (its validator)
         gateway = parse_ref(spec.gateway, test.namespace)
         if gateway in graph.gateways:
             return Proxy(gateway=gateway)
@@ -179,7 +181,7 @@ def expectations_resolve(graph: MeshGraph, spec: RouteTest, test: Key, intent: I
 
 def report_failure(graph: MeshGraph, run: CaseRun, report: Report) -> None:
     decision = run.decision
-    related = ()
+    related: tuple[Related, ...] = ()
     if decision.rule is not None and decision.rule.location is not None:
         related = (Related(decision.rule.location, f"{decision.rule} decided the request"),)
     why = "" if decision.rule is not None else f" ({decision.reason})"

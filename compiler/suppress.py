@@ -46,6 +46,7 @@ class _ObjectIndex:
         self.starts = {file: sorted(pairs) for file, pairs in starts.items()}
         for intent in loaded.intents:
             model = intent.model
+            names: tuple[str, ...]
             if intent.kind in NAMESPACED_KINDS:
                 namespace = model.namespace or mesh.defaultNamespace
                 names = (f"{intent.kind}/{namespace}/{model.name}", f"{namespace}/{model.name}")

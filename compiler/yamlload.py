@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -173,14 +173,16 @@ class _PositionConstructor(SafeConstructor):
         raise YamlProblem(codes.UNSUPPORTED_TAG, f"tag {node.tag!r} is not in the YAML 1.2 core schema", line, column)
 
 
-for _tag in list(_PositionConstructor.yaml_constructors):
-    if _tag not in _CORE_TAGS and _tag is not None:
-        del _PositionConstructor.yaml_constructors[_tag]
-_PositionConstructor.add_constructor("tag:yaml.org,2002:map", _PositionConstructor.construct_yaml_map)
-_PositionConstructor.add_constructor("tag:yaml.org,2002:seq", _PositionConstructor.construct_yaml_seq)
-_PositionConstructor.add_constructor("tag:yaml.org,2002:int", _PositionConstructor.construct_yaml_int)
-_PositionConstructor.add_constructor("tag:yaml.org,2002:bool", _PositionConstructor.construct_yaml_bool)
-_PositionConstructor.add_constructor(None, _PositionConstructor.construct_undefined)
+# A table of its own: deleting from the inherited one would take timestamps and the other
+# YAML 1.1 types away from every yaml.safe_load in the process.
+_PositionConstructor.yaml_constructors = {
+    **{tag: construct for tag, construct in SafeConstructor.yaml_constructors.items() if tag in _CORE_TAGS},
+    "tag:yaml.org,2002:map": _PositionConstructor.construct_yaml_map,
+    "tag:yaml.org,2002:seq": _PositionConstructor.construct_yaml_seq,
+    "tag:yaml.org,2002:int": _PositionConstructor.construct_yaml_int,
+    "tag:yaml.org,2002:bool": _PositionConstructor.construct_yaml_bool,
+    None: _PositionConstructor.construct_undefined,
+}
 
 
 class _Loader(_Parser, _PositionConstructor, _CoreSchemaResolver):
@@ -222,7 +224,7 @@ def load_documents(text: str) -> list[YamlDocument]:
     try:
         index = 0
         while loader.check_node():
-            node = loader.get_node()
+            node = cast(yaml.Node, loader.get_node())  # not None: check_node saw a document
             data = loader.construct_document(node)
             documents.append(YamlDocument(index, data, node.start_mark.line + 1, loader.marks))
             index += 1

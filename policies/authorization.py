@@ -99,14 +99,14 @@ def _grants(graph: MeshGraph, report: Report) -> None:
         for rule in (*policy.allow, *policy.deny):
             for index, principal in enumerate(rule.principals):
                 if principal.kind == "service" and rule.section == "allow":
-                    caller = graph.services.get(Key(principal.namespace, principal.name))
+                    caller = graph.services.get(principal.key())
                     if caller is not None and policy.service not in caller.calls:
                         report.add(codes.STALE_GRANT,
                                    f"AccessPolicy {policy.key} admits {caller.key}, "
                                    f"which does not call {policy.service}",
                                    at(policy.origin, rule.section, rule.index, "from", index),
                                    related=(Related(at(caller.origin, "name"), "the service, without the call"),))
-                elif principal.kind == "gateway" and Key(principal.namespace, principal.name) not in graph.gateways:
+                elif principal.kind == "gateway" and principal.key() not in graph.gateways:
                     report.add(codes.UNKNOWN_PRINCIPAL,
                                f"AccessPolicy {policy.key} names gateway {principal.namespace}/{principal.name}, "
                                "which is not a Gateway", at(policy.origin, rule.section, rule.index, "from", index))

@@ -24,13 +24,14 @@ def _entry_protocols(graph: MeshGraph, route: RouteNode, entry: Match) -> tuple[
         ports = graph.services[route.service].spec.ports
         chosen = [p for p in ports if entry.port in (None, p.port)]
         return {p.protocol in HTTP_PROTOCOLS for p in chosen}, {p.port for p in ports}
+    assert route.gateway is not None  # a Route without a service attaches to a gateway (linker)
     gateway = graph.gateways[route.gateway]
     serving = [listener for listener in gateway.listeners
                if any(host_covers(lh, rh) for lh in listener.hosts for rh in route.spec.hosts)]
     if not serving:
         return None  # reported by the gateways check
-    chosen = [listener for listener in serving if entry.port in (None, listener.port)]
-    return {listener.protocol in HTTP_LISTENERS for listener in chosen}, {listener.port for listener in serving}
+    listening = [listener for listener in serving if entry.port in (None, listener.port)]
+    return {listener.protocol in HTTP_LISTENERS for listener in listening}, {listener.port for listener in serving}
 
 
 def _check_matches(graph: MeshGraph, route: RouteNode, report: Report) -> None:
@@ -93,7 +94,8 @@ def _check_versions(graph: MeshGraph, route: RouteNode, report: Report) -> None:
                    hint="deploy each version as its own service and route between those")
 
     for rule in route.rules:
-        targets = [(target, ("rules", rule.index, "to", index)) for index, target in enumerate(rule.destinations)]
+        targets: list[tuple[Target, tuple[object, ...]]] = [
+            (target, ("rules", rule.index, "to", index)) for index, target in enumerate(rule.destinations)]
         if rule.mirror is not None:
             targets.append((rule.mirror, ("rules", rule.index, "mirror")))
         for target, path in targets:

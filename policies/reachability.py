@@ -63,8 +63,9 @@ def _check_route(graph: MeshGraph, route: RouteNode, report: Report) -> None:
         covering = [
             next((prior for prior in earlier if match_covers(prior[0], entry)), None) for entry, _ in entries
         ]
-        if all(cover is not None for cover in covering):
-            cover_rule = covering[0][1]
+        covers = [cover for cover in covering if cover is not None]
+        if len(covers) == len(covering):
+            cover_rule = covers[0][1]
             report.add(
                 codes.UNREACHABLE_RULE,
                 f"rule {rule_index} of Route {route.key} can never match: rule {cover_rule} before it "

@@ -63,8 +63,7 @@ def _retry_budgets(graph: MeshGraph, report: Report) -> None:
             if rule.spec.timeout is not None:
                 timeout_at = at(route.origin, "rules", rule.index, "timeout")
             else:
-                first = rule.destinations[0].service if rule.destinations else None
-                owner = graph.services.get(route.service or first)
+                owner = _settings_owner(graph, route, rule)
                 timeout_at = _service_timeout_location(graph, owner) if owner else at(route.origin, "rules", rule.index)
             _budget_overrun(report, rule.spec.retries, rule.timeout,
                             at(route.origin, "rules", rule.index, "retries", "perTryTimeout"), timeout_at,
@@ -97,10 +96,16 @@ def _route_timeouts(graph: MeshGraph, report: Report) -> None:
 def _retries_location(graph: MeshGraph, route: RouteNode, rule: ResolvedRule) -> Location:
     if rule.spec.retries is not None:
         return graph.sources.locate(route.origin, "rules", rule.index, "retries")
-    owner = graph.services.get(route.service or (rule.destinations[0].service if rule.destinations else None))
+    owner = _settings_owner(graph, route, rule)
     if owner is None:
         return graph.sources.locate(route.origin, "rules", rule.index)
     return _service_retries_location(graph, owner)
+
+
+def _settings_owner(graph: MeshGraph, route: RouteNode, rule: ResolvedRule) -> ServiceNode | None:
+    """The service whose resilience a rule falls back to: the Route's, else its first destination's."""
+    key = route.service or (rule.destinations[0].service if rule.destinations else None)
+    return graph.services.get(key) if key is not None else None
 
 
 def _non_idempotent_retries(graph: MeshGraph, report: Report) -> None:

@@ -174,7 +174,7 @@ def route_match(match: Match | None) -> dict:
             result = {"prefix": match.path.prefix}
         else:
             result = {"safe_regex": {"regex": match.path.regex}}
-    headers = []
+    headers: list[dict[str, Any]] = []
     if match.method is not None:
         headers.append({"name": ":method", "string_match": {"exact": match.method}})
     for name, value in match.headers.items():

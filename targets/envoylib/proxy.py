@@ -253,7 +253,7 @@ class Proxy:
         elif principal.kind == "namespace":
             name = {"prefix": f"spiffe://{domain}/ns/{principal.namespace}/sa/"}
         else:
-            name = {"exact": self.graph.spiffe_id(Key(principal.namespace, principal.name))}
+            name = {"exact": self.graph.spiffe_id(principal.key())}
         return {"authenticated": {"principal_name": name}}
 
     # -- clusters ------------------------------------------------------------------------------

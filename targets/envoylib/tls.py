@@ -34,10 +34,6 @@ class Certificates:
         self.identity = identity
         self.uses_sds = False
 
-    @property
-    def workload_dir(self) -> str:
-        return workload_certificate_dir(self.settings, self.identity)
-
     def sds_secret(self, name: str) -> dict:
         self.uses_sds = True
         return {"name": name, "sds_config": {
@@ -51,9 +47,10 @@ class Certificates:
 
     def own_certificate(self, certificate: str | None = None) -> dict:
         """The workload's SVID, or a named (gateway) certificate."""
-        if self.settings.mode == "sds":
+        settings = self.settings
+        if settings.mode == "sds":
             return {"tls_certificate_sds_secret_configs": [self.sds_secret(certificate or SVID_SECRET)]}
-        stem = f"{self.workload_dir}/{certificate}" if certificate else f"{self.workload_dir}/svid"
+        stem = f"{workload_certificate_dir(settings, self.identity)}/{certificate or 'svid'}"
         return {"tls_certificates": [{
             "certificate_chain": {"filename": f"{stem}.pem"},
             "private_key": {"filename": f"{stem}_key.pem"},
@@ -64,12 +61,14 @@ class Certificates:
         check = {}
         if peer is not None:
             check = {"match_typed_subject_alt_names": [{"san_type": "URI", "matcher": {"exact": peer}}]}
-        if self.settings.mode == "sds":
+        settings = self.settings
+        if settings.mode == "sds":
             return {"combined_validation_context": {
                 "default_validation_context": check,
                 "validation_context_sds_secret_config": self.sds_secret(BUNDLE_SECRET),
             }}
-        return {"validation_context": {"trusted_ca": {"filename": f"{self.workload_dir}/svid_bundle.pem"}, **check}}
+        bundle = f"{workload_certificate_dir(settings, self.identity)}/svid_bundle.pem"
+        return {"validation_context": {"trusted_ca": {"filename": bundle}, **check}}
 
     def downstream(self) -> dict:
         """mTLS for an inbound listener: the SVID, and a client certificate from the mesh required."""
@@ -106,13 +105,14 @@ class Certificates:
 
     def clusters(self) -> list[dict]:
         """The SDS agent's cluster, when anything asked for an SDS secret."""
-        if not self.uses_sds:
+        settings = self.settings
+        if not self.uses_sds or settings.mode != "sds":  # only an SDS platform asks for SDS secrets
             return []
         return [{
             "name": SDS_CLUSTER,
             "type": "STATIC",
             "typed_extension_protocol_options": http2_options(),
             "load_assignment": {"cluster_name": SDS_CLUSTER, "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"pipe": {"path": self.settings.sdsSocket}}}},
+                {"endpoint": {"address": {"pipe": {"path": settings.sdsSocket}}}},
             ]}]},
         }]
