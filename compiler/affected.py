@@ -16,6 +16,10 @@ A workload is what runs an artifact: "service:<ns>/<name>" (a sidecar), "gateway
 Every service or gateway reached also reaches its platform's platform-wide files. Both
 sides of a change count: a Route that moved from service A to B reaches A's and B's callers.
 The graphs given are searched together, so a removed service's callers are still found.
+
+`meshc build --changed-since` re-emits what the changed intents reach and, besides, every
+workload with an artifact compiled from a file whose intents changed: manifest.json records
+each artifact's sources, so what a target reads needs no entry here (rebuilt_workloads).
 """
 
 from __future__ import annotations
@@ -159,22 +163,28 @@ class Reach:
         return out
 
 
-def affected_workloads(
-    changes: Iterable[tuple[str, Any]], default_namespace: str, graphs: Iterable[MeshGraph]
-) -> frozenset[str] | None:
-    """Union of what every changed intent version (kind, model) reaches; None means everything."""
-    reach = Reach(graphs)
-    out: set[str] = set()
-    for kind, model in changes:
+# ------------------------------------------------------------------------------------------
+# `meshc build --changed-since REV`: re-emit only what the changed intents reach
+
+
+def rebuilt_workloads(records: Iterable[ArtifactRecord], touched: set[str], versions: Iterable[tuple[str, Any]],
+                      default_namespace: str, head: MeshGraph) -> frozenset[str] | None:
+    """The workloads an incremental build re-emits; None means every one.
+
+    Neither is kept per target: every workload with an artifact whose recorded `sources`
+    include a touched file (what the targets say they read, so a target that starts reading
+    another kind needs no change here), and what the graph says the changed intent versions
+    reach (Reach.workloads): what a new intent reaches, which no earlier artifact could
+    have recorded, and the platform-wide files a set of services makes.
+    """
+    reach = Reach([head])
+    out = {record.workload for record in records if not touched.isdisjoint(record.sources)}
+    for kind, model in versions:
         reached = reach.workloads(kind, model, default_namespace)
         if reached is EVERYTHING:
             return EVERYTHING
         out |= reached
     return frozenset(out)
-
-
-# ------------------------------------------------------------------------------------------
-# `meshc build --changed-since REV`: re-emit only what the changed intents reach
 
 
 class FullBuildNeeded(Exception):
@@ -305,13 +315,17 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     new_versions = {ref: (kind, model, origin.file) for ref, (kind, model, origin) in graph_intents(head).items()
                     if origin.file in changed and kind != "Mesh"}
     versions = []
+    touched: set[str] = set()  # files where an intent was added, removed, moved or modified
     for ref in set(old_versions) | set(new_versions):
         old, new = old_versions.get(ref), new_versions.get(ref)
         # an intent in another file changes its artifacts too: they name the files they came from
         if old and new and old[2] == new[2] and _same(old[1], new[1]):
             continue
-        versions.extend((version[0], version[1]) for version in (old, new) if version is not None)
-    workloads = affected_workloads(versions, namespace, [head])
+        for version in (old, new):
+            if version is not None:
+                versions.append((version[0], version[1]))
+                touched.add(version[2])
+    workloads = rebuilt_workloads(previous.artifacts, touched, versions, namespace, head)
 
     for record in previous.artifacts:
         if record.workload in workloads or record.target not in targets:

@@ -9,6 +9,7 @@ same files as before (same inode: carried over, not rewritten).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,16 +17,14 @@ import pytest
 from bench.generate import generate_mesh
 from tests.gitops_support import GitMesh, git_mesh, meshc, tree
 
-NEW_SERVICE = """\
-apiVersion: meshc/v1
-kind: Service
-name: recommendations
-platform: prod-k8s
-ports:
-  - {name: http, port: 9080, protocol: http}
-calls:
-  - books-api
-"""
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "incremental"
+
+
+def add_fixture(repo: GitMesh, name: str, directory: str) -> None:
+    """Copy tests/fixtures/incremental/NAME into the mesh's DIRECTORY."""
+    (repo.root / directory).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(FIXTURES / name, repo.root / directory / name)
+
 
 # (case, change to the working tree, workloads whose files must not be rewritten)
 CASES = {
@@ -33,13 +32,15 @@ CASES = {
               ["service:bookinfo/details", "service:bookinfo/mongodb", "service:bookinfo/ratings"]),
     "service-resilience": (lambda m: m.edit("services/reviews.yaml", "timeout: 10s", "timeout: 8s"),
                            ["service:bookinfo/details", "service:bookinfo/mongodb"]),
+    # every service's AccessPolicy is in access/policies.yaml, and artifacts record the files
+    # they were compiled from: each service's files are re-emitted, the gateway's are not
     "access-policy": (lambda m: m.edit("access/policies.yaml", "methods: [GET, POST]", "methods: [GET]"),
-                      ["service:bookinfo/mongodb", "service:bookinfo/ratings"]),
+                      ["gateway:bookinfo/public"]),
     "external-service": (lambda m: m.edit("external/books-api.yaml", "originate: false", "originate: true"),
                          ["service:bookinfo/mongodb", "service:bookinfo/reviews"]),
     "gateway": (lambda m: m.edit("gateways/public.yaml", "port: 80,", "port: 8080,"),
                 ["service:bookinfo/details", "service:bookinfo/ratings"]),
-    "service-added": (lambda m: (m.root / "services" / "recommendations.yaml").write_text(NEW_SERVICE),
+    "service-added": (lambda m: add_fixture(m, "recommendations.yaml", "services"),
                       ["service:bookinfo/details", "service:bookinfo/reviews"]),
     "file-renamed": (lambda m: (m.root / "external" / "books-api.yaml").rename(m.root / "external" / "books.yaml"),
                      ["service:bookinfo/mongodb", "service:bookinfo/reviews"]),
