@@ -12,8 +12,8 @@ byte for byte, manifest.json included.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
