@@ -32,7 +32,7 @@ from typing import Any
 from compiler.artifact import gateway_workload, platform_workload, service_workload
 from compiler.graph import Key, MeshGraph
 from compiler.linker import parse_ref
-from compiler.loader import git_blob_id
+from compiler.loader import REFUSED, git_blob_id
 from compiler.manifest import ArtifactRecord
 
 EVERYTHING = None  # the answer for a Mesh change: every workload is reached
@@ -203,7 +203,7 @@ def _file_ids(source) -> dict[str, str]:
     blobs = getattr(source, "blobs", None)
     if blobs is not None:
         return {path: blob.hexsha for path, blob in blobs.items()}
-    return {path: git_blob_id(source.read(path)) for path, _ in source.files()}
+    return {path: git_blob_id(source.read(path)) for path, size in source.files() if size != REFUSED}
 
 
 class _RecordedInputs:

@@ -40,9 +40,12 @@ def _code(code: str, name: str, severity: Severity, summary: str, explanation: s
 
 # 0xx: loading and YAML -----------------------------------------------------------------------
 UNREADABLE_FILE = _code(
-    "MESH001", "unreadable-file", "error", "A file cannot be read as UTF-8 text.",
+    "MESH001", "unreadable-file", "error", "A file or directory of the mesh cannot be read.",
     """Intent files must be UTF-8. The diagnostic points at the first byte that is not valid
-    UTF-8 (or says why the file could not be read at all). Re-save the file as UTF-8.""",
+    UTF-8, or says why the file could not be read at all. A directory under the mesh root
+    that cannot be listed is reported too, since its intents would silently be missing; a
+    FIFO, socket or device named like an intent file is refused, not opened. Re-save the file
+    as UTF-8, fix the permissions, or list the path in Mesh.exclude.""",
 )
 YAML_SYNTAX = _code(
     "MESH002", "yaml-syntax", "error", "The file is not well-formed YAML.",
@@ -93,6 +96,15 @@ MESH_PLACEMENT = _code(
     "MESH010", "mesh-placement", "error", "A Mesh document outside mesh.yaml, or more than one.",
     """Exactly one Mesh document exists, in `mesh.yaml` at the mesh root. Move the Mesh into
     mesh.yaml and keep the other kinds in their own files (mesh.yaml may hold them too).""",
+)
+OUTSIDE_MESH_ROOT = _code(
+    "MESH011", "outside-mesh-root", "error", "A symbolic link or submodule leads outside the mesh root.",
+    """meshc reads nothing outside the mesh root: intents come from pull requests, and a
+    symbolic link such as `services/x.yaml -> /proc/self/environ` would otherwise put the CI
+    job's secrets into its log. A symbolic link whose target is outside the root (in the
+    working tree or as a link blob of a `--ref` revision), and a git submodule (whose files
+    are another repository's), are reported and never read. Links that stay inside the root
+    are followed. Replace the link with the file, or list the path in Mesh.exclude.""",
 )
 
 # 1xx: schema ---------------------------------------------------------------------------------

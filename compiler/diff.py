@@ -18,6 +18,7 @@ from compiler.artifact import Artifact, is_proxy
 from compiler.diagnostics import Location
 from compiler.graph import MeshGraph
 from compiler.loader import Revision
+from compiler.render import printable
 from compiler.serialize import to_json
 
 
@@ -134,7 +135,8 @@ def diff_meshes(base: MeshGraph, head: MeshGraph, base_artifacts: list[Artifact]
 
 def describe_revision(revision: Revision) -> str:
     if revision.ref is not None:
-        return f"{revision.ref} ({revision.commit[:12]})" if revision.commit else revision.ref
+        ref = printable(revision.ref)
+        return f"{ref} ({revision.commit[:12]})" if revision.commit else ref
     state = "dirty" if revision.dirty else "clean"
     return f"working tree ({state}, on {revision.commit[:12]})" if revision.commit else f"working tree ({state})"
 
@@ -148,7 +150,9 @@ def _workload_line(target: str, workload: str, changes: list[FileChange]) -> str
 
 
 def _intent_lines(change: IntentChange) -> list[str]:
-    lines = [f"{change.status} {change.ref} ({change.location})"]
+    # a file name may hold a line break: printed escaped, it cannot end the code fence the
+    # Action puts around this text, nor start a line of its own
+    lines = [f"{change.status} {change.ref} ({printable(str(change.location))})"]
     if change.everything:
         lines.append("  reaches every workload (the Mesh changed)")
     elif change.proxies:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from compiler.loader import Revision
+from compiler import codes
+from compiler.loader import MAX_FILE_BYTES, REFUSED, Refused, Revision
+
+_LINK_MODE = 0o120000
+_MAX_LINK_HOPS = 40  # as the kernel's ELOOP limit
 
 if TYPE_CHECKING:
     from git.objects import Blob
@@ -86,21 +91,49 @@ class GitSource:
             tree = self.commit.tree if prefix == "." else self.commit.tree / prefix
         except KeyError as error:
             raise GitError(f"{prefix} does not exist at {ref}") from error
+        self.refused: dict[str, Refused] = {}
+        entries: dict[str, Blob] = {}
         for item in tree.traverse():
-            if not isinstance(item, Blob):
-                continue
             relative = PurePosixPath(item.path).relative_to(prefix) if prefix != "." else PurePosixPath(item.path)
             if any(part.startswith(".") for part in relative.parts) or relative.as_posix().startswith(skipped):
                 continue
-            if relative.suffix in (".yaml", ".yml"):
-                self.blobs[relative.as_posix()] = item
+            if item.type in ("commit", "submodule"):
+                self.refused[relative.as_posix()] = Refused(
+                    codes.OUTSIDE_MESH_ROOT, "a git submodule: its files belong to another repository and are not read")
+            elif isinstance(item, Blob):
+                entries[relative.as_posix()] = item
+        for path in entries:
+            if PurePosixPath(path).suffix in (".yaml", ".yml"):
+                try:
+                    self.blobs[path] = _follow(entries, path)
+                except Refused as refused:
+                    self.refused[path] = refused
 
     def files(self) -> Iterator[tuple[str, int]]:
-        for path in sorted(self.blobs):
-            yield path, self.blobs[path].size
+        listing = {**{path: blob.size for path, blob in self.blobs.items()}, **dict.fromkeys(self.refused, REFUSED)}
+        yield from sorted(listing.items())
 
     def read(self, path: str) -> bytes:
-        return self.blobs[path].data_stream.read()
+        if path in self.refused:
+            raise self.refused[path]
+        return self.blobs[path].data_stream.read(MAX_FILE_BYTES + 1)
 
     def revision(self) -> Revision:
         return Revision(self.commit.hexsha, False, self.ref)
+
+
+def _follow(entries: dict[str, Blob], path: str) -> Blob:
+    """The blob a path of the tree stands for, following symbolic link blobs that stay
+    inside the mesh root; Refused for a link that leaves it, dangles or loops."""
+    item = entries[path]
+    for _ in range(_MAX_LINK_HOPS):
+        if item.mode != _LINK_MODE:
+            return item
+        target = item.data_stream.read(4096).decode("utf-8", "surrogateescape")
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+        if target.startswith("/") or joined == ".." or joined.startswith("../"):
+            raise Refused(codes.OUTSIDE_MESH_ROOT, "a symbolic link to a file outside the mesh root; not read")
+        if joined not in entries:
+            raise Refused(codes.UNREADABLE_FILE, "a symbolic link to no file of this revision")
+        path, item = joined, entries[joined]
+    raise Refused(codes.UNREADABLE_FILE, "a symbolic link loop")

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,8 @@ class SourceTable:
     documents: dict[tuple[str, int], YamlDocument] = field(default_factory=dict)
     # git blob id of every intent file read: manifest.json records them as the build's inputs
     blob_ids: dict[str, str] = field(default_factory=dict)
+    # each file split into lines once, however many diagnostics echo its lines
+    _lines: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def locate(self, origin: Origin, *path: Any, key: bool = False) -> Location:
         document = self.documents.get((origin.file, origin.document))
@@ -64,10 +67,12 @@ class SourceTable:
         return Location(origin.file, line, column)
 
     def line_text(self, location: Location) -> str | None:
-        text = self.texts.get(location.file)
-        if text is None:
-            return None
-        lines = text.splitlines()
+        lines = self._lines.get(location.file)
+        if lines is None:
+            text = self.texts.get(location.file)
+            if text is None:
+                return None
+            lines = self._lines[location.file] = text.splitlines()
         return lines[location.line - 1] if 0 < location.line <= len(lines) else None
 
 
@@ -97,25 +102,95 @@ class FileSource(Protocol):
     def revision(self) -> Revision: ...
 
 
+class Refused(OSError):
+    """A path under the mesh root that is listed but never read: it leads outside the root,
+    is not a regular file, or is a directory that cannot be listed."""
+
+    def __init__(self, code: codes.Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# The size a FileSource lists for a refused path: reading it raises Refused.
+REFUSED = -1
+
+
 class WorktreeSource:
     def __init__(self, root: Path, skip_dirs: tuple[Path, ...] = ()) -> None:
         self.root = root
+        self.real_root = root.resolve()
         self.skip = {p.resolve() for p in skip_dirs}
+        self.refused: dict[str, Refused] = {}
+
+    def _refuse(self, path: str, code: codes.Code, message: str) -> tuple[str, int]:
+        self.refused[path] = Refused(code, message)
+        return path, REFUSED
 
     def files(self) -> Iterator[tuple[str, int]]:
-        for directory, subdirs, names in os.walk(self.root):
+        unlistable: list[OSError] = []
+        for directory, subdirs, names in os.walk(self.root, onerror=unlistable.append):
             here = Path(directory)
-            subdirs[:] = sorted(
-                d for d in subdirs if not d.startswith(".") and (here / d).resolve() not in self.skip
-            )
+            relative_dir = here.relative_to(self.root).as_posix()
+            yield from self._unlistable(unlistable)
+            if relative_dir != "." and (here / ".git").exists():
+                yield self._refuse(relative_dir, codes.OUTSIDE_MESH_ROOT,
+                                   "a git submodule: its files belong to another repository and are not read")
+                subdirs[:] = []
+                continue
+            kept = []
+            for name in sorted(subdirs):
+                full = here / name
+                if name.startswith(".") or full.resolve() in self.skip:
+                    continue
+                if full.is_symlink() and not full.resolve().is_relative_to(self.real_root):
+                    yield self._refuse(full.relative_to(self.root).as_posix(), codes.OUTSIDE_MESH_ROOT,
+                                       "a symbolic link to a directory outside the mesh root; not read")
+                    continue
+                kept.append(name)  # a link inside the root is not followed: its target is walked
+            subdirs[:] = kept
             for name in sorted(names):
                 if name.endswith((".yaml", ".yml")) and not name.startswith("."):
-                    full = here / name
-                    if full.is_file():
-                        yield full.relative_to(self.root).as_posix(), full.stat().st_size
+                    yield self._entry(here / name)
+        yield from self._unlistable(unlistable)
+
+    def _unlistable(self, errors: list[OSError]) -> Iterator[tuple[str, int]]:
+        for error in errors:
+            failed = Path(error.filename).relative_to(self.root).as_posix()
+            yield self._refuse(failed, codes.UNREADABLE_FILE, f"cannot list the directory: {error.strerror or error}")
+        errors.clear()
+
+    def _entry(self, full: Path) -> tuple[str, int]:
+        relative = full.relative_to(self.root).as_posix()
+        try:
+            target = full.resolve(strict=True)
+            if not target.is_relative_to(self.real_root):
+                return self._refuse(relative, codes.OUTSIDE_MESH_ROOT,
+                                    "a symbolic link to a file outside the mesh root; not read")
+            status = target.stat()
+        except (OSError, RuntimeError) as error:
+            reason = getattr(error, "strerror", None) or "a symbolic link loop"
+            return self._refuse(relative, codes.UNREADABLE_FILE, f"cannot read the file: {reason}")
+        if not stat.S_ISREG(status.st_mode):
+            return self._refuse(relative, codes.UNREADABLE_FILE,
+                                "not a regular file (a FIFO, socket or device is never opened)")
+        return relative, status.st_size
 
     def read(self, path: str) -> bytes:
-        return (self.root / path).read_bytes()
+        if path in self.refused:
+            raise self.refused[path]
+        target = (self.root / path).resolve(strict=True)
+        if not target.is_relative_to(self.real_root):  # replaced by a link since it was listed
+            raise Refused(codes.OUTSIDE_MESH_ROOT, "a symbolic link to a file outside the mesh root; not read")
+        # O_NONBLOCK: a FIFO swapped in after listing does not block the open; fstat refuses it
+        descriptor = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise Refused(codes.UNREADABLE_FILE, "not a regular file (a FIFO, socket or device is never opened)")
+            with os.fdopen(descriptor, "rb", closefd=False) as stream:
+                return stream.read(MAX_FILE_BYTES + 1)
+        finally:
+            os.close(descriptor)
 
     def revision(self) -> Revision:
         from compiler.gitsource import worktree_revision
@@ -197,9 +272,15 @@ def _load_file(
         return []
     try:
         raw = source.read(path)
+    except Refused as refused:
+        report.add(refused.code, refused.message, Location(path, 1, 1))
+        return []
     except OSError as error:
         report.add(codes.UNREADABLE_FILE, f"cannot read the file: {error.strerror or error}",
                    Location(path, 1, 1))
+        return []
+    if len(raw) > MAX_FILE_BYTES:  # grew since it was listed
+        report.add(codes.FILE_TOO_LARGE, f"the file is over the {MAX_FILE_BYTES}-byte limit", Location(path, 1, 1))
         return []
     sources.blob_ids[path] = git_blob_id(raw)
     try:

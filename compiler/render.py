@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
@@ -15,26 +16,71 @@ _COLORS = {"error": "\033[1;31m", "warning": "\033[1;33m", "info": "\033[1;36m",
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
+# Text a pull request controls (messages, file names, source lines) is printed through
+# `printable`: no control character, line or paragraph separator or bidirectional override
+# reaches a terminal or a CI log, so no printed line can start a `::` workflow command and no
+# escape sequence reaches the terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Source lines echoed under a diagnostic are cut to a window around the caret.
+ECHO_WIDTH = 160
+# Text diagnostics shown per file; the rest are counted (every format still carries them all).
+SHOWN_PER_FILE = 50
+
+
+def printable(text: str) -> str:
+    """`text` with every control and invisible formatting character as a visible escape."""
+    return _UNPRINTABLE.sub(_escape_character, text)
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    character = match.group()
+    return f"\\x{ord(character):02x}" if ord(character) < 0x100 else f"\\u{ord(character):04x}"
+
+
+def _echo(line: str, column: int) -> tuple[str, int]:
+    """The source line as shown (tabs as one space, escapes visible, at most ECHO_WIDTH
+    characters around the column) and the caret's offset in it."""
+    line = line.expandtabs(1)
+    before, after = printable(line[: column - 1]), printable(line[column - 1:])
+    if len(before) + len(after) <= ECHO_WIDTH:
+        return before + after, len(before)
+    start = max(0, len(before) - ECHO_WIDTH // 2)
+    shown = before[start:] + after
+    prefix = "..." if start else ""
+    suffix = "..." if len(shown) > ECHO_WIDTH else ""
+    return prefix + shown[:ECHO_WIDTH] + suffix, len(prefix) + len(before) - start
+
+
 def render_text(diagnostics: list[Diagnostic], sources: SourceTable, *, color: bool = False, root: str = "") -> str:
     def paint(style: str, text: str) -> str:
         return f"{_COLORS[style]}{text}{_COLORS['reset']}" if color else text
 
     out: list[str] = []
+    shown: dict[str, int] = {}
     for d in diagnostics:
+        file = d.location.file if d.location else ""
+        shown[file] = shown.get(file, 0) + 1
+        if shown[file] > SHOWN_PER_FILE:
+            continue
         where = f"{_display(root, d.location.file)}:{d.location.line}:{d.location.column}: " if d.location else ""
-        out.append(f"{paint('bold', where)}{paint(d.severity, d.severity)}[{d.code.code}]: {d.message}")
+        out.append(f"{paint('bold', where)}{paint(d.severity, d.severity)}[{d.code.code}]: {printable(d.message)}")
         if d.location is not None:
             line = sources.line_text(d.location)
             if line is not None:
+                text, caret = _echo(line, d.location.column)
                 gutter = " " * len(str(d.location.line))
                 out.append(f" {gutter} |")
-                out.append(f" {d.location.line} | {line.expandtabs(1)}")
-                out.append(f" {gutter} | {' ' * (d.location.column - 1)}{paint(d.severity, '^')}")
+                out.append(f" {d.location.line} | {text}")
+                out.append(f" {gutter} | {' ' * caret}{paint(d.severity, '^')}")
         for related in d.related:
             out.append(f"  note: {_display(root, related.location.file)}:{related.location.line}:"
-                       f"{related.location.column}: {related.message}")
+                       f"{related.location.column}: {printable(related.message)}")
         if d.hint:
-            out.append(f"  hint: {d.hint}")
+            out.append(f"  hint: {printable(d.hint)}")
+    for file, count in shown.items():
+        if count > SHOWN_PER_FILE:
+            out.append(f"{_display(root, file) if file else 'meshc'}: {count - SHOWN_PER_FILE} more diagnostics "
+                       "not shown (--format json lists them all)")
     counts = {s: sum(1 for d in diagnostics if d.severity == s) for s in ("error", "warning", "info")}
     if diagnostics:
         out.append(", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n))
@@ -42,7 +88,8 @@ def render_text(diagnostics: list[Diagnostic], sources: SourceTable, *, color: b
 
 
 def _display(root: str, file: str) -> str:
-    return str(PurePosixPath(root) / file) if root else file
+    """A file name as printed: escaped (a file name may hold any character but / and NUL)."""
+    return printable(str(PurePosixPath(root) / file) if root else file)
 
 
 def _location_json(location) -> dict | None:
@@ -142,7 +189,7 @@ def render_github(diagnostics: list[Diagnostic], sources: SourceTable, *, root: 
                 f"line={d.location.line}",
                 f"col={d.location.column}",
             ]
-        message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
+        message = printable(d.message) + (f"\nhint: {printable(d.hint)}" if d.hint else "")
         out.append(f"::{_GITHUB_COMMAND[d.severity]} {','.join(props)}::{_github_escape(message)}")
     return "\n".join(out) + ("\n" if out else "")
 

@@ -21,6 +21,7 @@ from compiler.graph import CloudFoundryPlatform, Key, MeshGraph, Principal, Serv
 from compiler.model import HTTP_PROTOCOLS
 from compiler.serialize import to_json, to_yaml
 from targets.envoylib import ANY_ADDRESS, serialise, sidecar_bootstrap, sidecar_sources
+from targets.kubernetes_meta import parse_source_list, source_list
 from targets.templating import render
 
 TARGET = "cloudfoundry"
@@ -226,7 +227,7 @@ def _application(graph: MeshGraph, service: ServiceNode, exposure: dict[Key, set
     app: dict = {
         "name": service.name,
         "metadata": {"annotations": {
-            SOURCE_ANNOTATION: ",".join(sorted({service.origin.file, *exposure.get(service.key, ())})),
+            SOURCE_ANNOTATION: source_list({service.origin.file, *exposure.get(service.key, ())}),
             SERVICE_ANNOTATION: str(service.key),
         }},
         "sidecars": [{
@@ -325,6 +326,6 @@ def document_sources(document: dict) -> set[str]:
     """Intent files named in the manifest's source annotations."""
     files: set[str] = set()
     for app in document["applications"]:
-        files.update(app["metadata"]["annotations"][SOURCE_ANNOTATION].split(","))
+        files.update(parse_source_list(app["metadata"]["annotations"][SOURCE_ANNOTATION]))
     return files
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import quote, unquote
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "meshc"
@@ -12,13 +13,24 @@ SOURCE_ANNOTATION = "meshc.dev/source"
 APP_LABEL = "app"
 
 
+def source_list(sources: Iterable[str]) -> str:
+    """The value of the source annotation: the intent files, sorted, comma-separated, each
+    percent-encoded beyond letters, digits and `/._-~` (a file name may hold a comma)."""
+    return ",".join(quote(source, safe="/") for source in sorted(set(sources)))
+
+
+def parse_source_list(value: str) -> list[str]:
+    """The intent files a source annotation names (inverse of source_list)."""
+    return [unquote(source) for source in value.split(",")] if value else []
+
+
 def metadata(name: str, namespace: str | None, sources: Iterable[str],
              labels: dict[str, str] | None = None) -> dict:
     """metadata of one object: name, namespace, the meshc label and the intent files it came from."""
     meta: dict = {
         "name": name,
         "labels": {**(labels or {}), MANAGED_BY_LABEL: MANAGED_BY},
-        "annotations": {SOURCE_ANNOTATION: ",".join(sorted(set(sources)))},
+        "annotations": {SOURCE_ANNOTATION: source_list(sources)},
     }
     if namespace is not None:
         meta["namespace"] = namespace

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import shlex
 
 from compiler import codes
 from compiler.artifact import Artifact, service_workload
@@ -24,7 +23,7 @@ from compiler.serialize import to_yaml, to_yaml_documents
 from targets.envoylib import serialise, sidecar_bootstrap, sidecar_sources, workload_certificate_dir
 from targets.istio_workloads import workload_documents
 from targets.kubernetes_meta import APP_LABEL
-from targets.templating import render
+from targets.templating import Encoded, Unencodable, comment_text, markdown_code, render, shell_word
 
 TARGET = "vm"
 ENVOY_BINARY = "/usr/local/bin/envoy"
@@ -69,20 +68,13 @@ def unit_path(value: str) -> str:
     return value
 
 
-def shell_word(value: str) -> str:
-    """A value quoted as one POSIX shell word."""
-    if "\x00" in value or "\n" in value:
-        raise ValueError(f"{value!r} holds a character a shell word cannot carry")
-    return shlex.quote(value)
-
-
-def env_assignment(key: str, value: str) -> str:
+def env_assignment(key: str, value: str) -> Encoded:
     """`KEY='value'`, as istioctl writes cluster.env (always single-quoted; `'` as '\\'')."""
     if not _ENV_KEY.match(key):
         raise ValueError(f"{key!r} is not an environment variable name")
     if "\x00" in value or "\n" in value:
-        raise ValueError(f"the value of {key} holds a character cluster.env cannot carry")
-    return f"{key}='" + value.replace("'", "'\\''") + "'"
+        raise Unencodable(f"the value of {key} holds a character cluster.env cannot carry")
+    return Encoded(f"{key}='" + value.replace("'", "'\\''") + "'")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,13 +157,25 @@ def render_unit(service: ServiceNode, needs_low_ports: bool, envoy_binary: str =
     return render(
         "vm-envoy.service.j2",
         service=str(service.key),
-        source=service.origin.file,
+        source=comment_text(service.origin.file),
         user=ENVOY_USER,
         envoy=unit_path(envoy_binary),
         config=unit_path(f"{config_dir(service)}/envoy.yaml"),
         open_files=OPEN_FILES,
         low_ports=needs_low_ports,
     )
+
+
+def _template_values(service: ServiceNode, flavor: str, endpoints: list[tuple[int, str, str]]) -> dict:
+    """What the templates of both flavors show, encoded for them."""
+    return {
+        "flavor": flavor,
+        "service": str(service.key),
+        "platform": service.platform.name,
+        "source": comment_text(service.origin.file),
+        "source_code": markdown_code(service.origin.file),
+        "endpoints": [(shell_word(address), shell_word(directory)) for _, address, directory in endpoints],
+    }
 
 
 def _static_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Report) -> list[tuple[str, bytes]]:
@@ -190,19 +194,16 @@ def _static_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Re
     cert_dir = workload_certificate_dir(settings, service.key) if settings.mode == "files" else None
     owned = sorted(f for f in certificates if cert_dir is not None and f.startswith(f"{cert_dir}/"))
     values = {
-        "flavor": "static",
-        "service": str(service.key),
-        "platform": platform.name,
-        "source": service.origin.file,
+        **_template_values(service, "static", endpoints),
         "unit": unit_name(service),
         "user": ENVOY_USER,
         "config_dir": shell_word(config_dir(service)),
-        "endpoints": [(shell_word(address), shell_word(directory)) for _, address, directory in endpoints],
         "certificate_mode": settings.mode,
         "certificate_dir": shell_word(cert_dir) if cert_dir else "",
-        "certificate_files": owned,
-        "system_files": sorted(certificates - set(owned)),
-        "sds_socket": settings.sdsSocket if settings.mode == "sds" else "",
+        "certificate_dir_code": markdown_code(cert_dir) if cert_dir else "",
+        "certificate_files": [markdown_code(file) for file in owned],
+        "system_files": [markdown_code(file) for file in sorted(certificates - set(owned))],
+        "sds_socket": markdown_code(settings.sdsSocket) if settings.mode == "sds" else "",
         "envoy": ENVOY_BINARY,
     }
     files += [
@@ -289,16 +290,12 @@ def _istio_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Rep
         files.append((f"{base}/endpoints/{directory}/mesh.yaml", to_yaml(mesh)))
     control_host = platform.controlPlane.rsplit(":", 1)[0]
     values = {
-        "flavor": "istio",
-        "service": str(service.key),
-        "platform": platform.name,
-        "source": service.origin.file,
+        **_template_values(service, "istio", endpoints),
         "namespace": service.namespace,
         "service_account": service.name,
         "control_plane": platform.controlPlane,
         "control_host": control_host,
         "istiod_host": ISTIOD_HOST,
-        "endpoints": [(shell_word(address), shell_word(directory)) for _, address, directory in endpoints],
     }
     files += [
         (f"{base}/workloadgroup.yaml", to_yaml_documents(workload_documents(graph, service))),

@@ -12,7 +12,7 @@ import yaml
 
 from compiler.build import compile_mesh
 from targets import kubernetes, kubernetes_platform
-from targets.kubernetes_meta import MANAGED_BY_LABEL, SOURCE_ANNOTATION
+from targets.kubernetes_meta import MANAGED_BY_LABEL, SOURCE_ANNOTATION, parse_source_list
 from tests.conftest import EXAMPLES, require_envoy
 from tests.k8s_schemas import validation_errors
 
@@ -247,7 +247,7 @@ def test_every_object_names_meshc_and_existing_intent_files(features, make_mesh)
     for path, doc in _documents(artifacts):
         meta = doc["metadata"]
         assert meta["labels"][MANAGED_BY_LABEL] == "meshc", path
-        for source in meta["annotations"][SOURCE_ANNOTATION].split(","):
+        for source in parse_source_list(meta["annotations"][SOURCE_ANNOTATION]):
             assert (root / source).is_file(), (path, source)
 
 

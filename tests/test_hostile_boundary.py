@@ -1,0 +1,125 @@
+"""The mesh root is a boundary (issue 13, findings 2 and 6): symbolic links that leave it and
+git submodules are located errors and never read, FIFOs and devices are refused without being
+opened, and a directory that cannot be listed is reported instead of silently skipped; the
+same holds for a `--ref` tree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from compiler.build import compile_mesh
+from compiler.cli import main
+from tests.test_bad_input import MESH, SERVICE
+
+SECRET = "CI_TOKEN=hunter2-secret"
+
+
+def _found(compiled) -> list[tuple[str, str]]:
+    return [(d.code.code, str(d.location)) for d in compiled.report.sorted()]
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    secret = tmp_path / "outside" / "environ.yaml"
+    secret.parent.mkdir()
+    secret.write_text(f"apiVersion: meshc/v1\nkind: Service\nname: {SECRET}\n", encoding="utf-8")
+    return secret
+
+
+def test_a_link_leaving_the_root_is_located_and_never_echoed(make_mesh, outside: Path) -> None:
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE})
+    (root / "services").mkdir()
+    (root / "services" / "x.yaml").symlink_to(outside)
+    (root / "elsewhere").symlink_to(outside.parent, target_is_directory=True)
+    result = CliRunner().invoke(main, ["check", str(root)])
+    assert result.exit_code == 1
+    assert SECRET not in result.output and "hunter2" not in result.output
+    compiled = compile_mesh(root)
+    assert _found(compiled) == [("MESH011", "elsewhere:1:1"), ("MESH011", "services/x.yaml:1:1")]
+    assert "services/x.yaml" not in compiled.sources.texts
+
+
+def test_a_link_inside_the_root_is_followed(make_mesh) -> None:
+    root = make_mesh({"mesh.yaml": MESH, "real/a.yaml": SERVICE})
+    (root / "a.yaml").symlink_to(root / "real" / "a.yaml")
+    # the same Service twice: read through the link as well as directly
+    assert [code for code, _ in _found(compile_mesh(root))] == ["MESH203"]
+
+
+def test_a_fifo_is_refused_without_being_opened(make_mesh) -> None:
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE})
+    os.mkfifo(root / "pipe.yaml")  # opening it for reading would block forever
+    (root / "null.yaml").symlink_to("/dev/null")
+    compiled = compile_mesh(root)
+    assert _found(compiled) == [("MESH011", "null.yaml:1:1"), ("MESH001", "pipe.yaml:1:1")]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root lists every directory")
+def test_an_unlistable_directory_is_reported(make_mesh) -> None:
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE, "policies/strict.yaml": SERVICE})
+    (root / "policies").chmod(0)
+    try:
+        compiled = compile_mesh(root)
+    finally:
+        (root / "policies").chmod(0o755)
+    assert _found(compiled) == [("MESH001", "policies:1:1")]
+
+
+def test_an_unlistable_directory_is_reported_even_as_root(make_mesh, monkeypatch) -> None:
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE, "policies/strict.yaml": SERVICE})
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "policies":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    compiled = compile_mesh(root)
+    assert _found(compiled) == [("MESH001", "policies:1:1")]
+    assert "cannot list the directory: Permission denied" in compiled.report.sorted()[0].message
+
+
+def _git(top: Path, *args: str) -> None:
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(top)}
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", "-c", "commit.gpgsign=false",
+                    "-c", "protocol.file.allow=always", *args], cwd=top, env=env, check=True, capture_output=True)
+
+
+def test_ref_trees_refuse_links_leaving_the_root_and_submodules(tmp_path: Path, outside: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "svc.yaml").write_text(SERVICE, encoding="utf-8")
+    _git(other, "init", "-q")
+    _git(other, "add", "-A")
+    _git(other, "commit", "-qm", "other")
+    top = tmp_path / "repo"
+    (top / "mesh").mkdir(parents=True)
+    (top / "mesh" / "mesh.yaml").write_text(MESH, encoding="utf-8")
+    (top / "mesh" / "a.yaml").write_text(SERVICE, encoding="utf-8")
+    (top / "mesh" / "b.yaml").symlink_to(outside)
+    (top / "mesh" / "c.yaml").symlink_to("../outside.yaml")  # inside the repo, outside the mesh root
+    (top / "outside.yaml").write_text(SERVICE, encoding="utf-8")
+    (top / "mesh" / "inside.yaml").symlink_to("a.yaml")
+    _git(top, "init", "-q")
+    _git(top, "submodule", "add", "-q", str(other), "mesh/vendored")
+    _git(top, "add", "-A")
+    _git(top, "commit", "-qm", "mesh")
+    compiled = compile_mesh(top / "mesh", ref="HEAD")
+    assert _found(compiled) == [("MESH011", "b.yaml:1:1"), ("MESH011", "c.yaml:1:1"), ("MESH011", "vendored:1:1")]
+    assert compiled.sources.texts["inside.yaml"] == SERVICE  # a link inside the root is followed
+    worktree = compile_mesh(top / "mesh")
+    assert _found(worktree) == _found(compiled)
+    assert worktree.sources.texts["inside.yaml"] == SERVICE
+
+
+def test_an_excluded_link_is_neither_read_nor_reported(make_mesh, outside: Path) -> None:
+    root = make_mesh({"mesh.yaml": MESH + "exclude: [vendor]\n", "a.yaml": SERVICE})
+    (root / "vendor").mkdir()
+    (root / "vendor" / "x.yaml").symlink_to(outside)
+    assert [code for code, _ in _found(compile_mesh(root))] == ["MESH360"]  # api is unreachable: no error
