@@ -5,7 +5,6 @@ diagnostics (text, github), `meshc diff`, VM install scripts and units, source a
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from compiler.build import compile_mesh, emit
 from compiler.cli import main
 from compiler.render import ECHO_WIDTH, RENDERERS, SHOWN_PER_FILE
 from targets.kubernetes_meta import SOURCE_ANNOTATION, parse_source_list
+from tests.conftest import require_tool
 from tests.gitops_support import git_mesh, meshc
 from tests.test_bad_input import MESH as BAD_INPUT_MESH
 
@@ -128,11 +128,12 @@ def test_a_file_name_never_reaches_a_script_or_unit_raw(make_mesh, tmp_path: Pat
     subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
     readme = artifacts[f"{base}/README.md"]
     assert "from `services/x\\nExecStartPre=+/bin/touch /tmp/pwned\\necho pwned; .yaml`." in readme
-    if platform == "vms" and shutil.which("systemd-analyze"):
+    if platform == "vms":
+        analyze = require_tool("systemd-analyze", "the Debian package systemd (.ci/run installs it)")
         unit = tmp_path / "units" / "meshc-envoy-api.service"
         unit.parent.mkdir()
         unit.write_text(artifacts[f"{base}/meshc-envoy-api.service"].replace(
             "/usr/local/bin/envoy", "/bin/true"))
-        result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False,
+        result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, check=False,
                                 timeout=120)
         assert result.returncode == 0 and unit.name not in result.stdout + result.stderr, result.stderr
