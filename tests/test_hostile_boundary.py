@@ -59,20 +59,9 @@ def test_a_fifo_is_refused_without_being_opened(make_mesh) -> None:
     assert _found(compiled) == [("MESH011", "null.yaml:1:1"), ("MESH001", "pipe.yaml:1:1")]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root lists every directory")
-def test_an_unlistable_directory_is_reported(make_mesh) -> None:
+def test_an_unlistable_directory_is_reported(make_mesh, monkeypatch) -> None:
     root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE, "policies/strict.yaml": SERVICE})
-    (root / "policies").chmod(0)
-    try:
-        compiled = compile_mesh(root)
-    finally:
-        (root / "policies").chmod(0o755)
-    assert _found(compiled) == [("MESH001", "policies:1:1")]
-
-
-def test_an_unlistable_directory_is_reported_even_as_root(make_mesh, monkeypatch) -> None:
-    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE, "policies/strict.yaml": SERVICE})
-    real_scandir = os.scandir
+    real_scandir = os.scandir  # chmod 0 would not stop root: the listing fails as it would for a user
 
     def scandir(path):
         if Path(path).name == "policies":
