@@ -395,7 +395,7 @@ def test_outbound_http_routes(features) -> None:
     assert routes[3]["match"] == {"safe_regex": {"regex": "/items/[0-9]+"},
                                   "headers": [{"name": ":method", "string_match": {"exact": "PUT"}}]}
     split = routes[4]["route"]
-    assert routes[4]["match"]["prefix"] == "/api"
+    assert routes[4]["match"]["path_separated_prefix"] == "/api"  # a segment prefix (docs/intents.md)
     assert split["weighted_clusters"] == {"clusters": [
         {"name": "outbound|8080|v1|api.shop", "weight": 80}, {"name": "outbound|8080|v2|api.shop", "weight": 20}]}
     assert split["timeout"] == "2s"
@@ -406,7 +406,7 @@ def test_outbound_http_routes(features) -> None:
     }
     assert split["request_mirror_policies"] == [{"cluster": "outbound|8080|v2|api.shop", "runtime_fraction": {
         "default_value": {"numerator": 5, "denominator": "HUNDRED"}}}]
-    assert split["prefix_rewrite"] == "/v2"
+    assert split["prefix_rewrite"] == "/v2"  # /api/x -> /v2/x, /api -> /v2
     assert split["hash_policy"] == [{"header": {"header_name": "x-user"}}]
     # the catch-all rule inherits the service's retries, which opt in to non-idempotent methods
     assert routes[5]["route"]["retry_policy"] == {"retry_on": "5xx,reset", "num_retries": 3, "per_try_timeout": "0.25s"}
@@ -481,8 +481,9 @@ def test_gateway_terminates_passes_through_and_redirects(features, tmp_path: Pat
             "stat_prefix": "gateway|8443|db|shop/db-passthrough|0", "cluster": "outbound|27017||db.shop"}}]}
     redirect = listener(edge, "gateway|8080")["filter_chains"][0]["filters"][0]["typed_config"]
     assert redirect["route_config"]["virtual_hosts"] == [{
-        "name": "redirect|https-redirect", "domains": ["*.example.com", "*.example.com:8080"],
+        "name": "redirect|https-redirect", "domains": ["*.example.com"],
         "routes": [{"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}]
+    assert redirect["route_config"]["ignore_port_in_host_matching"] is True  # a Host port takes no part
     plain = listener(edge, "gateway|9000")["filter_chains"][0]["filters"][0]["typed_config"]
     assert plain["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"] == "outbound|8080|v1|api.shop"
     raw = listener(edge, "gateway|7000")["filter_chains"][0]["filters"][0]["typed_config"]

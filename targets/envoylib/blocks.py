@@ -162,6 +162,37 @@ def path_pattern(path: str) -> dict:
     return {"safe_regex": {"regex": ".*".join(re.escape(part) for part in path.split("*"))}}
 
 
+def segment_prefix(prefix: str) -> dict:
+    """A path-segment prefix (docs/intents.md): Envoy's path_separated_prefix, which takes no
+    trailing `/`; the prefix `/` is every path."""
+    stem = prefix.rstrip("/")
+    return {"path_separated_prefix": stem} if stem else {"prefix": "/"}
+
+
+def path_rewrite(replacement: str, match: Match | None) -> dict:
+    """RouteAction fields giving docs/intents.md's rewrite of what `match` matched.
+
+    A segment prefix is replaced element by element (Gateway API ReplacePrefixMatch): Envoy's
+    prefix_rewrite does that for a replacement other than `/`; for `/` a regex drops the prefix
+    and the `/` after it. Without a path match the matched prefix is `/`, so the replacement
+    goes in front of the path. An exact or regex path is replaced whole. The query is kept.
+    """
+    path = match.path if match is not None else None
+    if path is not None and path.exact is not None:
+        return {"prefix_rewrite": replacement}
+    if path is not None and path.regex is not None:
+        return {"regex_rewrite": {"pattern": {"regex": "^.*$"}, "substitution": replacement}}
+    stem = path.prefix.rstrip("/") if path is not None else ""
+    head = replacement.rstrip("/")
+    if stem and head:
+        return {"prefix_rewrite": head}
+    if stem:
+        return {"regex_rewrite": {"pattern": {"regex": f"^{re.escape(stem)}/?"}, "substitution": "/"}}
+    if head:
+        return {"regex_rewrite": {"pattern": {"regex": "^/"}, "substitution": f"{head}/"}}
+    return {}
+
+
 def route_match(match: Match | None) -> dict:
     """An Envoy RouteMatch for one intent match entry (None: everything)."""
     result: dict[str, Any] = {"prefix": "/"}
@@ -171,7 +202,7 @@ def route_match(match: Match | None) -> dict:
         if match.path.exact is not None:
             result = {"path": match.path.exact}
         elif match.path.prefix is not None:
-            result = {"prefix": match.path.prefix}
+            result = segment_prefix(match.path.prefix)
         else:
             result = {"safe_regex": {"regex": match.path.regex}}
     headers: list[dict[str, Any]] = []

@@ -80,11 +80,12 @@ class _GatewayBuilder:
     def http_manager(self, name: str, virtual_hosts: list[dict]) -> dict:
         uses_fault = any("typed_per_filter_config" in r for vh in virtual_hosts for r in vh["routes"])
         http_filters = ([fault_filter()] if uses_fault else []) + [router_filter()]
-        return self.proxy.http_connection_manager(name, virtual_hosts, http_filters, "inbound")
+        return self.proxy.http_connection_manager(name, virtual_hosts, http_filters, "inbound",
+                                                  ignore_port_in_host=True)
 
     def http_virtual_hosts(self, listener: Listener, port: int) -> list[dict]:
         if listener.httpsRedirect:
-            return [{"name": f"{listener.name}|https-redirect", "domains": with_port(listener.hosts, port),
+            return [{"name": f"{listener.name}|https-redirect", "domains": list(listener.hosts),
                      "routes": [{"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}]
         return self.routed_virtual_hosts(listener, port)
 
@@ -94,15 +95,15 @@ class _GatewayBuilder:
         for route in self.routes:
             hosts = self.covered_hosts(listener, route)
             if hosts:
-                virtual_hosts.append({"name": f"{listener.name}|{route.key}", "domains": with_port(hosts, port),
-                                      "routes": rule_routes(self.proxy, route, None)})
+                virtual_hosts.append({"name": f"{listener.name}|{route.key}", "domains": hosts,
+                                      "routes": rule_routes(self.proxy, route, port)})
         return virtual_hosts
 
     def tls_chains(self, listener: Listener, port: int) -> list[dict]:
         tls = listener.tls
         if tls.mode == "passthrough":
             return self.passthrough_chains(listener)
-        chain: dict[str, Any] = {"filter_chain_match": {"server_names": list(listener.hosts)},
+        chain: dict[str, Any] = {"filter_chain_match": server_names_match(listener.hosts),
                                  "transport_socket": self.proxy.certificates.terminate(tls.certificate)}
         if listener.protocol == "https":
             chain["filters"] = [self.http_manager(f"gateway|{port}|{listener.name}",
@@ -142,7 +143,7 @@ class _GatewayBuilder:
                 claimed.update(names)
                 weighted = [(self.proxy.service_cluster(t), t.weight) for t in rule.destinations]
                 stat_prefix = f"gateway|{listener.port}|{listener.name}|{route.key}|{rule.index}"
-                chains.append({"filter_chain_match": {"server_names": names},
+                chains.append({"filter_chain_match": server_names_match(names),
                                "filters": [tcp_proxy(stat_prefix, weighted)]})
         return chains
 
@@ -164,8 +165,10 @@ class _GatewayBuilder:
         return name
 
 
-def with_port(hosts: list[str], port: int) -> list[str]:
-    return list(hosts) + [f"{host}:{port}" for host in hosts]
+def server_names_match(names: list[str]) -> dict:
+    """A filter chain match on SNI names; `*` (any name) is a chain without server_names, as
+    Envoy refuses `*` there and picks the chain with the most specific name first."""
+    return {} if "*" in names else {"server_names": list(names)}
 
 
 def gateway_listeners(proxy: Proxy, gateway: GatewayNode, address: str) -> list[dict]:

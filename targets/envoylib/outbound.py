@@ -25,6 +25,7 @@ from targets.envoylib.blocks import (
     fault_filter,
     fractional_percent,
     mongo_proxy,
+    path_rewrite,
     route_match,
     router_filter,
     socket_address,
@@ -170,7 +171,11 @@ def rule_routes(proxy: Proxy, route: RouteNode, port: int | None) -> list[dict]:
         if not matches:
             continue
         action = rule_action(proxy, route, rule)
-        entries.extend({"match": route_match(match), **action} for match in matches)
+        for match in matches:
+            entry = {"match": route_match(match), **action}
+            if rule.spec.rewrite is not None:
+                entry["route"] = {**action["route"], **path_rewrite(rule.spec.rewrite.prefix, match)}
+            entries.append(entry)
     return entries
 
 
@@ -199,8 +204,6 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
             "cluster": proxy.service_cluster(rule.mirror),
             "runtime_fraction": {"default_value": fractional_percent(spec.mirror.percent)},
         }]
-    if spec.rewrite is not None:
-        action["prefix_rewrite"] = spec.rewrite.prefix
     hash_policy = ring_hash_policy(proxy.graph.services[rule.destinations[0].service])
     if hash_policy is not None:
         action["hash_policy"] = hash_policy

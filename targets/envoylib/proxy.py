@@ -86,11 +86,16 @@ class Proxy:
     # -- HTTP connection managers ------------------------------------------------------------
 
     def http_connection_manager(self, stat_prefix: str, virtual_hosts: list[dict], http_filters: list[dict],
-                                direction: str) -> dict:
+                                direction: str, ignore_port_in_host: bool = False) -> dict:
+        """With ignore_port_in_host, a port in the Host header takes no part in choosing the virtual
+        host (a gateway, docs/intents.md); a sidecar's `name:port` domains choose the callee port."""
+        route_config: dict[str, Any] = {"name": stat_prefix, "virtual_hosts": virtual_hosts}
+        if ignore_port_in_host:
+            route_config["ignore_port_in_host_matching"] = True
         config: dict[str, Any] = {
             "stat_prefix": stat_prefix,
             "codec_type": "AUTO",
-            "route_config": {"name": stat_prefix, "virtual_hosts": virtual_hosts},
+            "route_config": route_config,
             "http_filters": http_filters,
         }
         tracing = self.tracing(direction)
