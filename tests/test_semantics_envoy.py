@@ -106,7 +106,7 @@ def test_gateway_ignores_the_port_in_host(edge, envoy_binary: str) -> None:
     """Issue 11: `very.specific.com:1234` got 404 from a meshc gateway. Gateway API
     HTTPRouteSpec.hostnames: "Implementations MUST ignore any port value specified in the HTTP
     Host header while performing a match and ... MUST forward this header unmodified"."""
-    [(decision, reply, problem)] = answers(edge, EDGE, [Request("very.specific.com:1234", "/s1", port=80)],
+    [(_, reply, problem)] = answers(edge, EDGE, [Request("very.specific.com:1234", "/s1", port=80)],
                                            envoy_binary)
     assert (reply.status, reply.cluster, reply.host, problem) == (
         200, "outbound|8080||v1.shop", "very.specific.com:1234", None)
@@ -201,6 +201,6 @@ def test_envoy_and_the_evaluator_agree_on_generated_routes(tmp_path_factory, env
         mesh(), service("web", calls=["api"]), service("api", versions=("v1", "v2", "v3")),
         route("api", rules, service="api")], allowed=("MESH301", "MESH302", "MESH332"))
     results = answers(graph, WEB, requests, envoy_binary)
-    assert [(request.method, request.path, problem) for request, (*_, problem) in zip(requests, results)
+    assert [(request.method, request.path, problem) for request, (*_, problem) in zip(requests, results, strict=True)
             if problem is not None] == []
     assert time.monotonic() - started < 20
