@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from tests.conftest import BOOKINFO, REPO
-from tests.test_policies_support import MESH, analysed, found, frontend, position
+from tests.test_policies_support import MESH, analysed, fixture, found, frontend, position
 
 BOUNDED = "has(self.resilience.timeout) && duration(self.resilience.timeout) <= duration('30s')"
 
@@ -22,7 +22,7 @@ def policy(rule: str, *, applies_to: str = "Service", when: str | None = None, s
 
 def test_documented_example_uses_the_effective_timeout(make_mesh) -> None:
     files = {
-        "mesh.yaml": MESH.replace("authorization: allow\n", "authorization: allow\n    defaults: {timeout: 15s}\n"),
+        "mesh.yaml": MESH.replace("authorization: allow\n", "authorization: allow\ndefaults: {timeout: 15s}\n"),
         "front.yaml": frontend("slow", "plain"),
         # slow sets its own timeout above the bound; plain inherits Mesh.defaults' 15s
         "slow.yaml": "apiVersion: meshc/v1\nkind: Service\nname: slow\nplatform: k8s\n"
@@ -70,9 +70,7 @@ def test_a_non_boolean_result_is_an_evaluation_failure(make_mesh) -> None:
 
 
 def test_other_kinds_are_dumped_by_alias_with_their_namespace(make_mesh) -> None:
-    access = ("apiVersion: meshc/v1\nkind: AccessPolicy\nname: open\nservice: frontend\n"
-              "allow:\n  - from: ['*']\n")
-    files = {"mesh.yaml": MESH, "front.yaml": frontend(), "access.yaml": access,
+    files = {"mesh.yaml": MESH, "front.yaml": frontend(), "access.yaml": fixture("open-access.yaml"),
              "policy.yaml": policy("self.namespace == 'shop' && self.allow.all(r, !('*' in r.from))",
                                    applies_to="AccessPolicy")}
     assert found(analysed(make_mesh(files))) == [("MESH371", *position(files, "access.yaml", "open"))]

@@ -1,4 +1,5 @@
-"""Helpers for the policies tests: a small base mesh and the diagnostics of a compiled mesh."""
+"""Helpers for the policies tests: the small base mesh of tests/fixtures/policies and the
+diagnostics of a compiled mesh."""
 
 from __future__ import annotations
 
@@ -8,27 +9,18 @@ from pathlib import Path
 from compiler.build import compile_mesh
 from compiler.diagnostics import Diagnostic
 
-MESH = """\
-    apiVersion: meshc/v1
-    kind: Mesh
-    name: test
-    defaultNamespace: shop
-    authorization: allow
-    platforms:
-      - {name: k8s, kind: kubernetes}
-      - {name: cf, kind: cloudfoundry, appsDomain: apps.example.com}
-      - {name: vms, kind: vm}
-    """
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "policies"
+MESH = (FIXTURES / "mesh.yaml").read_text(encoding="utf-8")
+
+
+def fixture(name: str) -> str:
+    """The text of tests/fixtures/policies/NAME."""
+    return (FIXTURES / name).read_text(encoding="utf-8")
 
 
 def frontend(*calls: str) -> str:
-    """The entry service: public (so it is reached), PERMISSIVE (so the public router may call it)."""
-    listed = "".join(f"      - {c}\n" for c in calls)
-    return (
-        "    apiVersion: meshc/v1\n    kind: Service\n    name: frontend\n    platform: k8s\n"
-        "    public: true\n    mtls: PERMISSIVE\n    ports: [{name: http, port: 8080, protocol: http}]\n"
-        + (f"    calls:\n{listed}" if calls else "")
-    )
+    """The entry service (tests/fixtures/policies/front.yaml), calling `calls`."""
+    return fixture("front.yaml") + ("calls:\n" + "".join(f"  - {c}\n" for c in calls) if calls else "")
 
 
 def analysed(root: Path) -> list[Diagnostic]:

@@ -5,37 +5,36 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from compiler.cli import main
-from tests.test_policies_support import MESH, analysed, found, frontend, position
+from tests.test_policies_support import MESH, analysed, fixture, found, frontend, position
 
-ORPHAN = ("apiVersion: meshc/v1\nkind: Service\nname: orphan\nnamespace: batch\nplatform: k8s\n"
-          "ports: [{name: http, port: 80, protocol: http}]\n")
+ORPHAN = fixture("orphan.yaml")
 
 
 def with_suppress(entries: str) -> str:
-    return MESH.rstrip(" ") + f"    suppress:\n{entries}"
+    return MESH + f"suppress:\n{entries}"
 
 
 def test_mesh_suppress_by_kind_namespace_and_name(make_mesh) -> None:
-    files = {"mesh.yaml": with_suppress("      - {code: MESH360, name: Service/batch/orphan}\n"),
+    files = {"mesh.yaml": with_suppress("  - {code: MESH360, name: Service/batch/orphan}\n"),
              "front.yaml": frontend(), "orphan.yaml": ORPHAN}
     assert analysed(make_mesh(files)) == []
 
 
 def test_mesh_suppress_by_namespace_and_name(make_mesh) -> None:
-    files = {"mesh.yaml": with_suppress("      - {code: MESH360, name: batch/orphan}\n"),
+    files = {"mesh.yaml": with_suppress("  - {code: MESH360, name: batch/orphan}\n"),
              "front.yaml": frontend(), "orphan.yaml": ORPHAN}
     assert analysed(make_mesh(files)) == []
 
 
 def test_mesh_suppress_without_name_covers_the_whole_mesh(make_mesh) -> None:
     second = ORPHAN.replace("name: orphan", "name: other")
-    files = {"mesh.yaml": with_suppress("      - {code: MESH360}\n"),
+    files = {"mesh.yaml": with_suppress("  - {code: MESH360}\n"),
              "front.yaml": frontend(), "orphan.yaml": ORPHAN, "other.yaml": second}
     assert analysed(make_mesh(files)) == []
 
 
 def test_mesh_suppress_for_another_object_is_unused(make_mesh) -> None:
-    files = {"mesh.yaml": with_suppress("      - {code: MESH360, name: Service/shop/orphan}\n"),
+    files = {"mesh.yaml": with_suppress("  - {code: MESH360, name: Service/shop/orphan}\n"),
              "front.yaml": frontend(), "orphan.yaml": ORPHAN}
     assert found(analysed(make_mesh(files))) == [
         ("MESH390", *position(files, "mesh.yaml", "{code: MESH360")),
@@ -44,7 +43,7 @@ def test_mesh_suppress_for_another_object_is_unused(make_mesh) -> None:
 
 
 def test_suppressing_a_non_analysis_code_is_reported(make_mesh) -> None:
-    files = {"mesh.yaml": with_suppress("      - {code: MESH202}\n"), "front.yaml": frontend()}
+    files = {"mesh.yaml": with_suppress("  - {code: MESH202}\n"), "front.yaml": frontend()}
     (unused,) = analysed(make_mesh(files))
     assert unused.code.code == "MESH390"
     assert "MESH202 cannot be suppressed" in unused.message
