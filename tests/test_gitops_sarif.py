@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import require_shared_schemas
+from tests.conftest import REPO, require_shared_schemas
 from tests.gitops_support import meshc
 
-MESH = """\
-apiVersion: meshc/v1
-kind: Mesh
-name: scanned
-defaultNamespace: shop
-platforms:
-  - {name: k8s, kind: kubernetes}
-"""
-SERVICE = """\
-apiVersion: meshc/v1
-kind: Service
-name: cart
-platform: {platform}
-ports:
-  - {{name: http, port: 8080, protocol: http}}
-"""
+# broken/: shop/cart defined twice (MESH203) and a service on an unknown platform (MESH201)
+FIXTURES = REPO / "tests" / "fixtures" / "sarif"
 
 
-def test_sarif_with_related_locations_validates(make_mesh, jsonschema) -> None:
+def test_sarif_with_related_locations_validates(jsonschema) -> None:
     schema = json.loads((require_shared_schemas() / "sarif" / "sarif-schema-2.1.0.json").read_bytes())
-    root = make_mesh({
-        "mesh.yaml": MESH,
-        "services/cart.yaml": SERVICE.format(platform="k8s"),
-        "services/cart-again.yaml": SERVICE.format(platform="k8s"),
-        "services/elsewhere.yaml": SERVICE.format(platform="nowhere").replace("cart", "basket"),
-    })
-    result = meshc("check", str(root), "--format", "sarif")
+    result = meshc("check", str(FIXTURES / "broken"), "--format", "sarif")
     assert result.exit_code == 1
     log = json.loads(result.stdout)
     jsonschema.Draft4Validator.check_schema(schema)
@@ -55,10 +35,9 @@ def test_sarif_with_related_locations_validates(make_mesh, jsonschema) -> None:
                for i in range(len(run["results"])))
 
 
-def test_a_clean_mesh_is_an_empty_but_valid_log(make_mesh, jsonschema) -> None:
+def test_a_clean_mesh_is_an_empty_but_valid_log(jsonschema) -> None:
     schema = json.loads((require_shared_schemas() / "sarif" / "sarif-schema-2.1.0.json").read_bytes())
-    root = make_mesh({"mesh.yaml": MESH})
-    result = meshc("check", str(root), "--format", "sarif")
+    result = meshc("check", str(FIXTURES / "clean"), "--format", "sarif")
     assert result.exit_code == 0, result.output
     log = json.loads(result.stdout)
     jsonschema.Draft4Validator(schema).validate(log)
