@@ -15,6 +15,7 @@ from compiler.codes import CODES
 from compiler.render import render_text
 from compiler.routetest import route_tests, run_route_tests
 from tests import test_policies_checks, test_target_cloudfoundry, test_target_envoy, test_target_kubernetes
+from tests.conftest import REPO
 from tests.test_bad_input import CASES as FRONT_END_CASES
 from tests.test_target_vm import mesh_files as vm_mesh_files
 
@@ -38,57 +39,20 @@ def _rendered(root: Path) -> str:
     return render_text(compiled.report.sorted(), compiled.sources)
 
 
-K8S_NAMES = {
-    "mesh.yaml": "apiVersion: meshc/v1\nkind: Mesh\nname: m\ndefaultNamespace: shop\nauthorization: allow\n"
-                 "platforms: [{name: k8s, kind: kubernetes}]\n",
-    "svc.yaml": "apiVersion: meshc/v1\nkind: Service\nname: 9lives\nplatform: k8s\npublic: true\n"
-                "ports: [{name: http, port: 80, protocol: http}]\n",
-}
-UNUSED_SUPPRESSION = {
-    "mesh.yaml": K8S_NAMES["mesh.yaml"] + "suppress: [{code: MESH360, name: shop/api}]\n",
-    "svc.yaml": "apiVersion: meshc/v1\nkind: Service\nname: api\nplatform: k8s\npublic: true\n"
-                "ports: [{name: http, port: 80, protocol: http}]  # meshc: ignore[MESH321]\n",
-}
-
-CF_THROUGH_GATEWAY = {
-    "mesh.yaml": test_target_cloudfoundry.MESH,
-    "app.yaml": "apiVersion: meshc/v1\nkind: Service\nname: shopfront\nplatform: pcf\n"
-                "ports: [{name: http, port: 8080, protocol: http, targetPort: 3000}]\n",
-    "gateway.yaml": "apiVersion: meshc/v1\nkind: Gateway\nname: edge\nplatform: k8s\n"
-                    "listeners: [{name: http, port: 80, protocol: http, hosts: [shop.example.com]}]\n",
-    "route.yaml": "apiVersion: meshc/v1\nkind: Route\nname: shop\ngateway: edge\nhosts: [shop.example.com]\n"
-                  "rules:\n  - to: [{service: shopfront}]\n",
-}
-
-ROUTE_TESTS = {
-    "mesh.yaml": K8S_NAMES["mesh.yaml"],
-    "api.yaml": "apiVersion: meshc/v1\nkind: Service\nname: api\nplatform: k8s\npublic: true\nmtls: PERMISSIVE\n"
-                "ports: [{name: http, port: 80, protocol: http}]\nversions: {v1: {}, v2: {}}\n",
-    "web.yaml": "apiVersion: meshc/v1\nkind: Service\nname: web\nplatform: k8s\npublic: true\nmtls: PERMISSIVE\n"
-                "ports: [{name: http, port: 80, protocol: http}]\ncalls: [api]\n",
-    "route.yaml": "apiVersion: meshc/v1\nkind: Route\nname: api\nservice: api\nrules:\n"
-                  "  - match: [{path: {prefix: /v2}}]\n    to: [{version: v2}]\n"
-                  "  - match: [{path: {prefix: /admin}}]\n    to: [{version: v2}]\n"
-                  "  - to: [{version: v1}]\n",
-    "tests.yaml": "apiVersion: meshc/v1\nkind: RouteTest\nname: api\ncaller: web\ncases:\n"
-                  "  - name: v2 by character prefix\n    request: {host: api, path: /v2beta}\n"
-                  "    expect: {to: [{service: api, version: v2}]}\n"
-                  "---\napiVersion: meshc/v1\nkind: RouteTest\nname: lost\ncaller: nobody\ncases:\n"
-                  "  - {name: any, request: {host: api}, expect: {status: 200}}\n",
-}
+CATALOGUE = REPO / "tests" / "fixtures" / "catalogue"
 
 MESHES = {
     **{code: test_policies_checks.FIXTURES / code / "violating" for code in test_policies_checks.CODES},
     "envoy-problems": {"mesh.yaml": test_target_envoy.PROBLEMS_MESH, **test_target_envoy.PROBLEMS},
     "cloudfoundry-shop": {"mesh.yaml": test_target_cloudfoundry.MESH, "services.yaml": test_target_cloudfoundry.SERVICES,
                           "access.yaml": test_target_cloudfoundry.POLICIES, "routes.yaml": test_target_cloudfoundry.ROUTES},
-    "cloudfoundry-gateway": CF_THROUGH_GATEWAY,
+    "cloudfoundry-gateway": CATALOGUE / "cloudfoundry-gateway",
     "kubernetes-gateway-api": {name: text.replace("FLAVOR", "gateway-api")
                                for name, text in test_target_kubernetes.FEATURES.items()},
-    "kubernetes-names": K8S_NAMES,
+    "kubernetes-names": CATALOGUE / "kubernetes-names",
     "vm-plant": vm_mesh_files("/etc/meshc/certs"),
-    "unused-suppressions": UNUSED_SUPPRESSION,
-    "route-tests": ROUTE_TESTS,
+    "unused-suppressions": CATALOGUE / "unused-suppressions",
+    "route-tests": CATALOGUE / "route-tests",
 }
 
 
