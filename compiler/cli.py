@@ -101,13 +101,23 @@ def main() -> None:
 
 @main.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("--fix", is_flag=True, help="Apply the mechanical fixes (renamed fields) in place, then check.")
 @_common
-def check(path: str, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
-    """Load, type-check, link and analyse the mesh; write nothing."""
+def check(path: str, fix: bool, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
+    """Load, type-check, link and analyse the mesh; write nothing (with --fix: only the fixes)."""
     from compiler.build import compile_mesh
 
     root = _root(path)
+    if fix and ref is not None:
+        raise click.UsageError("--fix edits the working tree; it does not combine with --ref")
     compiled = compile_mesh(root, ref=ref)
+    if fix and any(d.fix for d in compiled.report.diagnostics):
+        from compiler.fixes import apply_fixes
+
+        for rename, applied in apply_fixes(root, compiled.report.diagnostics):
+            state = "renamed" if applied else "could not rename"
+            click.echo(f"{rename.location}: {state} {rename.old!r} to {rename.new!r}", err=True)
+        compiled = compile_mesh(root)
     _print_report(compiled, fmt, quiet, color, root)
     sys.exit(EXIT_FAIL if compiled.report.fails(fail_on) else EXIT_OK)
 
@@ -220,15 +230,8 @@ def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, 
     outside every mesh are ignored.
     """
     from compiler.build import compile_mesh
-    from compiler.loader import MESH_FILE
 
-    roots: set[Path] = set()
-    for name in files:
-        directory = Path(name).absolute().parent
-        while not (directory / MESH_FILE).is_file() and directory != directory.parent:
-            directory = directory.parent
-        if (directory / MESH_FILE).is_file():
-            roots.add(directory)
+    roots = {root for root in map(_mesh_root_of, files) if root is not None}
     failed = False
     for root in sorted(roots):
         display = Path(os.path.relpath(root))
@@ -236,6 +239,74 @@ def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, 
         _print_report(compiled, fmt, quiet, color, display)
         failed |= compiled.report.fails(fail_on)
     sys.exit(EXIT_FAIL if failed else EXIT_OK)
+
+
+def _mesh_root_of(file: str) -> Path | None:
+    """The nearest ancestor directory of `file` that holds mesh.yaml."""
+    from compiler.loader import MESH_FILE
+
+    directory = Path(file).absolute().parent
+    while not (directory / MESH_FILE).is_file() and directory != directory.parent:
+        directory = directory.parent
+    return directory if (directory / MESH_FILE).is_file() else None
+
+
+@main.command("fmt")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 when a file is not formatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Change nothing; print what formatting would change.")
+def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
+    """Lay intent files out canonically (the pre-commit hook `meshc-fmt` runs it with --check).
+
+    PATHS are mesh roots (every intent file `meshc check` reads) or files; a file outside every
+    mesh (no mesh.yaml above it) is skipped.
+    """
+    import difflib
+
+    from compiler import codes
+    from compiler.diagnostics import Location, Report
+    from compiler.fixes import replace_file
+    from compiler.fmt import FormatProblem, format_text, mesh_files
+    from compiler.loader import SourceTable
+    from compiler.render import render_text
+
+    files: list[Path] = []
+    for name in paths or (".",):
+        if Path(name).is_dir():
+            listed = mesh_files(Path(name))
+            if listed is None:
+                raise click.UsageError(f"{name} is not a mesh root (it holds no mesh.yaml)")
+            files.extend(listed)
+        elif _mesh_root_of(name) is not None:
+            files.append(Path(name))
+    report, sources, unformatted = Report(), SourceTable(), []
+    for file in files:
+        try:
+            text = file.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            report.add(codes.UNREADABLE_FILE, f"cannot read the file: {error}", Location(str(file), 1, 1))
+            continue
+        try:
+            formatted = format_text(text)
+        except FormatProblem as problem:
+            sources.texts[str(file)] = text
+            report.add(problem.code, problem.message, Location(str(file), problem.line, problem.column))
+            continue
+        if formatted == text:
+            continue
+        unformatted.append(file)
+        if show_diff:
+            click.echo("".join(difflib.unified_diff(text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+                                                    f"{file} (as written)", f"{file} (formatted)")), nl=False)
+        elif check_only:
+            click.echo(f"would reformat {file}")
+        else:
+            replace_file(file, formatted)
+            click.echo(f"reformatted {file}")
+    click.echo(render_text(report.sorted(), sources), nl=False, err=True)
+    if report.has_errors or ((check_only or show_diff) and unformatted):
+        sys.exit(EXIT_FAIL)
+    sys.exit(EXIT_OK)
 
 
 @main.command()

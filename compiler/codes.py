@@ -1,8 +1,8 @@
 """The one table of diagnostic codes, each with its documentation.
 
-Ranges: 0xx loading and YAML, 1xx schema, 2xx references and linking, 3xx semantic analysis
-and Policies, 4xx target-specific (41x envoy, 42x kubernetes, 43x cloudfoundry, 44x vm), 5xx
-route tests (`meshc test`).
+Ranges: 0xx loading and YAML (05x `meshc fmt`, 06x `meshc import`), 1xx schema, 2xx references
+and linking, 3xx semantic analysis and Policies, 4xx target-specific (41x envoy, 42x kubernetes,
+43x cloudfoundry, 44x vm), 5xx route tests (`meshc test`).
 A code never changes meaning and is never reused; `meshc explain CODE` prints its entry and
 docs/diagnostics.md is generated from this table.
 """
@@ -107,6 +107,15 @@ OUTSIDE_MESH_ROOT = _code(
     are followed. Replace the link with the file, or list the path in Mesh.exclude.""",
 )
 
+# 05x: meshc fmt ------------------------------------------------------------------------------
+FORMAT_UNSAFE = _code(
+    "MESH050", "format-unsafe", "error", "meshc fmt cannot lay a file out without changing its meaning.",
+    """`meshc fmt` re-reads every file it formats and compares the data with what it read; when
+    they differ (a scalar another YAML reader takes differently, such as `1_000`, which meshc
+    reads as a string), the file is left untouched and reported. Quote the value to say which
+    one is meant.""",
+)
+
 # 1xx: schema ---------------------------------------------------------------------------------
 UNKNOWN_API_VERSION = _code(
     "MESH101", "unknown-api-version", "error", "apiVersion is not meshc/v1.",
@@ -121,7 +130,11 @@ UNKNOWN_KIND = _code(
 UNKNOWN_FIELD = _code(
     "MESH103", "unknown-field", "error", "A field that the kind does not have.",
     """Unknown fields are errors, so a misspelt field (`timout:`) cannot silently do nothing.
-    `meshc schema KIND` lists the fields; editors with yaml-language-server complete them.""",
+    When a field of that object is close, the hint names it ("did you mean 'timeout'?"). When
+    the rename is mechanical (an Istio word such as `subset:` where meshc says `version:`, or
+    a field written in another case or in snake_case, such as `TargetPort` or `target_port`),
+    `meshc check --fix` renames the key in place and says so. `meshc schema KIND` lists the
+    fields; editors with yaml-language-server complete them.""",
 )
 MISSING_FIELD = _code(
     "MESH104", "missing-field", "error", "A required field is missing.",

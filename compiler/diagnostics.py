@@ -24,6 +24,15 @@ class Related:
 
 
 @dataclass(frozen=True)
+class Rename:
+    """A mechanical fix: the key `old` at `location` becomes `new` (`meshc check --fix`)."""
+
+    location: Location
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     code: Code
     message: str
@@ -31,6 +40,7 @@ class Diagnostic:
     severity: Severity
     related: tuple[Related, ...] = ()
     hint: str | None = None
+    fix: Rename | None = None
 
     def sort_key(self) -> tuple:
         where = self.location or Location("", 0, 0)
@@ -54,9 +64,10 @@ class Report:
         related: tuple[Related, ...] | list[Related] = (),
         hint: str | None = None,
         severity: Severity | None = None,
+        fix: Rename | None = None,
     ) -> Diagnostic:
         diagnostic = Diagnostic(
-            code, message, location, severity or code.severity, tuple(related), hint
+            code, message, location, severity or code.severity, tuple(related), hint, fix
         )
         self.diagnostics.append(diagnostic)
         return diagnostic

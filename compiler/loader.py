@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from compiler import codes
-from compiler.diagnostics import Location, Report
+from compiler.diagnostics import Location, Rename, Report
 from compiler.yamlload import YamlDocument, YamlProblem, load_documents
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -371,10 +371,12 @@ def _report_validation(
         loc = tuple(item["loc"])
         kind_of_error = item["type"]
         message = item["msg"].removeprefix("Value error, ")
+        hint, fix = None, None
         if kind_of_error == "extra_forbidden":
             code = codes.UNKNOWN_FIELD
             message = f"{kind} has no field {loc[-1]!r} here"
             location = sources.locate(origin, *loc, key=True)
+            hint, fix = _did_you_mean(document.data, loc, location)
         elif kind_of_error == "missing":
             code = codes.MISSING_FIELD
             message = f"required field {loc[-1]!r} is missing"
@@ -396,7 +398,19 @@ def _report_validation(
             continue
         seen.add(position)
         path = _field_path(document.data, loc, missing=kind_of_error == "missing")
-        report.add(code, f"{path}: {message}" if path else message, location)
+        report.add(code, f"{path}: {message}" if path else message, location, hint=hint, fix=fix)
+
+
+def _did_you_mean(data: Any, loc: tuple[Any, ...], location: Location) -> tuple[str | None, Rename | None]:
+    from compiler.fields import suggest_field
+
+    suggestion = suggest_field(data, loc)
+    if suggestion is None:
+        return None, None
+    if suggestion.fixable:
+        return (f"did you mean {suggestion.field!r}? (`meshc check --fix` renames it)",
+                Rename(location, str(loc[-1]), suggestion.field))
+    return f"did you mean {suggestion.field!r}?", None
 
 
 def _field_path(data: Any, loc: tuple[Any, ...], *, missing: bool) -> str:

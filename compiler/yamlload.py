@@ -217,6 +217,14 @@ class YamlDocument:
         return position
 
 
+_SCALAR_RESOLVER = _CoreSchemaResolver()
+
+
+def plain_scalar_is_string(text: str) -> bool:
+    """Whether `text`, written unquoted, loads as a string here (and not as a number, bool, null)."""
+    return _SCALAR_RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+
+
 def load_documents(text: str) -> list[YamlDocument]:
     """Every document in `text`; raises YamlProblem for anything that is not clean YAML 1.2."""
     loader = _Loader(text)
