@@ -22,7 +22,6 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.emitter import Emitter
 from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
@@ -376,7 +375,14 @@ def _leaves(data: Any) -> list[Any]:
     return [data]
 
 
-_EMITTER = Emitter(None)
+def _scalar_analyser() -> Any:
+    """An emitter wired to a serializer (its scalar analysis asks which YAML version is out)."""
+    yaml = YAML(typ="rt")
+    yaml.serializer  # noqa: B018 - created on first access; the emitter reads its version
+    return yaml.emitter
+
+
+_EMITTER = _scalar_analyser()
 _RESOLVER = VersionedResolver(version=(1, 2))
 
 
