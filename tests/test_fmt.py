@@ -17,10 +17,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from compiler.cli import main
 from compiler.fmt import FormatProblem, format_text
 from compiler.yamlload import load_documents
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, example_files
 
 runner = CliRunner()
-EXAMPLE_FILES = sorted(p for p in EXAMPLES.rglob("*.yaml") if "build" not in p.relative_to(EXAMPLES).parts)
+EXAMPLE_FILES = example_files(EXAMPLES)
 
 
 def _data(text: str) -> list:
