@@ -80,7 +80,7 @@ def format_text(text: str) -> str:
     lines = text.splitlines()
     full, eol = _comment_lines(lines, tokens)
     separators = sorted({t.start_mark.line for t in tokens if isinstance(t, (DocumentStartToken, DocumentEndToken))})
-    segments = list(zip([0] + [line + 1 for line in separators], separators + [len(lines)]))
+    segments = list(zip([0, *(line + 1 for line in separators)], [*separators, len(lines)], strict=True))
     placed = {_first_line(d): d for d in documents if _first_line(d) is not None}
     out = []
     for start, end in segments:
@@ -162,13 +162,13 @@ def _anchors(node: Any, path: Path_ = ()) -> list[tuple[int, int, Path_]]:
             if key not in node.lc.data:
                 continue  # merged in with `<<:`: it stands where its anchor is
             line, column = node.lc.key(key)
-            found.append((line, column, path + (key,)))
-            found.extend(_anchors(value, path + (key,)))
+            found.append((line, column, (*path, key)))
+            found.extend(_anchors(value, (*path, key)))
     elif isinstance(node, CommentedSeq):
         for index, value in enumerate(node):
             line, column = node.lc.item(index)
-            found.append((line, column, path + (index,)))
-            found.extend(_anchors(value, path + (index,)))
+            found.append((line, column, (*path, index)))
+            found.extend(_anchors(value, (*path, index)))
     return found
 
 
@@ -286,12 +286,12 @@ class _Builder:
         children = {key: child_annotation(annotation, data, key) for key in keys}
         section = block or (model is not None and issubclass(model, SECTIONS))
         # comments above a sequence item's first key are lifted above the item (see _attach)
-        liftable = path + (keys[0],) if keys and path and isinstance(path[-1], int) else None
+        liftable = (*path, keys[0]) if keys and path and isinstance(path[-1], int) else None
         flow = not section and self._fits_flow(data, children, path, room, liftable)
         if liftable is not None and liftable in self.comments.before:
             self.lifted[path] = self.comments.before[liftable]
         for key in keys:
-            child_path = path + (key,)
+            child_path = (*path, key)
             child_room = LINE_WIDTH - column - len(_scalar_text(key)) - 2
             node[_scalar(key)] = self.node(data[key], children[key], child_path,
                                            column=column + INDENT, room=child_room)
@@ -309,7 +309,7 @@ class _Builder:
         children = {index: child_annotation(annotation, data, index) for index in range(len(data))}
         flow = self._fits_flow(data, children, path, room)
         for index, item in enumerate(data):
-            child_path = path + (index,)
+            child_path = (*path, index)
             node.append(self.node(item, children[index], child_path,
                                   column=column + INDENT, room=LINE_WIDTH - column - 2))
             if not flow:

@@ -37,8 +37,8 @@ def test_examples_are_formatted() -> None:
 
 
 def test_keys_follow_the_model_and_identity_comes_first() -> None:
-    text = "ports: [{protocol: http, port: 80, name: web}]\nplatform: k8s\nname: web\nkind: Service\n" \
-           "apiVersion: meshc/v1\nextra: kept\n"
+    text = ("ports: [{protocol: http, port: 80, name: web}]\nplatform: k8s\nname: web\nkind: Service\n"
+            "apiVersion: meshc/v1\nextra: kept\n")
     out = format_text(text)
     assert out.splitlines() == [
         "apiVersion: meshc/v1", "kind: Service", "name: web", "platform: k8s",
@@ -195,7 +195,7 @@ def _comment_anchors(text: str) -> dict[str, tuple[bool, str]]:
             pending = []
             if " # e" in line:
                 out[line[line.index(" # e") + 1:]] = _anchor(line)
-    return out | {c: (False, "") for c in pending}
+    return out | dict.fromkeys(pending, (False, ""))
 
 
 def _same_place(before: tuple[bool, str], after: tuple[bool, str]) -> bool:
