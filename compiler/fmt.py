@@ -81,7 +81,7 @@ def format_text(text: str) -> str:
     full, eol = _comment_lines(lines, tokens)
     separators = sorted({t.start_mark.line for t in tokens if isinstance(t, (DocumentStartToken, DocumentEndToken))})
     segments = list(zip([0, *(line + 1 for line in separators)], [*separators, len(lines)], strict=True))
-    placed = {_first_line(d): d for d in documents if _first_line(d) is not None}
+    placed = {line: d for d in documents if (line := _first_line(d)) is not None}
     out = []
     for start, end in segments:
         document = next((d for line, d in placed.items() if start <= line < end), None)
@@ -126,10 +126,10 @@ def _comment_lines(lines: list[str], tokens: list[Any]) -> tuple[dict[int, str],
             last = token.end_mark.line if token.end_mark.column > 0 else token.end_mark.line - 1
             inside.update(range(token.start_mark.line + 1, last + 1))
         for comment in _token_comments(token):
-            line, column = comment.start_mark.line, comment.start_mark.column
+            at, column = comment.start_mark.line, comment.start_mark.column
             first = comment.value.split("\n", 1)[0]
-            if first.startswith("#") and line < len(lines) and lines[line][:column].strip():
-                eol[line] = first.rstrip()
+            if first.startswith("#") and at < len(lines) and lines[at][:column].strip():
+                eol[at] = first.rstrip()
     full: dict[int, str] = {}
     for number, line in enumerate(lines):
         stripped = line.strip()
