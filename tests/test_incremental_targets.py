@@ -29,7 +29,7 @@ Change = Callable[[GitMesh], None]
 
 def _calls_payments(repo: GitMesh) -> None:
     add_fixture(repo, "payments-api.yaml", "external")
-    repo.edit("services/ratings.yaml", "  - mongodb\n", "  - mongodb\n  - payments-api\n")
+    repo.edit("services/ratings.yaml", "calls: [mongodb]", "calls: [mongodb, payments-api]")
 
 
 # kind of change -> (set-up committed before the first build, or None; the change)
