@@ -13,7 +13,10 @@ import ipaddress
 from dataclasses import dataclass
 
 from compiler.graph import ExternalNode, ServiceNode
-from compiler.model import CloudFoundryPlatform
+from compiler.model import CloudFoundryPlatform, KubernetesPlatform
+
+# istiod's Service as VMs outside the cluster name it (resolved through their hosts file).
+ISTIOD_HOST = "istiod.istio-system.svc"
 
 
 @dataclass(frozen=True)
@@ -47,16 +50,37 @@ def version_service_name(service: str, version: str) -> str:
     return f"{service}-{version}"
 
 
+def cluster_dns_name(name: str, namespace: str, cluster_domain: str) -> str:
+    """A Kubernetes Service's DNS name: `<name>.<namespace>.svc.<clusterDomain>`."""
+    return f"{name}.{namespace}.svc.{cluster_domain}"
+
+
 def service_host(service: ServiceNode, version: str | None = None) -> str | None:
-    """The DNS name of a kubernetes service (or of one version of it) or of a cloudfoundry app;
-    None on vm platforms."""
+    """The DNS name of a kubernetes service (or of one version of it) in its own platform's
+    cluster domain, or of a cloudfoundry app; None on vm platforms."""
     platform = service.platform
     if platform.kind == "kubernetes":
         name = version_service_name(service.name, version) if version else service.name
-        return f"{name}.{service.namespace}.svc.{platform.clusterDomain}"
+        return cluster_dns_name(name, service.namespace, platform.clusterDomain)
     if platform.kind == "cloudfoundry":
         return internal_route_host(service)
     return None
+
+
+def istio_host(service: ServiceNode, caller: KubernetesPlatform, version: str | None = None) -> str:
+    """The host by which Istio on kubernetes platform `caller` knows `service` (or, on
+    kubernetes, the Service of one version of it): what its ServiceEntries, DestinationRules,
+    routes and Sidecar egress name.
+
+    A kubernetes service has its own cluster DNS name, in its own platform's cluster domain,
+    exactly as a static Envoy reaches it (service_upstream); a Cloud Foundry app is reached on
+    the platform's router; a vm service is named by its ServiceEntry on `caller`, in the
+    caller's cluster domain.
+    """
+    if service.platform.kind == "cloudfoundry":
+        return external_route_host(service)
+    own = service_host(service, version)  # kubernetes: its own cluster domain
+    return own if own is not None else cluster_dns_name(service.name, service.namespace, caller.clusterDomain)
 
 
 CLOUD_FOUNDRY_ROUTER_PORT = 443

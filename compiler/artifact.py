@@ -17,6 +17,10 @@ from typing import Literal, NamedTuple, cast
 
 from compiler.graph import Key
 
+# Objects that carry metadata (Kubernetes objects, Cloud Foundry apps) name the intent files
+# they were compiled from, comma-separated, under this annotation.
+SOURCE_ANNOTATION = "meshc.dev/source"
+
 WorkloadKind = Literal["service", "gateway", "platform"]
 PROXY_KINDS: tuple[WorkloadKind, ...] = ("service", "gateway")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from compiler import __version__
+from compiler import DEFAULT_OUTPUT, __version__
 
 if TYPE_CHECKING:
     from compiler.codes import Severity
@@ -162,7 +162,7 @@ def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: 
 @main.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
 @click.option("-o", "--output", "output", default=None, type=click.Path(file_okay=False),
-              help="Output directory (default PATH/build).")
+              help=f"Output directory (default PATH/{DEFAULT_OUTPUT}).")
 @click.option("-t", "--target", "targets", multiple=True, metavar="TARGET",
               help="Emit only this target (repeatable). " + _target_summaries())
 @click.option("--check", "check_only", is_flag=True, help="Compare with the output directory instead of writing.")
@@ -179,7 +179,7 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
     if check_only and changed_since:
         raise click.UsageError("--check compares a full build; it does not combine with --changed-since")
     root = _root(path)
-    out_dir = Path(output) if output else root / "build"
+    out_dir = Path(output) if output else root / DEFAULT_OUTPUT
     try:
         outcome = build_mesh(root, out_dir, targets=targets, ref=ref, fail_on=fail_on, check_only=check_only,
                              changed_since=changed_since)
@@ -337,7 +337,7 @@ def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: 
     links = _intent_links(root, link_base) if fmt == "markdown" else None
     sides = []
     for ref in (base, head):
-        compiled = compile_mesh(root, ref=ref, skip_dirs=(root / "build",))
+        compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,))
         if compiled.graph is None or compiled.report.has_errors:
             click.echo(f"meshc diff: {ref or 'the working tree'} does not compile", err=True)
             _print_report(compiled, "text", True, "never", root)

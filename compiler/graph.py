@@ -29,6 +29,7 @@ from compiler.model import (
     RouteRule,
     Service,
     ServicePort,
+    SidecarSettings,
     VmPlatform,
 )
 
@@ -51,6 +52,13 @@ class Sidecar:
 
     outbound_port: int
     admin_port: int
+
+
+    @classmethod
+    def of(cls, own: SidecarSettings | None, platform: SidecarSettings) -> Sidecar:
+        """A service's or gateway's own setting, else its platform's, else the defaults."""
+        return cls(outbound_port=(own and own.outboundPort) or platform.outboundPort or DEFAULT_OUTBOUND_PORT,
+                   admin_port=(own and own.adminPort) or platform.adminPort or DEFAULT_ADMIN_PORT)
 
 
 DEFAULT_OUTBOUND_PORT = 15001
@@ -134,6 +142,11 @@ class GatewayNode:
     @property
     def listeners(self) -> list[Listener]:
         return self.spec.listeners
+
+    @property
+    def sidecar(self) -> Sidecar:
+        """The gateway Envoy's loopback ports (it has no outbound listener: only admin_port counts)."""
+        return Sidecar.of(self.spec.sidecar, self.platform.sidecar)
 
 
 class Principal(NamedTuple):

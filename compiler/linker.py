@@ -8,8 +8,6 @@ from typing import Any
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import (
-    DEFAULT_ADMIN_PORT,
-    DEFAULT_OUTBOUND_PORT,
     AccessPolicyNode,
     ExternalNode,
     GatewayNode,
@@ -300,11 +298,7 @@ class _Linker:
             calls.append(callee)
         if not ok:
             return None
-        own = spec.sidecar
-        sidecar = Sidecar(
-            outbound_port=(own and own.outboundPort) or platform.sidecar.outboundPort or DEFAULT_OUTBOUND_PORT,
-            admin_port=(own and own.adminPort) or platform.sidecar.adminPort or DEFAULT_ADMIN_PORT,
-        )
+        sidecar = Sidecar.of(spec.sidecar, platform.sidecar)
         return ServiceNode(
             key=key,
             spec=spec,

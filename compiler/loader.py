@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from compiler import codes
+from compiler import DEFAULT_OUTPUT, codes
 from compiler.diagnostics import Location, Rename, Report
 from compiler.yamlload import YamlDocument, YamlProblem, load_documents
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MESH_FILE = "mesh.yaml"
-DEFAULT_OUTPUT = "build"
 _SUPPRESSION = re.compile(r"#\s*meshc:\s*ignore\[([A-Z0-9, ]+)\]")
 
 

@@ -262,6 +262,11 @@ class ServicePort(Strict):
     protocol: Protocol
     targetPort: Port | None = None
 
+    @property
+    def app_port(self) -> int:
+        """Where the application listens: targetPort, else the service port itself."""
+        return self.targetPort or self.port
+
 
 class Version(Strict):
     labels: dict[Annotated[str, StringConstraints(min_length=1, max_length=63)], str] = {}

@@ -7,9 +7,9 @@ from collections import defaultdict
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import GatewayNode, Key, MeshGraph
+from compiler.hostnames import covers as host_covers
+from compiler.hostnames import overlap
 from policies.check import Check
-from policies.hostnames import covers as host_covers
-from policies.hostnames import overlap
 
 
 def _overlapping_listeners(graph: MeshGraph, gateway: GatewayNode, report: Report) -> None:

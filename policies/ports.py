@@ -7,9 +7,9 @@ from __future__ import annotations
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, RouteNode, Target
+from compiler.hostnames import covers as host_covers
 from compiler.model import HTTP_PROTOCOLS, Match
 from policies.check import Check
-from policies.hostnames import covers as host_covers
 
 HTTP_LISTENERS = frozenset({"http", "https"})
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, RouteNode
+from compiler.hostnames import covers as host_covers
 from compiler.model import Match, PathMatch, StringMatch
 from policies.check import Check
-from policies.hostnames import covers as host_covers
 
 # A rule without `match` matches every request, like an empty match entry.
 CATCH_ALL = Match()

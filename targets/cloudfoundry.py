@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from compiler import codes
 from compiler.addressing import external_route_host, internal_route_host
-from compiler.artifact import Artifact, platform_workload, service_workload
+from compiler.artifact import SOURCE_ANNOTATION, Artifact, platform_workload, service_workload
 from compiler.diagnostics import Report
 from compiler.graph import CloudFoundryPlatform, Key, MeshGraph, Principal, ServiceNode
-from compiler.model import HTTP_PROTOCOLS
+from compiler.model import HTTP2_PROTOCOLS, HTTP_PROTOCOLS
 from compiler.serialize import to_json, to_yaml
 from targets.envoylib import ANY_ADDRESS, serialise, sidecar_bootstrap, sidecar_sources
 from targets.kubernetes_meta import parse_source_list, source_list
@@ -32,7 +32,6 @@ ROUTER_APP_PORT = 8080
 SIDECAR_NAME = "meshc-envoy"
 APP_DIR = "/home/vcap/app"
 SIDECAR_DIR = "meshc"
-SOURCE_ANNOTATION = "meshc.dev/source"
 SERVICE_ANNOTATION = "meshc.dev/service"
 _APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -173,7 +172,7 @@ def _web_port_index(service: ServiceNode) -> int | None:
 
 def _routes(graph: MeshGraph, service: ServiceNode, external: bool, report: Report) -> list[dict]:
     web = _web_port_index(service)
-    http2 = web is not None and service.spec.ports[web].protocol in ("http2", "grpc")
+    http2 = web is not None and service.spec.ports[web].protocol in HTTP2_PROTOCOLS
     protocol = {"protocol": "http2"} if http2 else {}
     routes = []
     if external:
@@ -205,7 +204,7 @@ def _routes(graph: MeshGraph, service: ServiceNode, external: bool, report: Repo
 
 def _report_port_clashes(graph: MeshGraph, service: ServiceNode, report: Report) -> None:
     for index, port in enumerate(service.spec.ports):
-        if (port.targetPort or port.port) == port.port:
+        if port.app_port == port.port:
             report.add(
                 codes.CF_PORT_CLASH,
                 f"the sidecar of Cloud Foundry app {service.name!r} listens on port {port.port} in the container, "

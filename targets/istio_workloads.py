@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from compiler.graph import MeshGraph, ServiceNode
 from targets.kubernetes_meta import APP_LABEL, document, metadata
-
-ISTIO_NETWORKING = "networking.istio.io/v1"
+from targets.kubernetes_support import ISTIO_NETWORKING
 
 
 def _template(service: ServiceNode) -> dict:

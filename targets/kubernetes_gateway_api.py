@@ -16,10 +16,15 @@ from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, ServiceNod
 from compiler.model import HTTP_PROTOCOLS, StringMatch
 from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_platform import PlatformEmitter
-from targets.kubernetes_support import GATEWAY_API, gateway_api_duration, rule_kind, whole_milliseconds
+from targets.kubernetes_support import (
+    GATEWAY_API,
+    gateway_api_duration,
+    protocol_name,
+    rule_kind,
+    whole_milliseconds,
+)
 
 GATEWAY_CLASS = "istio"
-_LISTENER_PROTOCOLS = {"http": "HTTP", "https": "HTTPS", "tls": "TLS", "tcp": "TCP"}
 _PATH_TYPES = {"exact": "Exact", "prefix": "PathPrefix", "regex": "RegularExpression"}
 
 
@@ -34,9 +39,7 @@ class GatewayApiEmitter(PlatformEmitter):
     def extra_callee_hosts(self, callee: Key) -> list[str]:
         if not self.on_platform(callee):
             return []
-        domain = self.platform.clusterDomain
-        return [f"{version_service_name(callee.name, version)}.{callee.namespace}.svc.{domain}"
-                for version in self.graph.services[callee].spec.versions]
+        return [self.hosts(callee, version) for version in self.graph.services[callee].spec.versions]
 
     def routing(self, service: ServiceNode) -> list[dict]:
         if not self.on_platform(service.key):
@@ -237,7 +240,7 @@ class GatewayApiEmitter(PlatformEmitter):
         foreign_routes = any(route.key.namespace != gw_ns for route in routes)
         for listener in gateway.listeners:
             for name, hostname in self.listener_names(listener):
-                entry: dict = {"name": name, "port": listener.port, "protocol": _LISTENER_PROTOCOLS[listener.protocol]}
+                entry: dict = {"name": name, "port": listener.port, "protocol": protocol_name(listener.protocol)}
                 if hostname is not None:
                     entry["hostname"] = hostname
                 if listener.tls is not None:

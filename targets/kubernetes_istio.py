@@ -12,7 +12,7 @@ from typing import Protocol
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
 from compiler.model import Match, StringMatch
 from targets.kubernetes_meta import APP_LABEL, document, metadata
-from targets.kubernetes_support import ISTIO_NETWORKING, proto_duration, rule_kind
+from targets.kubernetes_support import ISTIO_NETWORKING, proto_duration, protocol_name, rule_kind
 
 
 class HostOf(Protocol):
@@ -163,7 +163,6 @@ def default_virtual_service(name: str, namespace: str, host: str, ports: list[in
                     spec={"hosts": [host], "http": rules})
 
 
-_SERVER_PROTOCOLS = {"http": "HTTP", "https": "HTTPS", "tls": "TLS", "tcp": "TCP"}
 
 
 def istio_gateway(gateway: GatewayNode) -> dict:
@@ -171,7 +170,7 @@ def istio_gateway(gateway: GatewayNode) -> dict:
     for listener in gateway.listeners:
         server: dict = {
             "port": {"number": listener.port, "name": listener.name,
-                     "protocol": _SERVER_PROTOCOLS[listener.protocol]},
+                     "protocol": protocol_name(listener.protocol)},
             "hosts": list(listener.hosts),
         }
         if listener.tls is not None:

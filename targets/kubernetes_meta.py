@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
+from compiler.artifact import SOURCE_ANNOTATION
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "meshc"
-SOURCE_ANNOTATION = "meshc.dev/source"
 # Workloads of a service carry `app: <service>` (Istio's own convention, used by its telemetry);
 # Services, WorkloadEntries and subsets select on it.
 APP_LABEL = "app"

@@ -12,22 +12,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from compiler import codes
-from compiler.addressing import external_route_host, version_service_name
-from compiler.artifact import Artifact, gateway_workload, platform_workload, service_workload
+from compiler.addressing import CLOUD_FOUNDRY_ROUTER_PORT, istio_host, version_service_name
+from compiler.artifact import SOURCE_ANNOTATION, Artifact, gateway_workload, platform_workload, service_workload
 from compiler.diagnostics import Report
 from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ServiceNode, Target
-from compiler.model import HTTP_PROTOCOLS, KubernetesPlatform
+from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, KubernetesPlatform
 from compiler.serialize import to_yaml, to_yaml_documents
 from targets.envoylib import HCM_FILTER, ROUTER_FILTER, local_rate_limit
 from targets.istio_workloads import workload_documents
 from targets.kubernetes_istio import default_virtual_service, istio_gateway, virtual_service
-from targets.kubernetes_meta import APP_LABEL, document, metadata
+from targets.kubernetes_meta import APP_LABEL, document, metadata, parse_source_list
 from targets.kubernetes_support import (
     GATEWAY_API,
     ISTIO_NETWORKING,
     ISTIO_NETWORKING_ALPHA,
     ISTIO_SECURITY,
     proto_duration,
+    protocol_name,
 )
 
 TARGET = "kubernetes"
@@ -52,8 +53,6 @@ KIND_ORDER = [
     (ISTIO_NETWORKING_ALPHA, "EnvoyFilter"),
 ]
 _KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
-_ISTIO_PROTOCOLS = {"http": "HTTP", "http2": "HTTP2", "grpc": "GRPC", "tcp": "TCP", "tls": "TLS", "mongo": "MONGO"}
-_LOAD_BALANCERS = {"round-robin": "ROUND_ROBIN", "least-request": "LEAST_REQUEST", "random": "RANDOM"}
 REMOTE_KINDS = frozenset({"cloudfoundry", "vm"})
 RATE_LIMIT_STAT_PREFIX = "http_local_rate_limiter"
 
@@ -70,11 +69,8 @@ class Hosts:
     graph: MeshGraph
     platform: KubernetesPlatform
 
-    def __call__(self, key: Key) -> str:
-        service = self.graph.services[key]
-        if service.platform.kind == "cloudfoundry":
-            return external_route_host(service)
-        return f"{key.name}.{key.namespace}.svc.{self.platform.clusterDomain}"
+    def __call__(self, key: Key, version: str | None = None) -> str:
+        return istio_host(self.graph.services[key], self.platform, version)
 
     def has_subsets(self, key: Key) -> bool:
         # A Cloud Foundry app is one app whatever its version: no subset selects part of it.
@@ -177,7 +173,7 @@ class PlatformEmitter:
     def kubernetes_service(self, name: str, namespace: str, selector: dict[str, str], service: ServiceNode,
                            sources: tuple[str, ...]) -> dict:
         ports = [
-            {"name": port.name, "port": port.port, "targetPort": port.targetPort or port.port,
+            {"name": port.name, "port": port.port, "targetPort": port.app_port,
              # meshc's protocol names are Istio's appProtocol values (Istio: protocol selection)
              "protocol": "TCP", "appProtocol": port.protocol}
             for port in service.spec.ports
@@ -213,7 +209,7 @@ class PlatformEmitter:
             }
         balancer = resilience.loadBalancer
         if isinstance(balancer, str):
-            policy["loadBalancer"] = {"simple": _LOAD_BALANCERS[balancer]}
+            policy["loadBalancer"] = {"simple": LOAD_BALANCER_POLICIES[balancer]}
         elif balancer is not None:
             policy["loadBalancer"] = {"consistentHash": {"httpHeaderName": balancer.ringHash.header.lower()}}
         return policy
@@ -350,7 +346,7 @@ class PlatformEmitter:
                 "hosts": [host],
                 "location": "MESH_INTERNAL",
                 "resolution": "STATIC",
-                "ports": [{"number": p.port, "name": p.name, "protocol": _ISTIO_PROTOCOLS[p.protocol]}
+                "ports": [{"number": p.port, "name": p.name, "protocol": protocol_name(p.protocol)}
                           for p in service.spec.ports],
                 "workloadSelector": {"labels": {APP_LABEL: service.name}},
             }
@@ -375,7 +371,8 @@ class PlatformEmitter:
         ports = []
         for index, port in enumerate(service.spec.ports):
             if port.protocol in HTTP_PROTOCOLS:
-                ports.append({"number": port.port, "name": port.name, "protocol": "HTTP", "targetPort": 443})
+                ports.append({"number": port.port, "name": port.name, "protocol": "HTTP",
+                              "targetPort": CLOUD_FOUNDRY_ROUTER_PORT})
             else:
                 self.report.add(
                     codes.K8S_CF_CALLEE_PORT,
@@ -394,7 +391,7 @@ class PlatformEmitter:
                                # A wildcard names no address to resolve: pass through to the original one.
                                "resolution": "NONE" if wildcard else "DNS",
                                "ports": [{"number": p.port, "name": p.name,
-                                          "protocol": _ISTIO_PROTOCOLS[p.protocol]} for p in spec.ports]})]
+                                          "protocol": protocol_name(p.protocol)} for p in spec.ports]})]
         if spec.tls.originate:
             tls: dict = {"mode": "SIMPLE"}
             if spec.tls.sni is not None:
@@ -426,7 +423,7 @@ class PlatformEmitter:
                 continue
             docs = ordered(build())
             sources = sorted({source for doc in docs
-                              for source in doc["metadata"]["annotations"]["meshc.dev/source"].split(",")})
+                              for source in parse_source_list(doc["metadata"]["annotations"][SOURCE_ANNOTATION])})
             artifacts.append(Artifact(path, to_yaml_documents(docs), TARGET, workload, tuple(sources)))
         shared = platform_workload(self.platform.name)
         if workloads is None or shared in workloads:

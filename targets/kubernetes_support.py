@@ -6,13 +6,18 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from compiler.graph import ResolvedRule, Target
-from compiler.model import duration_seconds
+from compiler.model import STREAM_PROTOCOLS, duration_seconds
 
 ISTIO_NETWORKING = "networking.istio.io/v1"
 ISTIO_NETWORKING_ALPHA = "networking.istio.io/v1alpha3"
 ISTIO_SECURITY = "security.istio.io/v1"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
-L4_PROTOCOLS = frozenset({"tcp", "tls", "mongo"})
+
+
+def protocol_name(protocol: str) -> str:
+    """A port or listener protocol as Istio (ServiceEntry ports, Gateway servers) and the Gateway
+    API (listeners) spell it: HTTP, HTTP2, GRPC, HTTPS, TCP, TLS, MONGO."""
+    return protocol.upper()
 
 
 def proto_duration(text: str) -> str:
@@ -27,7 +32,7 @@ def rule_kind(rule: ResolvedRule, protocol_of: Callable[[Target], str]) -> str:
     """http, tcp or tls: SNI matches make a tls rule, an L4 destination port a tcp rule."""
     if any(match.sni for match in rule.spec.match):
         return "tls"
-    if rule.destinations and protocol_of(rule.destinations[0]) in L4_PROTOCOLS:
+    if rule.destinations and protocol_of(rule.destinations[0]) in STREAM_PROTOCOLS:
         return "tcp"
     return "http"
 

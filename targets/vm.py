@@ -16,6 +16,7 @@ import json
 import re
 
 from compiler import codes
+from compiler.addressing import ISTIOD_HOST
 from compiler.artifact import Artifact, service_workload
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, ServiceNode, VmPlatform
@@ -36,7 +37,6 @@ OPEN_FILES = 65536
 ISTIO_LOCAL_EXCLUDE_PORTS = "22,15090,15021,15020"
 # The cluster ID istiod uses unless installed with values.global.multiCluster.clusterName.
 ISTIO_CLUSTER_ID = "Kubernetes"
-ISTIOD_HOST = "istiod.istio-system.svc"
 CANONICAL_NAME_LABEL = "service.istio.io/canonical-name"
 CANONICAL_REVISION_LABEL = "service.istio.io/canonical-revision"
 

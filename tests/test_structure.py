@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
+from compiler import DEFAULT_OUTPUT
 from compiler.artifact import (
+    SOURCE_ANNOTATION,
     Workload,
     gateway_workload,
     is_proxy,
@@ -20,7 +23,17 @@ from compiler.artifact import (
     service_workload,
 )
 from compiler.build import compile_mesh, emit
-from compiler.graph import Key
+from compiler.graph import DEFAULT_ADMIN_PORT, DEFAULT_OUTBOUND_PORT, Key, Sidecar
+from compiler.model import (
+    HTTP2_PROTOCOLS,
+    HTTP_PROTOCOLS,
+    LOAD_BALANCER_POLICIES,
+    PROTOCOLS,
+    STREAM_PROTOCOLS,
+    Protocol,
+    SidecarSettings,
+    SimpleLoadBalancer,
+)
 from tests.conftest import EXAMPLES, REPO
 
 PACKAGES = ("compiler", "policies", "targets")
@@ -202,3 +215,75 @@ def test_each_target_module_imports_alone(module: str) -> None:
     result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts with one definition each: a literal of the fact anywhere else is a second copy
+
+
+def constants_outside(homes: set[str], wanted) -> list[str]:
+    """Constants for which `wanted(value)` holds, in every project module but `homes`."""
+    return [
+        f"{relative(path)}:{node.lineno}: {node.value!r}"
+        for path in python_files(*PACKAGES) if relative(path) not in homes
+        for node in ast.walk(parsed(path))
+        if isinstance(node, ast.Constant) and not isinstance(node.value, bool) and wanted(node.value)
+    ]
+
+
+SINGLE_HOMES = {
+    "the source annotation": ({"compiler/artifact.py"}, lambda v: v == SOURCE_ANNOTATION),
+    "the default output directory": ({"compiler/__init__.py"}, lambda v: v == DEFAULT_OUTPUT),
+    "the default sidecar ports": ({"compiler/graph.py"}, lambda v: v in (DEFAULT_ADMIN_PORT, DEFAULT_OUTBOUND_PORT)),
+    "the load-balancer enum names": ({"compiler/model.py"}, lambda v: v in LOAD_BALANCER_POLICIES.values()),
+    "Kubernetes cluster DNS names": ({"compiler/addressing.py"},
+                                     lambda v: isinstance(v, str) and ".svc." in f"{v}."),
+    "Envoy type URLs": ({"targets/envoylib/blocks.py", "targets/envoylib/tls.py"},
+                        lambda v: isinstance(v, str) and v.startswith("type.googleapis.com/envoy.")),
+}
+
+
+@pytest.mark.parametrize("fact", sorted(SINGLE_HOMES))
+def test_fact_is_written_once(fact: str) -> None:
+    homes, wanted = SINGLE_HOMES[fact]
+    assert constants_outside(homes, wanted) == []
+
+
+def test_protocol_sets_are_defined_only_in_the_model() -> None:
+    """A literal tuple, set, list or dict key set of two or more protocols is a copied protocol set."""
+    found = []
+    for path in python_files(*PACKAGES):
+        if relative(path) == "compiler/model.py":
+            continue
+        for node in ast.walk(parsed(path)):
+            elements = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None)
+            if not isinstance(node, (ast.Tuple, ast.Set, ast.List, ast.Dict)) or not elements:
+                continue
+            values = [e.value for e in elements if isinstance(e, ast.Constant)]
+            if len(values) >= 2 and len(values) == len(elements) and set(values) <= PROTOCOLS:
+                found.append(f"{relative(path)}:{node.lineno}: {values}")
+    assert found == []
+
+
+def test_load_balancer_policies_name_every_simple_balancer() -> None:
+    assert set(LOAD_BALANCER_POLICIES) == set(get_args(SimpleLoadBalancer))
+
+
+def test_protocol_sets_partition_the_protocols() -> None:
+    assert HTTP2_PROTOCOLS < HTTP_PROTOCOLS and STREAM_PROTOCOLS == PROTOCOLS - HTTP_PROTOCOLS
+    assert set(get_args(Protocol)) == PROTOCOLS
+
+
+def test_sidecar_ports_precedence() -> None:
+    """The service's (or gateway's) own setting, else its platform's, else the defaults."""
+    assert Sidecar.of(None, SidecarSettings()) == Sidecar(DEFAULT_OUTBOUND_PORT, DEFAULT_ADMIN_PORT)
+    platform = SidecarSettings(outboundPort=16001, adminPort=16000)
+    assert Sidecar.of(None, platform) == Sidecar(16001, 16000)
+    assert Sidecar.of(SidecarSettings(adminPort=17000), platform) == Sidecar(16001, 17000)
+
+
+def test_hostname_coverage_is_defined_once() -> None:
+    found = [f"{relative(path)}:{node.lineno}" for path in python_files(*PACKAGES)
+             for node in ast.walk(parsed(path))
+             if isinstance(node, ast.FunctionDef) and node.name == "covers" and relative(path) != "compiler/hostnames.py"]
+    assert found == []

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from compiler.artifact import SOURCE_ANNOTATION
 from compiler.build import compile_mesh
-from targets import kubernetes, kubernetes_platform
-from targets.kubernetes_meta import MANAGED_BY_LABEL, SOURCE_ANNOTATION, parse_source_list
+from targets import envoy, kubernetes, kubernetes_platform
+from targets.kubernetes_meta import MANAGED_BY_LABEL, parse_source_list
 from tests.conftest import EXAMPLES, require_envoy
 from tests.k8s_schemas import validation_errors
 
@@ -276,16 +277,57 @@ def test_workloads_filter_emits_only_those_files_byte_identical() -> None:
     assert all(everything[a.path].content == a.content and a.workload in wanted for a in some)
 
 
-def test_rate_limit_filter_config_is_accepted_by_envoy(tmp_path: Path) -> None:
-    """The EnvoyFilter's typed_config, placed where Istio inserts it, passes `envoy --mode validate`."""
-    envoy = require_envoy()
-    compiled = _compile(EXAMPLES / "gateway-api-shop")
-    artifact = next(a for a in kubernetes.emit(compiled.graph, compiled.report) if a.path.endswith("/cart.yaml"))
-    envoy_filter = next(d for d in yaml.safe_load_all(artifact.content) if d["kind"] == "EnvoyFilter")
-    patch = envoy_filter["spec"]["configPatches"][0]
-    assert patch["patch"]["operation"] == "INSERT_BEFORE"
+RATE_LIMITED = """\
+    apiVersion: meshc/v1
+    kind: Mesh
+    name: limits
+    defaultNamespace: shop
+    platforms: [{name: k8s, kind: kubernetes}]
+    ---
+    apiVersion: meshc/v1
+    kind: Service
+    name: cart
+    platform: k8s
+    ports: [{name: http, port: 8080, protocol: http}]
+    rateLimit: {requests: 3, per: PER}
+    """
+
+
+def _rate_limit_filters(make_mesh, per: str) -> tuple[dict, dict]:
+    """(the Istio EnvoyFilter's patch, the envoy target's filter) for one rate-limited service."""
+    compiled = _compile(make_mesh({"mesh.yaml": RATE_LIMITED.replace("PER", per)}))
+    manifest = next(a for a in kubernetes.emit(compiled.graph, compiled.report) if a.path.endswith("/cart.yaml"))
+    envoy_filter = next(d for d in yaml.safe_load_all(manifest.content) if d["kind"] == "EnvoyFilter")
+    bootstrap = json.loads(envoy.emit(compiled.graph, compiled.report)[0].content)
+    manager = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    native = next(f for f in manager["http_filters"] if f["name"] == "envoy.filters.http.local_ratelimit")
+    return envoy_filter["spec"]["configPatches"][0], native
+
+
+@pytest.mark.parametrize(("per", "tokens", "fill_interval"), [("1s", 3, "1s"), ("500ms", 3, "0.5s"),
+                                                                  ("10ms", 15, "0.05s"), ("20ms", 9, "0.06s")])
+def test_rate_limit_is_one_filter_on_both_targets(make_mesh, per: str, tokens: int, fill_interval: str) -> None:
+    """Envoy refuses a fill_interval under 50ms (local_ratelimit.proto): both targets scale a
+    shorter `per` to the first multiple of it that reaches 50ms, keeping the rate."""
+    patch, native = _rate_limit_filters(make_mesh, per)
+    value = patch["patch"]["value"]
+    assert value["typed_config"]["token_bucket"] == {"max_tokens": tokens, "tokens_per_fill": tokens,
+                                                     "fill_interval": fill_interval}
+    assert {**value["typed_config"], "stat_prefix": None} == {**native["typed_config"], "stat_prefix": None}
+    assert value["name"] == native["name"]
+
+
+@pytest.mark.parametrize("per", ["1s", "10ms"])
+def test_rate_limit_envoy_filter_is_accepted_by_envoy(make_mesh, tmp_path: Path, per: str) -> None:
+    """The EnvoyFilter's patch value, inserted before the router of an inbound HTTP connection
+    manager (as Istio's INSERT_BEFORE on SIDECAR_INBOUND does), passes `envoy --mode validate`."""
+    envoy_binary = require_envoy()
+    patch, _ = _rate_limit_filters(make_mesh, per)
+    assert patch["applyTo"] == "HTTP_FILTER" and patch["patch"]["operation"] == "INSERT_BEFORE"
+    assert patch["match"]["context"] == "SIDECAR_INBOUND"
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    assert patch["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"] == router["name"]
     manager = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "inbound",
@@ -295,13 +337,51 @@ def test_rate_limit_filter_config_is_accepted_by_envoy(tmp_path: Path) -> None:
     }
     bootstrap = {"static_resources": {"listeners": [{
         "name": "inbound", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 18080}},
-        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+        "filter_chains": [{"filters": [{"name": patch["match"]["listener"]["filterChain"]["filter"]["name"],
                                         "typed_config": manager}]}]}]}}
     config = tmp_path / "bootstrap.json"
     config.write_text(json.dumps(bootstrap), encoding="utf-8")
-    result = subprocess.run([envoy, "--mode", "validate", "-c", str(config), "--log-level", "error"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([envoy_binary, "--mode", "validate", "-c", str(config), "--log-level", "error"],
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+TWO_CLUSTERS = """\
+    apiVersion: meshc/v1
+    kind: Mesh
+    name: clusters
+    defaultNamespace: shop
+    platforms:
+      - {name: east, kind: kubernetes, clusterDomain: east.example}
+      - {name: west, kind: kubernetes, clusterDomain: west.example}
+    ---
+    apiVersion: meshc/v1
+    kind: Service
+    name: front
+    platform: east
+    ports: [{name: http, port: 8080, protocol: http}]
+    calls: [api]
+    ---
+    apiVersion: meshc/v1
+    kind: Service
+    name: api
+    platform: west
+    ports: [{name: http, port: 8080, protocol: http}]
+    """
+
+
+def test_a_callee_on_another_cluster_is_named_in_its_own_cluster_domain(make_mesh) -> None:
+    """The caller's Sidecar lets out exactly the host its Envoy connects to: the callee's
+    Service in the callee's platform's clusterDomain, not the caller's."""
+    compiled = _compile(make_mesh({"mesh.yaml": TWO_CLUSTERS}))
+    front = next(a for a in kubernetes.emit(compiled.graph, compiled.report) if a.path == "kubernetes/east/shop/front.yaml")
+    sidecar = next(d for d in yaml.safe_load_all(front.content) if d["kind"] == "Sidecar")
+    bootstrap = json.loads(next(a for a in envoy.emit(compiled.graph, compiled.report)
+                                if a.path == "envoy/shop/front.yaml").content)
+    cluster = next(c for c in bootstrap["static_resources"]["clusters"] if c["name"] == "outbound|8080||api.shop")
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"]["address"] == "api.shop.svc.west.example"
+    assert sidecar["spec"]["egress"] == [{"hosts": ["shop/api.shop.svc.west.example"]}]
 
 
 def test_authorization_policy_lives_in_the_namespace_of_the_service_it_protects(make_mesh) -> None:

@@ -11,6 +11,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from compiler.graph import Key
 from compiler.model import HTTP2_PROTOCOLS, Match, RateLimit, StringMatch, duration_seconds
 
 LOOPBACK = "127.0.0.1"
@@ -76,7 +77,7 @@ def typed(name: str, type_url: str, **config: Any) -> dict:
     return {"name": name, "typed_config": {"@type": type_url, **config}}
 
 
-def cluster_name(key: Any, port: int, version: str | None = None) -> str:
+def cluster_name(key: Key, port: int, version: str | None = None) -> str:
     """Istio's naming for the cluster of `key` (a service or external service Key):
     direction|port|subset|host."""
     return f"outbound|{port}|{version or ''}|{key.name}.{key.namespace}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from compiler.diagnostics import Location
-from compiler.graph import DEFAULT_ADMIN_PORT, GatewayNode, Key, MeshGraph, RouteNode, ServiceNode, Target
+from compiler.graph import GatewayNode, Key, MeshGraph, RouteNode, ServiceNode, Target
 from compiler.serialize import to_json
 from targets.envoylib.blocks import ANY_ADDRESS
 from targets.envoylib.gateway import gateway_listeners
@@ -40,9 +40,7 @@ def gateway_bootstrap(graph: MeshGraph, gateway: GatewayNode, report, address: s
     builder = Proxy(graph, report, gateway.key, gateway.platform.name,
                     Certificates(gateway.platform.certificates, gateway.key))
     listeners = gateway_listeners(builder, gateway, address or ANY_ADDRESS)
-    own = gateway.spec.sidecar
-    admin_port = (own and own.adminPort) or gateway.platform.sidecar.adminPort or DEFAULT_ADMIN_PORT
-    return builder.bootstrap(listeners, admin_port)
+    return builder.bootstrap(listeners, gateway.sidecar.admin_port)
 
 
 def sidecar_sources(graph: MeshGraph, service: ServiceNode) -> tuple[str, ...]:

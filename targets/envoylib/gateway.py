@@ -12,21 +12,16 @@ from typing import Any
 from compiler import codes
 from compiler.diagnostics import Related
 from compiler.graph import GatewayNode, RouteNode
+from compiler.hostnames import covers
 from compiler.model import Listener
 from targets.envoylib.blocks import fault_filter, router_filter, socket_address, tcp_proxy, tls_inspector
 from targets.envoylib.outbound import HTTP_ONLY_RULE_FIELDS, rule_routes, stream_rule
 from targets.envoylib.proxy import Proxy
 
 
-def covers(listener_host: str, host: str) -> bool:
-    """Whether a listener host (possibly `*` or `*.domain`) serves a Route host."""
-    if listener_host in ("*", host):
-        return True
-    return listener_host.startswith("*.") and host.endswith(listener_host[1:])
-
-
 def listener_family(listener: Listener) -> str:
-    return {"http": "http", "tcp": "tcp"}.get(listener.protocol, "tls")
+    """http, tcp, or tls for every listener that speaks TLS (https and tls)."""
+    return "tls" if listener.tls is not None else listener.protocol
 
 
 class _GatewayBuilder:

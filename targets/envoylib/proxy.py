@@ -129,7 +129,7 @@ class Proxy:
 
     def inbound_listener(self, service: ServiceNode, port, address: str) -> dict:
         local = f"inbound|{port.port}"
-        app = self.plain_cluster(local, Upstream((LOOPBACK,), port.targetPort or port.port, version_aware=True))
+        app = self.plain_cluster(local, Upstream((LOOPBACK,), port.app_port, version_aware=True))
         if needs_http2(port.protocol):
             app["typed_extension_protocol_options"] = http2_options()
         self.clusters[local] = app

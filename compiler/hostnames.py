@@ -1,4 +1,6 @@
-"""Host name patterns as gateways and SNI matches use them: exact names, `*.` wildcards, `*`."""
+"""Host name patterns as gateways and SNI matches use them: exact names, `*.` wildcards, `*`.
+
+The one definition of coverage: the checks (policies) and the targets both ask here."""
 
 from __future__ import annotations
 
