@@ -136,7 +136,7 @@ def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: 
     from compiler.routetest import run_route_tests
 
     root = _root(path)
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / "build",))
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,))
     run = None
     if compiled.graph is not None and compiled.loaded is not None and not compiled.report.has_errors:
         run = run_route_tests(compiled.graph, compiled.loaded.intents, compiled.report)

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 from compiler.diagnostics import Location
 from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ResolvedRule, RouteNode, ServiceNode, Target
+from compiler.hostnames import covers
 from compiler.model import HTTP_PROTOCOLS, Listener, Match, Retries, StringMatch
 
 Action = Literal["forward", "redirect", "abort", "not-found", "refused"]
@@ -101,13 +102,9 @@ def split_host(host: str) -> tuple[str, int | None]:
 
 
 def host_matches(pattern: str, name: str) -> bool:
-    """Exact, `*.suffix` (one label or more in front of suffix) or `*` (any)."""
-    pattern, name = pattern.lower(), name.lower()
-    if pattern == "*":
-        return True
-    if pattern.startswith("*."):
-        return name.endswith(pattern[1:]) and len(name) > len(pattern) - 1
-    return pattern == name
+    """Exact, `*.suffix` (one label or more in front of suffix) or `*` (any), ignoring case:
+    compiler.hostnames.covers, the one definition the checks and targets use too."""
+    return covers(pattern.lower(), name.lower())
 
 
 def specificity(pattern: str) -> tuple[int, int]:
