@@ -378,7 +378,8 @@ def _intent_links(root: Path, link_base: str | None):
 
 @main.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(("dot", "mermaid", "json")), default="dot", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("dot", "mermaid", "json", "html")), default="dot",
+              show_default=True, help="html: one self-contained interactive page (no network needed).")
 @click.option("--ref", "ref", default=None, metavar="REV", help="Read the intents from a git revision.")
 def graph(path: str, fmt: str, ref: str | None) -> None:
     """Print the linked graph: services, calls, routes, gateways, policies."""
@@ -386,11 +387,25 @@ def graph(path: str, fmt: str, ref: str | None) -> None:
     from compiler.graphviz import EXPORTERS
 
     root = _root(path)
+    if fmt == "html":
+        click.echo(_graph_page(root, ref), nl=False)
+        return
     compiled = compile_mesh(root, ref=ref, analyse=False)
     if compiled.graph is None:
         _print_report(compiled, "text", False, "auto", root)
         sys.exit(EXIT_FAIL)
     click.echo(EXPORTERS[fmt](compiled.graph), nl=False)
+
+
+def _graph_page(root: Path, ref: str | None) -> str:
+    from compiler.build import compile_mesh
+    from compiler.graph_page import mesh_page
+
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False)
+    if compiled.graph is None:
+        _print_report(compiled, "text", False, "auto", root)
+        sys.exit(EXIT_FAIL)
+    return mesh_page(compiled)
 
 
 @main.command()
