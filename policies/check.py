@@ -11,7 +11,8 @@ what the code does, not what its author remembered.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import Any
 
 from compiler.codes import Code
 from compiler.diagnostics import Report
@@ -51,18 +52,40 @@ class Check:
     run: Callable[[MeshGraph, Report], None]
 
 
+class _FirstRead:
+    """A MeshGraph field seen through a ReadRecorder: the first read notes the field's kinds
+    and keeps the value on the instance, which later reads find first (a descriptor with
+    only __get__ yields to the instance's own attributes), so a check's loops run at full
+    speed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, recorder: ReadRecorder | None, owner: type | None = None) -> Any:
+        if recorder is None:
+            return self
+        value = getattr(recorder.graph, self.name)
+        recorder.kinds_read.update(GRAPH_FIELD_KINDS[self.name])
+        recorder.__dict__[self.name] = value
+        return value
+
+
 class ReadRecorder(MeshGraph):
     """The graph as one check sees it: the same fields, and a note of the kinds opened."""
 
-    def __init__(self, graph: MeshGraph) -> None:
-        super().__init__(**{f.name: getattr(graph, f.name) for f in fields(MeshGraph)})
-        object.__setattr__(self, "kinds_read", set())
+    graph: MeshGraph
+    kinds_read: set[str]
 
-    def __getattribute__(self, name: str):
-        kinds = GRAPH_FIELD_KINDS.get(name)
-        if kinds is not None:
-            object.__getattribute__(self, "kinds_read").update(kinds)
-        return object.__getattribute__(self, name)
+    def __init__(self, graph: MeshGraph) -> None:
+        # not MeshGraph.__init__: the fields with kinds are read through _FirstRead
+        object.__setattr__(self, "graph", graph)
+        object.__setattr__(self, "kinds_read", set())
+        for name in GRAPH_FIELDS_WITHOUT_KINDS:
+            object.__setattr__(self, name, getattr(graph, name))
+
+
+for _field in GRAPH_FIELD_KINDS:
+    setattr(ReadRecorder, _field, _FirstRead(_field))
 
 
 def run_check(check: Check, graph: MeshGraph, report: Report) -> frozenset[str]:
