@@ -73,8 +73,8 @@ def graph_intents(graph: MeshGraph) -> dict[IntentRef, tuple[str, Any, Any]]:
     ):
         for key, node in nodes.items():
             out[IntentRef(kind, str(key))] = (kind, node.spec, node.origin)
-    for name, node in graph.policies.items():
-        out[IntentRef("Policy", name)] = ("Policy", node.spec, node.origin)
+    for name, policy in graph.policies.items():
+        out[IntentRef("Policy", name)] = ("Policy", policy.spec, policy.origin)
     return out
 
 
@@ -86,7 +86,7 @@ class _Index:
         # destination service -> (owner kind, owner key) of every Route sending traffic to it
         self.route_senders: dict[Key, set[tuple[str, Key]]] = defaultdict(set)
         for route in graph.routes.values():
-            owner = ("service", route.service) if route.service is not None else ("gateway", route.gateway)
+            owner = route.attachment()
             for rule in route.rules:
                 targets = [*rule.destinations, *([rule.mirror] if rule.mirror is not None else [])]
                 for target in targets:
@@ -265,7 +265,7 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     from compiler import __version__
     from compiler.diagnostics import Report
     from compiler.gitsource import GitError, GitSource, resolve
-    from compiler.loader import WorktreeSource, load
+    from compiler.loader import FileSource, WorktreeSource, load
     from compiler.manifest import read_manifest
 
     repo, since_commit = resolve(root, since)
@@ -280,7 +280,8 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     if missing:
         raise FullBuildNeeded(f"{out_dir} holds no build of target(s) {', '.join(missing)}")
     if inputs is not None and inputs == _file_ids(GitSource(root, since, skip_dirs)):
-        pass  # built from exactly the intents of `since`, committed or not when it was built
+        # built from exactly the intents of `since`, committed or not (or outside git) when it was built
+        built_from = built_from or since_commit.hexsha
     elif not built_from or previous.source.dirty:
         raise FullBuildNeeded(f"{out_dir} was built from a working tree with uncommitted changes, "
                               f"not from the intents of {since}")
@@ -293,6 +294,7 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
         if not repo.is_ancestor(since_commit, built_commit):
             raise FullBuildNeeded(f"{out_dir} was built from {built_from[:12]}, which does not contain {since}")
 
+    base_source: FileSource
     if inputs is not None:
         base_source = _RecordedInputs(repo, inputs)
         before = dict(inputs)
@@ -314,7 +316,7 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
                     for i in base.intents if i.origin.file in changed and i.kind != "Mesh"}
     new_versions = {ref: (kind, model, origin.file) for ref, (kind, model, origin) in graph_intents(head).items()
                     if origin.file in changed and kind != "Mesh"}
-    versions = []
+    versions: list[tuple[str, Any]] = []
     touched: set[str] = set()  # files where an intent was added, removed, moved or modified
     for ref in set(old_versions) | set(new_versions):
         old, new = old_versions.get(ref), new_versions.get(ref)
@@ -326,6 +328,8 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
                 versions.append((version[0], version[1]))
                 touched.add(version[2])
     workloads = rebuilt_workloads(previous.artifacts, touched, versions, namespace, head)
+    if workloads is EVERYTHING:
+        return IncrementalPlan(built_from, tuple(sorted(changed)), EVERYTHING, ())
 
     for record in previous.artifacts:
         if record.workload in workloads or record.target not in targets:
@@ -338,4 +342,4 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
         if digest != record.sha256:
             raise FullBuildNeeded(f"{path} was changed after it was built")
         kept.append(record)
-    return IncrementalPlan(built_from, tuple(sorted(changed)), frozenset(workloads), tuple(kept))
+    return IncrementalPlan(built_from, tuple(sorted(changed)), workloads, tuple(kept))

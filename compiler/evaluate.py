@@ -385,10 +385,14 @@ class Proxy:
     service: Key | None = None
     gateway: Key | None = None
 
+    def sidecar_of(self) -> Key:
+        """The service whose sidecar this proxy is."""
+        if self.service is None:
+            raise ValueError(f"the proxy of gateway {self.gateway} is not a sidecar")
+        return self.service
+
 
 def evaluate(graph: MeshGraph, proxy: Proxy, request: Request) -> Decision:
     if proxy.gateway is not None:
         return evaluate_gateway(graph, graph.gateways[proxy.gateway], request)
-    if proxy.service is None:
-        raise ValueError("a Proxy is the sidecar of a service or a gateway")
-    return evaluate_sidecar(graph, graph.services[proxy.service], request)
+    return evaluate_sidecar(graph, graph.services[proxy.sidecar_of()], request)

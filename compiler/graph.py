@@ -82,6 +82,13 @@ class _Callable:
     def port(self, number: int) -> ServicePort | ExternalPort | None:
         return next((p for p in self.spec.ports if p.port == number), None)
 
+    def protocol(self, number: int) -> str:
+        """The protocol of a port the linker resolved, such as a Target's."""
+        port = self.port(number)
+        if port is None:
+            raise KeyError(f"{self.key} has no port {number}")
+        return port.protocol
+
 
 @dataclass(frozen=True)
 class ServiceNode(_Callable):
@@ -130,6 +137,14 @@ class RouteNode:
     service: Key | None  # mesh route
     gateway: Key | None  # ingress route
     rules: tuple[ResolvedRule, ...]
+
+    def attachment(self) -> tuple[str, Key]:
+        """("service", key) for a mesh Route, ("gateway", key) for an ingress Route."""
+        if self.service is not None:
+            return "service", self.service
+        if self.gateway is not None:
+            return "gateway", self.gateway
+        raise ValueError(f"Route {self.key} is for no service and on no gateway")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import html
 import json
 import re
 from collections import defaultdict
+from collections.abc import Set as AbstractSet
 from importlib import resources
 from typing import Any
 
@@ -66,7 +67,7 @@ def _state(authorization: str, transport: str) -> str:
     return transport if transport in ("plaintext", "permissive") else "allowed"
 
 
-def _protocol_class(protocols: set[str]) -> str:
+def _protocol_class(protocols: AbstractSet[str]) -> str:
     classes = {_edge_class(p) for p in protocols}
     return classes.pop() if len(classes) == 1 else "mixed"
 
@@ -210,8 +211,8 @@ def page_data(graph: MeshGraph, diagnostics: list[Diagnostic], artifacts: list[A
         destinations: dict[Key, list[tuple[RouteNode, int, int, int]]] = defaultdict(list)
         for route in routes:
             for rule in route.rules:
-                for index, target in enumerate(rule.destinations):
-                    destinations[target.service].append((route, rule.index, index, target.port))
+                for index, destination in enumerate(rule.destinations):
+                    destinations[destination.service].append((route, rule.index, index, destination.port))
         for callee_key, uses in sorted(destinations.items()):
             callee = graph.services.get(callee_key)
             if callee is None:
@@ -226,22 +227,22 @@ def page_data(graph: MeshGraph, diagnostics: list[Diagnostic], artifacts: list[A
             edge["routes"] = sorted({str(route.key) for route, *_ in uses})
             edges.append(edge)
     for route in graph.routes.values():
-        owner = service_workload(route.service) if route.service else gateway_workload(route.gateway)
-        places.document(route.origin, owner)
+        kind, attached = route.attachment()
+        places.document(route.origin, service_workload(attached) if kind == "service" else gateway_workload(attached))
     for policy in graph.access_policies.values():
         places.document(policy.origin, service_workload(policy.service))
-    for policy in graph.policies.values():
-        places.document(policy.origin, None)
+    for cel_policy in graph.policies.values():
+        places.document(cel_policy.origin, None)
     places.document(graph.mesh_origin, None)
 
     by_id = {item["id"]: item for item in (*nodes, *edges)}
     listed = []
     for index, diagnostic in enumerate(diagnostics):
-        owner = places.owner(diagnostic.location)
-        if owner in by_id:
-            by_id[owner]["diagnostics"].append(index)
+        shown_on = places.owner(diagnostic.location)
+        if shown_on in by_id:
+            by_id[shown_on]["diagnostics"].append(index)
         listed.append({"code": diagnostic.code.code, "severity": diagnostic.severity, "message": diagnostic.message,
-                       "location": str(diagnostic.location) if diagnostic.location else "", "on": owner})
+                       "location": str(diagnostic.location) if diagnostic.location else "", "on": shown_on})
     for item in by_id.values():
         severities = {listed[i]["severity"] for i in item["diagnostics"]}
         item["severity"] = next((s for s in ("error", "warning", "info") if s in severities), None)
@@ -266,7 +267,7 @@ def _policies(graph: MeshGraph, service: ServiceNode) -> list[dict]:
     ]
 
 
-def _edge(edge_id: str, source: str, target: str, kind: str, protocols: set[str],
+def _edge(edge_id: str, source: str, target: str, kind: str, protocols: AbstractSet[str],
           why: tuple[str, Any] | None, transport: str) -> dict:
     authorization = "denied" if why else "allowed"
     return {"id": edge_id, "source": source, "target": target, "kind": kind, "protocols": sorted(protocols),

@@ -178,7 +178,7 @@ class _Linker:
                     )
                     continue
                 service_route[node.service] = node
-            else:
+            elif node.gateway is not None:  # a Route without a service attaches to a gateway (link_route)
                 clash = False
                 for index, host in enumerate(node.spec.hosts):
                     other = gateway_hosts.get((node.gateway, host))
@@ -210,12 +210,12 @@ class _Linker:
               policies: dict[str, PolicyNode]) -> MeshGraph:
         """The immutable graph, with its reverse indexes (gateway routes, service policies, callers)."""
         gateway_routes: dict[Key, list[RouteNode]] = defaultdict(list)
-        for node in routes.values():
-            if node.gateway is not None:
-                gateway_routes[node.gateway].append(node)
+        for route in routes.values():
+            if route.gateway is not None:
+                gateway_routes[route.gateway].append(route)
         service_policies: dict[Key, list[AccessPolicyNode]] = defaultdict(list)
-        for node in access_policies.values():
-            service_policies[node.service].append(node)
+        for policy in access_policies.values():
+            service_policies[policy.service].append(policy)
         callers: dict[Key, list[Key]] = defaultdict(list)
         for service in self.services.values():
             for callee in service.calls:
@@ -342,11 +342,14 @@ class _Linker:
 
     def resolve_target(self, origin: Origin, path: tuple, ref: str | None, default: Key | None,
                        version: str | None, port: int | None, weight: int | None, namespace: str) -> Target | None:
-        if ref is None and default is None:
+        if ref is not None:
+            service_key = parse_ref(ref, namespace)
+        elif default is not None:
+            service_key = default
+        else:
             self.report.add(codes.MISSING_FIELD, "an ingress route destination must name its `service`",
                             self.at(origin, *path))
             return None
-        service_key = parse_ref(ref, namespace) if ref is not None else default
         node = self.services.get(service_key)
         if node is None:
             where = (*path, "service") if ref is not None else ("service",)
@@ -397,23 +400,24 @@ class _Linker:
         rules = []
         ok = True
         for index, rule in enumerate(spec.rules):
-            destinations = []
+            resolved: list[Target | None] = []
             for d_index, destination in enumerate(rule.to):
                 target = self.resolve_target(intent.origin, ("rules", index, "to", d_index), destination.service,
                                              service, destination.version, destination.port, destination.weight,
                                              key.namespace)
                 ok &= target is not None
-                destinations.append(target)
+                resolved.append(target)
             mirror = None
             if rule.mirror is not None:
                 m = rule.mirror
-                first = destinations[0] if destinations else None
+                first = resolved[0] if resolved else None
                 mirror = self.resolve_target(intent.origin, ("rules", index, "mirror"), m.service,
                                              service or (first.service if first else None),
                                              m.version, m.port, None, key.namespace)
                 ok &= mirror is not None
             if not ok:
                 continue
+            destinations = [target for target in resolved if target is not None]  # every one: ok
             owner = service or (destinations[0].service if destinations else None)
             resilience = self.services[owner].resilience if owner in self.services else None
             rules.append(ResolvedRule(

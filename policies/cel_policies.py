@@ -15,14 +15,14 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from compiler import codes
 from compiler.diagnostics import Location, Related, Report
-from compiler.graph import MeshGraph, PolicyNode
+from compiler.graph import AccessPolicyNode, ExternalNode, GatewayNode, Key, MeshGraph, PolicyNode, RouteNode
 from compiler.loader import Origin
 from policies.check import Check
 
@@ -41,10 +41,10 @@ def cel_module() -> ModuleType:
     if loaded is not None:
         return loaded
     package = importlib.util.find_spec("cel")
-    for directory in package.submodule_search_locations or ():
+    for directory in (package.submodule_search_locations if package else None) or ():
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             spec = importlib.util.spec_from_file_location("cel.cel", f"{directory}/cel{suffix}")
-            if spec is not None and spec.loader is not None and os.path.exists(spec.origin):
+            if spec is not None and spec.loader is not None and spec.origin and os.path.exists(spec.origin):
                 module = importlib.util.module_from_spec(spec)
                 sys.modules["cel.cel"] = module
                 spec.loader.exec_module(module)
@@ -112,12 +112,13 @@ def objects_of(graph: MeshGraph, kind: str) -> Iterator[tuple[str, Origin, dict[
             data.update(namespace=key.namespace, mtls=node.mtls, resilience=_dump(node.resilience))
             yield f"Service {key}", node.origin, data
         return
-    table = {"Route": graph.routes, "AccessPolicy": graph.access_policies, "Gateway": graph.gateways,
-             "ExternalService": graph.externals}[kind]
-    for key, node in table.items():
-        data = _dump(node.spec)
+    tables: dict[str, Mapping[Key, RouteNode | AccessPolicyNode | GatewayNode | ExternalNode]] = {
+        "Route": graph.routes, "AccessPolicy": graph.access_policies, "Gateway": graph.gateways,
+        "ExternalService": graph.externals}
+    for key, linked in tables[kind].items():
+        data = _dump(linked.spec)
         data["namespace"] = key.namespace
-        yield f"{kind} {key}", node.origin, data
+        yield f"{kind} {key}", linked.origin, data
 
 
 def _evaluate(program: Any, data: dict[str, Any]) -> tuple[bool | None, str | None]:

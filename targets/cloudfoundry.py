@@ -17,7 +17,7 @@ from compiler import codes
 from compiler.addressing import external_route_host, internal_route_host
 from compiler.artifact import SOURCE_ANNOTATION, Artifact, platform_workload, service_workload
 from compiler.diagnostics import Report
-from compiler.graph import CloudFoundryPlatform, Key, MeshGraph, Principal, ServiceNode
+from compiler.graph import CloudFoundryPlatform, Key, MeshGraph, Principal, ServiceNode, Target
 from compiler.model import HTTP2_PROTOCOLS, HTTP_PROTOCOLS
 from compiler.serialize import to_json, to_yaml
 from targets.envoylib import ANY_ADDRESS, serialise, sidecar_bootstrap, sidecar_sources
@@ -129,7 +129,8 @@ def _gateway_exposure(graph: MeshGraph, platform: CloudFoundryPlatform, report: 
         if route.gateway is None:
             continue
         for rule in route.rules:
-            targets = [(("rules", rule.index, "to", i, "service"), d) for i, d in enumerate(rule.destinations)]
+            targets: list[tuple[tuple[object, ...], Target]] = [
+                (("rules", rule.index, "to", i, "service"), d) for i, d in enumerate(rule.destinations)]
             if rule.mirror is not None:
                 targets.append((("rules", rule.index, "mirror"), rule.mirror))
             for path, target in targets:

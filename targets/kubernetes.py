@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from compiler.artifact import Artifact
 from compiler.diagnostics import Report
-from compiler.graph import MeshGraph, Platform
+from compiler.graph import MeshGraph
+from compiler.model import KubernetesPlatform
 from targets.kubernetes_gateway_api import GatewayApiEmitter
 from targets.kubernetes_platform import PlatformEmitter
 
 
-def emitter_for(graph: MeshGraph, report: Report, platform: Platform) -> PlatformEmitter:
+def emitter_for(graph: MeshGraph, report: Report, platform: KubernetesPlatform) -> PlatformEmitter:
     if platform.flavor == "gateway-api":
         return GatewayApiEmitter(graph, report, platform)
     return PlatformEmitter(graph, report, platform)

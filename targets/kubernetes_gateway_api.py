@@ -125,7 +125,7 @@ class GatewayApiEmitter(PlatformEmitter):
                 out.append({"type": "Exact", "name": name, "value": match.exact})
             elif match.prefix is not None:
                 out.append({"type": "RegularExpression", "name": name, "value": re.escape(match.prefix) + ".*"})
-            else:
+            elif match.regex is not None:
                 out.append({"type": "RegularExpression", "name": name, "value": match.regex})
         return out
 
@@ -184,7 +184,7 @@ class GatewayApiEmitter(PlatformEmitter):
                             f"fault injection of rule {rule.index} of Route {route.key} is not applied "
                             "(the Gateway API has no fault filter)",
                             self.graph.sources.locate(route.origin, *at, "fault"))
-        if rule.mirror is not None:
+        if rule.mirror is not None and spec.mirror is not None:
             mirror: dict = {"backendRef": self.backend(rule.mirror, False)}
             percent = spec.mirror.percent
             if float(percent).is_integer():

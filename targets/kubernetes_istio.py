@@ -101,7 +101,7 @@ def _http_rule(rule: ResolvedRule, host_of: HostOf) -> dict:
             fault["abort"] = {"httpStatus": spec.fault.abort.status,
                               "percentage": {"value": float(spec.fault.abort.percent)}}
         out["fault"] = fault
-    if rule.mirror is not None:
+    if rule.mirror is not None and spec.mirror is not None:
         out["mirror"] = _destination(rule.mirror, host_of)
         out["mirrorPercentage"] = {"value": float(spec.mirror.percent)}
     if spec.rewrite is not None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from compiler import codes
 from compiler.addressing import CLOUD_FOUNDRY_ROUTER_PORT, istio_host, version_service_name
 from compiler.artifact import SOURCE_ANNOTATION, Artifact, gateway_workload, platform_workload, service_workload
 from compiler.diagnostics import Report
 from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ServiceNode, Target
-from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, KubernetesPlatform
+from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, KubernetesPlatform, RateLimit
 from compiler.serialize import to_yaml, to_yaml_documents
 from targets.envoylib import HCM_FILTER, ROUTER_FILTER, local_rate_limit
 from targets.istio_workloads import workload_documents
@@ -105,23 +106,23 @@ class PlatformEmitter:
                 for rule in route.rules:
                     remote.update(t.service for t in rule.destinations
                                   if graph.services[t.service].platform.kind in REMOTE_KINDS)
-        plan = []
+        plan: list[tuple[str, str, Callable[[], list[dict]]]] = []
         for service in local:
             if self.nameable(service):
                 plan.append((f"{self.root}/{service.namespace}/{service.name}.yaml",
-                             service_workload(service.key), lambda s=service: self.service_documents(s)))
+                             service_workload(service.key), partial(self.service_documents, service)))
         for key in sorted(remote):
             service = graph.services[key]
             if self.nameable(service):
                 plan.append((f"{self.root}/{key.namespace}/remote/{key.name}.yaml",
-                             service_workload(key), lambda s=service: self.remote_documents(s)))
+                             service_workload(key), partial(self.remote_documents, service)))
         for key in sorted(externals):
             plan.append((f"{self.root}/{key.namespace}/external/{key.name}.yaml",
-                         platform_workload(name), lambda e=graph.externals[key]: self.external_documents(e)))
+                         platform_workload(name), partial(self.external_documents, graph.externals[key])))
         for gateway in gateways:
             if self.nameable(gateway):
                 plan.append((f"{self.root}/{gateway.key.namespace}/gateways/{gateway.key.name}.yaml",
-                             gateway_workload(gateway.key), lambda g=gateway: self.gateway_documents(g)))
+                             gateway_workload(gateway.key), partial(self.gateway_documents, gateway)))
         return plan
 
     def nameable(self, node: ServiceNode | GatewayNode) -> bool:
@@ -138,7 +139,7 @@ class PlatformEmitter:
     # -- documents ---------------------------------------------------------------------------
 
     def protocol_of(self, target: Target) -> str:
-        return self.graph.services[target.service].port(target.port).protocol
+        return self.graph.services[target.service].protocol(target.port)
 
     def service_documents(self, service: ServiceNode) -> list[dict]:
         docs = [
@@ -152,7 +153,7 @@ class PlatformEmitter:
             self.sidecar(service),
         ]
         if service.spec.rateLimit is not None:
-            docs.append(self.rate_limit_filter(service))
+            docs.append(self.rate_limit_filter(service, service.spec.rateLimit))
         return docs + self.version_services(service)
 
     def version_services(self, service: ServiceNode) -> list[dict]:
@@ -302,7 +303,7 @@ class PlatformEmitter:
         return docs
 
     def egress_hosts(self, service: ServiceNode) -> list[str]:
-        hosts = []
+        hosts: list[str] = []
         for callee in service.calls:
             if callee in self.graph.externals:
                 hosts.extend(f"{callee.namespace}/{host}" for host in self.graph.externals[callee].spec.hosts)
@@ -322,7 +323,7 @@ class PlatformEmitter:
                               "egress": [{"hosts": self.egress_hosts(service)}],
                               "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}})
 
-    def rate_limit_filter(self, service: ServiceNode) -> dict:
+    def rate_limit_filter(self, service: ServiceNode, limit: RateLimit) -> dict:
         """Istio has no rate limit API: Envoy's local rate limit filter (the envoy target's very
         filter), inserted before the router."""
         patch = {
@@ -331,7 +332,7 @@ class PlatformEmitter:
                       "listener": {"filterChain": {"filter": {
                           "name": HCM_FILTER, "subFilter": {"name": ROUTER_FILTER}}}}},
             "patch": {"operation": "INSERT_BEFORE",
-                      "value": local_rate_limit(service.spec.rateLimit, RATE_LIMIT_STAT_PREFIX)},
+                      "value": local_rate_limit(limit, RATE_LIMIT_STAT_PREFIX)},
         }
         return document(ISTIO_NETWORKING_ALPHA, "EnvoyFilter",
                         metadata(f"{service.name}-local-ratelimit", service.namespace, (service.origin.file,)),

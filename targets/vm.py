@@ -111,17 +111,16 @@ def _endpoints(graph: MeshGraph, service: ServiceNode, report: Report) -> list[t
     seen: set[str] = set()
     for index, endpoint in enumerate(service.spec.endpoints):
         directory = endpoint_directory(endpoint.address)
-        problem = None
         if directory is None:
             problem = f"endpoint address {endpoint.address!r} is neither an IP address nor a host name"
         elif directory in seen:
             problem = f"endpoint address {endpoint.address!r} of service {service.key} is listed twice"
-        if problem is not None:
-            report.add(codes.VM_ENDPOINT_ADDRESS, problem,
-                       graph.sources.locate(service.origin, "endpoints", index, "address"))
+        else:
+            seen.add(directory)
+            usable.append((index, endpoint.address, directory))
             continue
-        seen.add(directory)
-        usable.append((index, endpoint.address, directory))
+        report.add(codes.VM_ENDPOINT_ADDRESS, problem,
+                   graph.sources.locate(service.origin, "endpoints", index, "address"))
     return usable
 
 
@@ -178,8 +177,8 @@ def _template_values(service: ServiceNode, flavor: str, endpoints: list[tuple[in
     }
 
 
-def _static_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Report) -> list[tuple[str, bytes]]:
-    platform = service.platform
+def _static_bundle(graph: MeshGraph, platform: VmPlatform, service: ServiceNode, base: str,
+                   report: Report) -> list[tuple[str, bytes]]:
     endpoints = _endpoints(graph, service, report)
     files: list[tuple[str, bytes]] = []
     certificates: set[str] = set()
@@ -226,21 +225,21 @@ def _canonical(labels: dict[str, str], name: str) -> tuple[str, str]:
     return service, revision
 
 
-def proxy_metadata(graph: MeshGraph, service: ServiceNode, labels: dict[str, str]) -> dict[str, str]:
+def proxy_metadata(graph: MeshGraph, platform: VmPlatform, service: ServiceNode,
+                   labels: dict[str, str]) -> dict[str, str]:
     """proxyMetadata as `istioctl x workload entry configure` derives it from a WorkloadGroup."""
     all_labels = {APP_LABEL: service.name, **labels}
     canonical_service, canonical_revision = _canonical(all_labels, service.name)
     all_labels[CANONICAL_NAME_LABEL] = canonical_service
     all_labels[CANONICAL_REVISION_LABEL] = canonical_revision
-    pod_ports = sorted(({"name": p.name, "containerPort": p.port} for p in service.spec.ports),
-                       key=lambda p: p["name"])
+    pod_ports = [{"name": p.name, "containerPort": p.port} for p in sorted(service.spec.ports, key=lambda p: p.name)]
     return {
         "CANONICAL_REVISION": canonical_revision,
         "CANONICAL_SERVICE": canonical_service,
         "ISTIO_META_CLUSTER_ID": ISTIO_CLUSTER_ID,
         "ISTIO_META_DNS_CAPTURE": "true",
         "ISTIO_META_MESH_ID": "",
-        "ISTIO_META_NETWORK": service.platform.network or "",
+        "ISTIO_META_NETWORK": platform.network or "",
         "ISTIO_META_POD_PORTS": json.dumps(pod_ports, separators=(",", ":")),
         "ISTIO_META_WORKLOAD_NAME": service.name,
         "ISTIO_METAJSON_LABELS": json.dumps(dict(sorted(all_labels.items())), separators=(",", ":")),
@@ -277,23 +276,25 @@ def _report_unused_certificates(graph: MeshGraph, platform: VmPlatform, report: 
         )
 
 
-def _istio_bundle(graph: MeshGraph, service: ServiceNode, base: str, report: Report) -> list[tuple[str, bytes]]:
-    platform = service.platform
+def _istio_bundle(graph: MeshGraph, platform: VmPlatform, service: ServiceNode, base: str,
+                  report: Report) -> list[tuple[str, bytes]]:
+    control_plane = platform.controlPlane
+    assert control_plane is not None  # flavor istio requires it (VmPlatform's validator)
     endpoints = _endpoints(graph, service, report)
     files: list[tuple[str, bytes]] = []
     for index, address, directory in endpoints:
         endpoint = service.spec.endpoints[index]
         labels = dict(service.spec.versions[endpoint.version].labels) if endpoint.version else {}
-        metadata = proxy_metadata(graph, service, labels)
-        mesh = {"defaultConfig": {"discoveryAddress": platform.controlPlane, "proxyMetadata": metadata}}
+        metadata = proxy_metadata(graph, platform, service, labels)
+        mesh = {"defaultConfig": {"discoveryAddress": control_plane, "proxyMetadata": metadata}}
         files.append((f"{base}/endpoints/{directory}/cluster.env", cluster_env(metadata, service, address)))
         files.append((f"{base}/endpoints/{directory}/mesh.yaml", to_yaml(mesh)))
-    control_host = platform.controlPlane.rsplit(":", 1)[0]
+    control_host = control_plane.rsplit(":", 1)[0]
     values = {
         **_template_values(service, "istio", endpoints),
         "namespace": service.namespace,
         "service_account": service.name,
-        "control_plane": platform.controlPlane,
+        "control_plane": control_plane,
         "control_host": control_host,
         "istiod_host": ISTIOD_HOST,
     }
@@ -324,7 +325,8 @@ def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = No
             if workloads is not None and workload not in workloads:
                 continue
             base = f"{TARGET}/{platform.name}/{service.name}"
-            bundle = (_istio_bundle if platform.flavor == "istio" else _static_bundle)(graph, service, base, report)
+            bundle = (_istio_bundle if platform.flavor == "istio" else _static_bundle)(graph, platform, service, base,
+                                                                                    report)
             sources = sidecar_sources(graph, service) if platform.flavor == "static" else \
                 tuple(sorted({graph.mesh_origin.file, service.origin.file}))
             artifacts += [Artifact(path, content, TARGET, workload, sources) for path, content in bundle]

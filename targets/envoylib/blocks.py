@@ -183,7 +183,7 @@ def path_rewrite(replacement: str, match: Match | None) -> dict:
         return {"prefix_rewrite": replacement}
     if path is not None and path.regex is not None:
         return {"regex_rewrite": {"pattern": {"regex": "^.*$"}, "substitution": replacement}}
-    stem = path.prefix.rstrip("/") if path is not None else ""
+    stem = (path.prefix or "").rstrip("/") if path is not None else ""
     head = replacement.rstrip("/")
     if stem and head:
         return {"prefix_rewrite": head}

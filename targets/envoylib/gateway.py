@@ -40,7 +40,7 @@ class _GatewayBuilder:
         result = []
         for port, group in by_port.items():
             family = listener_family(group[0][1])
-            kept = []
+            kept: list[Listener] = []
             for index, listener in group:
                 if listener_family(listener) != family or (family == "tcp" and kept):
                     self.clash(index, listener, group[0])
@@ -96,6 +96,7 @@ class _GatewayBuilder:
 
     def tls_chains(self, listener: Listener, port: int) -> list[dict]:
         tls = listener.tls
+        assert tls is not None  # a tls or https listener has a tls block (Listener's validator)
         if tls.mode == "passthrough":
             return self.passthrough_chains(listener)
         chain: dict[str, Any] = {"filter_chain_match": server_names_match(listener.hosts),

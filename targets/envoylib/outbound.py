@@ -165,7 +165,7 @@ def applicable_matches(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port:
 
 def rule_routes(proxy: Proxy, route: RouteNode, port: int | None) -> list[dict]:
     """Envoy routes for a Route's rules, in order; one per match entry (entries are ORed)."""
-    entries = []
+    entries: list[dict] = []
     for rule in route.rules:
         matches = applicable_matches(proxy, route, rule, port)
         if not matches:
@@ -199,7 +199,7 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
         where = (proxy.at(route.origin, "rules", rule.index, "retries") if spec.retries
                  else proxy.at(route.origin, "service"))
         action["retry_policy"] = retry_policy(proxy, rule.retries, where)
-    if rule.mirror is not None:
+    if rule.mirror is not None and spec.mirror is not None:
         action["request_mirror_policies"] = [{
             "cluster": proxy.service_cluster(rule.mirror),
             "runtime_fraction": {"default_value": fractional_percent(spec.mirror.percent)},

@@ -119,6 +119,8 @@ class Proxy:
 
     def add_tracing_cluster(self) -> None:
         settings = self.graph.mesh.tracing
+        if settings is None:
+            return
         host, port = settings.address.rsplit(":", 1)
         cluster = self.plain_cluster(TRACING_CLUSTER, Upstream((host,), int(port), version_aware=False))
         if settings.provider == "opentelemetry":
@@ -299,7 +301,7 @@ class Proxy:
                 "base_ejection_time": duration(outlier.baseEjectionTime),
                 "max_ejection_percent": outlier.maxEjectionPercent,
             }
-        if needs_http2(callee.port(target.port).protocol):
+        if needs_http2(callee.protocol(target.port)):
             cluster["typed_extension_protocol_options"] = http2_options()
         if upstream.through_router:
             cluster["transport_socket"] = self.certificates.originate(upstream.hosts[0])

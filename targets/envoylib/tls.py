@@ -78,8 +78,9 @@ class Certificates:
             "common_tls_context": {**self.own_certificate(), **self.mesh_validation()},
         }}
 
-    def terminate(self, certificate: str) -> dict:
-        """TLS termination on a gateway listener with the named certificate; no client certificate."""
+    def terminate(self, certificate: str | None) -> dict:
+        """TLS termination on a gateway listener with the named certificate (the SVID without one,
+        which MESH353 reports as an error); no client certificate."""
         return {"name": TLS_SOCKET, "typed_config": {
             "@type": DOWNSTREAM_TLS,
             "common_tls_context": self.own_certificate(certificate),
