@@ -309,6 +309,38 @@ def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> No
     sys.exit(EXIT_OK)
 
 
+@main.command("import")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="The mesh directory to write the intents into (new files only).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="How diagnostics are printed.")
+def import_command(inputs: tuple[str, ...], output: str, fmt: str) -> None:
+    """Write meshc intents for existing Istio, Gateway API and core Kubernetes YAML (files or directories).
+
+    What has no meshc equivalent is reported where it stands in the input; nothing is written
+    while an error stands, and no existing file is replaced.
+    """
+    from compiler.diagnostics import Report
+    from compiler.fixes import replace_file
+    from compiler.importer import import_texts, planned_files, read_inputs
+    from compiler.loader import SourceTable
+    from compiler.render import RENDERERS
+
+    report = Report()
+    texts = read_inputs([Path(name) for name in inputs], report)
+    files = planned_files(Path(output), import_texts(texts, report), report)
+    click.echo(RENDERERS[fmt](report.sorted(), SourceTable(texts=texts)), nl=False)
+    if report.has_errors:
+        sys.exit(EXIT_FAIL)
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=False)  # never replaces: planned_files found none of them
+        replace_file(path, text)
+    click.echo(f"wrote {len(files)} intent files to {output}; next: meshc check {output}", err=True)
+    sys.exit(EXIT_OK)
+
+
 @main.command()
 @click.argument("base", default="HEAD")
 @click.argument("head", required=False)

@@ -116,6 +116,39 @@ FORMAT_UNSAFE = _code(
     one is meant.""",
 )
 
+# 06x: meshc import -----------------------------------------------------------------------------
+IMPORT_NOT_IMPORTED = _code(
+    "MESH060", "import-not-imported", "warning", "Part of an imported object has no meshc equivalent.",
+    """`meshc import` carries every field it can into an intent and reports every other one where
+    it stands in the input, so nothing is dropped silently: a header rewrite, a match on source
+    labels, a RequestAuthentication, a namespace-wide policy. The intents are written without
+    it; decide whether the mesh needs it (docs/cli.md lists what maps to what).""",
+)
+IMPORT_UNKNOWN_KIND = _code(
+    "MESH061", "import-unknown-kind", "warning", "An input object of a kind meshc does not import.",
+    """`meshc import` reads Istio's networking and security kinds, Gateway API gateways and
+    routes, and core Services and ServiceAccounts. Other objects (Deployments, ConfigMaps, CRDs
+    of other projects) are reported once each and left alone.""",
+)
+IMPORT_INVALID = _code(
+    "MESH062", "import-invalid", "error", "An input object cannot be read as what its kind says.",
+    """The object is not a Kubernetes object (no apiVersion or kind), its name or namespace is no
+    DNS-1123 label, or nothing of it could be imported (a route none of whose rules reaches an
+    imported service). Nothing is written while such errors stand.""",
+)
+IMPORT_UNRESOLVED = _code(
+    "MESH063", "import-unresolved", "warning", "An imported object refers to something not in the input.",
+    """A route destination, a DestinationRule host, a selector or a principal names a Service that
+    is not among the imported objects. Import the Service's own YAML too (`kubectl get svc -o
+    yaml`), or write the Service intent by hand; the reference is left out until then.""",
+)
+IMPORT_OUTPUT_EXISTS = _code(
+    "MESH064", "import-output-exists", "error", "meshc import would overwrite a file.",
+    """`meshc import` writes new intent files and never replaces one: a mesh directory that
+    already holds a file of the same name is left as it is, and nothing is written. Import into
+    an empty directory and merge by hand.""",
+)
+
 # 1xx: schema ---------------------------------------------------------------------------------
 UNKNOWN_API_VERSION = _code(
     "MESH101", "unknown-api-version", "error", "apiVersion is not meshc/v1.",

@@ -1,0 +1,275 @@
+"""`meshc import` on Istio's own samples (tests/fixtures/istio-samples, see PROVENANCE) and on
+hostile input: what is imported means what it meant, what is not is reported where it stands."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.build import compile_mesh
+from compiler.cli import main
+from compiler.diagnostics import Report
+from compiler.evaluate import Proxy, Request, evaluate, rule_decision
+from compiler.graph import Key
+from compiler.importer import import_texts, read_inputs, render_intents
+from compiler.yamlload import load_documents
+from tests.istio_reference import HttpRequest
+from tests.istio_reference import evaluate as istio_evaluate
+
+SAMPLES = Path(__file__).parent / "fixtures" / "istio-samples"
+runner = CliRunner()
+
+
+def _import(tmp_path: Path, *inputs: str, expect_exit: int = 0) -> tuple[Path, str]:
+    out = tmp_path / "mesh"
+    result = runner.invoke(main, ["import", *(str(SAMPLES / i) for i in inputs), "-o", str(out)])
+    assert result.exit_code == expect_exit, result.output
+    assert "Traceback" not in result.output
+    return out, result.output
+
+
+def _document(root: Path, relative: str) -> dict:
+    [document] = [d.data for d in load_documents((root / relative).read_text())]
+    return document
+
+
+def _clean(root: Path) -> None:
+    compiled = compile_mesh(root)
+    problems = [f"{d.code} {d.location}: {d.message}" for d in compiled.report.sorted() if d.severity != "info"]
+    assert compiled.graph is not None and problems == []
+
+
+def test_bookinfo_imports_into_a_mesh_that_checks_and_builds_for_istio(tmp_path: Path) -> None:
+    root, output = _import(tmp_path, "bookinfo")
+    _clean(root)
+    reviews = _document(root, "services/reviews.yaml")
+    assert reviews["ports"] == [{"name": "http", "port": 9080, "protocol": "http"}]
+    assert reviews["versions"] == {v: {"labels": {"version": v}} for v in ("v1", "v2", "v3")}
+    assert _document(root, "routes/reviews.yaml")["rules"] == [
+        {"match": [{"headers": {"end-user": {"exact": "jason"}}}], "to": [{"version": "v2"}]},
+        {"to": [{"version": "v3"}]},
+    ]
+    assert _document(root, "routes/ratings.yaml")["rules"][0]["fault"] == {"delay": {"fixed": "7s", "percent": 100.0}}
+    assert _document(root, "gateways/bookinfo-gateway.yaml")["listeners"] == [
+        {"name": "http", "port": 8080, "protocol": "http", "hosts": ["*"]}]
+    ingress = _document(root, "routes/bookinfo.yaml")
+    assert ingress["gateway"] == "bookinfo-gateway" and ingress["hosts"] == ["*"]
+    assert ingress["rules"][0]["to"] == [{"service": "productpage", "port": 9080}]
+    mesh = _document(root, "mesh.yaml")
+    assert mesh["mtls"] == "PERMISSIVE" and mesh["authorization"] == "allow"  # Istio's defaults
+    assert mesh["platforms"] == [{"name": "cluster", "kind": "kubernetes", "flavor": "istio"}]
+    # each file names what it came from, file and line
+    text = (root / "routes/reviews.yaml").read_text()
+    assert text.startswith("# imported from VirtualService default/reviews (")
+    assert "virtual-service-reviews-jason-v2-v3.yaml:1)" in text.splitlines()[0]
+    # what has no equivalent is said, where it stands: the Deployments and ServiceAccounts
+    assert output.count("warning[MESH061]") == 6 and output.count("warning[MESH060]") == 4
+    assert "bookinfo.yaml:54:7: warning[MESH061]: apps/v1 Deployment default/details-v1 is not imported" in output
+    build = runner.invoke(main, ["build", str(root), "-o", str(tmp_path / "out"), "-t", "kubernetes"])
+    assert build.exit_code == 0, build.output
+
+
+def test_traffic_split_and_abort(tmp_path: Path) -> None:
+    root, _ = _import(tmp_path, "bookinfo/bookinfo.yaml", "bookinfo/destination-rule-all.yaml", "bookinfo-split")
+    _clean(root)
+    assert _document(root, "routes/reviews.yaml")["rules"] == [
+        {"to": [{"version": "v1", "weight": 80}, {"version": "v2", "weight": 20}]}]
+    assert _document(root, "routes/ratings.yaml")["rules"][0]["fault"] == {"abort": {"status": 500, "percent": 100.0}}
+
+
+def test_service_entry_with_tls_origination(tmp_path: Path) -> None:
+    root, output = _import(tmp_path, "egress")
+    _clean(root)
+    external = _document(root, "external/googleapis.yaml")
+    assert external["hosts"] == ["www.googleapis.com"]
+    assert external["ports"] == [{"name": "http", "port": 80, "protocol": "http"},
+                                 {"name": "https", "port": 443, "protocol": "tls"}]
+    assert external["tls"] == {"originate": True}
+    # the port-rewriting VirtualService routes within the external host: reported, not imported
+    assert "egress-rule-google-apis.yaml:23:5: warning[MESH060]: VirtualService default/rewrite-port-for-googleapis" \
+        in output
+
+
+def test_gateway_api_gateway_and_gamma_route(tmp_path: Path) -> None:
+    root, output = _import(tmp_path, "gateway-api", "bookinfo/bookinfo.yaml")
+    _clean(root)
+    assert _document(root, "mesh.yaml")["platforms"][0]["flavor"] == "istio"
+    assert _document(root, "routes/bookinfo.yaml")["rules"][0]["to"] == [{"service": "productpage", "port": 9080}]
+    assert _document(root, "routes/reviews.yaml") | {} == {
+        "apiVersion": "meshc/v1", "kind": "Route", "name": "reviews", "service": "reviews",
+        "rules": [{"to": [{"service": "reviews-v1", "port": 9080, "weight": 90},
+                          {"service": "reviews-v2", "port": 9080, "weight": 10}]}]}
+    assert "route-reviews-90-10.yaml:10:5: warning[MESH060]: HTTPRoute default/reviews: spec.parentRefs[0].port" \
+        in output
+
+
+def test_security_objects(tmp_path: Path) -> None:
+    root, output = _import(tmp_path, "security")
+    policy = _document(root, "access/authorization-policy.yaml")
+    assert policy["service"] == "httpbin"
+    assert policy["allow"] == [{"from": [{"namespace": "test"}], "methods": ["GET", "POST"], "paths": ["/info*", "/data"]}]
+    assert _document(root, "services/httpbin.yaml")["mtls"] == "PERMISSIVE"
+    for expected in (
+        "security-v1-AuthorizationPolicy.yaml:13:20: warning[MESH063]",  # sa/sleep: not in the input
+        "security-v1-AuthorizationPolicy.yaml:23:4: warning[MESH060]",  # `when`
+        "security-v1-AuthorizationPolicy.yaml:9:6: warning[MESH060]",  # the version label of the selector
+        "security-v1-PeerAuthentication.yaml:12:3: warning[MESH060]",  # portLevelMtls
+        "security-v1-RequestAuthentication.yaml:5:1: warning[MESH060]",  # no JWT in meshc
+    ):
+        assert expected in output
+
+
+def test_fields_without_an_equivalent_are_reported_at_their_key(tmp_path: Path) -> None:
+    (tmp_path / "in.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{name: http, port: 80}]\n---\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\nspec:\n  hosts: [web]\n"
+        "  http:\n  - match:\n    - sourceLabels: {app: a}\n    corsPolicy: {allowOrigins: [{exact: x}]}\n"
+        "    route:\n    - destination: {host: web}\n      headers: {request: {set: {x: y}}}\n")
+    result = runner.invoke(main, ["import", str(tmp_path / "in.yaml"), "-o", str(tmp_path / "mesh")])
+    assert result.exit_code == 0, result.output
+    located = sorted(line.split(": warning")[0].rsplit(":", 2)[-2:] for line in result.output.splitlines()
+                     if "warning[MESH060]" in line)
+    assert located == [["14", "7"], ["15", "5"], ["18", "7"]]  # sourceLabels, corsPolicy, headers
+
+
+def _alias_bomb() -> str:
+    """Nine levels of nine aliases each: 9**9 nodes once expanded."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text, code, line", [
+    (_alias_bomb(), "MESH005", None),
+    ("apiVersion: v1\nkind: Service\nkind: Service\n", "MESH003", 3),
+    ("apiVersion: v1\nkind: !!python/object:os.system Service\n", "MESH004", 2),
+    ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n", "MESH061", 2),
+    ("- just\n- a list\n", "MESH062", 1),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: Not_A_Name}\n", "MESH062", 3),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
+     "MESH062", 7),
+])
+def test_hostile_input_gets_located_diagnostics(tmp_path: Path, text: str, code: str, line: int | None) -> None:
+    (tmp_path / "in.yaml").write_text(text)
+    result = runner.invoke(main, ["import", str(tmp_path / "in.yaml"), "-o", str(tmp_path / "mesh")])
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(result.exception, SystemExit)
+    assert f"[{code}]" in result.output
+    if line is not None:
+        assert f"in.yaml:{line}:" in result.output
+    if code in ("MESH003", "MESH004", "MESH005", "MESH062"):
+        assert result.exit_code == 1 and not (tmp_path / "mesh").exists()  # nothing written on errors
+
+
+def test_huge_files_are_refused_unread(tmp_path: Path) -> None:
+    (tmp_path / "huge.yaml").write_text("a: " + "x" * (5 * 1024 * 1024) + "\n")
+    result = runner.invoke(main, ["import", str(tmp_path / "huge.yaml"), "-o", str(tmp_path / "mesh")])
+    assert result.exit_code == 1 and "huge.yaml:1:1: error[MESH006]" in result.output
+
+
+def test_existing_files_are_never_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "mesh"
+    out.mkdir()
+    (out / "mesh.yaml").write_text("keep me\n")
+    result = runner.invoke(main, ["import", str(SAMPLES / "bookinfo"), "-o", str(out)])
+    assert result.exit_code == 1 and "error[MESH064]" in result.output
+    assert (out / "mesh.yaml").read_text() == "keep me\n" and sorted(p.name for p in out.iterdir()) == ["mesh.yaml"]
+
+
+SAMPLE_FILES = sorted(SAMPLES.rglob("*.yaml"))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(0, len(SAMPLE_FILES) - 1), seed=st.integers(0, 2**32 - 1))
+def test_mutated_samples_never_raise(index: int, seed: int) -> None:
+    """Cut, repeat and retype pieces of real input: every outcome is diagnostics, never an exception."""
+    rng = random.Random(seed)
+    lines = SAMPLE_FILES[index].read_text().splitlines()
+    for _ in range(rng.randint(1, 6)):
+        at = rng.randrange(len(lines))
+        choice = rng.random()
+        if choice < 0.3:
+            del lines[at]
+        elif choice < 0.6:
+            lines.insert(at, lines[rng.randrange(len(lines))])
+        else:
+            lines[at] = lines[at].replace(":", rng.choice([": 7", ": [", ": {}", ": &x", ": *x", "::"]), 1)
+    report = Report()
+    intents = import_texts({"in.yaml": "\n".join(lines) + "\n"}, report)
+    if not report.has_errors:
+        render_intents(intents)
+    assert all(d.location is not None and d.location.line >= 1 for d in report.diagnostics)
+
+
+def test_read_inputs_walks_directories_for_yaml_only(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.yaml").write_text("a: 1\n")
+    (tmp_path / "a" / "notes.txt").write_text("not yaml\n")
+    (tmp_path / "b.yml").write_bytes(b"\xff\xfe")
+    report = Report()
+    texts = read_inputs([tmp_path / "a", tmp_path / "b.yml"], report)
+    assert list(texts) == [(tmp_path / "a" / "x.yaml").as_posix()]
+    assert [d.code.code for d in report.diagnostics] == ["MESH001"]
+
+
+# --------------------------------------------------------------------------------------------
+# Round trip: every imported route decides every generated request as the VirtualService did
+
+
+def _virtual_services(*inputs: str) -> list[dict]:
+    documents = [d.data for i in inputs for f in sorted((SAMPLES / i).glob("*.yaml")) if (SAMPLES / i).is_dir()
+                 for d in load_documents(f.read_text())]
+    documents += [d.data for i in inputs if (SAMPLES / i).is_file() for d in load_documents((SAMPLES / i).read_text())]
+    return [d for d in documents if isinstance(d, dict) and d.get("kind") == "VirtualService"]
+
+
+def _requests(virtual_service: dict) -> list[HttpRequest]:
+    paths = {"/", "/other", "/productpage", "/productpage/x", "/staticx", "/static/app.css", "/api/v1/products/1"}
+    for rule in virtual_service["spec"].get("http", []):
+        for block in rule.get("match", []):
+            for value in block.get("uri", {}).values():
+                paths |= {value, value + "/x", value + "x", value[:-1] or "/"}
+    headers = [(), (("end-user", "jason"),), (("End-User", "jason"),), (("end-user", "jasonx"),)]
+    return [HttpRequest(p, m, h) for p in sorted(paths) for m in ("GET", "POST") for h in headers]
+
+
+def _meshc_outcome(decision) -> tuple:
+    if decision.action == "abort":
+        return ("abort", decision.status)
+    if decision.action == "not-found":
+        return ("not-found",)
+    assert decision.action == "forward", decision
+    destinations = tuple(sorted((t.service.name, t.version, t.port, t.weight) for t in decision.backends))
+    timing = (decision.delay, float(decision.delay_percent)) if decision.delay else None
+    return ("forward", destinations, timing)
+
+
+@pytest.mark.parametrize("inputs", [
+    ("bookinfo",),
+    ("bookinfo/bookinfo.yaml", "bookinfo/destination-rule-all.yaml", "bookinfo-split"),
+])
+def test_imported_routes_decide_as_the_virtual_services_did(tmp_path: Path, inputs: tuple[str, ...]) -> None:
+    root, _ = _import(tmp_path, *inputs)
+    graph = compile_mesh(root).graph
+    assert graph is not None
+    ports = {"productpage": 9080, "details": 9080, "reviews": 9080, "ratings": 9080}
+    compared = 0
+    for virtual_service in _virtual_services(*inputs):
+        name, gateways = virtual_service["metadata"]["name"], virtual_service["spec"].get("gateways")
+        for request in _requests(virtual_service):
+            expected = istio_evaluate(virtual_service, request, ports)
+            headers = request.headers
+            if gateways:
+                decision = evaluate(graph, Proxy(gateway=Key("default", gateways[0])),
+                                    Request("bookinfo.example.com", request.path, request.method, headers, port=8080))
+            else:
+                route = graph.route_for(Key("default", virtual_service["spec"]["hosts"][0]))
+                assert route is not None and route.key == Key("default", name)
+                decision = rule_decision(graph, route, Request(name, request.path, request.method, headers), 9080)
+            assert _meshc_outcome(decision) == expected, (name, request)
+            compared += 1
+    assert compared >= 100
