@@ -18,7 +18,7 @@ from typing import Any
 from compiler import codes
 from compiler.diagnostics import Location, Report
 from compiler.loader import MAX_FILE_BYTES
-from compiler.model import LABEL
+from compiler.model import LABEL, LOAD_BALANCER_POLICIES
 from compiler.yamlload import YamlDocument, YamlProblem, load_documents
 
 ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
@@ -262,7 +262,7 @@ class Importer:
     # -- references -------------------------------------------------------------------------
 
     def service_of_host(self, host: Any, namespace: str) -> tuple[str, Intent] | None:
-        """The Service or ExternalService a host names (`reviews`, `reviews.ns`, `reviews.ns.svc...`)."""
+        """The Service or ExternalService a host names: `reviews`, `reviews.ns` or its cluster DNS name."""
         if not isinstance(host, str):
             return None
         for intent in self.externals.values():
@@ -361,8 +361,8 @@ class Importer:
     def traffic_policy(self, source: Source, at: tuple[Any, ...]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         simple = source.get(*at, "loadBalancer", "simple")
-        balancers = {"ROUND_ROBIN": "round-robin", "LEAST_REQUEST": "least-request", "RANDOM": "random",
-                     "LEAST_CONN": "least-request"}
+        # LEAST_CONN: Istio's deprecated name of LEAST_REQUEST
+        balancers = {enum: word for word, enum in LOAD_BALANCER_POLICIES.items()} | {"LEAST_CONN": "least-request"}
         if simple in balancers:
             out["loadBalancer"] = balancers[simple]
         header = source.get(*at, "loadBalancer", "consistentHash", "httpHeaderName")
@@ -551,15 +551,19 @@ class Importer:
     def virtual_service(self, source: Source) -> None:
         hosts = source.get("spec", "hosts", default=[])
         gateways = [g for g in source.get("spec", "gateways", default=[]) if g != "mesh"]
-        kinds = [k for k in ("http", "tls", "tcp") if source.peek("spec", k) is not None]
-        if len(kinds) > 1:
-            self.drop(source, ("spec", kinds[1]), "a VirtualService with several protocols: import each separately")
+        sections = [(name, reader) for name, reader in (("http", self.http_rule), ("tls", self.stream_rule),
+                                                        ("tcp", self.stream_rule))
+                    if source.peek("spec", name) is not None]
+        if len(sections) > 1:
+            self.drop(source, ("spec", sections[1][0]),
+                      "a VirtualService with several protocols: import each separately")
         rules = []
-        for index, _ in source.items("spec", kinds[0] if kinds else "http"):
-            rule = (self.http_rule if not kinds or kinds[0] == "http" else self.stream_rule)(
-                source, ("spec", kinds[0] if kinds else "http", index))
-            if rule is not None:
-                rules.append(rule)
+        if sections:
+            name, reader = sections[0]
+            for index, _ in source.items("spec", name):
+                rule = reader(source, ("spec", name, index))
+                if rule is not None:
+                    rules.append(rule)
         if not rules:
             self.report.add(codes.IMPORT_INVALID, f"{source.label}: no rule could be imported", source.locate("spec"))
             return
