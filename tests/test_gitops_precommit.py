@@ -89,3 +89,18 @@ def test_meshc_build_check_fails_until_the_artifacts_are_rebuilt(repo: GitMesh) 
     repo.git("add", "-A")
     fresh = _pre_commit(repo, "meshc-build-check")
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+
+
+def test_meshc_fmt_fails_on_unformatted_intents_until_formatted(repo: GitMesh) -> None:
+    repo.edit("services/reviews.yaml", "calls: [ratings]", "calls:\n  - ratings")
+    (repo.top / "ci" / "settings.yaml").write_text("z: 1\na: 2\n")  # not in a mesh: never formatted
+    repo.git("add", "-A")
+    result = _pre_commit(repo, "meshc-fmt")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "would reformat mesh/services/reviews.yaml" in result.stdout and "ci/settings.yaml" not in result.stdout
+
+    assert subprocess.run(["meshc", "fmt", "mesh"], cwd=repo.top, capture_output=True).returncode == 0
+    assert "calls: [ratings]\n" in (repo.root / "services" / "reviews.yaml").read_text()
+    repo.git("add", "-A")
+    passed = _pre_commit(repo, "meshc-fmt")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
