@@ -97,6 +97,22 @@ def test_diff_step_summarises_the_pull_request(tmp_path: Path, monkeypatch: pyte
     assert "```mermaid\nflowchart LR\n" in summary
 
 
+def test_graph_step_writes_the_page_even_when_check_finds_errors(tmp_path: Path) -> None:
+    repo = git_mesh(tmp_path / "repo")
+    repo.edit("access/policies.yaml", "  - from: [productpage]\n    methods: [GET]\n---\napiVersion: meshc/v1\n"
+              "kind: AccessPolicy\nname: ratings-callers", "  - from: [details]\n    methods: [GET]\n---\n"
+              "apiVersion: meshc/v1\nkind: AccessPolicy\nname: ratings-callers")
+    code, log = _run_step("check", repo, {}, {"path": "mesh"})
+    assert (tmp_path / "github_output").read_text() == "exit-code=1\n", log  # productpage -> reviews is denied
+    code, log = _run_step("graph", repo, {}, {"path": "mesh"})
+    assert code == 0, log
+    page = (repo.top / "meshc-graph.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and '"state":"denied"' in page
+    upload = ACTION["runs"]["steps"][[s.get("id") for s in ACTION["runs"]["steps"]].index("graph") + 1]
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["with"]["path"] == "meshc-graph.html"
+
+
 def _example_workflow() -> str:
     """The example workflow docs/gitops.md shows users (the YAML block that starts with `name:`)."""
     text = (REPO / "docs" / "gitops.md").read_text(encoding="utf-8")

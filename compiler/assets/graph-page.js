@@ -16,6 +16,7 @@
   }
 
   document.getElementById("title").textContent = data.mesh;
+  document.getElementById("title").title = "drawn by " + data.generator;
   const namespaceSelect = document.getElementById("namespace");
   for (const namespace of data.namespaces) namespaceSelect.appendChild(element("option", namespace)).value = namespace;
 
