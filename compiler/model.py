@@ -200,10 +200,27 @@ class PlatformBase(Strict):
     certificates: Certificates = SdsCertificates(mode="sds")
 
 
+# An Istio Sidecar egress host: `namespace/host`, the namespace `*`, `.` or `~` or a name, the
+# host `*` or a DNS name that may start with `*.` (istio.io, Sidecar, IstioEgressListener.hosts)
+SidecarEgressHost = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(\*|\.|~|[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
+        max_length=253,
+    ),
+]
+
+
 class KubernetesPlatform(PlatformBase):
     kind: Literal["kubernetes"]
     flavor: Literal["istio", "gateway-api"] = "istio"
     clusterDomain: HostName = "cluster.local"
+    # hosts every Sidecar lets out besides the service's calls: the mesh's own infrastructure
+    # (istiod, trace and metric collectors), such as `istio-system/*`
+    meshHosts: list[SidecarEgressHost] = []
+    # what a sidecar does with a host outside its egress hosts: refuse it (REGISTRY_ONLY) or pass
+    # it through unmanaged (ALLOW_ANY)
+    outboundTrafficPolicy: Literal["REGISTRY_ONLY", "ALLOW_ANY"] = "REGISTRY_ONLY"
 
 
 class CloudFoundryPlatform(PlatformBase):

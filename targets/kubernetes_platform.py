@@ -310,6 +310,7 @@ class PlatformEmitter:
             else:
                 hosts.append(f"{callee.namespace}/{self.hosts(callee)}")
                 hosts.extend(f"{callee.namespace}/{host}" for host in self.extra_callee_hosts(callee))
+        hosts.extend(host for host in self.platform.meshHosts if host not in hosts)
         # `~/*` names no namespace: a service that calls nothing may reach nothing.
         return hosts or ["~/*"]
 
@@ -321,7 +322,7 @@ class PlatformEmitter:
         return document(ISTIO_NETWORKING, "Sidecar", metadata(service.name, service.namespace, (service.origin.file,)),
                         spec={"workloadSelector": {"labels": {APP_LABEL: service.name}},
                               "egress": [{"hosts": self.egress_hosts(service)}],
-                              "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}})
+                              "outboundTrafficPolicy": {"mode": self.platform.outboundTrafficPolicy}})
 
     def rate_limit_filter(self, service: ServiceNode, limit: RateLimit) -> dict:
         """Istio has no rate limit API: Envoy's local rate limit filter (the envoy target's very

@@ -402,3 +402,38 @@ def test_authorization_policy_lives_in_the_namespace_of_the_service_it_protects(
     assert policies == {("backend", "shop-callers"): "ALLOW", ("backend", "shop-callers-deny"): "DENY",
                         ("shop", "front-allow-nothing"): "ALLOW"}  # front has no AccessPolicy: admits nobody
     assert [error for _, doc in documents for error in validation_errors(doc)] == []
+
+
+def test_mesh_hosts_and_outbound_traffic_policy_reach_every_sidecar(make_mesh) -> None:
+    """Istio's Sidecar reference: egress `hosts` are `namespace/dnsName`; its example admits
+    `istio-system/*` so that the sidecar still reaches the control plane and telemetry;
+    `outboundTrafficPolicy.mode` is REGISTRY_ONLY or ALLOW_ANY."""
+    root = make_mesh({
+        "mesh.yaml": "apiVersion: meshc/v1\nkind: Mesh\nname: m\ndefaultNamespace: shop\n"
+                     "platforms:\n  - name: k8s\n    kind: kubernetes\n"
+                     "    meshHosts: [istio-system/*, observability/otel-collector.observability]\n"
+                     "    outboundTrafficPolicy: ALLOW_ANY\n",
+        "api.yaml": "apiVersion: meshc/v1\nkind: Service\nname: api\nplatform: k8s\n"
+                    "ports: [{name: http, port: 80, protocol: http}]\n",
+        "front.yaml": "apiVersion: meshc/v1\nkind: Service\nname: front\nplatform: k8s\n"
+                      "ports: [{name: http, port: 80, protocol: http}]\ncalls: [api]\n",
+    })
+    compiled = _compile(root)
+    sidecars = {d["metadata"]["name"]: d for a in kubernetes.emit(compiled.graph, compiled.report)
+                for d in yaml.safe_load_all(a.content) if d and d["kind"] == "Sidecar"}
+    assert sidecars["front"]["spec"]["egress"] == [
+        {"hosts": ["shop/api.shop.svc.cluster.local", "istio-system/*", "observability/otel-collector.observability"]}]
+    # a service that calls nothing still reaches the infrastructure, and nothing else
+    assert sidecars["api"]["spec"]["egress"] == [
+        {"hosts": ["istio-system/*", "observability/otel-collector.observability"]}]
+    for sidecar in sidecars.values():
+        assert sidecar["spec"]["outboundTrafficPolicy"] == {"mode": "ALLOW_ANY"}
+        assert validation_errors(sidecar) == []
+
+
+@pytest.mark.parametrize("host", ["istio-system", "istio-system/", "/*", "a/b/c", "Ns/*"])
+def test_mesh_hosts_must_be_namespace_slash_host(make_mesh, host: str) -> None:
+    root = make_mesh({"mesh.yaml": "apiVersion: meshc/v1\nkind: Mesh\nname: m\n"
+                                   f"platforms: [{{name: k8s, kind: kubernetes, meshHosts: ['{host}']}}]\n"})
+    compiled = compile_mesh(root)
+    assert [d.code.code for d in compiled.report.diagnostics] == ["MESH105"]
