@@ -266,7 +266,7 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     from compiler.diagnostics import Report
     from compiler.gitsource import GitError, GitSource, resolve
     from compiler.loader import FileSource, WorktreeSource, load
-    from compiler.manifest import read_manifest
+    from compiler.manifest import MAX_OUTPUT_FILE_BYTES, read_build_file, read_manifest
 
     repo, since_commit = resolve(root, since)
     previous = read_manifest(out_dir)
@@ -336,9 +336,9 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
             continue
         path = out_dir / record.path
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            raise FullBuildNeeded(f"{path} is missing from the earlier build") from None
+            digest = hashlib.sha256(read_build_file(out_dir, record.path, MAX_OUTPUT_FILE_BYTES)).hexdigest()
+        except OSError as error:
+            raise FullBuildNeeded(f"{path} of the earlier build cannot be read: {error.strerror}") from None
         if digest != record.sha256:
             raise FullBuildNeeded(f"{path} was changed after it was built")
         kept.append(record)

@@ -61,12 +61,15 @@ def repository_prefix(root: Path) -> str:
 
 
 def resolve(root: Path, ref: str):  # -> (git.Repo, git.Commit)
-    """The repository holding root and the commit `ref` names; GitError when there is none."""
+    """The repository holding root and the commit `ref` names; GitError when there is none.
+
+    git itself reads the revision (every syntax of gitrevisions(7), and never as an option)."""
     import git
 
     repo = _repo(root)
     try:
-        return repo, repo.commit(ref)
+        commit = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+        return repo, repo.commit(commit)
     except (git.BadName, ValueError, git.GitCommandError) as error:
         raise GitError(f"{ref!r} does not name a commit") from error
 

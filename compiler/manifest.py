@@ -8,12 +8,16 @@ is read. A manifest that does not match the model is not a manifest meshc wrote.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from compiler import __version__
 from compiler.loader import Revision
@@ -42,6 +46,27 @@ class ArtifactRecord(_Record):
     target: str
     workload: str
 
+    @field_validator("path")
+    @classmethod
+    def _inside_the_output(cls, path: str) -> str:
+        if not is_output_path(path) or path == MANIFEST:
+            raise ValueError(f"artifact path {path!r} is not a path meshc writes")
+        return path
+
+    @field_validator("sha256")
+    @classmethod
+    def _a_sha256(cls, digest: str) -> str:
+        if not _SHA256.match(digest):
+            raise ValueError("sha256 is not 64 lower-case hex digits")
+        return digest
+
+    @field_validator("sources")
+    @classmethod
+    def _intent_files(cls, sources: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(is_intent_path(source) for source in sources):
+            raise ValueError("a source is not a path inside the mesh root")
+        return sources
+
     @classmethod
     def of(cls, artifact: Artifact) -> ArtifactRecord:
         return cls.model_construct(path=artifact.path, sha256=hashlib.sha256(artifact.content).hexdigest(),
@@ -69,6 +94,14 @@ class Manifest(_Record):
     # git blob id of every intent file the build read: what `--changed-since` compares
     # against, whether or not the tree was committed when it was built
     inputs: dict[str, str] | None = None
+
+    @field_validator("inputs")
+    @classmethod
+    def _blob_ids_of_intent_files(cls, inputs: dict[str, str] | None) -> dict[str, str] | None:
+        for path, blob in (inputs or {}).items():
+            if not is_intent_path(path) or not _GIT_BLOB_ID.match(blob):
+                raise ValueError(f"input {path!r}: not an intent path with a git blob id")
+        return inputs
 
     @classmethod
     def of_build(cls, artifacts: Iterable[ArtifactRecord], revision: Revision, *,
@@ -120,6 +153,70 @@ def parse_manifest(data: bytes) -> Manifest:
 def read_manifest(out_dir: Path) -> Manifest | None:
     """The manifest.json of the build in out_dir, or None when there is none or it is not one."""
     try:
-        return parse_manifest((out_dir / MANIFEST).read_bytes())
+        return parse_manifest(read_build_file(out_dir, MANIFEST, MAX_MANIFEST_BYTES))
     except (OSError, ManifestError):
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading an earlier build: nothing in the output directory is trusted. Paths are checked
+# against the output root before any read, no symbolic link inside it is followed, only
+# regular files are opened, and reads are bounded.
+
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+MAX_OUTPUT_FILE_BYTES = 1024 * 1024 * 1024
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_GIT_BLOB_ID = re.compile(r"^[0-9a-f]{40}$")
+
+
+def is_output_path(path: str) -> bool:
+    """A path meshc writes in an output directory: relative, normalised, plain segments."""
+    return bool(path) and all(_SEGMENT.match(part) for part in path.split("/"))
+
+
+def is_intent_path(path: str) -> bool:
+    """A path of an intent file, relative to the mesh root and inside it."""
+    parts = path.split("/")
+    return bool(path) and "\x00" not in path and all(part not in ("", ".", "..") for part in parts)
+
+
+def open_build_parent(out_dir: Path, path: str) -> tuple[int, str]:
+    """A descriptor of the directory holding `path` inside out_dir, reached without following
+    any symbolic link below out_dir, and the file's name in it. The caller closes it."""
+    if not is_output_path(path):
+        raise OSError(errno.EINVAL, "not a path meshc writes", path)
+    *directories, name = path.split("/")
+    directory = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for segment in directories:
+            inner = os.open(segment, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+            os.close(directory)
+            directory = inner
+    except BaseException:
+        os.close(directory)
+        raise
+    return directory, name
+
+
+def read_build_file(out_dir: Path, path: str, limit: int) -> bytes:
+    """The bytes of a regular file of an earlier build; OSError for anything else (a link, a
+    FIFO or device, a file over `limit` bytes)."""
+    directory, name = open_build_parent(out_dir, path)
+    try:
+        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+    finally:
+        os.close(directory)
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        if status.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
+        with os.fdopen(descriptor, "rb", closefd=False) as stream:
+            data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
+        return data
+    finally:
+        os.close(descriptor)

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from compiler.artifact import Artifact
 from compiler.loader import Revision
-from compiler.manifest import MANIFEST, ArtifactRecord, Manifest
-
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+from compiler.manifest import (
+    MANIFEST,
+    MAX_OUTPUT_FILE_BYTES,
+    ArtifactRecord,
+    Manifest,
+    is_output_path,
+    open_build_parent,
+    read_build_file,
+)
 
 
 class OutputError(Exception):
@@ -22,8 +32,7 @@ class OutputError(Exception):
 
 def check_path(path: str) -> None:
     """Artifact paths are relative, normalised and made of plain segments: never outside DIR."""
-    parts = path.split("/")
-    if not path or path.startswith("/") or any(not _SEGMENT.match(p) or p in (".", "..") for p in parts):
+    if not is_output_path(path):
         raise OutputError(f"refusing to write artifact path {path!r}")
 
 
@@ -49,6 +58,7 @@ def render_tree(artifacts: list[Artifact], revision: Revision, *, targets: list[
 
 def check_replaceable(out_dir: Path) -> None:
     """out_dir is absent, empty, or an earlier meshc output (it holds manifest.json)."""
+    out_dir = output_directory(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
             raise OutputError(f"{out_dir} exists and is not a directory")
@@ -58,16 +68,43 @@ def check_replaceable(out_dir: Path) -> None:
             )
 
 
+# Staging and retired trees sit beside the output directory, named after it and the process
+# that made them, so the next build can tell an abandoned one (its process is gone) from one
+# another build is still writing.
+_STAGING_NAME = re.compile(r"^\.(?P<name>.+)\.(?:new|old)-(?P<pid>[0-9]+)-[A-Za-z0-9_]+$")
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def output_directory(out_dir: Path) -> Path:
+    """The directory a build replaces: out_dir, or where out_dir points when it is a
+    symbolic link (the link stays, its target is replaced). OutputError for a dangling link."""
+    out_dir = out_dir.absolute()
+    if out_dir.is_symlink():
+        target = Path(os.path.realpath(out_dir))
+        if not target.exists():
+            raise OutputError(f"{out_dir} is a symbolic link to {target}, which does not exist")
+        return target
+    return out_dir
+
+
 def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] = frozenset()) -> None:
     """Replace out_dir with exactly `files` plus the `keep` files of the current out_dir, unchanged.
 
-    Kept files are hard links into the new tree (no copy: a file is never rewritten in place,
-    only replaced with the whole directory). On any failure out_dir is left as it was.
+    The new tree is written beside out_dir and swapped in with one renameat2(RENAME_EXCHANGE):
+    at every moment out_dir is the complete old tree or the complete new one, and it stays a
+    real directory (docs/cli.md, "Output directory"). Kept files are hard links into the new
+    tree, reached without following a link. Staging trees that a killed build left behind are
+    removed first. On any failure out_dir is left as it was; OSError becomes OutputError.
     """
-    out_dir = out_dir.absolute()
+    out_dir = output_directory(out_dir)
     check_replaceable(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(out_dir)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-{os.getpid()}-", dir=out_dir.parent))
+    except OSError as error:
+        raise _environment_fault(out_dir, error) from None
     made: set[str] = set()
 
     def parent_of(path: str) -> Path:
@@ -91,34 +128,106 @@ def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] =
                 os.close(descriptor)
         for path in sorted(keep):
             check_path(path)
-            target = parent_of(path)
-            try:
-                os.link(out_dir / path, target)
-            except OSError:
-                shutil.copy2(out_dir / path, target)
+            _link_kept(out_dir, path, parent_of(path))
         os.chmod(staging, 0o755)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.rename(out_dir, retired / "tree")
-            try:
-                os.rename(staging, out_dir)
-            except OSError:
-                os.rename(retired / "tree", out_dir)
-                raise
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
+        if not out_dir.exists():
             os.rename(staging, out_dir)
+        elif _exchange(staging, out_dir):
+            shutil.rmtree(staging)  # the previous tree, swapped out
+        else:
+            _replace_in_two_renames(staging, out_dir)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _environment_fault(out_dir, error) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
+def _environment_fault(out_dir: Path, error: OSError) -> OutputError:
+    where = f" ({error.filename})" if error.filename else ""
+    return OutputError(f"cannot write the output directory {out_dir}: {error.strerror or error}{where}")
+
+
+def _link_kept(out_dir: Path, path: str, target: Path) -> None:
+    """Hard-link a file of the current build into the new tree; refused unless it is a
+    regular file reached without following a symbolic link."""
+    directory, name = open_build_parent(out_dir, path)
+    try:
+        if not stat.S_ISREG(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode):
+            raise OutputError(f"{out_dir / path} is not a regular file: refusing to keep it")
+        os.link(name, target, src_dir_fd=directory, follow_symlinks=False)
+    finally:
+        os.close(directory)
+
+
+@functools.cache
+def _renameat2():
+    return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+
+
+def _exchange(staging: Path, out_dir: Path) -> bool:
+    """Swap two directories atomically (renameat2 RENAME_EXCHANGE: Linux 3.15, glibc 2.28);
+    False where the system or the file system cannot."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(staging), _AT_FDCWD, os.fsencode(out_dir), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(out_dir))
+
+
+def _replace_in_two_renames(staging: Path, out_dir: Path) -> None:
+    """Where no exchange exists: out_dir is missing between the two renames (docs/cli.md)."""
+    retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-{os.getpid()}-", dir=out_dir.parent))
+    os.rename(out_dir, retired / "tree")
+    try:
+        os.rename(staging, out_dir)
+    except OSError:
+        os.rename(retired / "tree", out_dir)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def remove_abandoned(out_dir: Path) -> None:
+    """Remove the staging and retired trees of out_dir whose build process is gone. A retired
+    tree is put back first when out_dir is missing (a build killed between two renames)."""
+    for entry in sorted(out_dir.parent.iterdir()):
+        match = _STAGING_NAME.match(entry.name)
+        if match is None or match["name"] != out_dir.name or _running(int(match["pid"])):
+            continue
+        if not out_dir.exists() and (entry / "tree").is_dir():
+            os.rename(entry / "tree", out_dir)
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # an earlier build of this very process cannot still be writing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def read_tree(out_dir: Path) -> dict[str, bytes]:
-    """The files under out_dir as they are now (for `build --check`)."""
+    """The files under out_dir as they are now (for `build --check`). A symbolic link or a
+    special file is never followed or opened: it reads as a marker, so it differs."""
     files: dict[str, bytes] = {}
     if not out_dir.is_dir():
         return files
-    for path in sorted(out_dir.rglob("*")):
-        if path.is_file():
-            files[path.relative_to(out_dir).as_posix()] = path.read_bytes()
-    return files
+    for directory, subdirs, names in os.walk(out_dir):
+        here = Path(directory)
+        for name in [*names, *(d for d in subdirs if (here / d).is_symlink())]:
+            relative = (here / name).relative_to(out_dir).as_posix()
+            try:
+                files[relative] = read_build_file(out_dir, relative, MAX_OUTPUT_FILE_BYTES)
+            except OSError as error:
+                files[relative] = f"<not read: {error.strerror}>".encode()
+    return dict(sorted(files.items()))
