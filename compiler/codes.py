@@ -65,10 +65,13 @@ UNSUPPORTED_TAG = _code(
     `!!set` or `!!python/...` are rejected, so no document can construct arbitrary objects.""",
 )
 ALIAS_EXPANSION = _code(
-    "MESH005", "alias-expansion", "error", "Aliases expand too far, recurse, or nesting is too deep.",
+    "MESH005", "alias-expansion", "error",
+    "A document is too large once aliases are expanded, recurses, or nests too deeply.",
     """Anchors and aliases are allowed, but a document whose aliases expand past 200,000 nodes
     (a "billion laughs" alias bomb), an alias that contains itself, or nesting deeper than
-    the interpreter can follow is rejected before anything walks it.""",
+    the interpreter can follow is rejected before anything walks it. The message names the
+    cause: a document with more than 200,000 nodes written out (no alias involved) exceeds the
+    same per-document budget; split it into several documents.""",
 )
 FILE_TOO_LARGE = _code(
     "MESH006", "file-too-large", "error", "An intent file is larger than the size limit.",
@@ -105,6 +108,14 @@ OUTSIDE_MESH_ROOT = _code(
     working tree or as a link blob of a `--ref` revision), and a git submodule (whose files
     are another repository's), are reported and never read. Links that stay inside the root
     are followed. Replace the link with the file, or list the path in Mesh.exclude.""",
+)
+INPUT_BUDGET = _code(
+    "MESH012", "input-budget", "error", "The mesh's intent files exceed the input budget of one build.",
+    """Besides the 4 MiB limit per file, one build reads at most 64 MiB of intent files and
+    200,000 documents in all, so that a pull request cannot make a pre-commit hook or a CI job
+    run out of memory (every document is validated into a model and positioned). The files
+    past the budget are not read; the diagnostic is at the first of them. List generated or
+    vendored YAML in Mesh.exclude, or split the mesh.""",
 )
 
 # 05x: meshc fmt ------------------------------------------------------------------------------

@@ -21,6 +21,10 @@ from compiler.diagnostics import Location, Rename, Report
 from compiler.yamlload import YamlDocument, YamlProblem, load_documents
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
+# What one build reads in all (docs/diagnostics.md, MESH012): a pull request cannot make a
+# hook or a CI job run out of memory with many files or many small documents.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+MAX_DOCUMENTS = 200_000
 MESH_FILE = "mesh.yaml"
 _SUPPRESSION = re.compile(r"#\s*meshc:\s*ignore\[([A-Z0-9, ]+)\]")
 
@@ -197,27 +201,53 @@ class WorktreeSource:
         return worktree_revision(self.root, tuple(self.skip))
 
 
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Mesh.exclude globs: `*` within a path segment, `**` across segments."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
+def glob_matches(pattern: str, path: str) -> bool:
+    """Whether a Mesh.exclude glob matches a path or one of its directories: `*` and `?`
+    within a path segment, a `**` segment across any number of segments.
+
+    Matched segment by segment with the classic two-pointer wildcard algorithm: time is
+    bounded by the product of the lengths, never exponential as a backtracking regular
+    expression is on patterns such as `*a*a*a*...b`."""
+    pattern_parts = pattern.split("/")
+    states = {0}  # pattern segments consumed so far, for each way of matching
+    for segment in path.split("/"):
+        states = _expand(pattern_parts, states)
+        if len(pattern_parts) in states:
+            return True  # the pattern matched a directory of the path
+        states = {i + 1 if pattern_parts[i] != "**" else i for i in states
+                  if i < len(pattern_parts) and (pattern_parts[i] == "**" or _segment_matches(pattern_parts[i], segment))}
+        if not states:
+            return False
+    return len(pattern_parts) in _expand(pattern_parts, states)
+
+
+def _expand(parts: list[str], states: set[int]) -> set[int]:
+    """States with every `**` also skipped (it matches no segment too)."""
+    out = set(states)
+    for i in sorted(states):
+        while i < len(parts) and parts[i] == "**":
             i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
+            out.add(i)
+    return out
+
+
+def _segment_matches(pattern: str, text: str) -> bool:
+    p = t = 0
+    star, resume = -1, 0
+    while t < len(text):
+        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
+            p, t = p + 1, t + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, resume = p, t
+            p += 1
+        elif star >= 0:
+            p, resume = star + 1, resume + 1
+            t = resume
         else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("^" + "".join(out) + "(?:/.*)?$")
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,11 +268,20 @@ def load(source: FileSource, report: Report) -> Loaded:
     for intent in mesh_intents:
         if intent.kind == "Mesh":
             excludes.extend(intent.model.exclude)
-    patterns = [_glob_regex(p.strip("/")) for p in excludes]
+    patterns = [p.strip("/") for p in excludes]
     intents.extend(mesh_intents)
-    for path in sorted(listing):
-        if path == MESH_FILE or any(p.match(path) for p in patterns):
-            continue
+    included = [path for path in sorted(listing)
+                if path != MESH_FILE and not any(glob_matches(p, path) for p in patterns)]
+    read_bytes = max(listing[MESH_FILE], 0)
+    for number, path in enumerate(included):
+        size = max(listing[path], 0)
+        if read_bytes + min(size, MAX_FILE_BYTES) > MAX_INPUT_BYTES or len(sources.documents) >= MAX_DOCUMENTS:
+            spent = (f"{MAX_INPUT_BYTES // (1024 * 1024)} MiB" if len(sources.documents) < MAX_DOCUMENTS
+                     else f"{MAX_DOCUMENTS} documents")
+            report.add(codes.INPUT_BUDGET, f"the intent files before this one use up the input budget of {spent}; "
+                       f"this file and the {len(included) - number - 1} after it are not read", Location(path, 1, 1))
+            break
+        read_bytes += min(size, MAX_FILE_BYTES)
         intents.extend(_load_file(source, path, listing[path], sources, report))
     _check_mesh_placement(intents, sources, report)
     return Loaded(intents, sources, source)
@@ -296,7 +335,7 @@ def _load_file(
     sources.texts[path] = text
     _record_suppressions(path, text, report)
     try:
-        documents = load_documents(text)
+        documents = load_documents(text, max_documents=max(1, MAX_DOCUMENTS - len(sources.documents)))
     except YamlProblem as problem:
         report.add(problem.code, problem.message,
                    Location(path, problem.line, problem.column))

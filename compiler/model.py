@@ -8,7 +8,7 @@ in a model: they are in the loader's side table.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -114,11 +114,15 @@ class Retries(Strict):
     allowNonIdempotent: bool = False
 
 
+# Istio's connection pool settings are int32, Envoy's thresholds uint32: one range for both.
+INT32_MAX = 2**31 - 1
+
+
 class CircuitBreaker(Strict):
-    maxConnections: Annotated[int, Field(ge=1)] | None = None
-    maxPendingRequests: Annotated[int, Field(ge=1)] | None = None
-    maxRequests: Annotated[int, Field(ge=1)] | None = None
-    maxRetries: Annotated[int, Field(ge=0)] | None = None
+    maxConnections: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    maxPendingRequests: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    maxRequests: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    maxRetries: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None
 
 
 class OutlierDetection(Strict):
@@ -294,9 +298,28 @@ class Endpoint(Strict):
     version: Name | None = None
 
 
+# Every target enforces rateLimit with Envoy's local token bucket: it refuses a fill_interval
+# under 50ms (local_ratelimit.proto) and holds at most 2^32-1 tokens (uint32).
+TOKEN_BUCKET_MIN_FILL = Decimal("0.05")
+TOKEN_BUCKET_MAX_TOKENS = 2**32 - 1
+
+
+def token_bucket_scale(per: str) -> int:
+    """How many `per` periods make one refill of Envoy's token bucket: the first whole
+    multiple of `per` that reaches 50ms (by arithmetic: `per` may be a tiny fraction of 1ms)."""
+    return max(1, int((TOKEN_BUCKET_MIN_FILL / duration_seconds(per)).to_integral_value(rounding=ROUND_CEILING)))
+
+
 class RateLimit(Strict):
-    requests: Annotated[int, Field(ge=1)]
+    requests: Annotated[int, Field(ge=1, le=INT32_MAX)]
     per: Duration
+
+    @model_validator(mode="after")
+    def _enforceable(self) -> RateLimit:
+        if self.requests * token_bucket_scale(self.per) > TOKEN_BUCKET_MAX_TOKENS:
+            raise ValueError(f"{self.requests} requests per {self.per} is a rate above what Envoy's token bucket "
+                             f"holds ({TOKEN_BUCKET_MAX_TOKENS} per 50ms)")
+        return self
 
 
 class Service(Strict):

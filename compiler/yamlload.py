@@ -100,12 +100,12 @@ class _PositionConstructor(SafeConstructor):
     def _check_size(self, node: yaml.Node, data: Any, size: int) -> None:
         if size > MAX_EXPANDED_NODES:
             line, column = _mark(node)
-            raise YamlProblem(
-                codes.ALIAS_EXPANSION,
-                f"aliases expand this document past {MAX_EXPANDED_NODES} nodes (an alias bomb?)",
-                line,
-                column,
-            )
+            # name the real cause: aliases only when the nodes written are within the budget
+            written = len(self.constructed_objects)
+            cause = (f"aliases expand this document past {MAX_EXPANDED_NODES} nodes (an alias bomb?)"
+                     if written <= MAX_EXPANDED_NODES else
+                     f"this document has more than {MAX_EXPANDED_NODES} nodes, the budget of one document: split it")
+            raise YamlProblem(codes.ALIAS_EXPANSION, cause, line, column)
         self.sizes[id(data)] = size
 
     def construct_yaml_map(self, node: yaml.MappingNode) -> Any:
@@ -225,13 +225,19 @@ def plain_scalar_is_string(text: str) -> bool:
     return _SCALAR_RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
 
 
-def load_documents(text: str) -> list[YamlDocument]:
-    """Every document in `text`; raises YamlProblem for anything that is not clean YAML 1.2."""
+def load_documents(text: str, max_documents: int | None = None) -> list[YamlDocument]:
+    """Every document in `text`; raises YamlProblem for anything that is not clean YAML 1.2,
+    and for more than `max_documents` documents (what is left of the build's budget)."""
     loader = _Loader(text)
     documents: list[YamlDocument] = []
     try:
         index = 0
         while loader.check_node():
+            if max_documents is not None and index >= max_documents:
+                line, column = _mark(loader.peek_event())
+                raise YamlProblem(codes.INPUT_BUDGET,
+                                  "the build's budget of documents is used up before this document; "
+                                  "it and the rest of the file are not read", line, column)
             node = cast(yaml.Node, loader.get_node())  # not None: check_node saw a document
             data = loader.construct_document(node)
             documents.append(YamlDocument(index, data, node.start_mark.line + 1, loader.marks))

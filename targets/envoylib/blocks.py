@@ -12,15 +12,13 @@ from decimal import Decimal
 from typing import Any
 
 from compiler.graph import Key
-from compiler.model import HTTP2_PROTOCOLS, Match, RateLimit, StringMatch, duration_seconds
+from compiler.model import HTTP2_PROTOCOLS, Match, RateLimit, StringMatch, duration_seconds, token_bucket_scale
 
 LOOPBACK = "127.0.0.1"
 ANY_ADDRESS = "0.0.0.0"
 REDIRECT_CODES = {
     301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER", 307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT",
 }
-# Envoy's local rate limiter refuses a fill_interval under 50ms (local_ratelimit.proto).
-MIN_FILL_INTERVAL = Decimal("0.05")
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -136,9 +134,7 @@ def local_rate_limit(limit: RateLimit, stat_prefix: str) -> dict:
     reaches 50ms, with as many more tokens, so the rate stays the one the intent names.
     """
     per = duration_seconds(limit.per)
-    scale = 1
-    while per * scale < MIN_FILL_INTERVAL:
-        scale += 1
+    scale = token_bucket_scale(limit.per)
     tokens = limit.requests * scale
     always = {"numerator": 100, "denominator": "HUNDRED"}
     return typed(

@@ -1,0 +1,129 @@
+"""Work that could grow without bound on small input is bounded (issue 13, finding 8): one
+test per kind of amplification, each measuring time (and, where Python allocates it, peak
+memory with tracemalloc) in the test process, with generous margins."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from contextlib import contextmanager
+
+import pytest
+
+from compiler import loader
+from compiler.build import compile_mesh, emit
+from compiler.loader import glob_matches
+from compiler.render import RENDERERS
+from tests.test_bad_input import MESH, SERVICE
+
+CALLER = SERVICE.replace("name: api", "name: web") + "calls: [api]\n"
+
+
+@contextmanager
+def bounded(seconds: float, megabytes: float | None = None):
+    """Fails unless the block finishes within `seconds` and allocates at most `megabytes`."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.1f}s"
+    if megabytes is not None:
+        assert peak < megabytes * 1024 * 1024, f"peaked at {peak / 1024 / 1024:.0f} MB"
+
+
+@pytest.mark.parametrize(("pattern", "path", "expected"), [
+    ("vendor", "vendor/x.yaml", True),
+    ("vendor/*.yaml", "vendor/x.yaml", True),
+    ("vendor/*", "vendor/a/x.yaml", True),  # a directory the pattern names is excluded whole
+    ("*.yaml", "a/x.yaml", False),
+    ("**/x.yaml", "a/b/x.yaml", True),
+    ("**/x.yaml", "x.yaml", True),
+    ("a/**/c", "a/c/d.yaml", True),
+    ("a/?.yaml", "a/bb.yaml", False),
+    ("*a*a*b", "aaab", True),
+])
+def test_exclude_globs(pattern: str, path: str, expected: bool) -> None:
+    assert glob_matches(pattern, path) is expected
+
+
+def test_a_backtracking_glob_is_linear(make_mesh) -> None:
+    pattern = "*a" * 40 + "*b"
+    root = make_mesh({"mesh.yaml": MESH + f'exclude: ["{pattern}"]\n', "a.yaml": SERVICE,
+                      ("a" * 200) + ".yaml": SERVICE.replace("name: api", "name: other")})
+    with bounded(seconds=5):
+        compiled = compile_mesh(root)
+    assert [d.code.code for d in compiled.report.sorted() if d.severity == "error"] == []
+
+
+def test_a_tiny_rate_limit_period_is_arithmetic(make_mesh) -> None:
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE + "rateLimit: {requests: 1, per: 0.0000001ms}\n"})
+    with bounded(seconds=10):
+        compiled = compile_mesh(root)
+        artifacts = emit(compiled.graph, compiled.report, ["envoy"])
+    assert artifacts and not compiled.report.has_errors
+    # 1 request per 1e-10 s is 5e8 tokens per 50 ms refill: the rate the intent names
+    assert b'"max_tokens": 500000000' in next(a.content for a in artifacts if a.path.endswith("api.yaml"))
+
+
+def test_a_rate_no_token_bucket_holds_is_located(make_mesh) -> None:
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE + "rateLimit: {requests: 2000000000, per: 1ms}\n"})
+    diagnostics = compile_mesh(root).report.sorted()
+    assert [(d.code.code, str(d.location)) for d in diagnostics] == [("MESH108", "a.yaml:7:12")]
+
+
+def test_echoing_many_diagnostics_of_one_long_line_is_bounded(make_mesh) -> None:
+    fields = ", ".join(f"unknown{i}: {'x' * 30}" for i in range(1000))  # ~39 KB on one line
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": f"{{apiVersion: meshc/v1, kind: Service, name: api, {fields}}}\n"})
+    compiled = compile_mesh(root)
+    with bounded(seconds=5, megabytes=50):
+        text = RENDERERS["text"](compiled.report.sorted(), compiled.sources)
+    assert len(text) < 100_000
+
+
+def test_the_unreachable_rule_check_is_not_quadratic(make_mesh) -> None:
+    rules = "".join(f"  - match: [{{path: {{exact: /p{i}}}}}]\n    to: [{{service: api}}]\n" for i in range(4000))
+    rules += "  - match: [{path: {exact: /p7}}]\n    to: [{service: api}]\n"  # unreachable: rule 7 first
+    route = "apiVersion: meshc/v1\nkind: Route\nname: big\nservice: api\nrules:\n" + rules
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE, "b.yaml": CALLER, "route.yaml": route})
+    with bounded(seconds=60):
+        compiled = compile_mesh(root)
+    assert [d.code.code for d in compiled.report.sorted() if d.code.code == "MESH301"] == ["MESH301"]
+
+
+def test_a_large_document_is_not_called_an_alias_bomb(make_mesh) -> None:
+    body = "".join(f"k{i}: [{', '.join('1' * 1 for _ in range(10))}]\n" for i in range(25_000))
+    root = make_mesh({"mesh.yaml": MESH, "big.yaml": body})
+    (diagnostic,) = compile_mesh(root).report.sorted()
+    assert diagnostic.code.code == "MESH005"
+    assert "alias" not in diagnostic.message and "split it" in diagnostic.message
+    bomb = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(6))
+    (diagnostic,) = compile_mesh(make_mesh({"mesh.yaml": MESH, "big.yaml": bomb})).report.sorted()
+    assert "alias bomb" in diagnostic.message
+
+
+def test_many_small_documents_stop_at_the_document_budget(make_mesh, monkeypatch) -> None:
+    """A file of tiny documents stops at the build's document budget (200,000; 20,000 here to
+    keep the test short), with memory in proportion to the budget, not to the file."""
+    monkeypatch.setattr(loader, "MAX_DOCUMENTS", 20_000)
+    text = "{}\n---\n" * 600_000  # 4 MiB of empty mappings
+    root = make_mesh({"mesh.yaml": MESH, "many.yaml": text[: loader.MAX_FILE_BYTES - 10]})
+    with bounded(seconds=120, megabytes=150):
+        diagnostics = compile_mesh(root).report.sorted()
+    assert [(d.code.code, d.location.file) for d in diagnostics] == [("MESH012", "many.yaml")]
+    assert diagnostics[0].location.line == 2 * (20_000 - 1) + 1
+
+
+def test_the_total_input_budget_names_the_first_file_not_read(make_mesh, monkeypatch) -> None:
+    monkeypatch.setattr(loader, "MAX_INPUT_BYTES", 4096)
+    files = {"mesh.yaml": MESH, **{f"s{i:02}.yaml": SERVICE.replace("name: api", f"name: s{i}") + "#" * 400 + "\n"
+                                   for i in range(20)}}
+    diagnostics = compile_mesh(make_mesh(files)).report.sorted()
+    [budget] = [d for d in diagnostics if d.code.code == "MESH012"]
+    read = sum(1 for name in files if name.startswith("s") and name < budget.location.file)
+    assert 0 < read < 20 and "4 MiB" not in budget.message
+    assert f"the {20 - read - 1} after it are not read" in budget.message
