@@ -445,7 +445,9 @@ POLICY_EVALUATION_FAILED = _code(
     "MESH372", "policy-evaluation-failed", "error", "A Policy could not be evaluated for an object.",
     """Evaluating `rule` or `when` failed for this object: a field that is absent (guard it
     with `has()`), a type mismatch (CEL does not convert between types), or a result that is
-    not a boolean. The object is neither passed nor failed; fix the expression.""",
+    not a boolean. The object is neither passed nor failed; fix the expression. An evaluation
+    also fails when it exceeds its budget (5 s and 1 GiB per object: CEL has no cost limit of
+    its own here), which takes comprehensions nested in comprehensions over large lists.""",
 )
 UNUSED_SUPPRESSION = _code(
     "MESH390", "unused-suppression", "warning", "A suppression that suppresses nothing.",

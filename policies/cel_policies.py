@@ -134,29 +134,105 @@ def _evaluate(program: Any, data: dict[str, Any]) -> tuple[bool | None, str | No
     return result, None
 
 
+# The `cel` package (common-expression-language 0.10) has no cost limit, and its evaluator
+# runs in Rust, where no Python signal can stop it. Every evaluation therefore runs in a forked
+# process that the build can stop: each (Policy, object) evaluation gets EVALUATION_SECONDS of
+# wall time and EVALUATION_MEMORY bytes of address space beyond what the build already uses.
+# One that exceeds either is reported (MESH372) and the rest go on in a fresh process.
+EVALUATION_SECONDS = 5.0
+EVALUATION_MEMORY = 1024 * 1024 * 1024
+
+
+def _judge(policy: CompiledPolicy, data: dict[str, Any]) -> tuple[str, str | None]:
+    """("ok" | "violation" | the field that failed, why it failed) for one object."""
+    for field, program in (("when", policy.when), ("rule", policy.rule)):
+        if program is None:
+            continue
+        result, failure = _evaluate(program, data)
+        if failure is not None:
+            return field, failure
+        if not result:
+            return ("violation" if field == "rule" else "ok"), None
+    return "ok", None
+
+
+def _limit_memory() -> None:
+    import resource
+
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        in_use = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(resource.RLIMIT_AS, (in_use + EVALUATION_MEMORY, in_use + EVALUATION_MEMORY))
+
+
+def _judge_all(jobs: list[tuple[CompiledPolicy, dict[str, Any]]]) -> list[tuple[str, str | None]]:
+    """_judge of every job, in forked processes (one unless an evaluation is stopped)."""
+    import pickle
+    import select
+    import signal
+
+    verdicts: list[tuple[str, str | None]] = []
+    while len(verdicts) < len(jobs):
+        first = len(verdicts)
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child, which never returns
+            try:
+                os.close(read_end)
+                _limit_memory()
+                for policy, data in jobs[first:]:
+                    record = pickle.dumps(_judge(policy, data))
+                    os.write(write_end, len(record).to_bytes(4, "big") + record)
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb", buffering=0) as stream:
+            while len(verdicts) < len(jobs):
+                ready, _, _ = select.select([stream], [], [], EVALUATION_SECONDS)
+                header = stream.read(4) if ready else b""
+                if len(header) < 4:
+                    break
+                size = int.from_bytes(header, "big")
+                body = b""
+                while len(body) < size:
+                    body += stream.read(size - len(body))
+                verdicts.append(pickle.loads(body))
+        stopped = len(verdicts) < len(jobs)
+        if stopped:
+            os.kill(child, signal.SIGKILL)
+        _, status = os.waitpid(child, 0)
+        if stopped:
+            timed_out = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+            verdicts.append(("budget", f"it ran past {EVALUATION_SECONDS:g} s" if timed_out else
+                             f"it needed more than {EVALUATION_MEMORY // (1024 * 1024)} MiB of memory"))
+    return verdicts
+
+
 def check(graph: MeshGraph, report: Report) -> None:
     if not graph.policies:
         return
     at = graph.sources.locate
+    jobs = []
     for policy in compile_policies(graph, report):
+        jobs += [(policy, name, origin, data) for name, origin, data in objects_of(graph, policy.node.spec.appliesTo)]
+    verdicts = _judge_all([(policy, data) for policy, _, _, data in jobs])
+    for (policy, name, origin, _), (verdict, failure) in zip(jobs, verdicts):
         spec = policy.node.spec
-        for name, origin, data in objects_of(graph, spec.appliesTo):
-            where = at(origin, "name")
-            for field, program in (("when", policy.when), ("rule", policy.rule)):
-                if program is None:
-                    continue
-                result, failure = _evaluate(program, data)
-                related = (Related(at(policy.node.origin, field), f"`{field}` of Policy {spec.name}"),)
-                if failure is not None:
-                    report.add(codes.POLICY_EVALUATION_FAILED,
-                               f"Policy {spec.name}: `{field}` cannot be evaluated for {name}: {failure}",
-                               where, related=related, hint="guard optional fields with has()")
-                    break
-                if not result:
-                    if field == "rule":
-                        report.add(codes.POLICY_VIOLATION, f"{name}: {spec.message} (Policy {spec.name})",
-                                   where, related=related, severity=spec.severity)
-                    break
+        where = at(origin, "name")
+        if verdict == "violation":
+            report.add(codes.POLICY_VIOLATION, f"{name}: {spec.message} (Policy {spec.name})", where,
+                       related=(Related(at(policy.node.origin, "rule"), f"`rule` of Policy {spec.name}"),),
+                       severity=spec.severity)
+        elif verdict == "budget":
+            report.add(codes.POLICY_EVALUATION_FAILED,
+                       f"Policy {spec.name} cannot be evaluated for {name} within the evaluation budget: {failure}",
+                       where, related=(Related(at(policy.node.origin, "rule"), f"Policy {spec.name}"),),
+                       hint="a comprehension (all, exists, map, filter) nested in another multiplies the work: "
+                            "flatten it")
+        elif verdict != "ok":
+            report.add(codes.POLICY_EVALUATION_FAILED,
+                       f"Policy {spec.name}: `{verdict}` cannot be evaluated for {name}: {failure}", where,
+                       related=(Related(at(policy.node.origin, verdict), f"`{verdict}` of Policy {spec.name}"),),
+                       hint="guard optional fields with has()")
 
 
 CHECK = Check(

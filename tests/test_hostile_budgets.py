@@ -4,6 +4,7 @@ memory with tracemalloc) in the test process, with generous margins."""
 
 from __future__ import annotations
 
+import json
 import time
 import tracemalloc
 from contextlib import contextmanager
@@ -127,3 +128,45 @@ def test_the_total_input_budget_names_the_first_file_not_read(make_mesh, monkeyp
     read = sum(1 for name in files if name.startswith("s") and name < budget.location.file)
     assert 0 < read < 20 and "4 MiB" not in budget.message
     assert f"the {20 - read - 1} after it are not read" in budget.message
+
+
+SIXTEEN = "[" + ",".join(str(i) for i in range(16)) + "]"
+
+
+def _cel_policy(rule: str) -> str:
+    return ("apiVersion: meshc/v1\nkind: Policy\nname: costly\nappliesTo: Service\nseverity: error\n"
+            f"rule: {json.dumps(rule)}\nmessage: never\n")
+
+
+@pytest.mark.parametrize(("rule", "why"), [
+    # ten nested comprehensions over a 10-element list: 10^10 steps
+    ("[0,1,2,3,4,5,6,7,8,9]" + "".join(f".all(x{i}, [0,1,2,3,4,5,6,7,8,9]" for i in range(9))
+     + ".all(y, true)" + ")" * 9, "ran past"),
+    # six nested maps over 16 elements, each building a list of strings: 16^6 strings
+    ("size(" + "".join(f"{SIXTEEN}.map({v}, " for v in "abcdef") + "'" + "a" * 64 + "'" + ")" * 6 + ") > 0", ""),
+], ids=["nested-all", "nested-map"])
+def test_a_costly_policy_is_stopped_at_its_budget(make_mesh, monkeypatch, rule: str, why: str) -> None:
+    from policies import cel_policies
+
+    monkeypatch.setattr(cel_policies, "EVALUATION_SECONDS", 2.0)
+    monkeypatch.setattr(cel_policies, "EVALUATION_MEMORY", 256 * 1024 * 1024)
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE, "b.yaml": CALLER, "policy.yaml": _cel_policy(rule)})
+    with bounded(seconds=60):
+        diagnostics = compile_mesh(root).report.sorted()
+    stopped = [d for d in diagnostics if d.code.code == "MESH372"]
+    assert len(stopped) == 2, [str(d.message) for d in diagnostics]  # each Service, each in its own budget
+    assert all("within the evaluation budget" in d.message and why in d.message for d in stopped)
+    assert {d.location.file for d in stopped} == {"a.yaml", "b.yaml"}
+
+
+def test_policies_still_judge_after_a_stopped_evaluation(make_mesh, monkeypatch) -> None:
+    from policies import cel_policies
+
+    monkeypatch.setattr(cel_policies, "EVALUATION_SECONDS", 2.0)
+    slow = ("self.name != 'api' || [0,1,2,3,4,5,6,7,8,9]" + "".join(f".all(x{i}, [0,1,2,3,4,5,6,7,8,9]" for i in range(9))
+            + ".all(y, true)" + ")" * 9)
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE, "b.yaml": CALLER,
+                      "policy.yaml": _cel_policy(slow).replace("message: never", "message: web is fine")})
+    diagnostics = compile_mesh(root).report.sorted()
+    assert [(d.code.code, d.location.file) for d in diagnostics if d.code.code.startswith("MESH37")] == [
+        ("MESH372", "a.yaml")]
