@@ -84,13 +84,48 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     return compiled
 
 
+# What one build may write (MESH013); checked after each target, so a build holds at most
+# this much plus one target's artifacts.
+MAX_OUTPUT_BYTES = 1024 * 1024 * 1024
+
+
 def emit(graph: MeshGraph, report: Report, targets: list[str] | None = None,
          workloads: frozenset[str] | None = None) -> list[Artifact]:
-    """Artifacts of the named targets (default: all), sorted by path; only `workloads` if given."""
+    """Artifacts of the named targets (default: all), sorted by path; only `workloads` if given.
+    None of them (and MESH013) when they exceed the output budget."""
     artifacts: list[Artifact] = []
+    size = 0
     for name in targets or sorted(REGISTRY):
-        artifacts.extend(load_target(name).emit(graph, report, workloads))
+        emitted = load_target(name).emit(graph, report, workloads)
+        artifacts.extend(emitted)
+        size += sum(len(artifact.content) for artifact in emitted)
+        if size > MAX_OUTPUT_BYTES:
+            _report_output_budget(artifacts, size, graph, report)
+            return []
     return sorted(artifacts, key=lambda a: a.path)
+
+
+def _report_output_budget(artifacts: list[Artifact], size: int, graph: MeshGraph, report: Report) -> None:
+    """MESH013 at the intent file that accounts for most of the output bytes: each artifact's
+    bytes are shared among its source files in proportion to their sizes (a sidecar that
+    carries a Route of thousands of rules owes its size to the Route, not to its Service)."""
+    from compiler.diagnostics import Location
+    from compiler.loader import MESH_FILE
+
+    share: dict[str, float] = {}
+    for artifact in artifacts:
+        weights = {source: len(graph.sources.texts.get(source, "")) + 1 for source in artifact.sources}
+        total = sum(weights.values())
+        for source, weight in weights.items():
+            share[source] = share.get(source, 0) + len(artifact.content) * weight / total
+    # mesh.yaml is a source of nearly everything: the cause is the heaviest other file
+    candidates = sorted(source for source in share if source != MESH_FILE) or [MESH_FILE]
+    cause = max(candidates, key=lambda source: share[source])
+    mib = 1024 * 1024
+    report.add(codes.OUTPUT_BUDGET,
+               f"the artifacts would exceed the output budget of {MAX_OUTPUT_BYTES // mib} MiB "
+               f"({size // mib} MiB after the targets emitted so far); about {int(share[cause]) // mib} MiB of them "
+               "come from this file", Location(cause, 1, 1))
 
 
 class ChangedSinceError(Exception):

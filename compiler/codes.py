@@ -117,6 +117,14 @@ INPUT_BUDGET = _code(
     past the budget are not read; the diagnostic is at the first of them. List generated or
     vendored YAML in Mesh.exclude, or split the mesh.""",
 )
+OUTPUT_BUDGET = _code(
+    "MESH013", "output-budget", "error", "The artifacts of one build exceed the output budget.",
+    """One build writes at most 1 GiB of artifacts (a 10,000-service mesh writes about 460 MB),
+    so that a small intent multiplied into many proxies (a Route of thousands of rules that a
+    hundred services call, each sidecar carrying all of it) cannot fill a disk or a CI
+    runner's memory. Nothing is written. The diagnostic is at the intent file whose objects
+    account for most of the output; split what it defines, or call it from fewer services.""",
+)
 
 # 05x: meshc fmt ------------------------------------------------------------------------------
 FORMAT_UNSAFE = _code(

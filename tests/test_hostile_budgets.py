@@ -170,3 +170,25 @@ def test_policies_still_judge_after_a_stopped_evaluation(make_mesh, monkeypatch)
     diagnostics = compile_mesh(root).report.sorted()
     assert [(d.code.code, d.location.file) for d in diagnostics if d.code.code.startswith("MESH37")] == [
         ("MESH372", "a.yaml")]
+
+
+def test_an_output_multiplied_into_many_proxies_stops_at_the_output_budget(make_mesh, monkeypatch) -> None:
+    """A Route of many rules called by many services: each caller's sidecar carries all of it.
+    At the real budget (1 GiB) that takes 40,000 rules and 100 callers; 2 MiB here."""
+    from click.testing import CliRunner
+
+    from compiler import build
+    from compiler.cli import main
+
+    monkeypatch.setattr(build, "MAX_OUTPUT_BYTES", 2 * 1024 * 1024)
+    rules = "".join(f"  - match: [{{path: {{exact: /p{i}}}}}]\n    to: [{{service: api}}]\n" for i in range(1500))
+    callers = {f"c{i}.yaml": CALLER.replace("name: web", f"name: c{i}") for i in range(12)}
+    root = make_mesh({"mesh.yaml": MESH + "authorization: allow\n", "a.yaml": SERVICE, **callers,
+                      "route.yaml": "apiVersion: meshc/v1\nkind: Route\nname: big\nservice: api\nrules:\n" + rules})
+    with bounded(seconds=300):
+        result = CliRunner().invoke(main, ["build", str(root), "-t", "envoy", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    found = [d for d in json.loads(result.stdout)["diagnostics"] if d["code"] == "MESH013"]
+    assert [d["location"]["file"] for d in found] == ["route.yaml"], result.output
+    assert "output budget of 2 MiB" in found[0]["message"]
+    assert not (root / "build").exists()
