@@ -16,7 +16,7 @@ from compiler import codes
 from compiler.artifact import Artifact
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
-from compiler.loader import Loaded, SourceTable, WorktreeSource, load
+from compiler.loader import DEFAULT_OUTPUT, Loaded, Revision, SourceTable, WorktreeSource, load
 from targets import REGISTRY
 from targets import load as load_target
 
@@ -81,6 +81,23 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
         compiled.filter_suppressed()
         if finish:
             compiled.finish(targets_ran=False)
+    return compiled
+
+
+def check_mesh(root: Path, *, ref: str | None = None) -> Compiled:
+    """`meshc check`: compile and analyse, then run every target and lay out the output tree in
+    memory, writing nothing, so that whatever a build would refuse is reported here too: a
+    mesh that checks clean builds (tests/test_hostile_agreement.py)."""
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False)
+    ran = compiled.graph is not None and not compiled.report.has_errors
+    if ran:
+        from compiler.writer import render_tree
+
+        artifacts = emit(compiled.graph, compiled.report)
+        if not compiled.report.has_errors:
+            # the revision only fills manifest.json: not worth reading git state for
+            render_tree(artifacts, Revision(None, True, None), targets=sorted(REGISTRY))
+    compiled.finish(targets_ran=ran)
     return compiled
 
 

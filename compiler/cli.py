@@ -104,20 +104,21 @@ def main() -> None:
 @click.option("--fix", is_flag=True, help="Apply the mechanical fixes (renamed fields) in place, then check.")
 @_common
 def check(path: str, fix: bool, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
-    """Load, type-check, link and analyse the mesh; write nothing (with --fix: only the fixes)."""
-    from compiler.build import compile_mesh
+    """Load, type-check, link and analyse the mesh, and run every target without writing: a mesh
+    that checks clean builds (with --fix, the fixes are the only thing written)."""
+    from compiler.build import check_mesh
 
     root = _root(path)
     if fix and ref is not None:
         raise click.UsageError("--fix edits the working tree; it does not combine with --ref")
-    compiled = compile_mesh(root, ref=ref)
+    compiled = check_mesh(root, ref=ref)
     if fix and any(d.fix for d in compiled.report.diagnostics):
         from compiler.fixes import apply_fixes
 
         for rename, applied in apply_fixes(root, compiled.report.diagnostics):
             state = "renamed" if applied else "could not rename"
             click.echo(f"{rename.location}: {state} {rename.old!r} to {rename.new!r}", err=True)
-        compiled = compile_mesh(root)
+        compiled = check_mesh(root)
     _print_report(compiled, fmt, quiet, color, root)
     sys.exit(EXIT_FAIL if compiled.report.fails(fail_on) else EXIT_OK)
 
@@ -229,13 +230,13 @@ def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, 
     A file belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files
     outside every mesh are ignored.
     """
-    from compiler.build import compile_mesh
+    from compiler.build import check_mesh
 
     roots = {root for root in map(_mesh_root_of, files) if root is not None}
     failed = False
     for root in sorted(roots):
         display = Path(os.path.relpath(root))
-        compiled = compile_mesh(display, ref=ref)
+        compiled = check_mesh(display, ref=ref)
         _print_report(compiled, fmt, quiet, color, display)
         failed |= compiled.report.fails(fail_on)
     sys.exit(EXIT_FAIL if failed else EXIT_OK)

@@ -166,6 +166,11 @@ class WorktreeSource:
     def _entry(self, full: Path) -> tuple[str, int]:
         relative = full.relative_to(self.root).as_posix()
         try:
+            relative.encode("utf-8")
+        except UnicodeEncodeError:  # bytes os.walk could not decode, kept as surrogates
+            shown = os.fsencode(relative).decode("utf-8", "backslashreplace")
+            return self._refuse(shown, codes.UNREADABLE_FILE, "the file name is not UTF-8; rename the file")
+        try:
             target = full.resolve(strict=True)
             if not target.is_relative_to(self.real_root):
                 return self._refuse(relative, codes.OUTSIDE_MESH_ROOT,
@@ -214,8 +219,9 @@ def glob_matches(pattern: str, path: str) -> bool:
         states = _expand(pattern_parts, states)
         if len(pattern_parts) in states:
             return True  # the pattern matched a directory of the path
-        states = {i + 1 if pattern_parts[i] != "**" else i for i in states
-                  if i < len(pattern_parts) and (pattern_parts[i] == "**" or _segment_matches(pattern_parts[i], segment))}
+        states = {i if pattern_parts[i] == "**" else i + 1 for i in states
+                  if i < len(pattern_parts)
+                  and (pattern_parts[i] == "**" or _segment_matches(pattern_parts[i], segment))}
         if not states:
             return False
     return len(pattern_parts) in _expand(pattern_parts, states)

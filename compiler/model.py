@@ -28,6 +28,14 @@ API_VERSION = "meshc/v1"
 LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 Name = Annotated[str, StringConstraints(pattern=rf"^{LABEL}$")]
 
+# Version labels are Kubernetes labels on every target (pods, WorkloadEntries, Istio's
+# canonical revision, a VM's cluster.env): a qualified name, optionally under a DNS prefix,
+# and a value of at most 63 letters, digits, '-', '_' and '.' (Kubernetes' validation).
+LabelKey = Annotated[str, StringConstraints(
+    pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+            r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", max_length=253 + 1 + 63)]
+LabelValue = Annotated[str, StringConstraints(pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")]
+
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
 
@@ -290,7 +298,7 @@ class ServicePort(Strict):
 
 
 class Version(Strict):
-    labels: dict[Annotated[str, StringConstraints(min_length=1, max_length=63)], str] = {}
+    labels: dict[LabelKey, LabelValue] = {}
 
 
 class Endpoint(Strict):

@@ -53,7 +53,8 @@ def endpoint_directory(address: str) -> str | None:
     """The bundle directory name of an endpoint, or None for an address that is neither an IP
     address nor a host name (IPv6 colons become dashes: a path segment holds no colon)."""
     try:
-        return str(ipaddress.ip_address(address)).replace(":", "-")
+        name = str(ipaddress.ip_address(address)).replace(":", "-")
+        return name if name[0].isalnum() else f"0{name}"  # ::1 is 0--1: a segment starts with a digit
     except ValueError:
         pass
     if len(address) <= 253 and _HOST_NAME.match(address):
