@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from compiler import DEFAULT_OUTPUT, __version__
+from compiler import DEFAULT_OUTPUT
 
 if TYPE_CHECKING:
     from compiler.codes import Severity
@@ -47,6 +47,15 @@ class MeshcGroup(click.Group):
                 return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except BrokenPipeError:  # `meshc explain | head`: the reader left, nothing to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(EXIT_OK)
+        except OSError as error:  # the environment, not meshc: one plain line (docs/cli.md)
+            if os.environ.get("MESHC_DEBUG"):
+                raise
+            where = f": {error.filename}" if error.filename else ""
+            click.echo(f"meshc: {error.strerror or error}{where}", err=True)
+            ctx.exit(EXIT_USAGE)
         except Exception as error:  # the contract is exit 2, never a traceback
             if os.environ.get("MESHC_DEBUG"):
                 raise
@@ -93,8 +102,17 @@ def _print_report(compiled, fmt: str, quiet: bool, color: str, root: Path) -> No
         click.echo(text, nl=False)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from compiler import version_line
+
+        click.echo(f"meshc {version_line()}")
+        ctx.exit(EXIT_OK)
+
+
 @click.group(cls=MeshcGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="meshc")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the version (and the git revision of a source install) and exit.")
 def main() -> None:
     """meshc compiles service-mesh intents into Envoy, Kubernetes, Cloud Foundry and VM artifacts."""
 
@@ -352,10 +370,11 @@ def import_command(inputs: tuple[str, ...], output: str, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(("text", "json", "markdown")), default="text", show_default=True,
               help="markdown: the pull-request comment (summary tables, linked intents, a Mermaid diagram).")
 @click.option("--stat", is_flag=True, help="The summary alone: changed intents and workloads, no file diffs.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing; exit 1 when anything changes, 0 when nothing does.")
 @click.option("--link-base", "link_base", default=None, metavar="URL",
               help="markdown: the repository's web address; intents link to URL/blob/COMMIT/PATH#LLINE "
                    "(default $GITHUB_SERVER_URL/$GITHUB_REPOSITORY when both are set).")
-def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: str, stat: bool,
+def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: str, stat: bool, quiet: bool,
          link_base: str | None) -> None:
     """Compile two revisions (default: HEAD against the working tree) and show what changes.
 
@@ -377,6 +396,8 @@ def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: 
             sys.exit(EXIT_FAIL)
         sides.append((compiled.graph, emit(compiled.graph, compiled.report, list(targets) or None)))
     result = diff_meshes(sides[0][0], sides[1][0], sides[0][1], sides[1][1])
+    if quiet:
+        sys.exit(EXIT_FAIL if result.files or result.intents else EXIT_OK)
     if fmt == "json":
         click.echo(render_json(result, stat=stat).decode("utf-8"), nl=False)
     elif fmt == "markdown":
@@ -442,11 +463,18 @@ def _graph_page(root: Path, ref: str | None) -> str:
 
 
 @main.command()
-@click.argument("code")
-def explain(code: str) -> None:
-    """Print the documentation of one diagnostic code (MESHnnn)."""
+@click.argument("code", required=False)
+def explain(code: str | None) -> None:
+    """Print the documentation of diagnostic CODE (MESH360, mesh360 or 360); without CODE,
+    list every code with its summary."""
+    from compiler.codes import CODES
     from compiler.diagnostics import lookup
 
+    if code is None:
+        width = max(len(entry.name) for entry in CODES.values())
+        for entry in CODES.values():
+            click.echo(f"{entry.code}  {entry.name:<{width}}  {entry.severity:<7}  {entry.summary}")
+        return
     entry = lookup(code)
     if entry is None:
         click.echo(f"meshc: no diagnostic code {code!r}", err=True)

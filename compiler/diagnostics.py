@@ -86,4 +86,6 @@ class Report:
 
 
 def lookup(code: str) -> Code | None:
-    return CODES.get(code.upper())
+    """The code `MESH360`, `mesh360` or `360` names."""
+    code = code.strip().upper()
+    return CODES.get(code if code.startswith("MESH") else f"MESH{code.zfill(3)}")

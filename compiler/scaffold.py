@@ -25,6 +25,8 @@ apiVersion: meshc/v1
 kind: Service
 name: web
 platform: k8s
+public: true                 # reached from outside the mesh, through the platform's router
+mtls: PERMISSIVE             # the router is no mesh workload: it calls in plain text
 ports:
   - {name: http, port: 8080, protocol: http}
 calls: [api]

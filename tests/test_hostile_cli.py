@@ -1,0 +1,90 @@
+"""A CLI that never surprises (issue 13, everyday friction): explain lists and finds codes,
+--version names the source revision, init checks with no diagnostic at all, diff --quiet,
+documented revisions exist, and environment faults are one plain line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from compiler.cli import main
+from compiler.codes import CODES
+from tests.conftest import REPO
+from tests.gitops_support import git_mesh, meshc
+
+runner = CliRunner()
+
+
+def test_explain_without_a_code_lists_every_code() -> None:
+    result = runner.invoke(main, ["explain"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert [line.split()[0] for line in lines] == list(CODES)
+    assert all(CODES[line.split()[0]].summary in line for line in lines)
+
+
+def test_explain_takes_the_number_alone() -> None:
+    for spelling in ("360", "mesh360", "MESH360", " 360 "):
+        result = runner.invoke(main, ["explain", spelling])
+        assert result.exit_code == 0 and result.output.startswith("MESH360 (unreachable-service)"), spelling
+    assert runner.invoke(main, ["explain", "9999"]).exit_code == 2
+
+
+def test_version_names_the_git_revision_of_a_source_install() -> None:
+    result = subprocess.run([sys.executable, "-m", "compiler", "--version"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60, check=True)
+    revision = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+    match = re.fullmatch(r"meshc \S+ \(git ([0-9a-f]{12})(-dirty)?\)\n", result.stdout)
+    assert match and revision.startswith(match.group(1)), result.stdout
+
+
+def test_init_checks_with_no_diagnostic_at_all(tmp_path: Path) -> None:
+    assert runner.invoke(main, ["init", str(tmp_path)]).exit_code == 0
+    result = runner.invoke(main, ["check", str(tmp_path), "--fail-on", "info", "--format", "json"])
+    assert result.exit_code == 0 and '"diagnostics": []' in result.output, result.output
+
+
+def test_diff_quiet_answers_by_exit_code(tmp_path: Path) -> None:
+    repo = git_mesh(tmp_path / "repo")
+    quiet = meshc("diff", "-C", str(repo.root), "--quiet")
+    assert quiet.exit_code == 0 and quiet.output == ""
+    repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: 8s")
+    quiet = meshc("diff", "-C", str(repo.root), "-q")
+    assert quiet.exit_code == 1 and quiet.output == ""
+
+
+def test_diff_works_from_outside_the_repository(tmp_path: Path, monkeypatch) -> None:
+    repo = git_mesh(tmp_path / "repo")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = meshc("diff", "-C", str(repo.root), "--format", "json")
+    assert result.exit_code == 0, result.output
+
+
+def test_documented_revisions_exist_and_hold_the_hooks_and_the_action() -> None:
+    pinned = set()
+    for document in ("README.md", "docs/gitops.md"):
+        text = (REPO / document).read_text(encoding="utf-8")
+        pinned |= set(re.findall(r"rev: (\S+)", text)) | set(re.findall(r"uses: meshc/meshc@(\S+)", text))
+    assert pinned and all(re.fullmatch(r"[0-9a-f]{40}", rev) for rev in pinned), pinned
+    for rev in pinned:
+        for path in (".pre-commit-hooks.yaml", "action.yml"):
+            subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{rev}:{path}"], check=True, timeout=30)
+
+
+def test_an_unwritable_environment_is_one_plain_line(tmp_path: Path, monkeypatch) -> None:
+    from compiler import build
+
+    def unreadable(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x"))
+
+    monkeypatch.setattr(build, "compile_mesh", unreadable)
+    result = runner.invoke(main, ["check", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output == f"meshc: Permission denied: {tmp_path / 'x'}\n"
