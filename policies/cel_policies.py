@@ -215,7 +215,7 @@ def check(graph: MeshGraph, report: Report) -> None:
     for policy in compile_policies(graph, report):
         jobs += [(policy, name, origin, data) for name, origin, data in objects_of(graph, policy.node.spec.appliesTo)]
     verdicts = _judge_all([(policy, data) for policy, _, _, data in jobs])
-    for (policy, name, origin, _), (verdict, failure) in zip(jobs, verdicts):
+    for (policy, name, origin, _), (verdict, failure) in zip(jobs, verdicts, strict=True):
         spec = policy.node.spec
         where = at(origin, "name")
         if verdict == "violation":
