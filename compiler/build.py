@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler import codes
+from compiler import DEFAULT_OUTPUT, codes
 from compiler.artifact import Artifact
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
-from compiler.loader import DEFAULT_OUTPUT, Loaded, Revision, SourceTable, WorktreeSource, load
+from compiler.loader import Loaded, Revision, SourceTable, WorktreeSource, load
 from targets import REGISTRY
 from targets import load as load_target
 
