@@ -193,14 +193,14 @@ class Tracing(Strict):
 
 class SdsCertificates(Strict):
     mode: Literal["sds"]
-    sdsSocket: Annotated[str, StringConstraints(pattern=r"^/[^\s\x00]*$")] = (
+    sdsSocket: Annotated[str, StringConstraints(pattern=r"^/[^\s\x00-\x1f\x7f]*$")] = (
         "/run/spire/sockets/agent.sock"
     )
 
 
 class FileCertificates(Strict):
     mode: Literal["files"]
-    dir: Annotated[str, StringConstraints(pattern=r"^/[^\s\x00]*$")] = "/etc/meshc/certs"
+    dir: Annotated[str, StringConstraints(pattern=r"^/[^\s\x00-\x1f\x7f]*$")] = "/etc/meshc/certs"
 
 
 Certificates = Annotated[SdsCertificates | FileCertificates, Field(discriminator="mode")]
