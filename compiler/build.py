@@ -89,11 +89,12 @@ def check_mesh(root: Path, *, ref: str | None = None) -> Compiled:
     memory, writing nothing, so that whatever a build would refuse is reported here too: a
     mesh that checks clean builds (tests/test_hostile_agreement.py)."""
     compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False)
-    ran = compiled.graph is not None and not compiled.report.has_errors
-    if ran:
+    graph = compiled.graph
+    ran = graph is not None and not compiled.report.has_errors
+    if graph is not None and ran:
         from compiler.writer import render_tree
 
-        artifacts = emit(compiled.graph, compiled.report)
+        artifacts = emit(graph, compiled.report)
         if not compiled.report.has_errors:
             # the revision only fills manifest.json: not worth reading git state for
             render_tree(artifacts, Revision(None, True, None), targets=sorted(REGISTRY))

@@ -475,11 +475,11 @@ def explain(code: str | None) -> None:
         for entry in CODES.values():
             click.echo(f"{entry.code}  {entry.name:<{width}}  {entry.severity:<7}  {entry.summary}")
         return
-    entry = lookup(code)
-    if entry is None:
+    found = lookup(code)
+    if found is None:
         click.echo(f"meshc: no diagnostic code {code!r}", err=True)
         sys.exit(EXIT_USAGE)
-    click.echo(f"{entry.code} ({entry.name}), {entry.severity} by default\n\n{entry.summary}\n\n{entry.explanation}")
+    click.echo(f"{found.code} ({found.name}), {found.severity} by default\n\n{found.summary}\n\n{found.explanation}")
 
 
 @main.command()

@@ -234,7 +234,8 @@ def load_documents(text: str, max_documents: int | None = None) -> list[YamlDocu
         index = 0
         while loader.check_node():
             if max_documents is not None and index >= max_documents:
-                line, column = _mark(loader.peek_event())
+                mark = getattr(loader.peek_event(), "start_mark", None)
+                line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
                 raise YamlProblem(codes.INPUT_BUDGET,
                                   "the build's budget of documents is used up before this document; "
                                   "it and the rest of the file are not read", line, column)

@@ -56,6 +56,17 @@ def match_covers(broad: Match, narrow: Match) -> bool:
 Entry = tuple[Match, int, "int | None"]  # a match entry, its rule index, its entry index (None: catch-all)
 
 
+def _path_key(path: PathMatch | None) -> tuple[str | None, str | None]:
+    """(exact | prefix | regex, its value) of a path match; (None, None) for none."""
+    if path is None:
+        return None, None
+    for kind in ("exact", "prefix", "regex"):
+        value = getattr(path, kind)
+        if value is not None:
+            return kind, value
+    return None, None
+
+
 class _EntryIndex:
     """Match entries by what an entry that covers another must share with it (method, port,
     and an equal path, a shorter path prefix, or no path), so that finding the entries that
@@ -69,25 +80,21 @@ class _EntryIndex:
 
     def add(self, entry: Entry) -> None:
         match = entry[0]
-        path = match.path
-        kind = None if path is None else next(k for k in ("exact", "prefix", "regex") if getattr(path, k) is not None)
-        value = None if path is None else getattr(path, kind)
-        if kind == "prefix":
+        kind, value = _path_key(match.path)
+        if kind == "prefix" and value is not None:
             self.prefix_lengths.add(len(value))
         self.buckets.setdefault((match.method, match.port, kind, value), []).append((self.count, entry))
         self.count += 1
 
     def _candidates(self, narrow: Match):
-        path = narrow.path
+        kind, value = _path_key(narrow.path)
         keys: list[tuple[str | None, str | None]] = [(None, None)]
-        if path is not None:
-            value = path.exact if path.exact is not None else path.prefix if path.prefix is not None else path.regex
-            if path.regex is not None:
-                keys.append(("regex", value))
-            else:
-                if path.exact is not None:
-                    keys.append(("exact", value))
-                keys += [("prefix", value[:length]) for length in sorted(self.prefix_lengths) if length <= len(value)]
+        if kind == "regex":
+            keys.append((kind, value))
+        elif value is not None:
+            if kind == "exact":
+                keys.append((kind, value))
+            keys += [("prefix", value[:length]) for length in sorted(self.prefix_lengths) if length <= len(value)]
         for method in {None, narrow.method}:
             for port in {None, narrow.port}:
                 for kind, value in keys:
