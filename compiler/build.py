@@ -8,6 +8,8 @@ the output directory) so that the CLI only parses options and prints.
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,8 +49,32 @@ class Compiled:
             self.suppressor = None
 
 
+class Stages:
+    """Where a command's time went: each stage with its duration and what it counted. `show`
+    receives a line as each stage ends (progress on a terminal); summary() is `--timings`."""
+
+    def __init__(self, show: Callable[[str], None] | None = None) -> None:
+        self.show = show
+        self.done: list[tuple[str, float, str]] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[list[str]]:
+        """Times the block; the block appends what it counted (`12 files`) to the list."""
+        counted: list[str] = []
+        started = time.perf_counter()
+        yield counted
+        self.done.append((name, time.perf_counter() - started, ", ".join(counted)))
+        if self.show is not None:
+            self.show(f"meshc: {name}" + (f": {counted[0]}" if counted else "") + f" ({self.done[-1][1]:.2f} s)")
+
+    def summary(self) -> str:
+        total = sum(seconds for _, seconds, _ in self.done)
+        lines = [f"  {name:<8} {seconds:8.3f} s  {counted}".rstrip() for name, seconds, counted in self.done]
+        return "\n".join(["meshc: timings", *lines, f"  {'total':<8} {total:8.3f} s"]) + "\n"
+
+
 def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, ...] = (),
-                 analyse: bool = True, finish: bool = True) -> Compiled:
+                 analyse: bool = True, finish: bool = True, stages: Stages | None = None) -> Compiled:
     """Load, link and (by default) analyse the mesh at root; never raises for user errors.
 
     Analysis runs only on a mesh that linked without errors: checks over a graph with holes
@@ -66,15 +92,25 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
             return Compiled(None, SourceTable(), report)
     else:
         source = WorktreeSource(root, skip_dirs)
-    loaded = load(source, report)
+    stages = stages or Stages()
+    with stages.stage("load") as counted:
+        loaded = load(source, report)
+        counted.append(f"{len(loaded.sources.texts)} files, {len(loaded.intents)} intents")
     from compiler.linker import link
 
-    graph = link(loaded, report) if not report.has_errors else None
+    graph = None
+    if not report.has_errors:
+        with stages.stage("link") as counted:
+            graph = link(loaded, report)
+            if graph is not None:
+                counted.append(f"{len(graph.services)} services")
     compiled = Compiled(graph, loaded.sources, report, loaded)
     if graph is not None and analyse and not report.has_errors:
         from policies.registry import analyse as run_checks
 
-        run_checks(graph, report)
+        with stages.stage("analyse") as counted:
+            run_checks(graph, report)
+            counted.append(f"{len(report.diagnostics)} diagnostics")
         from compiler.suppress import Suppressor
 
         compiled.suppressor = Suppressor(loaded, graph, report.line_suppressions)
@@ -84,17 +120,20 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     return compiled
 
 
-def check_mesh(root: Path, *, ref: str | None = None) -> Compiled:
+def check_mesh(root: Path, *, ref: str | None = None, stages: Stages | None = None) -> Compiled:
     """`meshc check`: compile and analyse, then run every target and lay out the output tree in
     memory, writing nothing, so that whatever a build would refuse is reported here too: a
     mesh that checks clean builds (tests/test_hostile_agreement.py)."""
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False)
+    stages = stages or Stages()
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False, stages=stages)
     graph = compiled.graph
     ran = graph is not None and not compiled.report.has_errors
     if graph is not None and ran:
         from compiler.writer import render_tree
 
-        artifacts = emit(graph, compiled.report)
+        with stages.stage("emit") as counted:
+            artifacts = emit(graph, compiled.report)
+            counted.append(f"{len(artifacts)} artifacts (not written)")
         if not compiled.report.has_errors:
             # the revision only fills manifest.json: not worth reading git state for
             render_tree(artifacts, Revision(None, True, None), targets=sorted(REGISTRY))
@@ -182,7 +221,8 @@ class BuildOutcome:
 
 
 def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref: str | None = None,
-               fail_on: Severity = "error", check_only: bool = False, changed_since: str | None = None) -> BuildOutcome:
+               fail_on: Severity = "error", check_only: bool = False, changed_since: str | None = None,
+               stages: Stages | None = None) -> BuildOutcome:
     """`meshc build`: compile, emit the targets (all when none are named), then write out_dir,
     or with `check_only` compare it. Raises compiler.writer.OutputError when out_dir cannot be
     replaced (checked before compiling: nothing is reported yet) and ChangedSinceError for an
@@ -191,7 +231,8 @@ def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref:
 
     if not check_only:
         check_replaceable(out_dir)  # before compiling: an output directory over the intents says so
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False)
+    stages = stages or Stages()
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False, stages=stages)
     chosen = sorted(targets or REGISTRY)
     outcome = BuildOutcome(compiled, failed=True, notes=[])
     graph = compiled.graph
@@ -199,7 +240,9 @@ def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref:
         compiled.finish(targets_ran=False)
         return outcome
     plan = _incremental_plan(root, changed_since, graph, ref, out_dir, chosen, outcome.notes) if changed_since else None
-    artifacts = emit(graph, compiled.report, chosen, plan.workloads if plan else None)
+    with stages.stage("emit") as counted:
+        artifacts = emit(graph, compiled.report, chosen, plan.workloads if plan else None)
+        counted.append(f"{len(artifacts)} artifacts")
     compiled.finish(targets_ran=bool(artifacts) and not targets and plan is None)
     if compiled.report.fails(fail_on):
         return outcome
@@ -211,7 +254,9 @@ def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref:
         if check_only:
             outcome.drift = drift(files, read_tree(out_dir))
             return outcome
-        write_tree(out_dir, files, keep=frozenset(record.path for record in kept))
+        with stages.stage("write") as counted:
+            write_tree(out_dir, files, keep=frozenset(record.path for record in kept))
+            counted.append(f"{len(files)} files")
     except OutputError as error:
         outcome.output_error = str(error)
         return outcome

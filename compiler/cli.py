@@ -117,11 +117,29 @@ def main() -> None:
     """meshc compiles service-mesh intents into Envoy, Kubernetes, Cloud Foundry and VM artifacts."""
 
 
+def _timings(function):
+    return click.option("--timings", is_flag=True, help="Say where the time went, stage by stage, on stderr.")(function)
+
+
+def _stages(quiet: bool):
+    """Stages that show progress on stderr when it is a terminal (and not --quiet)."""
+    from compiler.build import Stages
+
+    terminal = _stderr_is_terminal() and not quiet
+    return Stages(show=(lambda line: click.echo(line, err=True)) if terminal else None)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 @main.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
 @click.option("--fix", is_flag=True, help="Apply the mechanical fixes (renamed fields) in place, then check.")
+@_timings
 @_common
-def check(path: str, fix: bool, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
+def check(path: str, fix: bool, timings: bool, ref: str | None, fmt: str, quiet: bool, color: str,
+          fail_on: Severity) -> None:
     """Load, type-check, link and analyse the mesh, and run every target without writing: a mesh
     that checks clean builds (with --fix, the fixes are the only thing written)."""
     from compiler.build import check_mesh
@@ -129,15 +147,19 @@ def check(path: str, fix: bool, ref: str | None, fmt: str, quiet: bool, color: s
     root = _root(path)
     if fix and ref is not None:
         raise click.UsageError("--fix edits the working tree; it does not combine with --ref")
-    compiled = check_mesh(root, ref=ref)
+    stages = _stages(quiet)
+    compiled = check_mesh(root, ref=ref, stages=stages)
     if fix and any(d.fix for d in compiled.report.diagnostics):
         from compiler.fixes import apply_fixes
 
         for rename, applied in apply_fixes(root, compiled.report.diagnostics):
             state = "renamed" if applied else "could not rename"
             click.echo(f"{rename.location}: {state} {rename.old!r} to {rename.new!r}", err=True)
-        compiled = check_mesh(root)
+        stages = _stages(quiet)
+        compiled = check_mesh(root, stages=stages)
     _print_report(compiled, fmt, quiet, color, root)
+    if timings:
+        click.echo(stages.summary(), err=True, nl=False)
     sys.exit(EXIT_FAIL if compiled.report.fails(fail_on) else EXIT_OK)
 
 
@@ -187,9 +209,10 @@ def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: 
 @click.option("--check", "check_only", is_flag=True, help="Compare with the output directory instead of writing.")
 @click.option("--changed-since", "changed_since", default=None, metavar="REV",
               help="Re-emit only the workloads that intent changes since REV reach; keep the rest of DIR.")
+@_timings
 @_common
 def build(path: str, output: str | None, targets: tuple[str, ...], check_only: bool, changed_since: str | None,
-          ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
+          timings: bool, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
     """Check the mesh, then emit every target (or the named ones) into the output directory."""
     from compiler.build import ChangedSinceError, build_mesh
     from compiler.writer import OutputError
@@ -199,9 +222,10 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
         raise click.UsageError("--check compares a full build; it does not combine with --changed-since")
     root = _root(path)
     out_dir = Path(output) if output else root / DEFAULT_OUTPUT
+    stages = _stages(quiet)
     try:
         outcome = build_mesh(root, out_dir, targets=targets, ref=ref, fail_on=fail_on, check_only=check_only,
-                             changed_since=changed_since)
+                             changed_since=changed_since, stages=stages)
     except ChangedSinceError as error:
         raise click.UsageError(str(error)) from None
     except OutputError as error:
@@ -211,6 +235,8 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
         if not (quiet and note.quiet):
             click.echo(note.text, err=True)
     _print_report(outcome.compiled, fmt, quiet, color, root)
+    if timings:
+        click.echo(stages.summary(), err=True, nl=False)
     if outcome.failed:
         sys.exit(EXIT_FAIL)
     if outcome.output_error is not None:

@@ -88,3 +88,27 @@ def test_an_unwritable_environment_is_one_plain_line(tmp_path: Path, monkeypatch
     result = runner.invoke(main, ["check", str(tmp_path)])
     assert result.exit_code == 2
     assert result.output == f"meshc: Permission denied: {tmp_path / 'x'}\n"
+
+
+def test_timings_say_where_the_time_went(tmp_path: Path) -> None:
+    from tests.conftest import BOOKINFO
+
+    result = meshc("build", str(BOOKINFO), "-o", str(tmp_path / "out"), "--timings", "-q")
+    assert result.exit_code == 0
+    stages = [line.split()[0] for line in result.stderr.splitlines()[1:]]
+    assert result.stderr.startswith("meshc: timings\n") and stages == ["load", "link", "analyse", "emit", "write",
+                                                                      "total"]
+    assert re.search(r"^  emit +[0-9.]+ s  [0-9]+ artifacts$", result.stderr, re.M)
+
+
+def test_progress_shows_on_a_terminal_only(tmp_path: Path, monkeypatch) -> None:
+    from compiler import cli
+    from tests.conftest import BOOKINFO
+
+    quiet_pipe = meshc("check", str(BOOKINFO))
+    assert quiet_pipe.exit_code == 0 and quiet_pipe.stderr == ""
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    shown = meshc("check", str(BOOKINFO))
+    assert [line.split(":")[1].strip() for line in shown.stderr.splitlines()] == ["load", "link", "analyse", "emit"]
+    assert re.search(r"^meshc: load: [0-9]+ files, [0-9]+ intents \([0-9.]+ s\)$", shown.stderr, re.M)
+    assert meshc("check", str(BOOKINFO), "--quiet").stderr == ""
