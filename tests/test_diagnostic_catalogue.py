@@ -43,7 +43,7 @@ CATALOGUE = REPO / "tests" / "fixtures" / "catalogue"
 
 MESHES = {
     **{code: test_policies_checks.FIXTURES / code / "violating" for code in test_policies_checks.CODES},
-    "envoy-problems": {"mesh.yaml": test_target_envoy.PROBLEMS_MESH, **test_target_envoy.PROBLEMS},
+    "envoy-problems": test_target_envoy.FIXTURES / "inexpressible-intents",
     "cloudfoundry-shop": {"mesh.yaml": test_target_cloudfoundry.MESH, "services.yaml": test_target_cloudfoundry.SERVICES,
                           "access.yaml": test_target_cloudfoundry.POLICIES, "routes.yaml": test_target_cloudfoundry.ROUTES},
     "cloudfoundry-gateway": CATALOGUE / "cloudfoundry-gateway",

@@ -13,7 +13,7 @@ from bench.generate import generate_mesh
 from compiler.build import compile_mesh
 from compiler.diagnostics import Report
 from targets import envoy, envoylib
-from tests.conftest import BOOKINFO, EXAMPLES, copy_mesh
+from tests.conftest import BOOKINFO, EXAMPLES, REPO, copy_mesh
 from tests.envoy_validate import assert_envoy_accepts, write_certificates
 
 EXAMPLE_MESHES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mesh.yaml").is_file())
@@ -48,207 +48,20 @@ def codes_at(report: Report) -> set[tuple[str, str]]:
 # ---------------------------------------------------------------------------------------------
 # A mesh exercising every feature the target expresses
 
-FEATURES_MESH = """\
-apiVersion: meshc/v1
-kind: Mesh
-name: features
-trustDomain: example.org
-defaultNamespace: shop
-tracing: {{provider: {tracing}, address: collector.observability:9411, samplingPercent: 12.5}}
-defaults:
-  timeout: 15s
-platforms:
-  - {{name: vms, kind: vm, flavor: static, sidecar: {{outboundPort: 15101, adminPort: 15100}}}}
-  - {{name: vmfiles, kind: vm, flavor: static, certificates: {{mode: files, dir: {certs}}}}}
-  - {{name: k8s, kind: kubernetes, clusterDomain: cluster.example}}
-  - {{name: cf, kind: cloudfoundry, appsDomain: apps.example.com, internalDomain: apps.internal}}
-"""
+FIXTURES = REPO / "tests" / "fixtures" / "targets" / "envoy"
+EVERY_FEATURE = FIXTURES / "every-feature"
 
-FEATURES = {
-    "services/web.yaml": """\
-        apiVersion: meshc/v1
-        kind: Service
-        name: web
-        platform: vms
-        ports: [{name: http, port: 8080, protocol: http, targetPort: 18080}]
-        endpoints: [{address: 127.0.0.10}]
-        sidecar: {outboundPort: 16001, adminPort: 16000}
-        calls: [api, grpc, h2, db, cache, payments/ext-http, payments/ext-tls]
-        rateLimit: {requests: 10, per: 1s}
-        """,
-    "services/api.yaml": """\
-        apiVersion: meshc/v1
-        kind: Service
-        name: api
-        platform: vms
-        ports: [{name: http, port: 8080, protocol: http, targetPort: 18081}]
-        versions: {v1: {labels: {version: v1}}, v2: {labels: {version: v2}}}
-        endpoints: [{address: 127.0.0.11, version: v1}, {address: 127.0.0.12, version: v2}]
-        resilience:
-          retries: {attempts: 3, perTryTimeout: 250ms, retryOn: [5xx, reset], allowNonIdempotent: true}
-          circuitBreaker: {maxConnections: 10, maxPendingRequests: 5, maxRequests: 20, maxRetries: 3}
-          outlierDetection: {consecutive5xx: 3, interval: 5s, baseEjectionTime: 1m, maxEjectionPercent: 50}
-          loadBalancer: {ringHash: {header: x-user}}
-        """,
-    "routes/api.yaml": """\
-        apiVersion: meshc/v1
-        kind: Route
-        name: api
-        service: api
-        rules:
-          - match:
-              - {headers: {x-exact: {exact: a}, x-prefix: {prefix: b}, x-regex: {regex: "c+"}, x-present: {present: true}}}
-              - {query: {debug: {present: true}, user: {exact: jason}}}
-            to: [{version: v2}]
-          - match: [{path: {exact: /old}}]
-            redirect: {host: new.example.com, path: /new, status: 308}
-          - match: [{path: {regex: "/items/[0-9]+"}, method: PUT}]
-            to: [{version: v1}]
-            fault: {delay: {fixed: 100ms, percent: 12.5}, abort: {status: 503, percent: 1}}
-          - match: [{path: {prefix: /api}, method: GET}]
-            to: [{version: v1, weight: 80}, {version: v2, weight: 20}]
-            timeout: 2s
-            retries: {attempts: 2, perTryTimeout: 500ms, retryOn: [5xx, gateway-error]}
-            mirror: {version: v2, percent: 5}
-            rewrite: {prefix: /v2}
-          - to: [{version: v1}]
-        """,
-    "services/grpc.yaml": """\
-        apiVersion: meshc/v1
-        kind: Service
-        name: grpc
-        platform: k8s
-        ports: [{name: grpc, port: 9090, protocol: grpc}]
-        resilience: {loadBalancer: least-request}
-        """,
-    "services/h2.yaml": """\
-        apiVersion: meshc/v1
-        kind: Service
-        name: h2
-        platform: cf
-        ports: [{name: h2, port: 8443, protocol: http2}]
-        mtls: DISABLE
-        """,
-    "services/db.yaml": """\
-        apiVersion: meshc/v1
-        kind: Service
-        name: db
-        platform: vmfiles
-        mtls: PERMISSIVE
-        ports: [{name: mongo, port: 27017, protocol: mongo}]
-        endpoints: [{address: 127.0.0.13}]
-        """,
-    "services/cache.yaml": """\
-        apiVersion: meshc/v1
-        kind: Service
-        name: cache
-        platform: vms
-        ports: [{name: redis, port: 6379, protocol: tcp}]
-        endpoints: [{address: 127.0.0.14}, {address: cache.internal.example}]
-        resilience: {loadBalancer: random}
-        """,
-    "external/payments.yaml": """\
-        apiVersion: meshc/v1
-        kind: ExternalService
-        name: ext-http
-        namespace: payments
-        hosts: [api.payments.example, api2.payments.example]
-        ports: [{name: https, port: 443, protocol: http}]
-        tls: {originate: true, sni: api.payments.example}
-        ---
-        apiVersion: meshc/v1
-        kind: ExternalService
-        name: ext-tls
-        namespace: payments
-        hosts: [secure.payments.example]
-        ports: [{name: tls, port: 8443, protocol: tls}]
-        """,
-    "access/policies.yaml": """\
-        apiVersion: meshc/v1
-        kind: AccessPolicy
-        name: api-callers
-        service: api
-        allow:
-          - from: [web, {gateway: edge}]
-            methods: [GET, PUT]
-            paths: ["/api/*", "/items/*/detail", /old]
-          - from: [{namespace: ops}]
-            ports: [8080]
-        deny:
-          - from: ["*"]
-            paths: [/admin]
-        ---
-        apiVersion: meshc/v1
-        kind: AccessPolicy
-        name: db-callers
-        service: db
-        allow:
-          - from: [web]
-        deny:
-          - from: [{namespace: untrusted}]
-        """,
-    "gateways/edge.yaml": """\
-        apiVersion: meshc/v1
-        kind: Gateway
-        name: edge
-        platform: vms
-        listeners:
-          - {name: https, port: 8443, protocol: https, hosts: [www.example.com], tls: {mode: terminate, certificate: www-cert}}
-          - {name: db, port: 8443, protocol: tls, hosts: [db.example.com], tls: {mode: passthrough}}
-          - {name: redirect, port: 8080, protocol: http, hosts: ["*.example.com"], httpsRedirect: true}
-          - {name: plain, port: 9000, protocol: http, hosts: [www.example.com]}
-          - {name: raw, port: 7000, protocol: tcp, hosts: [cache.example.com]}
-        ---
-        apiVersion: meshc/v1
-        kind: Gateway
-        name: files-edge
-        platform: vmfiles
-        sidecar: {adminPort: 15200}
-        listeners:
-          - {name: https, port: 443, protocol: https, hosts: [files.example.com], tls: {mode: terminate, certificate: files-cert}}
-        """,
-    "routes/ingress.yaml": """\
-        apiVersion: meshc/v1
-        kind: Route
-        name: www
-        gateway: edge
-        hosts: [www.example.com]
-        rules:
-          - match: [{path: {prefix: /api}}]
-            to: [{service: api, version: v1}]
-        ---
-        apiVersion: meshc/v1
-        kind: Route
-        name: db-passthrough
-        gateway: edge
-        hosts: [db.example.com]
-        rules:
-          - match: [{sni: [db.example.com]}]
-            to: [{service: db, port: 27017}]
-        ---
-        apiVersion: meshc/v1
-        kind: Route
-        name: cache-tcp
-        gateway: edge
-        hosts: [cache.example.com]
-        rules:
-          - to: [{service: cache}]
-        ---
-        apiVersion: meshc/v1
-        kind: Route
-        name: files
-        gateway: files-edge
-        hosts: [files.example.com]
-        rules:
-          - to: [{service: api, version: v2}]
-        """,
-}
+
+def point_certificates_at(mesh_file: Path, certs: Path) -> None:
+    """Files-mode certificates must exist for Envoy to load them: point them into `certs`."""
+    mesh_file.write_text(re.sub(r"dir: /[^\s,}]*", f"dir: {certs}", mesh_file.read_text()))
 
 
 @pytest.fixture
-def features(make_mesh, tmp_path: Path):
+def features(tmp_path: Path):
     certs = tmp_path / "certs"
-    root = make_mesh({"mesh.yaml": FEATURES_MESH.format(tracing="zipkin", certs=certs), **FEATURES})
+    root = copy_mesh(EVERY_FEATURE, tmp_path / "mesh")
+    point_certificates_at(root / "mesh.yaml", certs)
     result = compiled(root)
     artifacts = envoy.emit(result.graph, result.report)
     return result, bootstraps_of(artifacts), certs
@@ -267,11 +80,16 @@ def test_feature_mesh_bootstraps_pass_envoy_validate(features, tmp_path: Path) -
     assert_envoy_accepts(bootstraps, tmp_path / "out")
 
 
-def test_opentelemetry_tracing_validates(make_mesh, tmp_path: Path) -> None:
-    root = make_mesh({"mesh.yaml": FEATURES_MESH.format(tracing="opentelemetry", certs=tmp_path / "certs"),
-                      "services/web.yaml": FEATURES["services/web.yaml"].replace(
-                          "calls: [api, grpc, h2, db, cache, payments/ext-http, payments/ext-tls]", "calls: [api]"),
-                      "services/api.yaml": FEATURES["services/api.yaml"]})
+def test_opentelemetry_tracing_validates(tmp_path: Path) -> None:
+    root = tmp_path / "mesh"
+    for name in ("mesh.yaml", "services/web.yaml", "services/api.yaml"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(EVERY_FEATURE / name, root / name)
+    point_certificates_at(root / "mesh.yaml", tmp_path / "certs")
+    mesh_file, web_file = root / "mesh.yaml", root / "services" / "web.yaml"
+    mesh_file.write_text(mesh_file.read_text().replace("provider: zipkin", "provider: opentelemetry"))
+    web_file.write_text(web_file.read_text().replace(
+        "calls: [api, grpc, h2, db, cache, payments/ext-http, payments/ext-tls]", "calls: [api]"))
     result = compiled(root)
     web = envoylib.sidecar_bootstrap(result.graph, result.graph.services[("shop", "web")], Report())
     manager = listener(web, "outbound|http")["filter_chains"][0]["filters"][0]["typed_config"]
@@ -545,9 +363,7 @@ def test_example_bootstraps_pass_envoy_validate(mesh: str, tmp_path: Path) -> No
     root = tmp_path / mesh
     copy_mesh(EXAMPLES / mesh, root)
     certs = tmp_path / "certs"
-    mesh_file = root / "mesh.yaml"
-    # files-mode certificates must exist for Envoy to load them: point them into tmp
-    mesh_file.write_text(re.sub(r"dir: /[^\s,}]*", f"dir: {certs}", mesh_file.read_text()))
+    point_certificates_at(root / "mesh.yaml", certs)
     result = compiled(root)
     bootstraps = bootstraps_of(envoy.emit(result.graph, result.report))
     assert len(bootstraps) == len(result.graph.services) + len(result.graph.gateways)
@@ -581,148 +397,8 @@ def test_generated_mesh_bootstraps_pass_envoy_validate(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # What Envoy cannot express is reported at the intent, never dropped silently
 
-PROBLEMS_MESH = """\
-apiVersion: meshc/v1
-kind: Mesh
-name: problems
-defaultNamespace: app
-platforms:
-  - {name: vms, kind: vm}
-  - {name: cf, kind: cloudfoundry, appsDomain: apps.example.com}
-"""
-
-PROBLEMS = {
-    "services.yaml": """\
-        apiVersion: meshc/v1
-        kind: Service
-        name: client
-        platform: vms
-        ports: [{name: http, port: 8080, protocol: http}]
-        endpoints: [{address: 10.0.0.1}]
-        calls: [web, other/web, store, store2, ext]
-        ---
-        apiVersion: meshc/v1
-        kind: Service
-        name: web
-        platform: vms
-        ports: [{name: http, port: 8080, protocol: http}]
-        endpoints: [{address: 10.0.0.2}]
-        ---
-        apiVersion: meshc/v1
-        kind: Service
-        name: web
-        namespace: other
-        platform: cf
-        ports: [{name: http, port: 8080, protocol: http}]
-        versions: {v1: {labels: {version: v1}}}
-        ---
-        apiVersion: meshc/v1
-        kind: Service
-        name: store
-        platform: vms
-        mtls: DISABLE
-        ports: [{name: tcp, port: 5432, protocol: tcp}, {name: http, port: 8081, protocol: http}]
-        endpoints: [{address: 10.0.0.3}]
-        rateLimit: {requests: 5, per: 10ms}
-        ---
-        apiVersion: meshc/v1
-        kind: Service
-        name: store2
-        platform: vms
-        ports: [{name: tcp, port: 5432, protocol: tcp}]
-        endpoints: [{address: 10.0.0.4}]
-        ---
-        apiVersion: meshc/v1
-        kind: ExternalService
-        name: ext
-        hosts: ["*.wild.example", ok.example]
-        ports: [{name: http, port: 80, protocol: http}]
-        """,
-    "routes.yaml": """\
-        apiVersion: meshc/v1
-        kind: Route
-        name: web
-        service: web
-        rules:
-          - match: [{sni: [web.example]}, {path: {prefix: /a}}]
-            to: [{port: 8080}]
-            retries: {attempts: 1, retryOn: [retriable-status-codes, 5xx]}
-        ---
-        apiVersion: meshc/v1
-        kind: Route
-        name: store
-        service: store
-        rules:
-          - match: [{port: 5432, path: {prefix: /x}}]
-            to: [{port: 5432}]
-          - match: [{port: 5432}]
-            to: [{port: 5432}]
-            timeout: 1s
-        ---
-        apiVersion: meshc/v1
-        kind: Route
-        name: other
-        namespace: other
-        service: web
-        rules:
-          - to: [{version: v1}]
-        """,
-    "access.yaml": """\
-        apiVersion: meshc/v1
-        kind: AccessPolicy
-        name: store
-        service: store
-        allow:
-          - from: [client]
-        ---
-        apiVersion: meshc/v1
-        kind: AccessPolicy
-        name: web
-        service: web
-        allow:
-          - from: [client, {gateway: gw}]
-        ---
-        apiVersion: meshc/v1
-        kind: AccessPolicy
-        name: other-web
-        namespace: other
-        service: web
-        allow:
-          - from: [app/client]
-        ---
-        apiVersion: meshc/v1
-        kind: AccessPolicy
-        name: store2
-        service: store2
-        allow:
-          - from: [client]
-            methods: [GET]
-        deny:
-          - from: [{namespace: bad}]
-            paths: [/x]
-        """,
-    "gateway.yaml": """\
-        apiVersion: meshc/v1
-        kind: Gateway
-        name: gw
-        platform: vms
-        listeners:
-          - {name: web, port: 8443, protocol: https, hosts: [a.example], tls: {mode: terminate, certificate: a}}
-          - {name: plain, port: 8443, protocol: http, hosts: [b.example]}
-        ---
-        apiVersion: meshc/v1
-        kind: Route
-        name: unserved
-        gateway: gw
-        hosts: [a.example]
-        rules:
-          - to: [{service: web}]
-        """,
-}
-
-
-def test_inexpressible_intents_are_reported_at_their_location(make_mesh, tmp_path: Path) -> None:
-    result = compiled(make_mesh({"mesh.yaml": PROBLEMS_MESH, **PROBLEMS}))
+def test_inexpressible_intents_are_reported_at_their_location(tmp_path: Path) -> None:
+    result = compiled(FIXTURES / "inexpressible-intents")
     assert not result.report.has_errors, [d.message for d in result.report.sorted()]
     graph = result.graph
     report = Report()
