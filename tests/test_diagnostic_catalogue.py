@@ -47,8 +47,7 @@ MESHES = {
     "cloudfoundry-shop": {"mesh.yaml": test_target_cloudfoundry.MESH, "services.yaml": test_target_cloudfoundry.SERVICES,
                           "access.yaml": test_target_cloudfoundry.POLICIES, "routes.yaml": test_target_cloudfoundry.ROUTES},
     "cloudfoundry-gateway": CATALOGUE / "cloudfoundry-gateway",
-    "kubernetes-gateway-api": {name: text.replace("FLAVOR", "gateway-api")
-                               for name, text in test_target_kubernetes.FEATURES.items()},
+    "kubernetes-gateway-api": test_target_kubernetes.every_feature_files("gateway-api"),
     "kubernetes-names": CATALOGUE / "kubernetes-names",
     "vm-plant": vm_mesh_files("/etc/meshc/certs"),
     "unused-suppressions": CATALOGUE / "unused-suppressions",

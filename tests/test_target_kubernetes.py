@@ -14,150 +14,18 @@ from compiler.artifact import SOURCE_ANNOTATION
 from compiler.build import compile_mesh
 from targets import envoy, kubernetes, kubernetes_platform
 from targets.kubernetes_meta import MANAGED_BY_LABEL, parse_source_list
-from tests.conftest import EXAMPLES, require_envoy
+from tests.conftest import EXAMPLES, REPO, require_envoy
 from tests.k8s_schemas import validation_errors
 
-FEATURES = {
-    "mesh.yaml": """\
-        apiVersion: meshc/v1
-        kind: Mesh
-        name: features
-        defaultNamespace: apps
-        defaults: {timeout: 15s, retries: {attempts: 2, perTryTimeout: 1.5s}}
-        platforms:
-          - {name: k8s, kind: kubernetes, flavor: FLAVOR}
-          - {name: pcf, kind: cloudfoundry, appsDomain: apps.example.com}
-          - {name: vms, kind: vm, flavor: static, network: dc1}
-        """,
-    "services.yaml": """\
-        apiVersion: meshc/v1
-        kind: Service
-        name: front
-        platform: k8s
-        ports: [{name: http, port: 8080, protocol: http}]
-        calls: [api, db, legacy, billing, payments/stripe]
-        rateLimit: {requests: 20, per: 500ms}
-        ---
-        apiVersion: meshc/v1
-        kind: Service
-        name: api
-        platform: k8s
-        ports: [{name: http, port: 8080, protocol: http}, {name: grpc, port: 9090, protocol: grpc}]
-        versions: {v1: {labels: {version: v1}}, v2: {labels: {version: v2}}}
-        resilience:
-          loadBalancer: {ringHash: {header: X-User}}
-          circuitBreaker: {maxConnections: 10, maxPendingRequests: 5, maxRequests: 20, maxRetries: 3}
-        ---
-        apiVersion: meshc/v1
-        kind: Service
-        name: db
-        platform: k8s
-        ports: [{name: sql, port: 5432, protocol: tcp}, {name: tls, port: 6432, protocol: tls}]
-        mtls: PERMISSIVE
-        ---
-        apiVersion: meshc/v1
-        kind: Service
-        name: legacy
-        platform: vms
-        ports: [{name: http, port: 8080, protocol: http}]
-        versions: {v1: {labels: {version: v1}}}
-        endpoints: [{address: 10.0.0.7, version: v1}, {address: 10.0.0.8}]
-        ---
-        apiVersion: meshc/v1
-        kind: Service
-        name: billing
-        platform: pcf
-        ports: [{name: http, port: 8080, protocol: http}, {name: queue, port: 5672, protocol: tcp}]
-        ---
-        apiVersion: meshc/v1
-        kind: ExternalService
-        name: stripe
-        namespace: payments
-        hosts: [api.stripe.com]
-        ports: [{name: http, port: 80, protocol: http}]
-        tls: {originate: true, sni: api.stripe.com}
-        """,
-    "routes.yaml": """\
-        apiVersion: meshc/v1
-        kind: Route
-        name: api
-        service: api
-        rules:
-          - match: [{path: {exact: /a}, headers: {x-a: {prefix: b}, x-p: {present: true}}, query: {q: {regex: "^x"}}}]
-            to: [{version: v2, port: 8080}]
-            retries: {attempts: 3, retryOn: [5xx, gateway-error]}
-          - match: [{path: {prefix: /b}, method: POST}]
-            to: [{version: v1, port: 8080, weight: 70}, {version: v2, port: 8080, weight: 30}]
-            fault: {delay: {fixed: 100ms, percent: 5}, abort: {status: 503, percent: 0.5}}
-            mirror: {version: v2, port: 8080, percent: 12.5}
-            rewrite: {prefix: /v2/b}
-            timeout: 2.0005s
-          - match: [{path: {regex: "^/old/.*"}, port: 8080}]
-            redirect: {host: new.example.com, path: /new, status: 308}
-          - to: [{version: v1, port: 8080}]
-        ---
-        apiVersion: meshc/v1
-        kind: Route
-        name: db
-        service: db
-        rules:
-          - match: [{sni: [db.internal]}]
-            to: [{port: 6432}]
-          - match: [{port: 5432}]
-            to: [{port: 5432}]
-        ---
-        apiVersion: meshc/v1
-        kind: Gateway
-        name: edge
-        platform: k8s
-        listeners:
-          - {name: https, port: 443, protocol: https, hosts: [www.example.com, shop.example.com],
-             tls: {mode: terminate, certificate: edge-cert}}
-          - {name: pass, port: 8443, protocol: tls, hosts: [db.example.com], tls: {mode: passthrough}}
-          - {name: http, port: 80, protocol: http, hosts: ["*.example.com"], httpsRedirect: true}
-          - {name: raw, port: 9000, protocol: tcp, hosts: ["*"]}
-        ---
-        apiVersion: meshc/v1
-        kind: Route
-        name: www
-        gateway: edge
-        hosts: [www.example.com]
-        rules:
-          - match: [{path: {prefix: /legacy}}]
-            to: [{service: legacy, version: v1}]
-          - to: [{service: front}]
-        ---
-        apiVersion: meshc/v1
-        kind: Route
-        name: db-pass
-        gateway: edge
-        hosts: [db.example.com]
-        rules:
-          - match: [{sni: [db.example.com]}]
-            to: [{service: db, port: 6432}]
-        """,
-    "access.yaml": """\
-        apiVersion: meshc/v1
-        kind: AccessPolicy
-        name: api-callers
-        service: api
-        allow:
-          - from: [front, {namespace: ops}, {gateway: edge}]
-            methods: [GET, POST]
-            paths: ["/a", "/b/*"]
-            ports: [8080]
-        deny:
-          - from: ["*"]
-            paths: ["/admin/*"]
-        ---
-        apiVersion: meshc/v1
-        kind: AccessPolicy
-        name: front-ingress
-        service: front
-        allow:
-          - from: [{gateway: edge}]
-        """,
-}
+FIXTURES = REPO / "tests" / "fixtures" / "targets" / "kubernetes"
+
+
+def every_feature_files(flavor: str) -> dict[str, str]:
+    """The files of tests/fixtures/targets/kubernetes/every-feature, its kubernetes platform of `flavor`."""
+    root = FIXTURES / "every-feature"
+    return {path.relative_to(root).as_posix():
+            path.read_text(encoding="utf-8").replace("flavor: istio}", f"flavor: {flavor}}}")
+            for path in sorted(root.rglob("*.yaml"))}
 
 
 def _documents(artifacts) -> list[tuple[str, dict]]:
@@ -173,8 +41,7 @@ def _compile(root: Path):
 
 @pytest.fixture(params=["istio", "gateway-api"])
 def features(request, make_mesh):
-    files = {name: text.replace("FLAVOR", request.param) for name, text in FEATURES.items()}
-    compiled = _compile(make_mesh(files))
+    compiled = _compile(make_mesh(every_feature_files(request.param)))
     return request.param, compiled, kubernetes.emit(compiled.graph, compiled.report)
 
 
@@ -204,8 +71,7 @@ def test_feature_output_matches_snapshot(features, snapshot) -> None:
 
 
 def test_gateway_api_reports_what_it_cannot_express(make_mesh) -> None:
-    files = {name: text.replace("FLAVOR", "gateway-api") for name, text in FEATURES.items()}
-    compiled = _compile(make_mesh(files))
+    compiled = _compile(make_mesh(every_feature_files("gateway-api")))
     kubernetes.emit(compiled.graph, compiled.report)
     assert [(d.code.code, str(d.location)) for d in compiled.report.sorted()] == [
         # Mesh.defaults.retries, inherited by every rule without its own and by front (no
@@ -223,8 +89,7 @@ def test_gateway_api_reports_what_it_cannot_express(make_mesh) -> None:
 
 
 def test_istio_flavor_reports_only_the_cloud_foundry_port(make_mesh) -> None:
-    files = {name: text.replace("FLAVOR", "istio") for name, text in FEATURES.items()}
-    compiled = _compile(make_mesh(files))
+    compiled = _compile(make_mesh(every_feature_files("istio")))
     kubernetes.emit(compiled.graph, compiled.report)
     assert [(d.code.code, str(d.location)) for d in compiled.report.diagnostics] == [
         ("MESH425", "services.yaml:38:51")]
@@ -346,34 +211,10 @@ def test_rate_limit_envoy_filter_is_accepted_by_envoy(make_mesh, tmp_path: Path,
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-TWO_CLUSTERS = """\
-    apiVersion: meshc/v1
-    kind: Mesh
-    name: clusters
-    defaultNamespace: shop
-    platforms:
-      - {name: east, kind: kubernetes, clusterDomain: east.example}
-      - {name: west, kind: kubernetes, clusterDomain: west.example}
-    ---
-    apiVersion: meshc/v1
-    kind: Service
-    name: front
-    platform: east
-    ports: [{name: http, port: 8080, protocol: http}]
-    calls: [api]
-    ---
-    apiVersion: meshc/v1
-    kind: Service
-    name: api
-    platform: west
-    ports: [{name: http, port: 8080, protocol: http}]
-    """
-
-
-def test_a_callee_on_another_cluster_is_named_in_its_own_cluster_domain(make_mesh) -> None:
+def test_a_callee_on_another_cluster_is_named_in_its_own_cluster_domain() -> None:
     """The caller's Sidecar lets out exactly the host its Envoy connects to: the callee's
     Service in the callee's platform's clusterDomain, not the caller's."""
-    compiled = _compile(make_mesh({"mesh.yaml": TWO_CLUSTERS}))
+    compiled = _compile(FIXTURES / "callee-on-another-cluster")
     front = next(a for a in kubernetes.emit(compiled.graph, compiled.report) if a.path == "kubernetes/east/shop/front.yaml")
     sidecar = next(d for d in yaml.safe_load_all(front.content) if d["kind"] == "Sidecar")
     bootstrap = json.loads(next(a for a in envoy.emit(compiled.graph, compiled.report)
@@ -384,18 +225,8 @@ def test_a_callee_on_another_cluster_is_named_in_its_own_cluster_domain(make_mes
     assert sidecar["spec"]["egress"] == [{"hosts": ["shop/api.shop.svc.west.example"]}]
 
 
-def test_authorization_policy_lives_in_the_namespace_of_the_service_it_protects(make_mesh) -> None:
-    root = make_mesh({
-        "mesh.yaml": "apiVersion: meshc/v1\nkind: Mesh\nname: m\ndefaultNamespace: shop\n"
-                     "platforms: [{name: k8s, kind: kubernetes}]\n",
-        "api.yaml": "apiVersion: meshc/v1\nkind: Service\nname: api\nnamespace: backend\nplatform: k8s\n"
-                    "ports: [{name: http, port: 80, protocol: http}]\n",
-        "front.yaml": "apiVersion: meshc/v1\nkind: Service\nname: front\nplatform: k8s\n"
-                      "ports: [{name: http, port: 80, protocol: http}]\ncalls: [backend/api]\n",
-        "policy.yaml": "apiVersion: meshc/v1\nkind: AccessPolicy\nname: callers\nservice: backend/api\n"
-                       "allow: [{from: [front]}]\ndeny: [{from: [{namespace: untrusted}]}]\n",
-    })
-    compiled = _compile(root)
+def test_authorization_policy_lives_in_the_namespace_of_the_service_it_protects() -> None:
+    compiled = _compile(FIXTURES / "authorization-policy-in-callee-namespace")
     documents = _documents(kubernetes.emit(compiled.graph, compiled.report))
     policies = {(doc["metadata"]["namespace"], doc["metadata"]["name"]): doc["spec"]["action"]
                 for _, doc in documents if doc["kind"] == "AuthorizationPolicy"}
@@ -404,21 +235,11 @@ def test_authorization_policy_lives_in_the_namespace_of_the_service_it_protects(
     assert [error for _, doc in documents for error in validation_errors(doc)] == []
 
 
-def test_mesh_hosts_and_outbound_traffic_policy_reach_every_sidecar(make_mesh) -> None:
+def test_mesh_hosts_and_outbound_traffic_policy_reach_every_sidecar() -> None:
     """Istio's Sidecar reference: egress `hosts` are `namespace/dnsName`; its example admits
     `istio-system/*` so that the sidecar still reaches the control plane and telemetry;
     `outboundTrafficPolicy.mode` is REGISTRY_ONLY or ALLOW_ANY."""
-    root = make_mesh({
-        "mesh.yaml": "apiVersion: meshc/v1\nkind: Mesh\nname: m\ndefaultNamespace: shop\n"
-                     "platforms:\n  - name: k8s\n    kind: kubernetes\n"
-                     "    meshHosts: [istio-system/*, observability/otel-collector.observability]\n"
-                     "    outboundTrafficPolicy: ALLOW_ANY\n",
-        "api.yaml": "apiVersion: meshc/v1\nkind: Service\nname: api\nplatform: k8s\n"
-                    "ports: [{name: http, port: 80, protocol: http}]\n",
-        "front.yaml": "apiVersion: meshc/v1\nkind: Service\nname: front\nplatform: k8s\n"
-                      "ports: [{name: http, port: 80, protocol: http}]\ncalls: [api]\n",
-    })
-    compiled = _compile(root)
+    compiled = _compile(FIXTURES / "mesh-hosts-and-outbound-traffic-policy")
     sidecars = {d["metadata"]["name"]: d for a in kubernetes.emit(compiled.graph, compiled.report)
                 for d in yaml.safe_load_all(a.content) if d and d["kind"] == "Sidecar"}
     assert sidecars["front"]["spec"]["egress"] == [
