@@ -44,8 +44,7 @@ CATALOGUE = REPO / "tests" / "fixtures" / "catalogue"
 MESHES = {
     **{code: test_policies_checks.FIXTURES / code / "violating" for code in test_policies_checks.CODES},
     "envoy-problems": test_target_envoy.FIXTURES / "inexpressible-intents",
-    "cloudfoundry-shop": {"mesh.yaml": test_target_cloudfoundry.MESH, "services.yaml": test_target_cloudfoundry.SERVICES,
-                          "access.yaml": test_target_cloudfoundry.POLICIES, "routes.yaml": test_target_cloudfoundry.ROUTES},
+    "cloudfoundry-shop": test_target_cloudfoundry.FIXTURES / "shop",
     "cloudfoundry-gateway": CATALOGUE / "cloudfoundry-gateway",
     "kubernetes-gateway-api": test_target_kubernetes.every_feature_files("gateway-api"),
     "kubernetes-names": CATALOGUE / "kubernetes-names",

@@ -14,104 +14,15 @@ import yaml
 
 from compiler.build import compile_mesh
 from targets import cloudfoundry
-from tests.conftest import BOOKINFO, require_shared_schemas
+from tests.conftest import BOOKINFO, REPO, require_shared_schemas
 from tests.envoy_validate import assert_envoy_accepts
 
-MESH = """\
-apiVersion: meshc/v1
-kind: Mesh
-name: shop
-defaultNamespace: shop
-platforms:
-  - {name: k8s, kind: kubernetes}
-  - {name: pcf, kind: cloudfoundry, appsDomain: apps.example.com}
-"""
-
-SERVICES = """\
-apiVersion: meshc/v1
-kind: Service
-name: web
-platform: pcf
-public: true
-ports:
-  - {name: http, port: 8080, protocol: http, targetPort: 18080}
-calls: [cart, catalog, search]
----
-apiVersion: meshc/v1
-kind: Service
-name: cart
-platform: pcf
-ports:
-  - {name: grpc, port: 9090, protocol: grpc, targetPort: 19090}
-  - {name: admin, port: 9091, protocol: http, targetPort: 19091}
-  - {name: cache, port: 6379, protocol: tcp, targetPort: 16379}
-calls: [catalog]
----
-apiVersion: meshc/v1
-kind: Service
-name: catalog
-platform: pcf
-versions:
-  v1: {labels: {version: v1}}
-  v2: {labels: {version: v2}}
-ports:
-  - {name: http, port: 9080, protocol: http}
----
-apiVersion: meshc/v1
-kind: Service
-name: search
-platform: pcf
-ports:
-  - {name: http, port: 7080, protocol: http, targetPort: 17080}
----
-apiVersion: meshc/v1
-kind: Service
-name: reports
-platform: k8s
-ports:
-  - {name: http, port: 8000, protocol: http}
-calls: [cart]
-"""
-
-POLICIES = """\
-apiVersion: meshc/v1
-kind: AccessPolicy
-name: cart-callers
-service: cart
-allow:
-  - from: [web]
-    ports: [9090, 6379]
-  - from: [{namespace: shop}]
-    methods: [GET]
-deny:
-  - from: [web]
-    paths: ["/internal/*"]
----
-apiVersion: meshc/v1
-kind: AccessPolicy
-name: catalog-callers
-service: catalog
-allow:
-  - from: ["*"]
-deny:
-  - from: [cart]
-"""
-
-ROUTES = """\
-apiVersion: meshc/v1
-kind: Route
-name: catalog-split
-service: catalog
-rules:
-  - to: [{version: v1, weight: 90}, {version: v2, weight: 10}]
-"""
+FIXTURES = REPO / "tests" / "fixtures" / "targets" / "cloudfoundry"
 
 
 @pytest.fixture
-def shop(make_mesh):
-    root = make_mesh({"mesh.yaml": MESH, "services.yaml": SERVICES, "access.yaml": POLICIES,
-                      "routes.yaml": ROUTES})
-    compiled = compile_mesh(root, analyse=False)
+def shop():
+    compiled = compile_mesh(FIXTURES / "shop", analyse=False)
     assert compiled.graph is not None, compiled.report.sorted()
     return compiled
 
@@ -204,17 +115,8 @@ def test_diagnostics_are_located_at_the_intent(shop) -> None:
     ]
 
 
-def test_gateway_route_to_an_app_goes_through_the_router(make_mesh) -> None:
-    root = make_mesh({
-        "mesh.yaml": MESH,
-        "app.yaml": "apiVersion: meshc/v1\nkind: Service\nname: shopfront\nplatform: pcf\n"
-                    "ports: [{name: http, port: 8080, protocol: http, targetPort: 3000}]\n",
-        "gateway.yaml": "apiVersion: meshc/v1\nkind: Gateway\nname: edge\nplatform: k8s\n"
-                        "listeners: [{name: http, port: 80, protocol: http, hosts: [shop.example.com]}]\n",
-        "route.yaml": "apiVersion: meshc/v1\nkind: Route\nname: shop\ngateway: edge\nhosts: [shop.example.com]\n"
-                      "rules:\n  - to: [{service: shopfront}]\n",
-    })
-    compiled = compile_mesh(root, analyse=False)
+def test_gateway_route_to_an_app_goes_through_the_router() -> None:
+    compiled = compile_mesh(FIXTURES / "gateway-route-through-the-router", analyse=False)
     manifest = yaml.safe_load(emit(compiled)["cloudfoundry/pcf/manifest.yml"].content)
     assert manifest["applications"][0]["routes"] == [{"route": "shopfront.apps.example.com"}]
     assert manifest["applications"][0]["metadata"]["annotations"]["meshc.dev/source"] == "app.yaml,route.yaml"
