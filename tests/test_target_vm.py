@@ -13,7 +13,7 @@ import yaml
 
 from compiler.build import compile_mesh
 from targets import vm
-from tests.conftest import BOOKINFO, require_tool
+from tests.conftest import BOOKINFO, REPO, require_tool
 from tests.envoy_validate import assert_envoy_accepts, write_certificates
 
 # The keys of istioctl's testdata/vmconfig/ipv4/cluster.env.golden that do not depend on the
@@ -26,62 +26,14 @@ ISTIO_GOLDEN_KEYS = {
 }
 
 
+PLANT = REPO / "tests" / "fixtures" / "targets" / "vm" / "plant"
+
+
 def mesh_files(cert_dir: str) -> dict[str, str]:
-    return {
-        "mesh.yaml": f"""\
-apiVersion: meshc/v1
-kind: Mesh
-name: plant
-defaultNamespace: plant
-platforms:
-  - name: dc1
-    kind: vm
-    certificates: {{mode: files, dir: {cert_dir}}}
-  - name: dc2
-    kind: vm
-    flavor: istio
-    network: east
-    controlPlane: istiod.istio-system.svc:15012
-    certificates: {{mode: sds}}
-""",
-        "services.yaml": """\
-apiVersion: meshc/v1
-kind: Service
-name: sensor
-platform: dc1
-ports:
-  - {name: http, port: 8080, protocol: http, targetPort: 18080}
-  - {name: web, port: 443, protocol: http2, targetPort: 8443}
-endpoints:
-  - {address: 10.1.0.5}
-  - {address: "fd00::5"}
-  - {address: 10.1.0.5}
-calls: [store]
----
-apiVersion: meshc/v1
-kind: Service
-name: sensor
-namespace: zoo
-platform: dc1
-ports: [{name: http, port: 8080, protocol: http}]
-endpoints: [{address: 10.1.0.9}]
----
-apiVersion: meshc/v1
-kind: Service
-name: store
-platform: dc2
-versions: {v1: {labels: {version: v1}}}
-ports: [{name: grpc, port: 9000, protocol: grpc}]
-endpoints: [{address: 10.2.0.7, version: v1}, {address: store-2.dc2.example.com}]
-""",
-        "access.yaml": """\
-apiVersion: meshc/v1
-kind: AccessPolicy
-name: store-callers
-service: store
-allow: [{from: [sensor]}]
-""",
-    }
+    """The files of tests/fixtures/targets/vm/plant, its files-mode certificates in `cert_dir`."""
+    return {path.relative_to(PLANT).as_posix():
+            path.read_text(encoding="utf-8").replace("dir: /etc/meshc/certs}", f"dir: {cert_dir}}}")
+            for path in sorted(PLANT.rglob("*.yaml"))}
 
 
 @pytest.fixture
