@@ -25,10 +25,8 @@ def test_documented_example_uses_the_effective_timeout(make_mesh) -> None:
         "mesh.yaml": MESH.replace("authorization: allow\n", "authorization: allow\ndefaults: {timeout: 15s}\n"),
         "front.yaml": frontend("slow", "plain"),
         # slow sets its own timeout above the bound; plain inherits Mesh.defaults' 15s
-        "slow.yaml": "apiVersion: meshc/v1\nkind: Service\nname: slow\nplatform: k8s\n"
-                     "ports: [{name: http, port: 80, protocol: http}]\nresilience: {timeout: 45s}\n",
-        "plain.yaml": "apiVersion: meshc/v1\nkind: Service\nname: plain\nplatform: k8s\n"
-                      "ports: [{name: http, port: 80, protocol: http}]\n",
+        "slow.yaml": fixture("slow.yaml"),
+        "plain.yaml": fixture("plain.yaml"),
         "policy.yaml": policy(BOUNDED),
     }
     diagnostics = analysed(make_mesh(files))
