@@ -34,10 +34,14 @@ def _string_match(match: StringMatch) -> dict:
     raise ValueError("a validated StringMatch holds one of exact, prefix, regex, present")
 
 
-def _http_match(match: Match) -> dict:
+def _http_matches(match: Match) -> list[tuple[dict, str]]:
+    """Istio match entries for one intent entry, each with how its path was matched.
+
+    Istio's `uri.prefix` is a character prefix, so a path-segment prefix (docs/intents.md) is
+    the exact stem plus the prefix `stem/`; the prefix `/` stays a prefix. The second item is
+    "exact", "stem", "prefix", "regex" or "" (no path match), which decides the rewrite.
+    """
     out: dict = {}
-    if match.path is not None:
-        out["uri"] = _string_match(StringMatch(**match.path.model_dump(exclude_none=True)))
     if match.method is not None:
         out["method"] = {"exact": match.method}
     if match.headers:
@@ -46,7 +50,30 @@ def _http_match(match: Match) -> dict:
         out["queryParams"] = {name: _string_match(value) for name, value in match.query.items()}
     if match.port is not None:
         out["port"] = match.port
-    return out
+    path = match.path
+    if path is None:
+        return [(out, "")]
+    if path.exact is not None:
+        return [({"uri": {"exact": path.exact}, **out}, "exact")]
+    if path.regex is not None:
+        return [({"uri": {"regex": path.regex}, **out}, "regex")]
+    stem = path.prefix.rstrip("/")
+    if not stem:
+        return [({"uri": {"prefix": "/"}, **out}, "")]
+    return [({"uri": {"exact": stem}, **out}, "stem"), ({"uri": {"prefix": f"{stem}/"}, **out}, "prefix")]
+
+
+def _rewrite(replacement: str, how: str) -> dict:
+    """The Istio rewrite giving docs/intents.md's path: Istio replaces the matched uri prefix
+    (or the whole exact path) with `uri`, so the replacement is adjusted to what was matched."""
+    head = replacement.rstrip("/")
+    if how == "exact":
+        return {"uri": replacement}
+    if how == "regex":
+        return {"uriRegexRewrite": {"match": "^.*$", "rewrite": replacement}}
+    if how == "stem":
+        return {"uri": head or "/"}
+    return {"uri": f"{head}/"} if head or how == "prefix" else {}
 
 
 def _destination(target: Target, host_of: HostOf) -> dict:
@@ -73,12 +100,22 @@ def _retries(retries) -> dict:
     return out
 
 
-def _http_rule(rule: ResolvedRule, host_of: HostOf) -> dict:
+def _http_rules(rule: ResolvedRule, host_of: HostOf) -> list[dict]:
+    """One http entry for a rule; with a rewrite one per Istio match, whose rewrites differ."""
+    matches = [expanded for m in rule.spec.match for expanded in _http_matches(m)]
+    action = _http_action(rule, host_of)
+    if rule.spec.rewrite is None:
+        return [{"match": [m for m, _ in matches], **action} if matches else action]
+    entries = []
+    for match, how in matches or [({}, "")]:
+        rewrite = _rewrite(rule.spec.rewrite.prefix, how)
+        entries.append({**({"match": [match]} if match else {}), **action, **({"rewrite": rewrite} if rewrite else {})})
+    return entries
+
+
+def _http_action(rule: ResolvedRule, host_of: HostOf) -> dict:
     spec = rule.spec
     out: dict = {}
-    matches = [_http_match(m) for m in spec.match]
-    if matches:
-        out["match"] = matches
     if spec.redirect is not None:
         redirect: dict = {"redirectCode": spec.redirect.status}
         if spec.redirect.host is not None:
@@ -104,8 +141,6 @@ def _http_rule(rule: ResolvedRule, host_of: HostOf) -> dict:
     if rule.mirror is not None and spec.mirror is not None:
         out["mirror"] = _destination(rule.mirror, host_of)
         out["mirrorPercentage"] = {"value": float(spec.mirror.percent)}
-    if spec.rewrite is not None:
-        out["rewrite"] = {"uri": spec.rewrite.prefix}
     return out
 
 
@@ -130,7 +165,7 @@ def routing_spec(route: RouteNode, protocol_of: Callable[[Target], str], host_of
     for rule in route.rules:
         kind = rule_kind(rule, protocol_of)
         if kind == "http":
-            sections.setdefault("http", []).append(_http_rule(rule, host_of))
+            sections.setdefault("http", []).extend(_http_rules(rule, host_of))
         else:
             sections.setdefault(kind, []).append(_l4_rule(rule, host_of, with_sni=kind == "tls"))
     return sections

@@ -1,0 +1,132 @@
+"""The Istio flavour carries docs/intents.md's semantics: a small, independent reader of the
+emitted VirtualService (Istio's own rules: `http` entries in order, the first whose match list
+matches wins; `uri.prefix` is a character prefix; `rewrite.uri` replaces the matched prefix or
+the exact path) decides generated requests as the reference evaluator does."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.build import emit
+from compiler.evaluate import Decision, Proxy, Request, evaluate
+from tests.k8s_schemas import validation_errors
+from tests.semantics import key, linked, mesh, route, service
+from tests.test_semantics_envoy import REQUEST_PATHS, rule
+
+K8S = {"name": "k8s", "kind": "kubernetes", "flavor": "istio"}
+
+
+def kubernetes(root: Path, rules: list[dict]):
+    graph = linked(root, [mesh(K8S), service("web", calls=["api"], platform="k8s"),
+                          service("api", versions=("v1", "v2", "v3"), platform="k8s"),
+                          route("api", rules, service="api")], allowed=("MESH301", "MESH302", "MESH332"))
+    documents = [doc for artifact in emit(graph, _quiet(), ["kubernetes"]) if artifact.path.endswith(".yaml")
+                 for doc in yaml.safe_load_all(artifact.content) if doc]
+    return graph, documents
+
+
+def _quiet():
+    from compiler.diagnostics import Report
+
+    return Report()
+
+
+def string_matches(condition: dict, value: str | None) -> bool:
+    if value is None:
+        return False
+    if not condition:
+        return True  # Istio: an empty match checks presence
+    if "exact" in condition:
+        return value == condition["exact"]
+    if "prefix" in condition:
+        return value.startswith(condition["prefix"])
+    return re.fullmatch(condition["regex"], value) is not None
+
+
+def istio_matches(match: dict, request: Request) -> bool:
+    path = request.bare_path
+    uri = match.get("uri")
+    if uri is not None and not string_matches(uri, path):
+        return False
+    if "method" in match and match["method"]["exact"] != request.method:
+        return False
+    if any(not string_matches(c, request.header(n)) for n, c in match.get("headers", {}).items()):
+        return False
+    return all(string_matches(c, request.query(n)) for n, c in match.get("queryParams", {}).items())
+
+
+def istio_decides(spec: dict, request: Request) -> tuple:
+    """What Istio does with the request: ("route", [(service, subset, port, weight)], path),
+    ("redirect", code, location) or ("404",)."""
+    for entry in spec.get("http", []):
+        for match in entry.get("match") or [{}]:
+            if istio_matches(match, request):
+                return istio_outcome(entry, match, request)
+    return ("404",)
+
+
+def istio_outcome(entry: dict, match: dict, request: Request) -> tuple:
+    query = f"?{request.query_string}" if "?" in request.path else ""
+    path = request.bare_path
+    if "redirect" in entry:
+        redirect = entry["redirect"]
+        return ("redirect", redirect.get("redirectCode", 301),
+                f"http://{redirect.get('authority', request.host)}{redirect.get('uri', path)}{query}")
+    rewrite = entry.get("rewrite", {})
+    uri = match.get("uri", {})
+    if "uri" in rewrite:  # replaces the exact path, the matched prefix, or Envoy's `/` without a uri match
+        path = rewrite["uri"] if "exact" in uri else rewrite["uri"] + path[len(uri.get("prefix", "/")):]
+    elif "uriRegexRewrite" in rewrite:
+        path = re.sub(rewrite["uriRegexRewrite"]["match"], rewrite["uriRegexRewrite"]["rewrite"], path)
+    destinations = [(d["destination"]["host"].split(".")[0], d["destination"].get("subset"),
+                     d["destination"]["port"]["number"], d.get("weight", 100)) for d in entry["route"]]
+    return ("route", sorted(destinations), path + query)
+
+
+def evaluator_decides(decision: Decision) -> tuple:
+    if decision.action == "redirect":
+        return ("redirect", decision.status, decision.location)
+    if decision.action == "forward":
+        return ("route", sorted((t.service.name, t.version, t.port, t.weight) for t in decision.destinations),
+                decision.path)
+    return ("404",)
+
+
+request = st.builds(
+    lambda path, query, method, header: Request(
+        "api", path + query, method, (("x-h", header),) if header is not None else ()),
+    st.sampled_from(REQUEST_PATHS), st.sampled_from(["", "?q=x", "?q=xy", "?q=y"]), st.sampled_from(["GET", "POST"]),
+    st.one_of(st.none(), st.sampled_from(["x", "xy", "y"])),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(rules=st.lists(rule, min_size=1, max_size=4), requests=st.lists(request, min_size=10, max_size=20))
+def test_the_istio_virtual_service_decides_as_the_evaluator(tmp_path_factory, rules, requests) -> None:
+    graph, documents = kubernetes(tmp_path_factory.mktemp("istio"), rules)
+    [service_route] = [d for d in documents if d["kind"] == "VirtualService" and d["metadata"]["name"] == "api"]
+    assert validation_errors(service_route) == []  # the Istio 1.30 CRD accepts what the reader reads
+    for sent in requests:
+        decision = evaluate(graph, Proxy(service=key("web")), sent)
+        assert istio_decides(service_route["spec"], sent) == evaluator_decides(decision), (sent, service_route["spec"])
+
+
+def test_segment_prefix_and_rewrite_on_istio(tmp_path: Path) -> None:
+    """Issue 11: `prefix: /v2` was a character prefix on Istio (`/v2example` went to v2), and
+    `rewrite: {prefix: /}` after `/api` turned `/api/foo` into `//foo` (Istio's `uri` rewrite
+    replaces the matched prefix `/api`)."""
+    _, documents = kubernetes(tmp_path, [
+        {"match": [{"path": {"prefix": "/api"}}], "to": [{"version": "v1"}], "rewrite": {"prefix": "/"}},
+        {"match": [{"path": {"prefix": "/v2"}}], "to": [{"version": "v2"}]},
+        {"to": [{"version": "v3"}]}])
+    [spec] = [d["spec"] for d in documents if d["kind"] == "VirtualService" and d["metadata"]["name"] == "api"]
+    assert istio_decides(spec, Request("api", "/api/foo")) == ("route", [("api", "v1", 8080, 100)], "/foo")
+    assert istio_decides(spec, Request("api", "/api")) == ("route", [("api", "v1", 8080, 100)], "/")
+    assert istio_decides(spec, Request("api", "/v2example"))[1] == [("api", "v3", 8080, 100)]
+    assert istio_decides(spec, Request("api", "/v2/x"))[1] == [("api", "v2", 8080, 100)]
