@@ -545,6 +545,18 @@ K8S_GATEWAY_API_UNSUPPORTED = _code(
     (URLRewrite ReplacePrefixMatch); durations are whole milliseconds, so a finer timeout is
     rounded up. The message says which applies.""",
 )
+K8S_GATEWAY_API_ORDER = _code(
+    "MESH426", "k8s-gateway-api-order", "error",
+    "Gateway API match precedence picks a later rule than written order for some requests.",
+    """meshc's rules are tried in written order and the first match wins (docs/intents.md). The
+    Gateway API orders an HTTPRoute's matches itself: an exact path first, then the longest path
+    prefix, then a method match, the most header matches, the most query parameter matches;
+    only ties go to the first rule. When a later rule's match ranks higher than an earlier
+    rule's and some request can match both, that request goes to the later rule on flavor
+    gateway-api and to the earlier one everywhere else. Both rules are named. Put the more
+    specific rule first (the order then agrees), or make the matches disjoint. Regular
+    expression paths are ordered by each implementation and are not compared.""",
+)
 K8S_CF_CALLEE_PORT = _code(
     "MESH425", "k8s-cf-callee-port", "warning",
     "A port of a Cloud Foundry callee that Kubernetes callers cannot reach.",

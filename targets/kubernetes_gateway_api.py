@@ -12,8 +12,9 @@ import re
 
 from compiler import codes
 from compiler.addressing import version_service_name
+from compiler.diagnostics import Related
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
-from compiler.model import HTTP_PROTOCOLS, StringMatch
+from compiler.model import HTTP_PROTOCOLS, Match, StringMatch
 from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_platform import PlatformEmitter
 from targets.kubernetes_support import (
@@ -218,16 +219,17 @@ class GatewayApiEmitter(PlatformEmitter):
                                 "standard channel cannot route between mesh services; it is not emitted",
                                 self.graph.sources.locate(route.origin, "rules", rule.index))
         spec: dict = {"parentRefs": parents, "rules": translated}
-        if hostnames:
+        if hostnames and "*" not in hostnames:  # `*` is an omitted hostnames list
             spec["hostnames"] = hostnames
+        self.report_precedence(route, rules)
         return document(GATEWAY_API, "HTTPRoute", metadata(name, route.key.namespace, (route.origin.file,)), spec=spec)
 
     # -- gateways ----------------------------------------------------------------------------
 
     def listener_names(self, listener) -> list[tuple[str, str | None]]:
         """(name, hostname) of the Gateway API listeners of one intent listener: one per host."""
-        if listener.protocol == "tcp":
-            return [(listener.name, None)]
+        if listener.protocol == "tcp" or "*" in listener.hosts:
+            return [(listener.name, None)]  # Gateway API: an omitted hostname matches every host
         if len(listener.hosts) == 1:
             return [(listener.name, listener.hosts[0])]
         return [(f"{listener.name}-{index}", host) for index, host in enumerate(listener.hosts, start=1)]
@@ -269,10 +271,100 @@ class GatewayApiEmitter(PlatformEmitter):
             http_rules = tuple(r for r in route.rules if r not in tls_rules)
             if http_rules:
                 docs.append(self.http_route(route, route.key.name, [parent], list(route.spec.hosts), http_rules))
-            if tls_rules:
-                docs.append(document(
-                    GATEWAY_API, "TLSRoute", metadata(route.key.name, route.key.namespace, (route.origin.file,)),
-                    spec={"parentRefs": [parent], "hostnames": list(route.spec.hosts),
-                          "rules": [{"backendRefs": [self.backend(t, len(r.destinations) > 1)
-                                                     for t in r.destinations]} for r in tls_rules]}))
+            for kind, kind_rules in (("TLSRoute", [r for r in tls_rules if rule_kind(r, self.protocol_of) == "tls"]),
+                                     ("TCPRoute", [r for r in tls_rules if rule_kind(r, self.protocol_of) == "tcp"])):
+                if not kind_rules:
+                    continue
+                spec: dict = {"parentRefs": [parent]}
+                if kind == "TLSRoute" and "*" not in route.spec.hosts:
+                    spec["hostnames"] = list(route.spec.hosts)
+                spec["rules"] = [{"backendRefs": [self.backend(t, len(r.destinations) > 1) for t in r.destinations]}
+                                 for r in kind_rules]
+                docs.append(document(GATEWAY_API, kind,
+                                     metadata(route.key.name, route.key.namespace, (route.origin.file,)), spec=spec))
         return docs
+
+    # -- rule order --------------------------------------------------------------------------
+
+    def report_precedence(self, route: RouteNode, rules: tuple[ResolvedRule, ...]) -> None:
+        """An error where the Gateway API's match precedence picks a later rule than written
+        order for some request: meshc's rules are first match in written order (docs/intents.md),
+        the Gateway API orders matches itself (HTTPRouteRule.matches: exact path, longest prefix,
+        method, most headers, most query parameters; ties to the first rule)."""
+        http_rules = [r for r in rules if rule_kind(r, self.protocol_of) == "http"]
+        for later_index, later in enumerate(http_rules):
+            for earlier in http_rules[:later_index]:
+                clash = next(((a, b) for a in (earlier.spec.match or [None]) for b in (later.spec.match or [None])
+                              if not (has_regex_path(a) or has_regex_path(b))
+                              and precedence(b) > precedence(a) and may_overlap(a, b)), None)
+                if clash is None:
+                    continue
+                self.report.add(
+                    codes.K8S_GATEWAY_API_ORDER,
+                    f"rule {later.index} of Route {route.key} takes precedence over rule {earlier.index} under the "
+                    "Gateway API's match ordering for requests both match, but rule "
+                    f"{earlier.index} comes first in written order",
+                    self.graph.sources.locate(route.origin, "rules", later.index),
+                    related=(Related(self.graph.sources.locate(route.origin, "rules", earlier.index),
+                                     "the earlier rule, which wins everywhere else"),),
+                    hint="narrow the earlier rule or move the more specific rule first",
+                )
+                break
+
+
+def has_regex_path(match: Match | None) -> bool:
+    """Regular expression paths are ordered by each implementation (implementation-specific)."""
+    return match is not None and match.path is not None and match.path.regex is not None
+
+
+def precedence(match: Match | None) -> tuple:
+    """Gateway API HTTPRouteRule.matches precedence: "Exact" path, then "Prefix" path with the
+    largest number of characters, method, most header matches, most query param matches."""
+    if match is None:
+        return (0, 1, 0, 0, 0)
+    path = match.path
+    exact = path is not None and path.exact is not None
+    prefix = len(path.prefix) if path is not None and path.prefix is not None else (0 if path is not None else 1)
+    headers = len([h for h in match.headers.values() if not h.present])
+    query = len([q for q in match.query.values() if not q.present])
+    return (int(exact), 0 if exact else prefix, int(match.method is not None), headers, query)
+
+
+def may_overlap(first: Match | None, second: Match | None) -> bool:
+    """Whether some request can match both entries; True when it cannot be ruled out."""
+    if first is None or second is None:
+        return True
+    if first.method is not None and second.method is not None and first.method != second.method:
+        return False
+    for mine, theirs in ((first.headers, second.headers), (first.query, second.query)):
+        for name in set(mine) & set(theirs):
+            a, b = mine[name], theirs[name]
+            if a.exact is not None and b.exact is not None and a.exact != b.exact:
+                return False
+    return paths_may_overlap(first.path, second.path)
+
+
+def paths_may_overlap(first, second) -> bool:
+    def stem(path) -> tuple[str, bool] | None:
+        """(path, is_prefix) for exact and segment-prefix matches; None for a regex."""
+        if path is None:
+            return ("", True)
+        if path.exact is not None:
+            return (path.exact, False)
+        if path.prefix is not None:
+            return (path.prefix.rstrip("/"), True)
+        return None
+
+    a, b = stem(first), stem(second)
+    if a is None or b is None:
+        return True
+    def within(path: str, prefix: str) -> bool:
+        return prefix == "" or path == prefix or path.startswith(prefix + "/")
+    if a[1] and b[1]:
+        return within(a[0], b[0]) or within(b[0], a[0])
+    if a[1]:
+        return within(b[0], a[0])
+    if b[1]:
+        return within(a[0], b[0])
+    return a[0] == b[0]
+

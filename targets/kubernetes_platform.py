@@ -48,6 +48,7 @@ KIND_ORDER = [
     (ISTIO_NETWORKING, "VirtualService"),
     (GATEWAY_API, "HTTPRoute"),
     (GATEWAY_API, "TLSRoute"),
+    (GATEWAY_API, "TCPRoute"),
     (ISTIO_SECURITY, "PeerAuthentication"),
     (ISTIO_SECURITY, "AuthorizationPolicy"),
     (ISTIO_NETWORKING, "Sidecar"),

@@ -51,6 +51,7 @@ MESHES = {
     "vm-plant": vm_mesh_files("/etc/meshc/certs"),
     "unused-suppressions": CATALOGUE / "unused-suppressions",
     "route-tests": CATALOGUE / "route-tests",
+    "gateway-api-order": CATALOGUE / "gateway-api-order",
 }
 
 

@@ -1,0 +1,170 @@
+"""The gateway-api flavour carries docs/intents.md's semantics, or says at the intent that it
+cannot: a small, independent reader of the emitted HTTPRoute (the Gateway API's own rules:
+HTTPRouteRule.matches precedence, PathPrefix element by element, ReplacePrefixMatch) decides
+generated requests as the reference evaluator does, unless a MESH42x diagnostic was reported."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.build import emit
+from compiler.diagnostics import Report
+from compiler.evaluate import Decision, Proxy, Request, evaluate, rewritten_path
+from compiler.model import Match, PathMatch
+from tests.k8s_schemas import validation_errors
+from tests.semantics import gateway, key, linked, mesh, route, service
+from tests.test_semantics_envoy import rule
+from tests.test_semantics_istio import request
+
+K8S = {"name": "k8s", "kind": "kubernetes", "flavor": "gateway-api"}
+ALLOWED = ("MESH301", "MESH302", "MESH332")
+
+
+def gateway_api(root: Path, rules: list[dict], extra: list[dict] = ()):
+    graph = linked(root, [mesh(K8S), service("web", calls=["api"], platform="k8s"),
+                          service("api", versions=("v1", "v2", "v3"), platform="k8s"),
+                          route("api", rules, service="api"), *extra], allowed=ALLOWED)
+    report = Report()
+    documents = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
+                 for doc in yaml.safe_load_all(artifact.content) if doc and "metadata" in doc]
+    return graph, documents, report
+
+
+def value_matches(match: dict, value: str | None) -> bool:
+    if value is None:
+        return False
+    if match.get("type", "Exact") == "Exact":
+        return value == match["value"]
+    return re.fullmatch(match["value"], value) is not None
+
+
+def path_matches(path_match: dict, path: str) -> bool:
+    kind, value = path_match.get("type", "PathPrefix"), path_match.get("value", "/")
+    if kind == "Exact":
+        return path == value
+    if kind == "PathPrefix":  # "done on a path element by element basis ... a trailing `/` is ignored"
+        stem = value.rstrip("/")
+        return stem == "" or path == stem or path.startswith(stem + "/")
+    return re.fullmatch(value, path) is not None
+
+
+def route_matches(match: dict, sent: Request) -> bool:
+    if not path_matches(match.get("path", {}), sent.bare_path):
+        return False
+    if "method" in match and match["method"] != sent.method:
+        return False
+    if any(not value_matches(h, sent.header(h["name"])) for h in match.get("headers", [])):
+        return False
+    return all(value_matches(q, sent.query(q["name"])) for q in match.get("queryParams", []))
+
+
+def precedence(match: dict) -> tuple:
+    """HTTPRouteRule.matches: "Exact" path match, "Prefix" path match with largest number of
+    characters, method match, largest number of header matches, of query param matches."""
+    path = match.get("path", {"type": "PathPrefix", "value": "/"})
+    exact = path.get("type") == "Exact"
+    prefix = len(path.get("value", "/")) if path.get("type", "PathPrefix") == "PathPrefix" else 0
+    return (int(exact), prefix, int("method" in match), len(match.get("headers", [])),
+            len(match.get("queryParams", [])))
+
+
+def gateway_api_decides(spec: dict, sent: Request) -> tuple:
+    candidates = [(precedence(match), -index, match, rule_spec)
+                  for index, rule_spec in enumerate(spec["rules"])
+                  for match in rule_spec.get("matches") or [{}] if route_matches(match, sent)]
+    if not candidates:
+        return ("404",)
+    *_, match, chosen = max(candidates, key=lambda c: (c[0], c[1]))  # ties: "the FIRST matching rule"
+    query = f"?{sent.query_string}" if "?" in sent.path else ""
+    path = sent.bare_path
+    for entry in chosen.get("filters", []):
+        if entry["type"] == "RequestRedirect":
+            redirect = entry["requestRedirect"]
+            target = redirect.get("path", {}).get("replaceFullPath", path)
+            return ("redirect", redirect.get("statusCode", 302),
+                    f"http://{redirect.get('hostname', sent.host)}{target}{query}")
+        if entry["type"] == "URLRewrite":
+            replacement = entry["urlRewrite"]["path"]["replacePrefixMatch"]
+            path = rewritten_path(replacement, Match(path=PathMatch(prefix=match["path"]["value"])), path)
+    weighted = len(chosen["backendRefs"]) > 1
+    backends = [(ref["name"], ref["port"], ref.get("weight", 1) if weighted else 100) for ref in chosen["backendRefs"]]
+    return ("route", sorted(backends), path + query)
+
+
+def evaluator_decides(decision: Decision) -> tuple:
+    if decision.action == "redirect":
+        return ("redirect", decision.status, decision.location)
+    if decision.action == "forward":
+        names = [(t.service.name + (f"-{t.version}" if t.version else ""), t.port, t.weight)
+                 for t in decision.destinations]
+        return ("route", sorted(names), decision.path)
+    return ("404",)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(rules=st.lists(rule, min_size=1, max_size=4), requests=st.lists(request, min_size=10, max_size=20))
+def test_the_http_route_decides_as_the_evaluator_or_a_diagnostic_says_why_not(tmp_path_factory, rules,
+                                                                              requests) -> None:
+    graph, documents, report = gateway_api(tmp_path_factory.mktemp("gwapi"), rules)
+    [http_route] = [d for d in documents if d["kind"] == "HTTPRoute" and d["metadata"]["name"] == "api"]
+    assert validation_errors(http_route) == []
+    said = sorted({d.code.code for d in report.diagnostics if d.code.code.startswith("MESH42")})
+    for sent in requests:
+        decision = evaluate(graph, Proxy(service=key("web")), sent)
+        if gateway_api_decides(http_route["spec"], sent) != evaluator_decides(decision):
+            assert said, (sent, http_route["spec"])
+
+
+def test_written_order_against_precedence_is_an_error_naming_both_rules(tmp_path: Path) -> None:
+    """Issue 11: the gateway-api flavour emitted HTTPRoute rules whose precedence picks another
+    rule for some requests, with no warning (httproute_types.go: "Proxy or Load Balancer routing
+    configuration generated from HTTPRoutes MUST prioritize matches based on the following
+    criteria ... "Exact" path match ... "Prefix" path match with largest number of characters")."""
+    _, _, report = gateway_api(tmp_path, [
+        {"match": [{"path": {"prefix": "/api"}}], "to": [{"version": "v1"}]},
+        {"match": [{"path": {"prefix": "/api/v2"}}], "to": [{"version": "v2"}]},
+        {"match": [{"path": {"prefix": "/other"}, "method": "GET"}], "to": [{"version": "v3"}]},
+    ])
+    [order] = [d for d in report.diagnostics if d.code.code == "MESH426"]
+    assert "rule 1 of Route shop/api takes precedence over rule 0" in order.message
+    assert order.location.line > order.related[0].location.line
+
+
+def test_disjoint_or_already_ordered_rules_are_not_reported(tmp_path: Path) -> None:
+    _, _, report = gateway_api(tmp_path, [
+        {"match": [{"path": {"exact": "/api"}}], "to": [{"version": "v2"}]},
+        {"match": [{"path": {"prefix": "/api"}, "headers": {"x": {"exact": "1"}}}], "to": [{"version": "v3"}]},
+        {"match": [{"path": {"prefix": "/api"}}], "to": [{"version": "v1"}]},
+        {"match": [{"path": {"prefix": "/web"}, "method": "POST"}], "to": [{"version": "v1"}]},
+        {"match": [{"path": {"prefix": "/web"}, "method": "GET", "headers": {"y": {"exact": "2"}}}],
+         "to": [{"version": "v2"}]},
+    ])
+    assert [d for d in report.diagnostics if d.code.code == "MESH426"] == []
+
+
+def test_catch_all_hosts_and_tcp_routes(tmp_path: Path) -> None:
+    """Issue 11: `hosts: ["*"]` came out as `hostname: '*'`, which the Gateway API CRD pattern
+    rejects (an omitted hostname matches every host), and a plain-TCP gateway route as a
+    TLSRoute with `hostnames: ['*']` instead of a TCPRoute."""
+    _, documents, _ = gateway_api(tmp_path, [{"to": [{"version": "v1"}]}], extra=[
+        service("db", ports=[{"name": "pg", "port": 5432, "protocol": "tcp"}], platform="k8s"),
+        gateway("edge", [{"name": "web", "port": 443, "protocol": "https", "hosts": ["*"],
+                          "tls": {"mode": "terminate", "certificate": "web"}},
+                         {"name": "pg", "port": 5432, "protocol": "tcp", "hosts": ["*"]}], platform="k8s"),
+        route("web", [{"to": [{"service": "api", "version": "v1"}]}], gateway="edge", hosts=["*"]),
+        route("pg", [{"to": [{"service": "db"}]}], gateway="edge", hosts=["pg.example.com"]),
+    ])
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}
+    assert ("TCPRoute", "pg") in kinds and ("TLSRoute", "pg") not in kinds
+    [edge] = [d for d in documents if d["kind"] == "Gateway"]
+    assert all("hostname" not in listener for listener in edge["spec"]["listeners"])
+    [web] = [d for d in documents if d["kind"] == "HTTPRoute" and d["metadata"]["name"] == "web"]
+    assert "hostnames" not in web["spec"]
+    checked = [d for d in documents if d["kind"] in ("Gateway", "HTTPRoute", "TCPRoute")]
+    assert [error for d in checked for error in validation_errors(d)] == []
