@@ -294,7 +294,9 @@ class GatewayApiEmitter(PlatformEmitter):
         http_rules = [r for r in rules if rule_kind(r, self.protocol_of) == "http"]
         for later_index, later in enumerate(http_rules):
             for earlier in http_rules[:later_index]:
-                clash = next(((a, b) for a in (earlier.spec.match or [None]) for b in (later.spec.match or [None])
+                firsts: list[Match | None] = list(earlier.spec.match) or [None]
+                seconds: list[Match | None] = list(later.spec.match) or [None]
+                clash = next(((a, b) for a in firsts for b in seconds
                               if not (has_regex_path(a) or has_regex_path(b))
                               and precedence(b) > precedence(a) and may_overlap(a, b)), None)
                 if clash is None:

@@ -57,7 +57,7 @@ def _http_matches(match: Match) -> list[tuple[dict, str]]:
         return [({"uri": {"exact": path.exact}, **out}, "exact")]
     if path.regex is not None:
         return [({"uri": {"regex": path.regex}, **out}, "regex")]
-    stem = path.prefix.rstrip("/")
+    stem = (path.prefix or "").rstrip("/")  # neither exact nor regex: a prefix
     if not stem:
         return [({"uri": {"prefix": "/"}, **out}, "")]
     return [({"uri": {"exact": stem}, **out}, "stem"), ({"uri": {"prefix": f"{stem}/"}, **out}, "prefix")]
