@@ -1,8 +1,13 @@
 """YAML 1.2 (core schema) loading on libyaml, with source positions on the side.
 
-The constructor records, for every mapping and sequence it builds, where each key and item
-stands; `locate` walks a field path through the loaded data to a line and column. Nothing is
-computed per field until a diagnostic asks, so positions cost almost nothing on the hot path.
+Two constructors share libyaml's composer and the core-schema resolver. The fast one builds
+plain data straight from the nodes and records nothing; it covers documents without anchors,
+merge keys, duplicate keys or tags outside the core schema. Anything else, and every
+position, comes from the positioned constructor: it records, for every mapping and sequence
+it builds, where each key and item stands, and enforces the limits (alias expansion, tags)
+with a located YamlProblem. A file is read again with positions only when a diagnostic asks
+where something is (`YamlDocument.locate`), so the hot path pays for neither the marks nor
+their memory.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any, cast
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
 from compiler import codes
@@ -41,6 +47,13 @@ class YamlProblem(Exception):
 class _CoreSchemaResolver(BaseResolver):
     """YAML 1.2 core schema: only true/false are booleans; no timestamps, no YAML 1.1 octals."""
 
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        # libyaml's composer asks for every scalar; one that no implicit resolver can claim by
+        # its first character is a string, as BaseResolver.resolve would conclude after trying them
+        if kind is ScalarNode and (not implicit[0] or (value and value[0] not in _RESOLVER_FIRST_CHARS)):
+            return self.DEFAULT_SCALAR_TAG
+        return super().resolve(kind, value, implicit)
+
 
 _CoreSchemaResolver.yaml_implicit_resolvers = {}
 for _tag, _pattern, _first in (
@@ -57,6 +70,7 @@ for _tag, _pattern, _first in (
 ):
     _CoreSchemaResolver.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
 
+_RESOLVER_FIRST_CHARS = frozenset(key for key in _CoreSchemaResolver.yaml_implicit_resolvers if key)
 _CORE_TAGS = frozenset(
     "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "merge")
 )
@@ -192,12 +206,63 @@ class _Loader(_Parser, _PositionConstructor, _CoreSchemaResolver):
         _CoreSchemaResolver.__init__(self)
 
 
+class _NeedsPositions(Exception):
+    """The fast constructor met something only the positioned one handles (or reports)."""
+
+
+_STR, _MAP, _SEQ = ("tag:yaml.org,2002:" + t for t in ("str", "map", "seq"))
+_SCALARS = {
+    "tag:yaml.org,2002:" + name: getattr(_PositionConstructor, f"construct_yaml_{name}")
+    for name in ("int", "float", "bool", "null")
+}
+
+
+def _plain_data(node: yaml.Node, constructor: _PositionConstructor) -> Any:
+    """The data of a node without anchors, merge keys, duplicate keys or non-core tags."""
+    kind = node.__class__
+    tag = node.tag
+    if kind is ScalarNode:
+        if tag == _STR:
+            return node.value
+        convert = _SCALARS.get(tag)
+        if convert is None:
+            raise _NeedsPositions
+        return convert(constructor, node)
+    if kind is MappingNode and tag == _MAP:
+        data: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not ScalarNode:
+                raise _NeedsPositions
+            key = _plain_data(key_node, constructor)
+            if key in data:
+                raise _NeedsPositions
+            data[key] = _plain_data(value_node, constructor)
+        return data
+    if kind is SequenceNode and tag == _SEQ:
+        return [_plain_data(child, constructor) for child in node.value]
+    raise _NeedsPositions
+
+
+class _Positions:
+    """Data and marks of every document of one text, read with positions on first use."""
+
+    def __init__(self, text: str, documents: list[tuple[Any, int, dict[int, Marks]]] | None = None) -> None:
+        self._text = text
+        self._documents = documents
+
+    def of(self, index: int) -> tuple[Any, dict[int, Marks]]:
+        if self._documents is None:
+            self._documents = _read_positioned(self._text)
+        data, _, marks = self._documents[index]
+        return data, marks
+
+
 @dataclass(frozen=True)
 class YamlDocument:
     index: int
     data: Any
     line: int  # where the document starts
-    marks: dict[int, Marks]
+    positions: _Positions
 
     def locate(self, path: tuple[Any, ...], *, key: bool = False) -> tuple[int, int]:
         """Line and column of the deepest part of `path` present in the document.
@@ -206,10 +271,10 @@ class YamlDocument:
         pydantic error `loc` maps straight to the field it is about. With `key`, the position of
         the last key itself rather than its value.
         """
-        node = self.data
+        node, marks_of = self.positions.of(self.index)
         position = (self.line, 1)
         for part in path:
-            marks = self.marks.get(id(node)) if isinstance(node, (dict, list)) else None
+            marks = marks_of.get(id(node)) if isinstance(node, (dict, list)) else None
             if marks is None or part not in marks.values:
                 continue
             position = marks.keys[part] if key else marks.values[part]
@@ -228,21 +293,52 @@ def plain_scalar_is_string(text: str) -> bool:
 def load_documents(text: str, max_documents: int | None = None) -> list[YamlDocument]:
     """Every document in `text`; raises YamlProblem for anything that is not clean YAML 1.2,
     and for more than `max_documents` documents (what is left of the build's budget)."""
+    # The fast constructor needs no anchor (so no alias) and a text too short for any document
+    # to pass the node budget (every counted node takes at least one character), which only
+    # the positioned constructor counts.
+    if "&" not in text and len(text) <= MAX_EXPANDED_NODES:
+        try:
+            return _load_fast(text, max_documents)
+        except (_NeedsPositions, yaml.YAMLError, RecursionError, ValueError, TypeError):
+            pass  # the positioned loader reads it again and says where the problem is
+    read = _read_positioned(text, max_documents)
+    positions = _Positions(text, read)
+    return [YamlDocument(index, data, line, positions) for index, (data, line, _) in enumerate(read)]
+
+
+def _check_document_budget(loader: _Loader, index: int, max_documents: int | None) -> None:
+    if max_documents is not None and index >= max_documents:
+        mark = getattr(loader.peek_event(), "start_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise YamlProblem(codes.INPUT_BUDGET,
+                          "the build's budget of documents is used up before this document; "
+                          "it and the rest of the file are not read", line, column)
+
+
+def _load_fast(text: str, max_documents: int | None = None) -> list[YamlDocument]:
     loader = _Loader(text)
+    positions = _Positions(text)
     documents: list[YamlDocument] = []
     try:
-        index = 0
         while loader.check_node():
-            if max_documents is not None and index >= max_documents:
-                mark = getattr(loader.peek_event(), "start_mark", None)
-                line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-                raise YamlProblem(codes.INPUT_BUDGET,
-                                  "the build's budget of documents is used up before this document; "
-                                  "it and the rest of the file are not read", line, column)
+            _check_document_budget(loader, len(documents), max_documents)
             node = cast(yaml.Node, loader.get_node())  # not None: check_node saw a document
-            data = loader.construct_document(node)
-            documents.append(YamlDocument(index, data, node.start_mark.line + 1, loader.marks))
-            index += 1
+            data = _plain_data(node, loader)
+            documents.append(YamlDocument(len(documents), data, node.start_mark.line + 1, positions))
+    finally:
+        loader.dispose()
+    return documents
+
+
+def _read_positioned(text: str, max_documents: int | None = None) -> list[tuple[Any, int, dict[int, Marks]]]:
+    """(data, start line, marks) of every document; raises YamlProblem with its position."""
+    loader = _Loader(text)
+    documents: list[tuple[Any, int, dict[int, Marks]]] = []
+    try:
+        while loader.check_node():
+            _check_document_budget(loader, len(documents), max_documents)
+            node = cast(yaml.Node, loader.get_node())  # not None: check_node saw a document
+            documents.append((loader.construct_document(node), node.start_mark.line + 1, loader.marks))
     except YamlProblem:
         raise
     except yaml.MarkedYAMLError as error:
