@@ -8,8 +8,6 @@ the output directory) so that the CLI only parses options and prints.
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,12 +17,13 @@ from compiler.artifact import Artifact
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
 from compiler.loader import Loaded, Revision, SourceTable, WorktreeSource, load
+from compiler.stages import Stages
 from targets import REGISTRY
 from targets import load as load_target
 
 if TYPE_CHECKING:
     from compiler.codes import Severity
-    from compiler.loader import FileSource
+    from compiler.loader import FileCache, FileSource
     from compiler.suppress import Suppressor
 
 
@@ -49,39 +48,16 @@ class Compiled:
             self.suppressor = None
 
 
-class Stages:
-    """Where a command's time went: each stage with its duration and what it counted. `show`
-    receives a line as each stage ends (progress on a terminal); summary() is `--timings`."""
-
-    def __init__(self, show: Callable[[str], None] | None = None) -> None:
-        self.show = show
-        self.done: list[tuple[str, float, str]] = []
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[list[str]]:
-        """Times the block; the block appends what it counted (`12 files`) to the list."""
-        counted: list[str] = []
-        started = time.perf_counter()
-        yield counted
-        self.done.append((name, time.perf_counter() - started, ", ".join(counted)))
-        if self.show is not None:
-            self.show(f"meshc: {name}" + (f": {counted[0]}" if counted else "") + f" ({self.done[-1][1]:.2f} s)")
-
-    def summary(self) -> str:
-        total = sum(seconds for _, seconds, _ in self.done)
-        lines = [f"  {name:<8} {seconds:8.3f} s  {counted}".rstrip() for name, seconds, counted in self.done]
-        return "\n".join(["meshc: timings", *lines, f"  {'total':<8} {total:8.3f} s"]) + "\n"
-
-
 def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, ...] = (),
-                 analyse: bool = True, finish: bool = True, stages: Stages | None = None) -> Compiled:
+                 analyse: bool = True, finish: bool = True, stages: Stages | None = None,
+                 source: FileSource | None = None, cache: FileCache | None = None) -> Compiled:
     """Load, link and (by default) analyse the mesh at root; never raises for user errors.
 
     Analysis runs only on a mesh that linked without errors: checks over a graph with holes
     would report the holes again. Suppressions are applied to what analysis reported; with
-    `finish=False` the caller runs the targets and then calls Compiled.finish()."""
+    `finish=False` the caller runs the targets and then calls Compiled.finish(). `source`
+    replaces the working tree at root; `cache` serves unchanged files (compiler.cache)."""
     report = Report()
-    source: FileSource
     if ref is not None:
         from compiler.gitsource import GitError, GitSource
 
@@ -90,11 +66,11 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
         except GitError as error:
             report.add(codes.GIT_REVISION, str(error), None)
             return Compiled(None, SourceTable(), report)
-    else:
+    elif source is None:
         source = WorktreeSource(root, skip_dirs)
     stages = stages or Stages()
     with stages.stage("load") as counted:
-        loaded = load(source, report)
+        loaded = load(source, report, cache)
         counted.append(f"{len(loaded.sources.texts)} files, {len(loaded.intents)} intents")
     from compiler.linker import link
 
@@ -120,12 +96,15 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     return compiled
 
 
-def check_mesh(root: Path, *, ref: str | None = None, stages: Stages | None = None) -> Compiled:
+def check_mesh(root: Path, *, ref: str | None = None, stages: Stages | None = None,
+               source: FileSource | None = None, cache: FileCache | None = None) -> Compiled:
     """`meshc check`: compile and analyse, then run every target and lay out the output tree in
     memory, writing nothing, so that whatever a build would refuse is reported here too: a
-    mesh that checks clean builds (tests/test_hostile_agreement.py)."""
+    mesh that checks clean builds (tests/test_hostile_agreement.py). `source` and `cache` as
+    for compile_mesh."""
     stages = stages or Stages()
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False, stages=stages)
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False, stages=stages,
+                            source=source, cache=cache)
     graph = compiled.graph
     ran = graph is not None and not compiled.report.has_errors
     if graph is not None and ran:

@@ -123,7 +123,7 @@ def _timings(function):
 
 def _stages(quiet: bool):
     """Stages that show progress on stderr when it is a terminal (and not --quiet)."""
-    from compiler.build import Stages
+    from compiler.stages import Stages
 
     terminal = _stderr_is_terminal() and not quiet
     return Stages(show=(lambda line: click.echo(line, err=True)) if terminal else None)
@@ -133,22 +133,36 @@ def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+_NO_CACHE = click.option("--no-cache", is_flag=True,
+                         help="Neither read nor write the check cache ($MESHC_CACHE_DIR, else ~/.cache/meshc).")
+
+
+def _checked(root: Path, ref: str | None, no_cache: bool, stages=None):
+    """`meshc check` of the mesh at root; a working tree goes through the check cache (compiler.cache)."""
+    if ref is None and not no_cache:
+        from compiler.cache import CheckCache, check, default_directory
+
+        return check(root, CheckCache(default_directory()), stages)
+    from compiler.build import check_mesh
+
+    return check_mesh(root, ref=ref, stages=stages)
+
+
 @main.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
 @click.option("--fix", is_flag=True, help="Apply the mechanical fixes (renamed fields) in place, then check.")
 @_timings
 @_common
+@_NO_CACHE
 def check(path: str, fix: bool, timings: bool, ref: str | None, fmt: str, quiet: bool, color: str,
-          fail_on: Severity) -> None:
+          fail_on: Severity, no_cache: bool) -> None:
     """Load, type-check, link and analyse the mesh, and run every target without writing: a mesh
     that checks clean builds (with --fix, the fixes are the only thing written)."""
-    from compiler.build import check_mesh
-
     root = _root(path)
     if fix and ref is not None:
         raise click.UsageError("--fix edits the working tree; it does not combine with --ref")
     stages = _stages(quiet)
-    compiled = check_mesh(root, ref=ref, stages=stages)
+    compiled = _checked(root, ref, no_cache, stages)
     if fix and any(d.fix for d in compiled.report.diagnostics):
         from compiler.fixes import apply_fixes
 
@@ -156,7 +170,7 @@ def check(path: str, fix: bool, timings: bool, ref: str | None, fmt: str, quiet:
             state = "renamed" if applied else "could not rename"
             click.echo(f"{rename.location}: {state} {rename.old!r} to {rename.new!r}", err=True)
         stages = _stages(quiet)
-        compiled = check_mesh(root, stages=stages)
+        compiled = _checked(root, None, no_cache, stages)
     _print_report(compiled, fmt, quiet, color, root)
     if timings:
         click.echo(stages.summary(), err=True, nl=False)
@@ -268,19 +282,19 @@ def _known_targets(targets: tuple[str, ...]) -> None:
 @main.command("check-files")
 @click.argument("files", nargs=-1, type=click.Path())
 @_common
-def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
+@_NO_CACHE
+def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity,
+                no_cache: bool) -> None:
     """Check each mesh that FILES belong to, once (the pre-commit hook `meshc-check`).
 
     A file belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files
     outside every mesh are ignored.
     """
-    from compiler.build import check_mesh
-
     roots = {root for root in map(_mesh_root_of, files) if root is not None}
     failed = False
     for root in sorted(roots):
         display = Path(os.path.relpath(root))
-        compiled = check_mesh(display, ref=ref)
+        compiled = _checked(display, ref, no_cache)
         _print_report(compiled, fmt, quiet, color, display)
         failed |= compiled.report.fails(fail_on)
     sys.exit(EXIT_FAIL if failed else EXIT_OK)

@@ -14,11 +14,13 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from compiler import DEFAULT_OUTPUT, codes
 from compiler.diagnostics import Location, Rename, Report
-from compiler.yamlload import YamlDocument, YamlProblem, load_documents
+
+if TYPE_CHECKING:
+    from compiler.yamlload import YamlDocument
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 # What one build reads in all (docs/diagnostics.md, MESH012): a pull request cannot make a
@@ -117,6 +119,14 @@ class Refused(OSError):
 
 # The size a FileSource lists for a refused path: reading it raises Refused.
 REFUSED = -1
+
+
+class FileCache(Protocol):
+    """What loading keeps of an unchanged file between runs (compiler.cache.CheckCache)."""
+
+    def load_file(self, path: str, blob_id: str) -> Any | None: ...
+
+    def store_file(self, path: str, blob_id: str, entry: Any) -> None: ...
 
 
 class WorktreeSource:
@@ -260,7 +270,8 @@ def _segment_matches(pattern: str, text: str) -> bool:
 # Loading
 
 
-def load(source: FileSource, report: Report) -> Loaded:
+def load(source: FileSource, report: Report, cache: FileCache | None = None) -> Loaded:
+    """Every intent of the mesh; with a cache, an unchanged file is neither parsed nor validated."""
     sources = SourceTable()
     intents: list[Intent] = []
     listing = dict(source.files())
@@ -269,7 +280,7 @@ def load(source: FileSource, report: Report) -> Loaded:
                    hint="run `meshc init DIR` to start a mesh repo, or pass the directory holding mesh.yaml")
         return Loaded(intents, sources, source)
 
-    mesh_intents = _load_file(source, MESH_FILE, listing[MESH_FILE], sources, report)
+    mesh_intents = _load_file(source, MESH_FILE, listing[MESH_FILE], sources, report, cache)
     excludes = [DEFAULT_OUTPUT]
     for intent in mesh_intents:
         if intent.kind == "Mesh":
@@ -288,7 +299,7 @@ def load(source: FileSource, report: Report) -> Loaded:
                        f"this file and the {len(included) - number - 1} after it are not read", Location(path, 1, 1))
             break
         read_bytes += min(size, MAX_FILE_BYTES)
-        intents.extend(_load_file(source, path, listing[path], sources, report))
+        intents.extend(_load_file(source, path, listing[path], sources, report, cache))
     _check_mesh_placement(intents, sources, report)
     return Loaded(intents, sources, source)
 
@@ -308,7 +319,7 @@ def _check_mesh_placement(intents: list[Intent], sources: SourceTable, report: R
 
 
 def _load_file(
-    source: FileSource, path: str, size: int, sources: SourceTable, report: Report
+    source: FileSource, path: str, size: int, sources: SourceTable, report: Report, cache: FileCache | None
 ) -> list[Intent]:
     if size > MAX_FILE_BYTES:
         report.add(codes.FILE_TOO_LARGE, f"{size} bytes is over the {MAX_FILE_BYTES}-byte limit",
@@ -326,7 +337,7 @@ def _load_file(
     if len(raw) > MAX_FILE_BYTES:  # grew since it was listed
         report.add(codes.FILE_TOO_LARGE, f"the file is over the {MAX_FILE_BYTES}-byte limit", Location(path, 1, 1))
         return []
-    sources.blob_ids[path] = git_blob_id(raw)
+    blob_id = sources.blob_ids[path] = git_blob_id(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -340,18 +351,59 @@ def _load_file(
         text = text[1:]
     sources.texts[path] = text
     _record_suppressions(path, text, report)
+    # a cached file counts against the document budget as a parsed one: an entry holding more
+    # documents than the budget has left is not used, and a file the budget cut is not kept
+    budget_left = max(1, MAX_DOCUMENTS - len(sources.documents))
+    if cache is not None:
+        restored = _restore(cache.load_file(path, blob_id), path, text, budget_left, sources, report)
+        if restored is not None:
+            return restored
+    first = len(report.diagnostics)
+    documents, intents = _parse_and_validate(path, text, budget_left, sources, report)
+    if cache is not None:
+        reported = report.records(first)
+        if not any(record[0] == codes.INPUT_BUDGET.code for record in reported):
+            cached_intents = [(i.kind, i.model, i.origin.document) for i in intents]
+            cache.store_file(path, blob_id, ([(d.data, d.line) for d in documents], cached_intents, reported))
+    return intents
+
+
+def _parse_and_validate(path: str, text: str, max_documents: int, sources: SourceTable,
+                        report: Report) -> tuple[list[YamlDocument], list[Intent]]:
+    from compiler.yamlload import YamlProblem, load_documents
+
     try:
-        documents = load_documents(text, max_documents=max(1, MAX_DOCUMENTS - len(sources.documents)))
+        documents = load_documents(text, max_documents=max_documents)
     except YamlProblem as problem:
         report.add(problem.code, problem.message,
                    Location(path, problem.line, problem.column))
-        return []
+        return [], []
     intents = []
     for document in documents:
         sources.documents[(path, document.index)] = document
         intent = _validate(document, Origin(path, document.index), sources, report)
         if intent is not None:
             intents.append(intent)
+    return documents, intents
+
+
+def _restore(entry: Any, path: str, text: str, max_documents: int, sources: SourceTable,
+             report: Report) -> list[Intent] | None:
+    """A cached file's documents, intents and diagnostics, or None for a miss, a malformed entry
+    or more documents than `max_documents` (parsing reports the budget)."""
+    from compiler.yamlload import restore_documents
+
+    try:
+        loaded, cached_intents, reported = entry
+        if len(loaded) > max_documents:
+            return None
+        documents = restore_documents(text, [(data, int(line)) for data, line in loaded])
+        intents = [Intent(kind, model, Origin(path, index)) for kind, model, index in cached_intents]
+        report.add_records(reported)
+    except (TypeError, ValueError, KeyError):
+        return None
+    for document in documents:
+        sources.documents[(path, document.index)] = document
     return intents
 
 

@@ -306,6 +306,13 @@ def load_documents(text: str, max_documents: int | None = None) -> list[YamlDocu
     return [YamlDocument(index, data, line, positions) for index, (data, line, _) in enumerate(read)]
 
 
+def restore_documents(text: str, loaded: list[tuple[Any, int]]) -> list[YamlDocument]:
+    """Documents read from `text` earlier (data, start line), as the check cache keeps them;
+    positions are read again from the text if a diagnostic asks."""
+    positions = _Positions(text)
+    return [YamlDocument(index, data, line, positions) for index, (data, line) in enumerate(loaded)]
+
+
 def _check_document_budget(loader: _Loader, index: int, max_documents: int | None) -> None:
     if max_documents is not None and index >= max_documents:
         mark = getattr(loader.peek_event(), "start_mark", None)

@@ -132,3 +132,10 @@ def make_mesh(tmp_path: Path):
         return root
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _check_cache_of_the_test(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`meshc check` caches into a directory of each test (compiler.cache), not the user's: a
+    test that patches a limit or a model never meets entries another test left."""
+    monkeypatch.setenv("MESHC_CACHE_DIR", str(tmp_path_factory.mktemp("meshc-cache")))

@@ -108,7 +108,9 @@ def test_progress_shows_on_a_terminal_only(tmp_path: Path, monkeypatch) -> None:
     quiet_pipe = meshc("check", str(BOOKINFO))
     assert quiet_pipe.exit_code == 0 and quiet_pipe.stderr == ""
     monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
-    shown = meshc("check", str(BOOKINFO))
+    shown = meshc("check", str(BOOKINFO), "--no-cache")
     assert [line.split(":")[1].strip() for line in shown.stderr.splitlines()] == ["load", "link", "analyse", "emit"]
+    cached = meshc("check", str(BOOKINFO))  # unchanged since the first check: its answer, from the cache
+    assert re.fullmatch(r"meshc: cache: unchanged: the last check's diagnostics \([0-9.]+ s\)\n", cached.stderr)
     assert re.search(r"^meshc: load: [0-9]+ files, [0-9]+ intents \([0-9.]+ s\)$", shown.stderr, re.M)
     assert meshc("check", str(BOOKINFO), "--quiet").stderr == ""
