@@ -243,18 +243,57 @@ def _plain_data(node: yaml.Node, constructor: _PositionConstructor) -> Any:
     raise _NeedsPositions
 
 
-class _Positions:
-    """Data and marks of every document of one text, read with positions on first use."""
+class _Marked:
+    """Positions recorded by the positioned constructor, for the documents it read."""
 
-    def __init__(self, text: str, documents: list[tuple[Any, int, dict[int, Marks]]] | None = None) -> None:
-        self._text = text
+    def __init__(self, documents: list[tuple[Any, int, dict[int, Marks]]]) -> None:
         self._documents = documents
 
-    def of(self, index: int) -> tuple[Any, dict[int, Marks]]:
-        if self._documents is None:
-            self._documents = _read_positioned(self._text)
-        data, _, marks = self._documents[index]
-        return data, marks
+    def locate(self, index: int, path: tuple[Any, ...], key: bool, start: tuple[int, int]) -> tuple[int, int]:
+        node, _, marks_of = self._documents[index]
+        position = start
+        for part in path:
+            marks = marks_of.get(id(node)) if isinstance(node, (dict, list)) else None
+            if marks is None or part not in marks.values:
+                continue
+            position = marks.keys[part] if key else marks.values[part]
+            node = node[part]
+        return position
+
+
+class _Composed:
+    """Positions of documents the fast constructor read: their text is composed again (libyaml,
+    nodes with marks, no data built) the first time a position is asked for."""
+
+    def __init__(self, text: str) -> None:
+        self._text: str | None = text
+        self._roots: list[yaml.Node] = []
+
+    def locate(self, index: int, path: tuple[Any, ...], key: bool, start: tuple[int, int]) -> tuple[int, int]:
+        if self._text is not None:
+            loader = _Loader(self._text)
+            try:
+                while loader.check_node():
+                    self._roots.append(cast(yaml.Node, loader.get_node()))
+            finally:
+                loader.dispose()
+            self._text = None
+        node = self._roots[index]
+        position = start
+        for part in path:
+            found = None
+            if node.__class__ is MappingNode:
+                found = next(((k, v) for k, v in node.value if _plain_data(k, _SCALAR_KEYS) == part), None)
+            elif node.__class__ is SequenceNode and type(part) is int and 0 <= part < len(node.value):
+                found = (node.value[part], node.value[part])
+            if found is None:
+                continue  # not in the data, as with _Marked
+            position = _mark(found[0] if key else found[1])
+            node = found[1]
+        return position
+
+
+_SCALAR_KEYS = _PositionConstructor()
 
 
 @dataclass(frozen=True)
@@ -262,7 +301,7 @@ class YamlDocument:
     index: int
     data: Any
     line: int  # where the document starts
-    positions: _Positions
+    positions: _Marked | _Composed  # shared by the documents of one text
 
     def locate(self, path: tuple[Any, ...], *, key: bool = False) -> tuple[int, int]:
         """Line and column of the deepest part of `path` present in the document.
@@ -271,15 +310,7 @@ class YamlDocument:
         pydantic error `loc` maps straight to the field it is about. With `key`, the position of
         the last key itself rather than its value.
         """
-        node, marks_of = self.positions.of(self.index)
-        position = (self.line, 1)
-        for part in path:
-            marks = marks_of.get(id(node)) if isinstance(node, (dict, list)) else None
-            if marks is None or part not in marks.values:
-                continue
-            position = marks.keys[part] if key else marks.values[part]
-            node = node[part]
-        return position
+        return self.positions.locate(self.index, path, key, (self.line, 1))
 
 
 _SCALAR_RESOLVER = _CoreSchemaResolver()
@@ -301,15 +332,13 @@ def load_documents(text: str, max_documents: int | None = None) -> list[YamlDocu
             return _load_fast(text, max_documents)
         except (_NeedsPositions, yaml.YAMLError, RecursionError, ValueError, TypeError):
             pass  # the positioned loader reads it again and says where the problem is
-    read = _read_positioned(text, max_documents)
-    positions = _Positions(text, read)
-    return [YamlDocument(index, data, line, positions) for index, (data, line, _) in enumerate(read)]
+    return _load_positioned(text, max_documents)
 
 
 def restore_documents(text: str, loaded: list[tuple[Any, int]]) -> list[YamlDocument]:
     """Documents read from `text` earlier (data, start line), as the check cache keeps them;
     positions are read again from the text if a diagnostic asks."""
-    positions = _Positions(text)
+    positions = _Composed(text)
     return [YamlDocument(index, data, line, positions) for index, (data, line) in enumerate(loaded)]
 
 
@@ -324,7 +353,7 @@ def _check_document_budget(loader: _Loader, index: int, max_documents: int | Non
 
 def _load_fast(text: str, max_documents: int | None = None) -> list[YamlDocument]:
     loader = _Loader(text)
-    positions = _Positions(text)
+    positions = _Composed(text)
     documents: list[YamlDocument] = []
     try:
         while loader.check_node():
@@ -335,6 +364,12 @@ def _load_fast(text: str, max_documents: int | None = None) -> list[YamlDocument
     finally:
         loader.dispose()
     return documents
+
+
+def _load_positioned(text: str, max_documents: int | None = None) -> list[YamlDocument]:
+    read = _read_positioned(text, max_documents)
+    positions = _Marked(read)
+    return [YamlDocument(index, data, line, positions) for index, (data, line, _) in enumerate(read)]
 
 
 def _read_positioned(text: str, max_documents: int | None = None) -> list[tuple[Any, int, dict[int, Marks]]]:

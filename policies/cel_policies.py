@@ -217,7 +217,9 @@ def check(graph: MeshGraph, report: Report) -> None:
     verdicts = _judge_all([(policy, data) for policy, _, _, data in jobs])
     for (policy, name, origin, _), (verdict, failure) in zip(jobs, verdicts, strict=True):
         spec = policy.node.spec
-        where = at(origin, "name")
+        if verdict == "ok":
+            continue
+        where = at(origin, "name")  # located only when reported: a position may mean reading the file again
         if verdict == "violation":
             report.add(codes.POLICY_VIOLATION, f"{name}: {spec.message} (Policy {spec.name})", where,
                        related=(Related(at(policy.node.origin, "rule"), f"`rule` of Policy {spec.name}"),),
@@ -228,7 +230,7 @@ def check(graph: MeshGraph, report: Report) -> None:
                        where, related=(Related(at(policy.node.origin, "rule"), f"Policy {spec.name}"),),
                        hint="a comprehension (all, exists, map, filter) nested in another multiplies the work: "
                             "flatten it")
-        elif verdict != "ok":
+        else:
             report.add(codes.POLICY_EVALUATION_FAILED,
                        f"Policy {spec.name}: `{verdict}` cannot be evaluated for {name}: {failure}", where,
                        related=(Related(at(policy.node.origin, verdict), f"`{verdict}` of Policy {spec.name}"),),

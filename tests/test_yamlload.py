@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.serialize import to_yaml
-from compiler.yamlload import YamlProblem, _load_fast, _read_positioned, load_documents
+from compiler.yamlload import YamlProblem, _load_fast, _load_positioned, _read_positioned, load_documents
 
 _scalars = st.text(max_size=20) | st.integers() | st.floats(allow_nan=False) | st.booleans() | st.none()
 _data = st.recursive(
@@ -40,12 +40,34 @@ TEXT = "a: 1\nb:\n  c: [x, {d: true}]\n---\nkind: Service\nports:\n  - {name: ht
 
 def test_positions_are_read_when_asked() -> None:
     first, second = load_documents(TEXT)
-    assert first.positions._documents is None  # no marks were recorded on the way in
+    assert first.positions._roots == []  # no marks were kept on the way in
     assert first.locate(("b", "c", 1, "d")) == (3, 14)
     assert first.locate(("b", "c"), key=True) == (3, 3)
     assert second.locate(("ports", 0, "port")) == (7, 24)
     assert second.locate(("ports", 0, "nope")) == (7, 5)  # a part not in the data is skipped
     assert second.line == 5
+    assert first.positions is second.positions and len(first.positions._roots) == 2  # composed once
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8) | st.integers() | st.booleans(), _data, min_size=1, max_size=4))
+def test_positions_composed_again_equal_the_recorded_ones(data) -> None:
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    [fast] = load_documents(text)
+    positioned = _load_positioned(text)[0]
+
+    def paths(node, prefix=()):
+        yield prefix
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from paths(v, (*prefix, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from paths(v, (*prefix, i))
+
+    for path in paths(data):
+        for key in (False, True):
+            assert fast.locate(path, key=key) == positioned.locate(path, key=key)
 
 
 @pytest.mark.parametrize(
