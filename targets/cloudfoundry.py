@@ -20,7 +20,7 @@ from compiler.diagnostics import Report
 from compiler.graph import CloudFoundryPlatform, Key, MeshGraph, Principal, ServiceNode, Target
 from compiler.model import HTTP2_PROTOCOLS, HTTP_PROTOCOLS
 from compiler.serialize import to_json, to_yaml
-from targets.envoylib import ANY_ADDRESS, serialise, sidecar_bootstrap, sidecar_sources
+from targets.envoylib import ANY_ADDRESS, serialised_sidecar, sidecar_sources
 from targets.kubernetes_meta import parse_source_list, source_list
 from targets.templating import render
 
@@ -314,9 +314,9 @@ def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = No
             for service in selected:
                 # The container's address is known only at start-up: listen on all of the
                 # container's own addresses (MESH435 covers the application's port).
-                bootstrap = sidecar_bootstrap(graph, service, report, address=ANY_ADDRESS)
                 artifacts.append(Artifact(
-                    f"{base}/sidecars/{service.name}.yaml", serialise(bootstrap), TARGET,
+                    f"{base}/sidecars/{service.name}.yaml",
+                    serialised_sidecar(graph, service, report, address=ANY_ADDRESS), TARGET,
                     service_workload(service.key), sidecar_sources(graph, service),
                 ))
     return artifacts

@@ -18,7 +18,7 @@ from targets.envoylib import (
     gateway_sources,
     run_through_envoy,
     serialise,
-    sidecar_bootstrap,
+    serialised_sidecar,
     sidecar_sources,
 )
 
@@ -36,7 +36,7 @@ def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = No
             continue
         artifacts.append(Artifact(
             path=f"envoy/{key.namespace}/{key.name}.yaml",
-            content=serialise(sidecar_bootstrap(graph, service, once)),
+            content=serialised_sidecar(graph, service, once),
             target=TARGET,
             workload=workload,
             sources=sidecar_sources(graph, service),

@@ -21,7 +21,7 @@ from compiler.artifact import Artifact, service_workload
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, ServiceNode, VmPlatform
 from compiler.serialize import to_yaml, to_yaml_documents
-from targets.envoylib import serialise, sidecar_bootstrap, sidecar_sources, workload_certificate_dir
+from targets.envoylib import serialised_sidecar, sidecar_sources, workload_certificate_dir
 from targets.istio_workloads import workload_documents
 from targets.kubernetes_meta import APP_LABEL
 from targets.templating import Encoded, Unencodable, comment_text, markdown_code, render, shell_word
@@ -185,10 +185,9 @@ def _static_bundle(graph: MeshGraph, platform: VmPlatform, service: ServiceNode,
     certificates: set[str] = set()
     low_ports = False
     for _, address, directory in endpoints:
-        bootstrap = sidecar_bootstrap(graph, service, report, address=address)
-        content = serialise(bootstrap)
+        content = serialised_sidecar(graph, service, report, address=address)
         certificates.update(certificate_files(content))
-        low_ports |= any(port < 1024 for port in listen_ports(bootstrap))
+        low_ports |= any(port < 1024 for port in listen_ports(json.loads(content)))
         files.append((f"{base}/endpoints/{directory}/envoy.yaml", content))
     settings = platform.certificates
     cert_dir = workload_certificate_dir(settings, service.key) if settings.mode == "files" else None

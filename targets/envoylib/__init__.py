@@ -11,7 +11,8 @@ import from `targets.envoylib` only; its modules depend on each other in one dir
   proxy      Proxy: one Envoy's inbound listeners, RBAC, tracing and clusters
   outbound   a sidecar's outbound listeners and the route tables gateways share
   gateway    an ingress gateway's listeners
-  bootstrap  sidecar_bootstrap, gateway_bootstrap and the intent files each is built from
+  bootstrap  sidecar_bootstrap, gateway_bootstrap and the intent files each is built from;
+             serialised_sidecar, built once per build for every target that ships it
   run        real Envoy processes on those bootstraps for `meshc test --envoy`
 
 Everything is plain data in Envoy's proto3 JSON form; `serialise` writes it. The tests check
@@ -26,6 +27,7 @@ from targets.envoylib.bootstrap import (
     gateway_bootstrap,
     gateway_sources,
     serialise,
+    serialised_sidecar,
     sidecar_bootstrap,
     sidecar_sources,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "local_rate_limit",
     "run_through_envoy",
     "serialise",
+    "serialised_sidecar",
     "sidecar_bootstrap",
     "sidecar_sources",
     "workload_certificate_dir",

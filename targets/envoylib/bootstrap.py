@@ -6,6 +6,7 @@ configuration beside their apps and machines.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 
 from compiler.diagnostics import Location
@@ -23,16 +24,42 @@ def serialise(bootstrap: dict) -> bytes:
     return to_json(bootstrap)
 
 
+def _inbound_address(service: ServiceNode, address: str | None) -> str:
+    if address is not None:
+        return address
+    endpoints = service.spec.endpoints
+    return endpoints[0].address if len(endpoints) == 1 else ANY_ADDRESS
+
+
 def sidecar_bootstrap(graph: MeshGraph, service: ServiceNode, report, address: str | None = None) -> dict:
     """The complete sidecar bootstrap of `service`, listening inbound on `address`."""
-    if address is None:
-        endpoints = service.spec.endpoints
-        address = endpoints[0].address if len(endpoints) == 1 else ANY_ADDRESS
+    address = _inbound_address(service, address)
     builder = Proxy(graph, report, service.key, service.platform.name,
                     Certificates(service.platform.certificates, service.key))
     listeners = [builder.inbound_listener(service, port, address) for port in service.spec.ports]
     listeners += outbound_listeners(builder, service, address)
     return builder.bootstrap(listeners, service.sidecar.admin_port)
+
+
+# Serialised sidecar bootstraps by graph, then by (service, address): the envoy, cloudfoundry
+# and vm targets ship the same sidecar of a service, so it is built once per build.
+_SERIALISED: dict[int, dict[tuple[Key, str], bytes]] = {}
+
+
+def serialised_sidecar(graph: MeshGraph, service: ServiceNode, report, address: str | None = None) -> bytes:
+    """serialise(sidecar_bootstrap(...)), built once per graph, service and address.
+
+    Its diagnostics go to the report of the target that built it first; a build shares one
+    report between its targets, and the report keeps each distinct diagnostic once."""
+    shared = _SERIALISED.get(id(graph))
+    if shared is None:
+        shared = _SERIALISED[id(graph)] = {}
+        weakref.finalize(graph, _SERIALISED.pop, id(graph), None)
+    key = (service.key, _inbound_address(service, address))
+    content = shared.get(key)
+    if content is None:
+        content = shared[key] = serialise(sidecar_bootstrap(graph, service, report, key[1]))
+    return content
 
 
 def gateway_bootstrap(graph: MeshGraph, gateway: GatewayNode, report, address: str | None = None) -> dict:
