@@ -1,0 +1,105 @@
+"""Full builds against the floor: `meshc build` (every target, a fresh output directory, one
+process with interpreter start) next to what the same work costs at the floor: libyaml parsing
+the same intent files plus orjson writing the same number of files and bytes.
+
+    python bench/bench_build.py [--sizes 1000,10000] [--runs 3]
+
+Prints, per mesh size, the best of --runs for each (the machine is shared: the minimum is the
+least disturbed run), the ratio build/floor measured in the same run, in wall time and in CPU
+time (user + system; less disturbed by other work on the machine than wall time), the peak
+RSS of the build process and the wall time per service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from generate import generate_mesh  # noqa: E402
+
+
+def build(root: Path, out: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and peak RSS (KiB) of one `meshc build` process."""
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "compiler", "build", str(root), "-o", str(out), "-q"],
+                               cwd=HERE.parent, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.exit(f"meshc build {root} failed ({process.returncode})")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def floor(root: Path, out: Path, artifacts: list[tuple[str, int]]) -> tuple[float, float]:
+    """libyaml parsing every intent file, then orjson writing files of the build's paths and sizes."""
+    payloads = [(path, ["x" * max(size - 5, 0)]) for path, size in artifacts]  # ["..."] + newline
+    shutil.rmtree(out, ignore_errors=True)
+    start, cpu = time.perf_counter(), time.process_time()
+    for path in sorted(root.rglob("*.yaml")):
+        list(yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader))
+    made: set[str] = set()
+    for path, payload in payloads:
+        directory = os.path.dirname(path)
+        if directory not in made:
+            os.makedirs(out / directory, exist_ok=True)
+            made.add(directory)
+        descriptor = os.open(out / path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(descriptor, orjson.dumps(payload) + b"\n")
+        finally:
+            os.close(descriptor)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)")
+    print("| services | files | output MB | floor s (CPU s) | meshc build s (CPU s) | ratio wall | ratio CPU "
+          "| peak RSS MB | ms per service |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for size in (int(s) for s in args.sizes.split(",")):
+        work = Path(tempfile.mkdtemp(prefix=f"meshc-bench-build-{size}-"))
+        try:
+            root = generate_mesh(work / "mesh", size)
+            builds, build_cpus, floors, floor_cpus, peaks = [], [], [], [], []
+            for _ in range(args.runs):
+                elapsed, cpu, peak = build(root, work / "out")
+                builds.append(elapsed)
+                build_cpus.append(cpu)
+                peaks.append(peak)
+                manifest = json.loads((work / "out" / "manifest.json").read_bytes())
+                artifacts = [(entry["path"], (work / "out" / entry["path"]).stat().st_size)
+                             for entry in manifest["artifacts"]]
+                artifacts.append(("manifest.json", (work / "out" / "manifest.json").stat().st_size))
+                elapsed, cpu = floor(root, work / "floor", artifacts)
+                floors.append(elapsed)
+                floor_cpus.append(cpu)
+            total = sum(size for _, size in artifacts)
+            best, base, best_cpu, base_cpu = min(builds), min(floors), min(build_cpus), min(floor_cpus)
+            print(f"| {size:,} | {len(artifacts):,} | {total / 1e6:.0f} | {base:.2f} ({base_cpu:.2f}) | "
+                  f"{best:.2f} ({best_cpu:.2f}) | {best / base:.1f}x | {best_cpu / base_cpu:.1f}x | "
+                  f"{max(peaks) / 1024:.0f} | {best / size * 1000:.2f} |")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
