@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from compiler.diagnostics import Location
 from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.hostnames import covers
-from compiler.model import HTTP_PROTOCOLS, Listener, Match, Retries, StringMatch
+from compiler.model import HTTP_PROTOCOLS, HeaderEdits, HeaderModifier, Listener, Match, Retries, StringMatch
 
 Action = Literal["forward", "redirect", "abort", "not-found", "refused"]
 
@@ -52,6 +52,52 @@ class Request:
                      if key == name), None)
 
 
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class HeaderEdit:
+    """What one direction's edits do to a header list (names lower-case): Gateway API
+    HTTPHeaderFilter's `set` ("overwrites"), `add` ("appends to any existing values") and
+    `remove`. A name takes one of the three, so their order does not matter."""
+
+    set: Headers = ()
+    add: Headers = ()
+    remove: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, *written: HeaderEdits | None) -> HeaderEdit:
+        """The edits of the rule and of the chosen destination together (their names are disjoint)."""
+        edits = [e for e in written if e is not None]
+        return cls(tuple((n.lower(), v) for e in edits for n, v in e.set.items()),
+                   tuple((n.lower(), v) for e in edits for n, v in e.add.items()),
+                   tuple(n.lower() for e in edits for n in e.remove))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.set) + tuple(n for n, _ in self.add) + self.remove
+
+    def apply(self, headers: Headers) -> Headers:
+        dropped = set(self.remove) | {n for n, _ in self.set}
+        return (tuple((n.lower(), v) for n, v in headers if n.lower() not in dropped) + self.set + self.add)
+
+
+def header_value(headers: Headers, name: str) -> str | None:
+    """A header as one value: its values in order, joined by `,` (RFC 9110 5.3), None when absent."""
+    values = [v for n, v in headers if n.lower() == name.lower()]
+    return ",".join(values) if values else None
+
+
+def destination_edits(rule_headers: HeaderModifier | None,
+                      written: HeaderModifier | None) -> tuple[HeaderEdit, HeaderEdit]:
+    """(request, response) edits for one destination of a rule."""
+    def side(modifier: HeaderModifier | None, direction: str) -> HeaderEdits | None:
+        return getattr(modifier, direction) if modifier is not None else None
+
+    return (HeaderEdit.of(side(rule_headers, "request"), side(written, "request")),
+            HeaderEdit.of(side(rule_headers, "response"), side(written, "response")))
+
+
 @dataclass(frozen=True)
 class RuleRef:
     route: Key
@@ -82,7 +128,28 @@ class Decision:
     abort_percent: float | None = None
     delay: str | None = None
     delay_percent: float | None = None
+    # per destination (parallel to `destinations`): the request and response header edits
+    edits: tuple[tuple[HeaderEdit, HeaderEdit], ...] = ()
+    request_headers: Headers = ()  # the headers the client sent
+    # an abort answers in place of the destination the request was going to, with its response
+    # edits: one per destination the rule may choose
+    abort_edits: tuple[HeaderEdit, ...] = ()
     reason: str = ""  # for people: why the proxy decided so
+
+    def edits_of(self, target: Target) -> tuple[HeaderEdit, HeaderEdit]:
+        """(request, response) header edits on the way to, and back from, one destination."""
+        for destination, edits in zip(self.destinations, self.edits, strict=False):
+            if destination == target:
+                return edits
+        return HeaderEdit(), HeaderEdit()
+
+    def headers_seen(self, target: Target) -> Headers:
+        """The request headers `target` receives, of those the client sent or the edits name."""
+        return self.edits_of(target)[0].apply(self.request_headers)
+
+    def response_headers(self, target: Target, answered: Headers) -> Headers:
+        """What the client receives when `target` answers with `answered`."""
+        return self.edits_of(target)[1].apply(answered)
 
     @property
     def backends(self) -> tuple[Target, ...]:
@@ -218,8 +285,10 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
         return Decision("redirect", spec.redirect.status, ref, listener,
                         location=f"{request.scheme}://{host}{path}{query}", reason="redirect")
     fault = spec.fault
+    edits = tuple(destination_edits(spec.headers, written.headers) for written in spec.to)
     if fault is not None and fault.abort is not None and fault.abort.percent >= 100:
-        return Decision("abort", fault.abort.status, ref, listener, reason="fault abort for every request")
+        return Decision("abort", fault.abort.status, ref, listener, abort_edits=tuple(e for _, e in edits),
+                        reason="fault abort for every request")
     path = request.bare_path
     if spec.rewrite is not None:
         path = rewritten_path(spec.rewrite.prefix, entry, path)
@@ -237,6 +306,9 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
         abort_percent=fault.abort.percent if fault is not None and fault.abort is not None else None,
         delay=fault.delay.fixed if fault is not None and fault.delay is not None else None,
         delay_percent=fault.delay.percent if fault is not None and fault.delay is not None else None,
+        edits=edits,
+        abort_edits=tuple(e for _, e in edits) if fault is not None and fault.abort is not None else (),
+        request_headers=request.headers,
         reason="first matching rule",
     )
 
@@ -277,12 +349,12 @@ def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) ->
         return Decision("not-found", 404, reason=f"{key} has no HTTP port {port}")
     if isinstance(callee, ExternalNode):
         return Decision("forward", external=key, port=port, path=request.path, host=request.host,
-                        reason=f"ExternalService {key}")
+                        request_headers=request.headers, reason=f"ExternalService {key}")
     route = graph.route_for(key)
     if route is None:
         return Decision("forward", destinations=(Target(key, None, port, 100),), port=port, path=request.path,
-                        host=request.host, timeout=callee.resilience.timeout, retries=callee.resilience.retries,
-                        reason=f"{key} has no Route")
+                        host=request.host, request_headers=request.headers, timeout=callee.resilience.timeout,
+                        retries=callee.resilience.retries, reason=f"{key} has no Route")
     return rule_decision(graph, route, request, port)
 
 

@@ -399,11 +399,83 @@ class Match(Strict):
     port: Port | None = None
 
 
+# A header value written into a request or response: visible ASCII and inner spaces, no `%`
+# (Envoy reads `%...%` in a header value as a command operator, so a literal `%` would not stay
+# literal everywhere), at most 4096 characters (Gateway API HTTPHeader.value).
+_HEADER_VALUE = re.compile(r"[!-$&-~]([ \t!-$&-~]*[!-$&-~])?")
+
+
+def _header_value(text: str) -> str:
+    if _HEADER_VALUE.fullmatch(text) is None:
+        raise ValueError("a header value is visible ASCII with inner spaces, without `%` (Envoy reads `%...%` "
+                         "as a command), and does not start or end with a space")
+    return text
+
+
+HeaderValue = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_header_value),
+                        Field(json_schema_extra={"pattern": _HEADER_VALUE.pattern.join("^$")})]
+# The Gateway API takes at most 16 entries in each of set, add and remove (HTTPHeaderFilter).
+HEADER_EDITS_MAX = 16
+# Envoy refuses to modify pseudo-headers and `host` (HeaderValueOption); the Host is rewritten
+# with a rule's rewrite, never as a header edit.
+UNMODIFIABLE_HEADERS = frozenset({"host"})
+
+
+class HeaderEdits(Strict):
+    """One direction's edits: `set` overwrites, `add` appends, `remove` drops (docs/intents.md)."""
+
+    set: Annotated[dict[HeaderName, HeaderValue], Field(max_length=HEADER_EDITS_MAX)] = {}
+    add: Annotated[dict[HeaderName, HeaderValue], Field(max_length=HEADER_EDITS_MAX)] = {}
+    remove: Annotated[list[HeaderName], Field(max_length=HEADER_EDITS_MAX)] = []
+
+    def names(self) -> list[str]:
+        """Every header name the edits touch, lower-cased, in the order written."""
+        return [name.lower() for name in (*self.set, *self.add, *self.remove)]
+
+    def lowered(self) -> dict[str, Any]:
+        """The non-empty edits with lower-case names (Envoy and Istio keep names lower-case)."""
+        out: dict[str, Any] = {}
+        for operation in ("set", "add"):
+            values = getattr(self, operation)
+            if values:
+                out[operation] = {name.lower(): value for name, value in values.items()}
+        if self.remove:
+            out["remove"] = [name.lower() for name in self.remove]
+        return out
+
+    @model_validator(mode="after")
+    def _one_edit_per_header(self) -> HeaderEdits:
+        names = self.names()
+        if not names:
+            raise ValueError("header edits need at least one of set, add, remove")
+        _unique(names, "header (names compare case-insensitively; each header takes one of set, add, remove)")
+        fixed = sorted(UNMODIFIABLE_HEADERS.intersection(names))
+        if fixed:
+            raise ValueError(f"header {fixed[0]!r} cannot be edited (Envoy refuses to edit the Host header)")
+        return self
+
+
+class HeaderModifier(Strict):
+    request: HeaderEdits | None = None
+    response: HeaderEdits | None = None
+
+    def directions(self) -> list[tuple[str, HeaderEdits]]:
+        """("request" | "response", edits) for each direction that has edits."""
+        return [(d, e) for d, e in (("request", self.request), ("response", self.response)) if e is not None]
+
+    @model_validator(mode="after")
+    def _something(self) -> HeaderModifier:
+        if self.request is None and self.response is None:
+            raise ValueError("headers need request, response or both")
+        return self
+
+
 class Destination(Strict):
     service: Ref | None = None
     version: Name | None = None
     port: Port | None = None
     weight: Annotated[int, Field(ge=0, le=100)] | None = None
+    headers: HeaderModifier | None = None
 
 
 class Delay(Strict):
@@ -459,11 +531,12 @@ class RouteRule(Strict):
     fault: Fault | None = None
     mirror: Mirror | None = None
     rewrite: Rewrite | None = None
+    headers: HeaderModifier | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> RouteRule:
         if self.redirect is not None:
-            extra = [f for f in ("to", "retries", "fault", "mirror", "rewrite") if getattr(self, f)]
+            extra = [f for f in ("to", "retries", "fault", "mirror", "rewrite", "headers") if getattr(self, f)]
             if extra:
                 raise ValueError(f"a redirect rule cannot also have {', '.join(extra)}")
             return self
@@ -475,7 +548,20 @@ class RouteRule(Strict):
             total = sum(d.weight or 0 for d in self.to)
             if total != 100:
                 raise ValueError(f"destination weights sum to {total}, not 100")
+        self._headers_edited_once()
         return self
+
+    def _headers_edited_once(self) -> None:
+        """A header is edited by the rule or by its destinations, not both: backends apply the
+        two levels in different orders, so the same name at both would mean different things."""
+        for direction in ("request", "response"):
+            edits = getattr(self.headers, direction) if self.headers is not None else None
+            for destination in self.to:
+                own = getattr(destination.headers, direction) if destination.headers is not None else None
+                shared = sorted(set(edits.names()) & set(own.names())) if edits and own else []
+                if shared:
+                    raise ValueError(f"{direction} header {shared[0]!r} is edited by the rule and by a destination; "
+                                     "edit it in one place")
 
 
 class Route(Strict):
@@ -662,6 +748,11 @@ class RouteTestExpectation(Strict):
     redirect: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
     path: RequestPath | None = None
     host: HostHeader | None = None
+    # request headers as each destination receives them (null: absent); several values of one
+    # header are compared joined by `,`
+    headers: dict[HeaderName, HeaderValue | None] | None = None
+    # response headers as the client receives them from a destination that sends none of them
+    responseHeaders: dict[HeaderName, HeaderValue | None] | None = None
     route: Ref | None = None
     rule: Annotated[int, Field(ge=0)] | None = None
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from compiler import codes
 from compiler.diagnostics import Related, Report
-from compiler.evaluate import Decision, Proxy, Request, evaluate
+from compiler.evaluate import Decision, HeaderEdit, Proxy, Request, evaluate, header_value
 from compiler.graph import Key, MeshGraph
 from compiler.linker import parse_ref
 from compiler.loader import Intent
@@ -92,12 +92,37 @@ def differences(expect: RouteTestExpectation, decision: Decision, namespace: str
     differ("redirect", expect.redirect, decision.location)
     differ("path", expect.path, decision.path)
     differ("host", expect.host, decision.host)
+    found.extend(header_differences(expect, decision))
     if expect.route is not None:
         route = parse_ref(expect.route, namespace)
         got_rule = (decision.rule.route, decision.rule.index) if decision.rule else None
         if got_rule is None or got_rule[0] != route or (expect.rule is not None and got_rule[1] != expect.rule):
             wanted_rule = f"Route {route}" + (f" rule {expect.rule}" if expect.rule is not None else "")
             found.append(f"decided by: expected {wanted_rule}, got {decision.rule or 'no rule'}")
+    return found
+
+
+def header_differences(expect: RouteTestExpectation, decision: Decision) -> list[str]:
+    """`headers` against every destination that receives the request; `responseHeaders` against
+    every answer the client may get (from those destinations, or an abort in their place)."""
+    forwarded = [(describe((t.service, t.version, t.port, None)), *decision.edits_of(t)) for t in decision.backends]
+    if decision.external is not None:
+        forwarded.append((str(decision.external), HeaderEdit(), HeaderEdit()))
+    answers = [(who, response) for who, _, response in forwarded]
+    if decision.action == "abort":
+        answers = [(f"the {decision.status} abort", edit) for edit in decision.abort_edits or (HeaderEdit(),)]
+    found: list[str] = []
+    checks = (("headers", expect.headers,
+               [(who, request.apply(decision.request_headers)) for who, request, _ in forwarded]),
+              ("responseHeaders", expect.responseHeaders, [(who, response.apply(())) for who, response in answers]))
+    for what, wanted, receivers in checks:
+        if not wanted:
+            continue
+        if not receivers:
+            found.append(f"{what}: expected {dict(wanted)}, got no destination ({decision.action})")
+        for receiver, got in receivers:
+            found.extend(f"{what} {name!r} at {receiver}: expected {value!r}, got {header_value(got, name)!r}"
+                         for name, value in wanted.items() if header_value(got, name) != value)
     return found
 
 

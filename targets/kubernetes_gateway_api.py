@@ -14,7 +14,7 @@ from compiler import codes
 from compiler.addressing import version_service_name
 from compiler.diagnostics import Related
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
-from compiler.model import HTTP_PROTOCOLS, Match, StringMatch
+from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, StringMatch
 from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_platform import PlatformEmitter
 from targets.kubernetes_support import (
@@ -169,7 +169,12 @@ class GatewayApiEmitter(PlatformEmitter):
             out["filters"] = [{"type": "RequestRedirect", "requestRedirect": redirect}]
             return out
         weighted = len(rule.destinations) > 1
-        out["backendRefs"] = [self.backend(t, weighted) for t in rule.destinations]
+        out["backendRefs"] = []
+        for target, written in zip(rule.destinations, spec.to, strict=True):
+            ref = self.backend(target, weighted)
+            if written.headers is not None:
+                ref["filters"] = header_filters(written.headers)  # HTTPBackendRef.filters, Extended support
+            out["backendRefs"].append(ref)
         if rule.timeout is not None:
             timeout_at = (*at, "timeout") if spec.timeout is not None else ("rules", rule.index)
             out["timeouts"] = {"request": self.duration(rule.timeout, route.origin, timeout_at)}
@@ -193,6 +198,8 @@ class GatewayApiEmitter(PlatformEmitter):
             else:
                 mirror["fraction"] = {"numerator": round(percent * 10_000), "denominator": 1_000_000}
             filters.append({"type": "RequestMirror", "requestMirror": mirror})
+        if spec.headers is not None:
+            filters.extend(header_filters(spec.headers))
         if spec.rewrite is not None:
             prefixes = [m for m in spec.match if m.path is not None and m.path.prefix is not None]
             if len(spec.match) == 1 and len(prefixes) == 1:
@@ -312,6 +319,23 @@ class GatewayApiEmitter(PlatformEmitter):
                     hint="narrow the earlier rule or move the more specific rule first",
                 )
                 break
+
+
+HEADER_FILTERS = {"request": "RequestHeaderModifier", "response": "ResponseHeaderModifier"}
+
+
+def header_filters(modifier: HeaderModifier) -> list[dict]:
+    """RequestHeaderModifier and ResponseHeaderModifier filters (HTTPHeaderFilter: `set`
+    overwrites, `add` appends, `remove`), names lower-case."""
+    filters = []
+    for direction, edits in modifier.directions():
+        operations = edits.lowered()
+        for operation in ("set", "add"):
+            if operation in operations:
+                operations[operation] = [{"name": n, "value": v} for n, v in operations[operation].items()]
+        kind = HEADER_FILTERS[direction]
+        filters.append({"type": kind, f"{direction}HeaderModifier": operations})
+    return filters
 
 
 def has_regex_path(match: Match | None) -> bool:

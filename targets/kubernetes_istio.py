@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
-from compiler.model import Match, StringMatch
+from compiler.model import HeaderModifier, Match, StringMatch
 from targets.kubernetes_meta import APP_LABEL, document, metadata
 from targets.kubernetes_support import ISTIO_NETWORKING, proto_duration, protocol_name, rule_kind
 
@@ -83,11 +83,20 @@ def _destination(target: Target, host_of: HostOf) -> dict:
     return destination
 
 
-def _route(rule: ResolvedRule, host_of: HostOf) -> list[dict]:
+def _headers(modifier: HeaderModifier | None) -> dict:
+    """Istio Headers (HeaderOperations `set` overwrites, `add` appends, `remove`), names lower-case."""
+    if modifier is None:
+        return {}
+    return {"headers": {direction: edits.lowered() for direction, edits in modifier.directions()}}
+
+
+def _route(rule: ResolvedRule, host_of: HostOf, http: bool = True) -> list[dict]:
+    """Route destinations; on HTTP with each destination's own header edits."""
     weighted = len(rule.destinations) > 1
     return [
-        {"destination": _destination(target, host_of), **({"weight": target.weight} if weighted else {})}
-        for target in rule.destinations
+        {"destination": _destination(target, host_of), **({"weight": target.weight} if weighted else {}),
+         **(_headers(written.headers) if http else {})}
+        for target, written in zip(rule.destinations, rule.spec.to, strict=True)
     ]
 
 
@@ -141,6 +150,7 @@ def _http_action(rule: ResolvedRule, host_of: HostOf) -> dict:
     if rule.mirror is not None and spec.mirror is not None:
         out["mirror"] = _destination(rule.mirror, host_of)
         out["mirrorPercentage"] = {"value": float(spec.mirror.percent)}
+    out.update(_headers(spec.headers))
     return out
 
 
@@ -153,7 +163,7 @@ def _l4_rule(rule: ResolvedRule, host_of: HostOf, with_sni: bool) -> dict:
         if match.port is not None:
             entry["port"] = match.port
         matches.append(entry)
-    out: dict = {"route": _route(rule, host_of)}
+    out: dict = {"route": _route(rule, host_of, http=False)}
     if matches:
         out["match"] = matches
     return out

@@ -173,10 +173,42 @@ match_entry = st.fixed_dictionaries({"path": path_match}, optional={
     "headers": st.dictionaries(st.sampled_from(["x-h"]), string_match, max_size=1),
     "query": st.dictionaries(st.sampled_from(["q"]), string_match, max_size=1),
 })
+
+
+def as_edits(entries: list[tuple[str, str, str]]) -> dict:
+    """HeaderEdits from (name, set | add | remove, value), one entry per name."""
+    edits: dict = {}
+    for name, operation, value in entries:
+        if operation == "remove":
+            edits.setdefault("remove", []).append(name)
+        else:
+            edits.setdefault(operation, {})[name] = value
+    return edits
+
+
+def header_edits(names: list[str]):
+    return st.lists(st.tuples(st.sampled_from(names), st.sampled_from(["set", "add", "remove"]),
+                              st.sampled_from(["1", "a b"])),
+                    min_size=1, max_size=len(names), unique_by=lambda entry: entry[0]).map(as_edits)
+
+
+def header_modifier(request_names: list[str], response_names: list[str]):
+    """Request edits on headers the generated requests send (x-h) or not; response edits on a
+    header the echo backend answers with (content-type) or not."""
+    return st.fixed_dictionaries({}, optional={"request": header_edits(request_names),
+                                               "response": header_edits(response_names)}).filter(bool)
+
+
+# the rule's and its destinations' edits name disjoint headers (RouteRule validation)
+destination = st.builds(lambda version, headers: {"version": version, **({"headers": headers} if headers else {})},
+                        st.sampled_from(["v1", "v2", "v3"]),
+                        st.one_of(st.none(), header_modifier(["x-d", "X-Dest"], ["x-rd"])))
+destinations = st.lists(destination, min_size=1, max_size=2, unique_by=lambda d: d["version"]).map(
+    lambda chosen: chosen if len(chosen) == 1 else [{**d, "weight": 50} for d in chosen])
 rule = st.one_of(
-    st.fixed_dictionaries({"match": st.lists(match_entry, max_size=2),
-                           "to": st.sampled_from([[{"version": "v1"}], [{"version": "v2"}], [{"version": "v3"}]])},
-                          optional={"rewrite": st.builds(lambda p: {"prefix": p}, st.sampled_from(["/", "/r", "/r/"]))}),
+    st.fixed_dictionaries({"match": st.lists(match_entry, max_size=2), "to": destinations},
+                          optional={"rewrite": st.builds(lambda p: {"prefix": p}, st.sampled_from(["/", "/r", "/r/"])),
+                                    "headers": header_modifier(["x-h", "x-e"], ["content-type", "x-r"])}),
     st.fixed_dictionaries({"match": st.lists(match_entry, min_size=1, max_size=1),
                            "redirect": st.builds(lambda p: {"path": p, "status": 302}, st.sampled_from(["/moved"]))}),
 )

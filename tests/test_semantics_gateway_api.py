@@ -19,7 +19,7 @@ from compiler.model import Match, PathMatch
 from tests.k8s_schemas import validation_errors
 from tests.semantics import gateway, key, linked, mesh, route, service
 from tests.test_semantics_envoy import rule
-from tests.test_semantics_istio import request
+from tests.test_semantics_istio import ECHO_ANSWER, joined, request
 
 K8S = {"name": "k8s", "kind": "kubernetes", "flavor": "gateway-api"}
 ALLOWED = ("MESH301", "MESH302", "MESH332")
@@ -92,15 +92,38 @@ def gateway_api_decides(spec: dict, sent: Request) -> tuple:
             replacement = entry["urlRewrite"]["path"]["replacePrefixMatch"]
             path = rewritten_path(replacement, Match(path=PathMatch(prefix=match["path"]["value"])), path)
     weighted = len(chosen["backendRefs"]) > 1
-    backends = [(ref["name"], ref["port"], ref.get("weight", 1) if weighted else 100) for ref in chosen["backendRefs"]]
+    rule_filters = chosen.get("filters", [])
+    backends = [(ref["name"], ref["port"], ref.get("weight", 1) if weighted else 100,
+                 *modified(rule_filters + ref.get("filters", []), sent.headers)) for ref in chosen["backendRefs"]]
     return ("route", sorted(backends), path + query)
+
+
+def header_filter(headers, operations: dict) -> list:
+    """HTTPHeaderFilter: `set` "overwrites the request with the given header", `add` "appends to
+    any existing values associated with the header name", `remove` the named headers; names
+    case-insensitive."""
+    gone = {n.lower() for n in operations.get("remove", [])} | {h["name"].lower() for h in operations.get("set", [])}
+    return ([(n.lower(), v) for n, v in headers if n.lower() not in gone]
+            + [(h["name"].lower(), h["value"]) for h in operations.get("set", []) + operations.get("add", [])])
+
+
+def modified(filters: list[dict], sent) -> tuple[tuple, tuple]:
+    """(request headers the backend gets, response headers the client gets from an ECHO_ANSWER)."""
+    request, response = list(sent), list(ECHO_ANSWER)
+    for entry in filters:
+        if entry["type"] == "RequestHeaderModifier":
+            request = header_filter(request, entry["requestHeaderModifier"])
+        elif entry["type"] == "ResponseHeaderModifier":
+            response = header_filter(response, entry["responseHeaderModifier"])
+    return joined(request), joined(response)
 
 
 def evaluator_decides(decision: Decision) -> tuple:
     if decision.action == "redirect":
         return ("redirect", decision.status, decision.location)
     if decision.action == "forward":
-        names = [(t.service.name + (f"-{t.version}" if t.version else ""), t.port, t.weight)
+        names = [(t.service.name + (f"-{t.version}" if t.version else ""), t.port, t.weight,
+                  joined(decision.headers_seen(t)), joined(decision.response_headers(t, ECHO_ANSWER)))
                  for t in decision.destinations]
         return ("route", sorted(names), decision.path)
     return ("404",)

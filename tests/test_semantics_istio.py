@@ -84,15 +84,48 @@ def istio_outcome(entry: dict, match: dict, request: Request) -> tuple:
     elif "uriRegexRewrite" in rewrite:
         path = re.sub(rewrite["uriRegexRewrite"]["match"], rewrite["uriRegexRewrite"]["rewrite"], path)
     destinations = [(d["destination"]["host"].split(".")[0], d["destination"].get("subset"),
-                     d["destination"]["port"]["number"], d.get("weight", 100)) for d in entry["route"]]
+                     d["destination"]["port"]["number"], d.get("weight", 100),
+                     *istio_headers([entry.get("headers", {}), d.get("headers", {})], request.headers))
+                    for d in entry["route"]]
     return ("route", sorted(destinations), path + query)
+
+
+def joined(headers) -> tuple:
+    """Each header once, its values in order joined by `,` (RFC 9110 5.3), sorted by name."""
+    values: dict[str, list[str]] = {}
+    for name, value in headers:
+        values.setdefault(name.lower(), []).append(value)
+    return tuple(sorted((name, ",".join(v)) for name, v in values.items()))
+
+
+def apply_operations(operations: list[dict], headers) -> tuple:
+    """Istio HeaderOperations: `set` "Overwrite the headers specified by key with the given
+    values", `add` "Append the given values to the headers specified by keys (will create a
+    comma-separated list of values)", `remove` "Remove the specified headers"."""
+    out = [(name.lower(), value) for name, value in headers]
+    for ops in operations:
+        gone = {n.lower() for n in ops.get("remove", [])} | {n.lower() for n in ops.get("set", {})}
+        out = ([(n, v) for n, v in out if n not in gone] + [(n.lower(), v) for n, v in ops.get("set", {}).items()]
+               + [(n.lower(), v) for n, v in ops.get("add", {}).items()])
+    return joined(out)
+
+
+def istio_headers(levels: list[dict], sent) -> tuple[tuple, tuple]:
+    """(request headers the destination gets, response headers the client gets from a backend
+    answering ECHO_ANSWER) under a rule's and a destination's Istio Headers."""
+    return (apply_operations([level.get("request", {}) for level in levels], sent),
+            apply_operations([level.get("response", {}) for level in levels], ECHO_ANSWER))
+
+
+ECHO_ANSWER = (("content-type", "application/json"),)
 
 
 def evaluator_decides(decision: Decision) -> tuple:
     if decision.action == "redirect":
         return ("redirect", decision.status, decision.location)
     if decision.action == "forward":
-        return ("route", sorted((t.service.name, t.version, t.port, t.weight) for t in decision.destinations),
+        return ("route", sorted((t.service.name, t.version, t.port, t.weight, joined(decision.headers_seen(t)),
+                                 joined(decision.response_headers(t, ECHO_ANSWER))) for t in decision.destinations),
                 decision.path)
     return ("404",)
 
@@ -126,7 +159,8 @@ def test_segment_prefix_and_rewrite_on_istio(tmp_path: Path) -> None:
         {"match": [{"path": {"prefix": "/v2"}}], "to": [{"version": "v2"}]},
         {"to": [{"version": "v3"}]}])
     [spec] = [d["spec"] for d in documents if d["kind"] == "VirtualService" and d["metadata"]["name"] == "api"]
-    assert istio_decides(spec, Request("api", "/api/foo")) == ("route", [("api", "v1", 8080, 100)], "/foo")
-    assert istio_decides(spec, Request("api", "/api")) == ("route", [("api", "v1", 8080, 100)], "/")
-    assert istio_decides(spec, Request("api", "/v2example"))[1] == [("api", "v3", 8080, 100)]
-    assert istio_decides(spec, Request("api", "/v2/x"))[1] == [("api", "v2", 8080, 100)]
+    unchanged = ((), ECHO_ANSWER)
+    assert istio_decides(spec, Request("api", "/api/foo")) == ("route", [("api", "v1", 8080, 100, *unchanged)], "/foo")
+    assert istio_decides(spec, Request("api", "/api")) == ("route", [("api", "v1", 8080, 100, *unchanged)], "/")
+    assert istio_decides(spec, Request("api", "/v2example"))[1] == [("api", "v3", 8080, 100, *unchanged)]
+    assert istio_decides(spec, Request("api", "/v2/x"))[1] == [("api", "v2", 8080, 100, *unchanged)]

@@ -12,7 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 from compiler.graph import Key
-from compiler.model import HTTP2_PROTOCOLS, Match, RateLimit, StringMatch, duration_seconds, token_bucket_scale
+from compiler.model import (
+    HTTP2_PROTOCOLS,
+    HeaderEdits,
+    Match,
+    RateLimit,
+    StringMatch,
+    duration_seconds,
+    token_bucket_scale,
+)
 
 LOOPBACK = "127.0.0.1"
 ANY_ADDRESS = "0.0.0.0"
@@ -144,6 +152,24 @@ def local_rate_limit(limit: RateLimit, stat_prefix: str) -> dict:
         filter_enabled={"runtime_key": "local_rate_limit_enabled", "default_value": always},
         filter_enforced={"runtime_key": "local_rate_limit_enforced", "default_value": always},
     )
+
+
+def header_mutations(direction: str, *written: HeaderEdits | None) -> dict:
+    """Route, or weighted cluster, fields applying header edits in one direction ("request" or
+    "response"): HeaderValueOption append_action OVERWRITE_IF_EXISTS_OR_ADD for `set`,
+    APPEND_IF_EXISTS_OR_ADD (a further value) for `add`; `<direction>_headers_to_remove`."""
+    edits = [e for e in written if e is not None]
+    added = [{"header": {"key": name.lower(), "value": value}, "append_action": action}
+             for e in edits
+             for values, action in ((e.set, "OVERWRITE_IF_EXISTS_OR_ADD"), (e.add, "APPEND_IF_EXISTS_OR_ADD"))
+             for name, value in values.items()]
+    removed = [name.lower() for e in edits for name in e.remove]
+    out: dict[str, Any] = {}
+    if added:
+        out[f"{direction}_headers_to_add"] = added
+    if removed:
+        out[f"{direction}_headers_to_remove"] = removed
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from compiler.graph import GatewayNode, RouteNode
 from compiler.hostnames import covers
 from compiler.model import Listener
 from targets.envoylib.blocks import fault_filter, router_filter, socket_address, tcp_proxy, tls_inspector
-from targets.envoylib.outbound import HTTP_ONLY_RULE_FIELDS, rule_routes, stream_rule
+from targets.envoylib.outbound import http_only_fields, rule_routes, stream_rule
 from targets.envoylib.proxy import Proxy
 
 
@@ -122,7 +122,7 @@ class _GatewayBuilder:
                 names = [n for m in rule.spec.match for n in m.sni] or hosts
                 names = [n for n in dict.fromkeys(names) if n not in claimed]
                 where = self.proxy.at(route.origin, "rules", rule.index)
-                unusable = [f for f in HTTP_ONLY_RULE_FIELDS if getattr(rule.spec, f) is not None]
+                unusable = http_only_fields(rule.spec)
                 if rule.spec.redirect is not None:
                     unusable.append("redirect")
                 if unusable:

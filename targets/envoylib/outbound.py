@@ -14,7 +14,7 @@ from typing import Any
 from compiler import codes
 from compiler.diagnostics import Related
 from compiler.graph import ExternalNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
-from compiler.model import HTTP_PROTOCOLS, Match
+from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, RouteRule
 from targets.envoylib.blocks import (
     ANY_ADDRESS,
     FAULT,
@@ -24,6 +24,7 @@ from targets.envoylib.blocks import (
     duration,
     fault_filter,
     fractional_percent,
+    header_mutations,
     mongo_proxy,
     path_rewrite,
     route_match,
@@ -193,7 +194,9 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
     if len(weighted) == 1:
         action = {"cluster": weighted[0][0]}
     else:
-        action = {"weighted_clusters": {"clusters": [{"name": n, "weight": w} for n, w in weighted]}}
+        action = {"weighted_clusters": {"clusters": [
+            {"name": n, "weight": w, **destination_header_mutations(written.headers)}
+            for (n, w), written in zip(weighted, spec.to, strict=True)]}}
     action["timeout"] = duration(rule.timeout) if rule.timeout else "0s"
     if rule.retries is not None:
         where = (proxy.at(route.origin, "rules", rule.index, "retries") if spec.retries
@@ -207,7 +210,7 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
     hash_policy = ring_hash_policy(proxy.graph.services[rule.destinations[0].service])
     if hash_policy is not None:
         action["hash_policy"] = hash_policy
-    entry: dict[str, Any] = {"route": action}
+    entry: dict[str, Any] = {"route": action, **rule_header_mutations(spec)}
     if spec.fault is not None:
         fault: dict[str, Any] = {"@type": FAULT}
         if spec.fault.delay is not None:
@@ -220,10 +223,34 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
     return entry
 
 
+def destination_header_mutations(written: HeaderModifier | None) -> dict:
+    """A destination's own header edits, on its weighted cluster."""
+    if written is None:
+        return {}
+    return {**header_mutations("request", written.request), **header_mutations("response", written.response)}
+
+
+def rule_header_mutations(spec: RouteRule) -> dict:
+    """The rule's header edits on the route; with one destination, its own edits too (the names
+    are disjoint, so where Envoy applies them makes no difference)."""
+    own = [spec.headers] + ([spec.to[0].headers] if len(spec.to) == 1 else [])
+    edits = [modifier for modifier in own if modifier is not None]
+    return {**header_mutations("request", *(m.request for m in edits)),
+            **header_mutations("response", *(m.response for m in edits))}
+
+
 # ---------------------------------------------------------------------------------------------
 # tcp, tls and mongo destinations
 
-HTTP_ONLY_RULE_FIELDS = ("timeout", "retries", "fault", "mirror", "rewrite")
+HTTP_ONLY_RULE_FIELDS = ("timeout", "retries", "fault", "mirror", "rewrite", "headers")
+
+
+def http_only_fields(spec: RouteRule) -> list[str]:
+    """The fields of a rule that only an HTTP route can apply."""
+    fields = [f for f in HTTP_ONLY_RULE_FIELDS if getattr(spec, f) is not None]
+    if any(d.headers is not None for d in spec.to):
+        fields.append("to[].headers")
+    return fields
 
 
 def stream_listener(proxy: Proxy, callee_key: Key, external: ExternalNode | None, port) -> dict:
@@ -261,7 +288,7 @@ def stream_rule(proxy: Proxy, route: RouteNode, port: int | None) -> ResolvedRul
         where = proxy.at(route.origin, "rules", rule.index)
         if chosen is None and rule.spec.redirect is None:
             chosen = rule
-            http_fields = [f for f in HTTP_ONLY_RULE_FIELDS if getattr(rule.spec, f) is not None]
+            http_fields = http_only_fields(rule.spec)
             if http_fields:
                 proxy.report.add(
                     codes.ENVOY_ROUTE_FEATURE_UNSUPPORTED,

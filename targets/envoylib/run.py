@@ -31,7 +31,7 @@ from typing import Any
 
 from compiler import codes
 from compiler.diagnostics import Related, Report
-from compiler.evaluate import Decision, Proxy, Request
+from compiler.evaluate import Decision, Headers, Proxy, Request, header_value
 from compiler.graph import MeshGraph
 from compiler.serialize import to_json
 from targets.envoylib.blocks import HCM_FILTER, cluster_name
@@ -61,16 +61,21 @@ class _Echo(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         if length:
             self.rfile.read(length)
-        body = json.dumps({"cluster": self.server.cluster, "path": self.path,
-                           "host": self.headers.get("host")}).encode()
+        body = json.dumps({"cluster": self.server.cluster, "path": self.path, "host": self.headers.get("host"),
+                           "headers": [[name.lower(), value] for name, value in self.headers.items()]}).encode()
         self.send_response(200)
-        self.send_header("content-type", "application/json")
+        for name, value in echo_response_headers(self.server.cluster):
+            self.send_header(name, value)
         self.send_header("content-length", str(len(body)))
-        self.send_header(ANSWER_HEADER, self.server.cluster)
         self.end_headers()
         self.wfile.write(body)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_TRACE = _answer
+
+
+def echo_response_headers(cluster: str) -> Headers:
+    """What an echo backend answers with (besides content-length), for response header edits."""
+    return (("content-type", "application/json"), (ANSWER_HEADER, cluster))
 
 
 class _EchoServer(ThreadingHTTPServer):
@@ -144,6 +149,8 @@ class Reply:
     path: str | None = None
     host: str | None = None
     location: str | None = None
+    headers: Headers = ()  # the request headers the backend received
+    response_headers: Headers = ()  # the response headers the client received
 
 
 class EnvoyRunner:
@@ -261,7 +268,9 @@ class EnvoyRunner:
             connection.close()
         cluster = response.getheader(ANSWER_HEADER)
         seen = json.loads(body) if cluster is not None else {}
-        return Reply(response.status, cluster, seen.get("path"), seen.get("host"), response.getheader("location"))
+        return Reply(response.status, cluster, seen.get("path"), seen.get("host"), response.getheader("location"),
+                     tuple((name, value) for name, value in seen.get("headers", ())),
+                     tuple((name.lower(), value) for name, value in response.getheaders()))
 
 
 def expected_clusters(decision: Decision) -> set[str]:
@@ -275,7 +284,7 @@ def disagreement(decision: Decision, reply: Reply) -> str | None:
     """What Envoy did differently from the decision, or None when they agree."""
     if decision.action == "forward":
         if decision.abort_status is not None and reply.status == decision.abort_status:
-            return None  # the abort fault of the rule, for some of the requests
+            return abort_disagreement(decision, reply)  # the abort fault of the rule, for some of the requests
         if reply.status != 200 or reply.cluster not in expected_clusters(decision):
             return (f"Envoy answered {reply.status} from {reply.cluster or 'no backend'}; the semantics send it to "
                     f"{', '.join(sorted(expected_clusters(decision)))}")
@@ -283,14 +292,46 @@ def disagreement(decision: Decision, reply: Reply) -> str | None:
             return f"the backend saw path {reply.path!r}; the semantics give {decision.path!r}"
         if reply.host != decision.host:
             return f"the backend saw Host {reply.host!r}; the semantics give {decision.host!r}"
-        return None
+        return header_disagreement(decision, reply)
     if decision.action == "refused":
         return None if reply.status is None else f"Envoy answered {reply.status}; the semantics refuse the connection"
     if reply.status != decision.status:
         return f"Envoy answered {reply.status}; the semantics answer {decision.status} ({decision.reason})"
+    if decision.action == "abort":
+        return abort_disagreement(decision, reply)
     if decision.action == "redirect" and reply.location != decision.location:
         return f"Envoy redirected to {reply.location!r}; the semantics to {decision.location!r}"
     return None
+
+
+def header_disagreement(decision: Decision, reply: Reply) -> str | None:
+    """Request headers the backend saw and response headers the client got, for every header
+    the client sent or the edits name, against the decision for the backend that answered."""
+    target = next((t for t in decision.backends if cluster_name(t.service, t.port, t.version) == reply.cluster), None)
+    if target is None:
+        return None  # an ExternalService: no edits
+    request_edit, response_edit = decision.edits_of(target)
+    expected = decision.headers_seen(target)
+    for name in dict.fromkeys([n.lower() for n, _ in decision.request_headers] + list(request_edit.names)):
+        if header_value(reply.headers, name) != header_value(expected, name):
+            return (f"the backend saw header {name}: {header_value(reply.headers, name)!r}; the semantics give "
+                    f"{header_value(expected, name)!r}")
+    answered = decision.response_headers(target, echo_response_headers(reply.cluster or ""))
+    for name in response_edit.names:
+        if header_value(reply.response_headers, name) != header_value(answered, name):
+            return (f"the client got response header {name}: {header_value(reply.response_headers, name)!r}; "
+                    f"the semantics give {header_value(answered, name)!r}")
+    return None
+
+
+def abort_disagreement(decision: Decision, reply: Reply) -> str | None:
+    """An abort's answer carries the response edits of one destination the rule may choose."""
+    names = {name for edit in decision.abort_edits for name in edit.names}
+    if not names:
+        return None
+    got = {name: header_value(reply.response_headers, name) for name in sorted(names)}
+    choices = [{name: header_value(edit.apply(()), name) for name in sorted(names)} for edit in decision.abort_edits]
+    return None if got in choices else f"the abort answer carried headers {got}; the semantics give one of {choices}"
 
 
 def run_through_envoy(graph: MeshGraph, run, report: Report, binary: str | None = None) -> None:
