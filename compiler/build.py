@@ -8,6 +8,7 @@ the output directory) so that the CLI only parses options and prints.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,13 +127,35 @@ MAX_OUTPUT_BYTES = 1024 * 1024 * 1024
 
 
 def emit(graph: MeshGraph, report: Report, targets: list[str] | None = None,
-         workloads: frozenset[str] | None = None) -> list[Artifact]:
+         workloads: Container[str] | None = None, *, jobs: int | None = None) -> list[Artifact]:
     """Artifacts of the named targets (default: all), sorted by path; only `workloads` if given.
-    None of them (and MESH013) when they exceed the output budget."""
+    None of them (and MESH013) when they exceed the output budget. A full emission of a large
+    mesh runs in two processes (compiler.shards; `jobs` 1 or 2 decides instead), with the
+    same result; an incremental one (`workloads`) runs in this process."""
+    names = targets or sorted(REGISTRY)
+
+    def emit_shard(shard_report: Report, shard: Container[str] | None) -> list[tuple[str, list[Artifact]]]:
+        emitted: list[tuple[str, list[Artifact]]] = []
+        size = 0
+        for name in names:
+            artifacts = load_target(name).emit(graph, shard_report, shard)
+            emitted.append((name, artifacts))
+            size += sum(len(artifact.content) for artifact in artifacts)
+            if size > MAX_OUTPUT_BYTES:
+                break  # the whole emission is over the budget too: the caller reports it
+        return emitted
+
+    from compiler import shards
+
+    if workloads is None and (jobs or shards.wanted_jobs(len(graph.services) + len(graph.gateways))) > 1:
+        for name in names:
+            load_target(name)  # imported once, before the fork
+        per_target = shards.emit_in_two(emit_shard, report)
+    else:
+        per_target = emit_shard(report, workloads)
     artifacts: list[Artifact] = []
     size = 0
-    for name in targets or sorted(REGISTRY):
-        emitted = load_target(name).emit(graph, report, workloads)
+    for _, emitted in per_target:
         artifacts.extend(emitted)
         size += sum(len(artifact.content) for artifact in emitted)
         if size > MAX_OUTPUT_BYTES:

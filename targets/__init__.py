@@ -6,7 +6,7 @@ are the compiler's (compiler.artifact).
 
 The contract. A target module has
 
-    emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = None) -> list[Artifact]
+    emit(graph: MeshGraph, report: Report, workloads: Container[str] | None = None) -> list[Artifact]
 
 - `graph` is the linked, analysed mesh (compiler.graph.MeshGraph): immutable, every
   reference resolved, every default applied. A target reads nothing else: no files, no

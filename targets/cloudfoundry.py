@@ -11,6 +11,7 @@ Layout (see docs/targets/cloudfoundry.md):
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 
 from compiler import codes
@@ -289,7 +290,7 @@ def _policy_sources(graph: MeshGraph, services: list[ServiceNode]) -> tuple[str,
     return tuple(sorted(files))
 
 
-def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = None) -> list[Artifact]:
+def emit(graph: MeshGraph, report: Report, workloads: Container[str] | None = None) -> list[Artifact]:
     artifacts: list[Artifact] = []
     for platform in graph.platforms.values():
         if platform.kind != "cloudfoundry":

@@ -8,6 +8,8 @@ these bootstraps in real Envoy processes (run_through_envoy).
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from compiler.artifact import Artifact, gateway_workload, service_workload
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
@@ -26,7 +28,7 @@ TARGET = "envoy"
 __all__ = ["EnvoyUnavailable", "emit", "run_through_envoy"]
 
 
-def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = None) -> list[Artifact]:
+def emit(graph: MeshGraph, report: Report, workloads: Container[str] | None = None) -> list[Artifact]:
     """One bootstrap per service and per gateway (only the given workloads when set)."""
     once = OncePerIntent(report)
     artifacts = []

@@ -15,6 +15,8 @@ flavor gateway-api with Gateway API HTTPRoutes (GAMMA) and Gateways
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from compiler.artifact import Artifact
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
@@ -29,7 +31,7 @@ def emitter_for(graph: MeshGraph, report: Report, platform: KubernetesPlatform) 
     return PlatformEmitter(graph, report, platform)
 
 
-def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = None) -> list[Artifact]:
+def emit(graph: MeshGraph, report: Report, workloads: Container[str] | None = None) -> list[Artifact]:
     artifacts: list[Artifact] = []
     for platform in graph.platforms.values():
         if platform.kind == "kubernetes":

@@ -8,7 +8,7 @@ and the workload of each file are in targets.kubernetes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from functools import partial
 
@@ -418,7 +418,7 @@ class PlatformEmitter:
 
     # -- files -------------------------------------------------------------------------------
 
-    def emit(self, workloads: frozenset[str] | None) -> list[Artifact]:
+    def emit(self, workloads: Container[str] | None) -> list[Artifact]:
         plan = self.plan()
         artifacts = []
         for path, workload, build in plan:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Container
 
 from compiler import codes
 from compiler.addressing import ISTIOD_HOST
@@ -310,7 +311,7 @@ def _istio_bundle(graph: MeshGraph, platform: VmPlatform, service: ServiceNode, 
 # ---------------------------------------------------------------------------------------------
 
 
-def emit(graph: MeshGraph, report: Report, workloads: frozenset[str] | None = None) -> list[Artifact]:
+def emit(graph: MeshGraph, report: Report, workloads: Container[str] | None = None) -> list[Artifact]:
     artifacts: list[Artifact] = []
     for platform in graph.platforms.values():
         if platform.kind != "vm":
