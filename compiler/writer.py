@@ -114,10 +114,13 @@ def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] =
             made.add(directory)
         return staging / path
 
+    previous = _PreviousTree(out_dir)
     try:
         for path, content in sorted(files.items()):
             # descriptor-level calls: a 10,000-service build writes ~33,000 files
             mode = 0o755 if path.endswith(".sh") else 0o644
+            if previous.link_if_same(path, content, mode, parent_of(path)):
+                continue
             descriptor = os.open(parent_of(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             try:
                 os.fchmod(descriptor, mode)  # whatever the umask
@@ -142,6 +145,66 @@ def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] =
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        previous.close()
+
+
+class _PreviousTree:
+    """The current out_dir, read to find files the new tree holds unchanged: those are hard
+    links to the current file (not rewritten, their modification time kept). Nothing read
+    here is trusted: a file is linked only when it is a regular file reached without
+    following a symbolic link, with the wanted mode, and its bytes equal the new content."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        # the directory of the last path asked about and its descriptor (None: absent); paths
+        # come sorted, so one at a time is enough
+        self.parent: str | None = None
+        self.directory: int | None = None
+
+    def _directory(self, path: str) -> tuple[int | None, str]:
+        parent, _, name = path.rpartition("/")
+        if parent != self.parent:
+            self.close()
+            self.parent = parent
+            try:
+                self.directory = open_build_parent(self.out_dir, path)[0]
+            except OSError:
+                self.directory = None
+        return self.directory, name
+
+    def link_if_same(self, path: str, content: bytes, mode: int, target: Path) -> bool:
+        directory, name = self._directory(path)
+        if directory is None:
+            return False
+        try:
+            status = os.stat(name, dir_fd=directory, follow_symlinks=False)
+            if (not stat.S_ISREG(status.st_mode) or status.st_size != len(content)
+                    or stat.S_IMODE(status.st_mode) != mode):
+                return False
+            descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+            try:
+                opened = os.fstat(descriptor)
+                if (opened.st_ino, opened.st_dev) != (status.st_ino, status.st_dev):
+                    return False
+                with os.fdopen(descriptor, "rb", closefd=False) as stream:
+                    if stream.read(len(content) + 1) != content:
+                        return False
+                os.link(name, target, src_dir_fd=directory, follow_symlinks=False)
+                linked = os.stat(target, follow_symlinks=False)
+                if (linked.st_ino, linked.st_dev) != (opened.st_ino, opened.st_dev):
+                    os.unlink(target)  # the name was replaced since it was compared: write instead
+                    return False
+            finally:
+                os.close(descriptor)  # held open until then: the compared file's inode is not reused
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.directory is not None:
+            os.close(self.directory)
+        self.parent = self.directory = None
 
 
 def _environment_fault(out_dir: Path, error: OSError) -> OutputError:

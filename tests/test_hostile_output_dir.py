@@ -191,6 +191,7 @@ def test_a_failing_write_is_one_plain_line(tmp_path: Path, monkeypatch, fault: i
     repo = git_mesh(tmp_path / "repo")
     out = _built(repo)
     before = _tree(out)
+    repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: 8s")  # unchanged files are linked, not written
     real_write = os.write
 
     def failing_write(descriptor, data):

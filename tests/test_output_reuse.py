@@ -1,0 +1,73 @@
+"""A rebuild does not rewrite unchanged files (compiler.writer): a file whose bytes and mode
+the new tree wants as they are is hard-linked from the current output into the new tree.
+Nothing read from the output is trusted: a tampered, re-moded or linked file is written
+afresh, and a kill at any step still leaves the old tree or the new one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from compiler import writer
+from tests.conftest import BOOKINFO
+from tests.gitops_support import meshc
+from tests.test_hostile_output_dir import _run_killed_at, _tree
+
+
+def _inodes(directory: Path) -> dict[str, int]:
+    return {p.relative_to(directory).as_posix(): p.stat().st_ino for p in directory.rglob("*") if p.is_file()}
+
+
+def test_a_rebuild_links_every_unchanged_file(tmp_path: Path) -> None:
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    assert meshc("build", str(BOOKINFO), "-o", str(out), "-q").exit_code == 0
+    before = _inodes(out)
+    assert meshc("build", str(BOOKINFO), "-o", str(out), "-q").exit_code == 0
+    assert meshc("build", str(BOOKINFO), "-o", str(fresh), "-q").exit_code == 0
+    assert _tree(out) == _tree(fresh)
+    after = _inodes(out)
+    assert after == before  # every file the same inode: not one rewritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "out"]
+
+
+def test_changed_tampered_and_re_moded_files_are_written_afresh(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    old = {"manifest.json": b"{}", "a/same.yaml": b"same", "a/changed.yaml": b"one",
+           "a/tampered.yaml": b"right", "vm/x/install.sh": b"#!/bin/sh\n", "b/linked.yaml": b"linked"}
+    writer.write_tree(out, old)
+    (out / "a" / "tampered.yaml").write_bytes(b"wrong")  # same size, other bytes
+    os.chmod(out / "vm" / "x" / "install.sh", 0o700)
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_bytes(b"linked")
+    (out / "b" / "linked.yaml").unlink()
+    (out / "b" / "linked.yaml").symlink_to(elsewhere)  # the right bytes, through a link
+    before = _inodes(out)
+    new = {**old, "a/changed.yaml": b"two"}
+    writer.write_tree(out, new)
+    assert _tree(out) == new
+    after = _inodes(out)
+    assert after["a/same.yaml"] == before["a/same.yaml"]
+    for rewritten in ("a/changed.yaml", "a/tampered.yaml", "vm/x/install.sh"):
+        assert after[rewritten] != before[rewritten], rewritten
+    assert not (out / "b" / "linked.yaml").is_symlink()
+    assert after["b/linked.yaml"] != elsewhere.stat().st_ino
+    assert (out / "vm" / "x" / "install.sh").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_kill_at_any_step_of_a_swap_with_linked_files_leaves_the_old_or_the_new_tree(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    old = {"manifest.json": b"{}", "envoy/same.yaml": b"same", "envoy/a.yaml": b"old a", "vm/x/install.sh": b"#!"}
+    new = {"manifest.json": b"{ }", "envoy/same.yaml": b"same", "envoy/a.yaml": b"new a", "vm/x/install.sh": b"#!"}
+    writer.write_tree(out, old)
+    total = _run_killed_at(None, out, new)
+    writer.write_tree(out, old)
+    seen = set()
+    for step in range(total):
+        assert _run_killed_at(step, out, new) == -1
+        state = _tree(out)
+        assert state in (old, new), f"killed before call {step}: {sorted(state)}"
+        seen.add("new" if state == new else "old")
+        writer.write_tree(out, old)
+        assert _tree(out) == old
+        assert [p.name for p in tmp_path.iterdir()] == ["out"], f"left behind after call {step}"
+    assert seen == {"old", "new"}
