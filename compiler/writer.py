@@ -136,7 +136,7 @@ def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] =
         if not out_dir.exists():
             os.rename(staging, out_dir)
         elif _exchange(staging, out_dir):
-            shutil.rmtree(staging)  # the previous tree, swapped out
+            _remove_retired(staging, len(files) + len(keep))  # the previous tree, swapped out
         else:
             _replace_in_two_renames(staging, out_dir)
     except OSError as error:
@@ -147,6 +147,37 @@ def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] =
         raise
     finally:
         previous.close()
+
+
+# From this many files on, the swapped-out tree is removed by a detached process, after the
+# swap: out_dir is already complete, and a large tree takes a while to unlink.
+BACKGROUND_REMOVAL_FILES = 2_000
+
+
+def _remove_retired(tree: Path, files: int) -> None:
+    """Remove the swapped-out tree: here, or for a large one in a detached process (its stdio on
+    /dev/null, so a caller reading this process's output is not kept waiting). If that process
+    is killed, the tree is a staging tree of a finished build: the next build removes it."""
+    if files < BACKGROUND_REMOVAL_FILES:
+        shutil.rmtree(tree)
+        return
+    try:
+        child = os.fork()
+    except OSError:
+        shutil.rmtree(tree)
+        return
+    if child == 0:  # pragma: no cover - runs in the forked processes
+        try:
+            if os.fork() == 0:
+                os.setsid()
+                quiet = os.open(os.devnull, os.O_RDWR)
+                for standard in (0, 1, 2):
+                    os.dup2(quiet, standard)
+                os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # no pipe of the caller's kept open
+                shutil.rmtree(tree, ignore_errors=True)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 class _PreviousTree:

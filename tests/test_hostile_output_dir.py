@@ -135,9 +135,15 @@ def _run_killed_at(step: int | None, out: Path, files: dict[str, bytes]) -> int:
 
 
 def test_a_kill_at_any_step_of_the_swap_leaves_the_old_or_the_new_tree(tmp_path: Path) -> None:
-    out = tmp_path / "out"
     old = {"manifest.json": b"{}", "envoy/a.yaml": b"old a", "envoy/gone.yaml": b"gone"}
     new = {"manifest.json": b"{ }", "envoy/a.yaml": b"new a", "vm/x/install.sh": b"#!/bin/sh\n"}
+    assert_every_kill_leaves_the_old_or_the_new_tree(tmp_path, old, new)
+
+
+def assert_every_kill_leaves_the_old_or_the_new_tree(tmp_path: Path, old: dict[str, bytes],
+                                                     new: dict[str, bytes]) -> None:
+    """write_tree from `old` to `new`, killed before each of its file system calls in turn."""
+    out = tmp_path / "out"
     writer.write_tree(out, old)
     total = _run_killed_at(None, out, new)
     assert total > 10
