@@ -541,8 +541,9 @@ K8S_GATEWAY_API_UNSUPPORTED = _code(
     "MESH424", "k8s-gateway-api-unsupported", "warning", "A route feature the Gateway API cannot express as written.",
     """On flavor gateway-api: mesh Routes are HTTPRoutes with a Service parent (GAMMA), and
     the standard channel has no mesh TCPRoute or TLSRoute, so tcp and tls rules of a mesh
-    Route are not emitted; a `rewrite` needs exactly one path prefix match in its rule
-    (URLRewrite ReplacePrefixMatch); durations are whole milliseconds, so a finer timeout is
+    Route are not emitted; a `rewrite` or a redirect's `prefix` needs exactly one path prefix
+    match in its rule (ReplacePrefixMatch), or only exact and regex path matches
+    (ReplaceFullPath); durations are whole milliseconds, so a finer timeout is
     rounded up. The message says which applies.""",
 )
 K8S_GATEWAY_API_ORDER = _code(
@@ -556,6 +557,14 @@ K8S_GATEWAY_API_ORDER = _code(
     gateway-api and to the earlier one everywhere else. Both rules are named. Put the more
     specific rule first (the order then agrees), or make the matches disjoint. Regular
     expression paths are ordered by each implementation and are not compared.""",
+)
+K8S_ISTIO_UNSUPPORTED = _code(
+    "MESH427", "k8s-istio-unsupported", "warning", "A route feature Istio's VirtualService cannot express as written.",
+    """On flavor istio (and for what flavor gateway-api leaves to Istio): a redirect's `prefix`
+    replaces the part of the path a prefix match matched, but Istio's HTTPRedirect `uri`
+    overwrites the whole path, so after a path prefix match (or no path match) the redirect
+    keeps the request's path. After an exact or regex path match the new path is fixed and is
+    carried. Write `path` for a fixed target, or match exact paths.""",
 )
 K8S_CF_CALLEE_PORT = _code(
     "MESH425", "k8s-cf-callee-port", "warning",

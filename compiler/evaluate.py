@@ -17,7 +17,16 @@ from urllib.parse import parse_qsl
 from compiler.diagnostics import Location
 from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.hostnames import covers
-from compiler.model import HTTP_PROTOCOLS, HeaderEdits, HeaderModifier, Listener, Match, Retries, StringMatch
+from compiler.model import (
+    HTTP_PROTOCOLS,
+    HeaderEdits,
+    HeaderModifier,
+    Listener,
+    Match,
+    Redirect,
+    Retries,
+    StringMatch,
+)
 
 Action = Literal["forward", "redirect", "abort", "not-found", "refused"]
 
@@ -261,6 +270,54 @@ def rewritten_path(prefix: str, entry: Match | None, path: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Redirects
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url(scheme: str, host: str, port: int | None, path_and_query: str) -> str:
+    """A URL whose port is left out when it is the scheme's own (RFC 3986 6.2.3; Gateway API
+    HTTPRequestRedirectFilter.port: "SHOULD NOT add the port number" for http on 80, https on 443)."""
+    shown = "" if port is None or DEFAULT_PORTS.get(scheme) == port else f":{port}"
+    return f"{scheme}://{host}{shown}{path_and_query}"
+
+
+def canonical_location(location: str | None) -> str | None:
+    """A Location with a port that is the scheme's own left out: the same URL either way."""
+    if location is None or "://" not in location:
+        return location
+    scheme, rest = location.split("://", 1)
+    authority, slash, path = rest.partition("/")
+    name, colon, port = authority.rpartition(":")
+    if colon and port.isdigit() and DEFAULT_PORTS.get(scheme.lower()) == int(port):
+        authority = name
+    return f"{scheme}://{authority}{slash}{path}"
+
+
+def redirect_location(redirect: Redirect, entry: Match | None, request: Request, port: int | None) -> str:
+    """docs/intents.md (Gateway API HTTPRequestRedirectFilter): the scheme, host name, port and
+    path of the request, each replaced by the redirect's own when it has one. Without `port`
+    the port is the scheme's well-known one when `scheme` is given, else the port the request
+    arrived on."""
+    scheme = redirect.scheme or request.scheme
+    sent_name, sent_port = request.host.rsplit(":", 1) if ":" in request.host else (request.host, "")
+    host = redirect.host or (sent_name if sent_port.isdigit() else request.host)
+    if redirect.port is not None:
+        to_port: int | None = redirect.port
+    elif redirect.scheme is not None:
+        to_port = DEFAULT_PORTS[redirect.scheme]
+    else:
+        to_port = port
+    path = request.bare_path
+    if redirect.path is not None:
+        path = redirect.path
+    elif redirect.prefix is not None:
+        path = rewritten_path(redirect.prefix, entry, path)
+    query = f"?{request.query_string}" if "?" in request.path else ""
+    return url(scheme, host, to_port, path + query)
+
+
+# ---------------------------------------------------------------------------------------------
 # Rules to decisions
 
 
@@ -270,20 +327,18 @@ def rule_decision(graph: MeshGraph, route: RouteNode, request: Request, port: in
     for rule in route.rules:
         matched, entry = matching_entry(rule, request, port)
         if matched:
-            return apply_rule(graph, route, rule, entry, request, listener)
+            return apply_rule(graph, route, rule, entry, request, listener, port)
     return Decision("not-found", 404, listener=listener, reason=f"no rule of Route {route.key} matches")
 
 
 def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Match | None, request: Request,
-               listener: str | None) -> Decision:
+               listener: str | None, port: int | None = None) -> Decision:
     spec = rule.spec
     ref = RuleRef(route.key, rule.index, graph.sources.locate(route.origin, "rules", rule.index))
     query = f"?{request.query_string}" if "?" in request.path else ""
     if spec.redirect is not None:
-        host = spec.redirect.host or request.host
-        path = spec.redirect.path or request.bare_path
         return Decision("redirect", spec.redirect.status, ref, listener,
-                        location=f"{request.scheme}://{host}{path}{query}", reason="redirect")
+                        location=redirect_location(spec.redirect, entry, request, port), reason="redirect")
     fault = spec.fault
     edits = tuple(destination_edits(spec.headers, written.headers) for written in spec.to)
     if fault is not None and fault.abort is not None and fault.abort.percent >= 100:
@@ -393,7 +448,7 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
             return Decision("not-found", 404, reason=f"no listener on port {request.port} serves {name!r}")
         if listener.httpsRedirect:
             return Decision("redirect", 301, listener=listener.name,
-                            location=f"https://{name}{request.path}", reason="httpsRedirect")
+                            location=url("https", name, None, request.path), reason="httpsRedirect")
         return routed(graph, gateway, listener, request, name)
     sni = (request.sni or "").lower()
     secured = [listener for listener in on_port if listener.protocol in ("https", "tls")]

@@ -631,7 +631,8 @@ class Importer:
             rule["to"] = destinations
         redirect = source.peek(*at, "redirect")
         if isinstance(redirect, dict):
-            target = {"host": source.get(*at, "redirect", "authority"), "path": source.get(*at, "redirect", "uri"),
+            target = {"scheme": source.get(*at, "redirect", "scheme"), "host": source.get(*at, "redirect", "authority"),
+                      "port": source.get(*at, "redirect", "port"), "path": source.get(*at, "redirect", "uri"),
                       "status": source.get(*at, "redirect", "redirectCode")}
             rule["redirect"] = {k: v for k, v in target.items() if v is not None}
         if source.get(*at, "timeout") is not None:
@@ -846,9 +847,13 @@ class Importer:
         if kind == "URLRewrite" and source.get(*at, "urlRewrite", "path", "type") == "ReplacePrefixMatch":
             rule["rewrite"] = {"prefix": source.get(*at, "urlRewrite", "path", "replacePrefixMatch")}
         elif kind == "RequestRedirect":
-            redirect = {"host": source.get(*at, "requestRedirect", "hostname"),
+            # HTTPRequestRedirectFilter.statusCode defaults to 302 (meshc's default is 301)
+            redirect = {"scheme": source.get(*at, "requestRedirect", "scheme"),
+                        "host": source.get(*at, "requestRedirect", "hostname"),
+                        "port": source.get(*at, "requestRedirect", "port"),
                         "path": source.get(*at, "requestRedirect", "path", "replaceFullPath"),
-                        "status": source.get(*at, "requestRedirect", "statusCode")}
+                        "prefix": source.get(*at, "requestRedirect", "path", "replacePrefixMatch"),
+                        "status": source.get(*at, "requestRedirect", "statusCode") or 302}
             source.get(*at, "requestRedirect", "path", "type")
             rule["redirect"] = {k: v for k, v in redirect.items() if v is not None}
         else:

@@ -510,15 +510,28 @@ class Rewrite(Strict):
     prefix: Annotated[str, StringConstraints(pattern=r"^/")]
 
 
+# A redirect's target host: a name, never a wildcard.
+RedirectHost = Annotated[str, StringConstraints(
+    pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)]
+
+
 class Redirect(Strict):
-    host: HostName | None = None
+    """Where the Location of a redirect points (docs/intents.md): each field replaces that part
+    of the request's URL; none at all redirects to the request's own URL with `status`."""
+
+    scheme: Literal["http", "https"] | None = None
+    host: RedirectHost | None = None
+    port: Port | None = None
     path: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
+    prefix: Annotated[str, StringConstraints(pattern=r"^/")] | None = None  # replaces the matched prefix
+    # 301, as Istio's HTTPRedirect.redirectCode and Envoy's RedirectAction.response_code default
+    # (the Gateway API's 302 is written out on that flavour)
     status: Literal[301, 302, 303, 307, 308] = 301
 
     @model_validator(mode="after")
-    def _something(self) -> Redirect:
-        if self.host is None and self.path is None:
-            raise ValueError("a redirect needs a host, a path or both")
+    def _one_path(self) -> Redirect:
+        if self.path is not None and self.prefix is not None:
+            raise ValueError("a redirect takes `path` (the whole path) or `prefix` (the matched prefix), not both")
         return self
 
 

@@ -161,12 +161,7 @@ class GatewayApiEmitter(PlatformEmitter):
             out["matches"] = matches
         filters = []
         if spec.redirect is not None:
-            redirect: dict = {"statusCode": spec.redirect.status}
-            if spec.redirect.host is not None:
-                redirect["hostname"] = spec.redirect.host
-            if spec.redirect.path is not None:
-                redirect["path"] = {"type": "ReplaceFullPath", "replaceFullPath": spec.redirect.path}
-            out["filters"] = [{"type": "RequestRedirect", "requestRedirect": redirect}]
+            out["filters"] = [{"type": "RequestRedirect", "requestRedirect": self.redirect(route, rule)}]
             return out
         weighted = len(rule.destinations) > 1
         out["backendRefs"] = []
@@ -201,18 +196,46 @@ class GatewayApiEmitter(PlatformEmitter):
         if spec.headers is not None:
             filters.extend(header_filters(spec.headers))
         if spec.rewrite is not None:
-            prefixes = [m for m in spec.match if m.path is not None and m.path.prefix is not None]
-            if len(spec.match) == 1 and len(prefixes) == 1:
-                filters.append({"type": "URLRewrite", "urlRewrite": {
-                    "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": spec.rewrite.prefix}}})
-            else:
-                self.report.add(codes.K8S_GATEWAY_API_UNSUPPORTED,
-                                "a rewrite needs exactly one path prefix match in its rule on flavor gateway-api; "
-                                "it is not applied",
-                                self.graph.sources.locate(route.origin, *at, "rewrite"))
+            path = self.path_modifier(route, rule, spec.rewrite.prefix, (*at, "rewrite"))
+            if path is not None:
+                filters.append({"type": "URLRewrite", "urlRewrite": {"path": path}})
         if filters:
             out["filters"] = filters
         return out
+
+    def redirect(self, route: RouteNode, rule: ResolvedRule) -> dict:
+        """HTTPRequestRedirectFilter with the status written out (the Gateway API's default is 302,
+        meshc's 301). Its port rules are docs/intents.md's: without `port`, the scheme's port
+        when `scheme` is given, else the listener's."""
+        written = rule.spec.redirect
+        assert written is not None  # called for redirect rules
+        redirect: dict = {"statusCode": written.status}
+        for field, name in (("scheme", "scheme"), ("host", "hostname"), ("port", "port")):
+            if getattr(written, field) is not None:
+                redirect[name] = getattr(written, field)
+        if written.path is not None:
+            redirect["path"] = {"type": "ReplaceFullPath", "replaceFullPath": written.path}
+        elif written.prefix is not None:
+            path = self.path_modifier(route, rule, written.prefix, ("rules", rule.index, "redirect", "prefix"))
+            if path is not None:
+                redirect["path"] = path
+        return redirect
+
+    def path_modifier(self, route: RouteNode, rule: ResolvedRule, replacement: str, at: tuple) -> dict | None:
+        """HTTPPathModifier giving docs/intents.md's replacement of what the rule's match matched:
+        ReplacePrefixMatch for the rule's one path prefix match (the CRD's rule: "exactly one
+        PathPrefix match must be specified"), ReplaceFullPath when every match is an exact or
+        regex path; anything else is reported and left out."""
+        matches = rule.spec.match
+        if len(matches) == 1 and matches[0].path is not None and matches[0].path.prefix is not None:
+            return {"type": "ReplacePrefixMatch", "replacePrefixMatch": replacement}
+        if matches and all(m.path is not None and m.path.prefix is None for m in matches):
+            return {"type": "ReplaceFullPath", "replaceFullPath": replacement}
+        self.report.add(codes.K8S_GATEWAY_API_UNSUPPORTED,
+                        "replacing a matched prefix needs exactly one path prefix match in its rule (or only exact "
+                        "and regex paths) on flavor gateway-api; it is not applied",
+                        self.graph.sources.locate(route.origin, *at))
+        return None
 
     def http_route(self, route: RouteNode, name: str, parents: list[dict], hostnames: list[str] | None,
                    rules: tuple[ResolvedRule, ...]) -> dict:

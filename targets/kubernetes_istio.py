@@ -122,15 +122,53 @@ def _http_rules(rule: ResolvedRule, host_of: HostOf) -> list[dict]:
     return entries
 
 
+def redirect_prefix_uri(replacement: str, how: str) -> str | None:
+    """The HTTPRedirect `uri` giving docs/intents.md's prefix replacement after a match of kind
+    `how`, or None where the new path depends on the request: Istio's redirect `uri` "overwrite[s]
+    the Path portion of the URL", whole, whatever was matched."""
+    head = replacement.rstrip("/")
+    if how in ("exact", "regex"):
+        return replacement
+    if how == "stem":
+        return head or "/"
+    return None
+
+
+def _redirect_rules(rule: ResolvedRule, host_of: HostOf, inexpressible: list[tuple[ResolvedRule, str]]) -> list[dict]:
+    """A redirect replacing the matched prefix: one http entry per Istio match, each with the
+    path it gives; where that path depends on the request the path is kept and reported."""
+    redirect = rule.spec.redirect
+    assert redirect is not None and redirect.prefix is not None  # only called for prefix redirects
+    action = _http_action(rule, host_of)
+    entries = []
+    for match, how in [expanded for m in rule.spec.match for expanded in _http_matches(m)] or [({}, "")]:
+        uri = redirect_prefix_uri(redirect.prefix, how)
+        if uri is None and (how or redirect.prefix.rstrip("/")):
+            inexpressible.append((rule, ("Istio's HTTPRedirect replaces the whole path, so a redirect that "
+                                         "replaces a matched path prefix keeps the request's path on flavor istio")))
+        entries.append({**({"match": [match]} if match else {}),
+                        "redirect": {**action["redirect"], **({"uri": uri} if uri is not None else {})}})
+    return entries
+
+
 def _http_action(rule: ResolvedRule, host_of: HostOf) -> dict:
     spec = rule.spec
     out: dict = {}
     if spec.redirect is not None:
-        redirect: dict = {"redirectCode": spec.redirect.status}
-        if spec.redirect.host is not None:
-            redirect["authority"] = spec.redirect.host
-        if spec.redirect.path is not None:
-            redirect["uri"] = spec.redirect.path
+        written = spec.redirect
+        redirect: dict = {"redirectCode": written.status}
+        if written.scheme is not None:
+            redirect["scheme"] = written.scheme
+        if written.host is not None:
+            redirect["authority"] = written.host
+        # without a port: the scheme's well-known port when the scheme is given, else the port
+        # the request arrived on (HTTPRedirect.derivePort; Istio's default keeps the Host's port)
+        if written.port is not None:
+            redirect["port"] = written.port
+        else:
+            redirect["derivePort"] = "FROM_PROTOCOL_DEFAULT" if written.scheme is not None else "FROM_REQUEST_PORT"
+        if written.path is not None:
+            redirect["uri"] = written.path
         out["redirect"] = redirect
         return out
     out["route"] = _route(rule, host_of)
@@ -169,12 +207,16 @@ def _l4_rule(rule: ResolvedRule, host_of: HostOf, with_sni: bool) -> dict:
     return out
 
 
-def routing_spec(route: RouteNode, protocol_of: Callable[[Target], str], host_of: HostOf) -> dict:
-    """http, tcp and tls sections of a VirtualService, each rule in the order written."""
+def routing_spec(route: RouteNode, protocol_of: Callable[[Target], str], host_of: HostOf,
+                 inexpressible: list[tuple[ResolvedRule, str]]) -> dict:
+    """http, tcp and tls sections of a VirtualService, each rule in the order written; rules
+    whose meaning Istio cannot carry are added to `inexpressible` with the reason."""
     sections: dict[str, list[dict]] = {}
     for rule in route.rules:
         kind = rule_kind(rule, protocol_of)
-        if kind == "http":
+        if kind == "http" and rule.spec.redirect is not None and rule.spec.redirect.prefix is not None:
+            sections.setdefault("http", []).extend(_redirect_rules(rule, host_of, inexpressible))
+        elif kind == "http":
             sections.setdefault("http", []).extend(_http_rules(rule, host_of))
         else:
             sections.setdefault(kind, []).append(_l4_rule(rule, host_of, with_sni=kind == "tls"))
@@ -183,8 +225,8 @@ def routing_spec(route: RouteNode, protocol_of: Callable[[Target], str], host_of
 
 def virtual_service(route: RouteNode, hosts: list[str], sources: tuple[str, ...],
                     protocol_of: Callable[[Target], str], host_of: HostOf,
-                    gateways: list[str] | None = None) -> dict:
-    spec: dict = {"hosts": hosts, **routing_spec(route, protocol_of, host_of)}
+                    inexpressible: list[tuple[ResolvedRule, str]], gateways: list[str] | None = None) -> dict:
+    spec: dict = {"hosts": hosts, **routing_spec(route, protocol_of, host_of, inexpressible)}
     if gateways is not None:
         spec["gateways"] = gateways
     return document(ISTIO_NETWORKING, "VirtualService", metadata(route.key.name, route.key.namespace, sources),

@@ -16,7 +16,7 @@ from compiler import codes
 from compiler.addressing import CLOUD_FOUNDRY_ROUTER_PORT, istio_host, version_service_name
 from compiler.artifact import SOURCE_ANNOTATION, Artifact, gateway_workload, platform_workload, service_workload
 from compiler.diagnostics import Report
-from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ServiceNode, Target
+from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, KubernetesPlatform, RateLimit
 from compiler.serialize import to_yaml, to_yaml_documents
 from targets.envoylib import HCM_FILTER, ROUTER_FILTER, local_rate_limit
@@ -231,7 +231,7 @@ class PlatformEmitter:
         route = self.graph.route_for(service.key)
         host = self.hosts(service.key)
         if route is not None:
-            return [virtual_service(route, [host], (route.origin.file,), self.protocol_of, self.hosts)]
+            return [self.virtual_service(route, [host])]
         http_ports = [p.port for p in service.spec.ports if p.protocol in HTTP_PROTOCOLS]
         resilience = service.resilience
         if not http_ports or (resilience.timeout is None and resilience.retries is None):
@@ -412,9 +412,19 @@ class PlatformEmitter:
         account = metadata(gateway.key.name, gateway.key.namespace, (gateway.origin.file,))
         docs = [document("v1", "ServiceAccount", account), istio_gateway(gateway)]
         for route in self.graph.gateway_routes.get(gateway.key, ()):
-            docs.append(virtual_service(route, list(route.spec.hosts), (route.origin.file,), self.protocol_of,
-                                        self.hosts, gateways=[f"{gateway.key.namespace}/{gateway.key.name}"]))
+            docs.append(self.virtual_service(route, list(route.spec.hosts),
+                                             [f"{gateway.key.namespace}/{gateway.key.name}"]))
         return docs
+
+    def virtual_service(self, route: RouteNode, hosts: list[str], gateways: list[str] | None = None) -> dict:
+        """The Route's VirtualService; what Istio cannot carry is reported at the rule."""
+        inexpressible: list[tuple[ResolvedRule, str]] = []
+        translated = virtual_service(route, hosts, (route.origin.file,), self.protocol_of, self.hosts,
+                                     inexpressible, gateways)
+        for rule, reason in inexpressible:
+            self.report.add(codes.K8S_ISTIO_UNSUPPORTED, f"rule {rule.index} of Route {route.key}: {reason}",
+                            self.graph.sources.locate(route.origin, "rules", rule.index, "redirect", "prefix"))
+        return translated
 
     # -- files -------------------------------------------------------------------------------
 

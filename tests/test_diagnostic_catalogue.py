@@ -52,6 +52,7 @@ MESHES = {
     "unused-suppressions": CATALOGUE / "unused-suppressions",
     "route-tests": CATALOGUE / "route-tests",
     "gateway-api-order": CATALOGUE / "gateway-api-order",
+    "istio-redirect-prefix": CATALOGUE / "istio-redirect-prefix",
 }
 
 

@@ -29,7 +29,7 @@ def canary_mesh(root: Path) -> Path:
         {"name": "v1 otherwise", "request": {"host": "api.shop:8080", "path": "/x?q=1"},
          "expect": {"to": [{"service": "api", "version": "v1"}], "path": "/x?q=1", "host": "api.shop:8080"}},
         {"name": "old moved", "request": {"host": "api", "path": "/old"},
-         "expect": {"status": 302, "redirect": "http://api/new"}},
+         "expect": {"status": 302, "redirect": "http://api:8080/new"}},  # the port it arrived on
         {"name": "not called", "request": {"host": "db"}, "expect": {"status": 404}},
     ]
     return write(root, [

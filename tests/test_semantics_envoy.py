@@ -203,6 +203,13 @@ def header_modifier(request_names: list[str], response_names: list[str]):
 destination = st.builds(lambda version, headers: {"version": version, **({"headers": headers} if headers else {})},
                         st.sampled_from(["v1", "v2", "v3"]),
                         st.one_of(st.none(), header_modifier(["x-d", "X-Dest"], ["x-rd"])))
+# Gateway API HTTPRequestRedirectFilter's fields (conformance httproute-redirect-host-and-status,
+# -path, -port, -scheme, -port-and-scheme); without `status` the default 301
+redirect = st.fixed_dictionaries({}, optional={
+    "scheme": st.sampled_from(["http", "https"]), "host": st.sampled_from(["example.org"]),
+    "port": st.sampled_from([80, 443, 8083]), "status": st.sampled_from([302, 303, 307, 308]),
+    "path": st.sampled_from(["/moved", "/"]), "prefix": st.sampled_from(["/", "/new", "/new/"]),
+}).filter(lambda r: not ("path" in r and "prefix" in r))
 destinations = st.lists(destination, min_size=1, max_size=2, unique_by=lambda d: d["version"]).map(
     lambda chosen: chosen if len(chosen) == 1 else [{**d, "weight": 50} for d in chosen])
 rule = st.one_of(
@@ -210,7 +217,7 @@ rule = st.one_of(
                           optional={"rewrite": st.builds(lambda p: {"prefix": p}, st.sampled_from(["/", "/r", "/r/"])),
                                     "headers": header_modifier(["x-h", "x-e"], ["content-type", "x-r"])}),
     st.fixed_dictionaries({"match": st.lists(match_entry, min_size=1, max_size=1),
-                           "redirect": st.builds(lambda p: {"path": p, "status": 302}, st.sampled_from(["/moved"]))}),
+                           "redirect": redirect}),
 )
 request = st.builds(
     lambda path, query, method, header: Request(

@@ -130,8 +130,12 @@ def test_rewrite_after_exact_or_no_path_match() -> None:
 
 
 def test_redirect_location_keeps_the_query(shop) -> None:
+    """The port is the one the request arrived on, reviews' 9080 (Gateway API
+    HTTPRequestRedirectFilter.port: "If redirect scheme is empty, the redirect port MUST be the
+    Gateway Listener port")."""
     decision = ask(shop, "/old/x?q=1")
-    assert (decision.action, decision.status, decision.location) == ("redirect", 308, "http://new.example.com/new?q=1")
+    assert (decision.action, decision.status, decision.location) == (
+        "redirect", 308, "http://new.example.com:9080/new?q=1")
 
 
 def test_full_abort_answers_the_status(shop) -> None:

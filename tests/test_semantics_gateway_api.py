@@ -19,7 +19,7 @@ from compiler.model import Match, PathMatch
 from tests.k8s_schemas import validation_errors
 from tests.semantics import gateway, key, linked, mesh, route, service
 from tests.test_semantics_envoy import rule
-from tests.test_semantics_istio import ECHO_ANSWER, joined, request
+from tests.test_semantics_istio import ECHO_ANSWER, WELL_KNOWN_PORTS, joined, request
 
 K8S = {"name": "k8s", "kind": "kubernetes", "flavor": "gateway-api"}
 ALLOWED = ("MESH301", "MESH302", "MESH332")
@@ -85,17 +85,37 @@ def gateway_api_decides(spec: dict, sent: Request) -> tuple:
     for entry in chosen.get("filters", []):
         if entry["type"] == "RequestRedirect":
             redirect = entry["requestRedirect"]
-            target = redirect.get("path", {}).get("replaceFullPath", path)
-            return ("redirect", redirect.get("statusCode", 302),
-                    f"http://{redirect.get('hostname', sent.host)}{target}{query}")
+            target = modified_path(redirect.get("path"), match, path)
+            return ("redirect", redirect.get("statusCode", 302), location(redirect, sent, target + query))
         if entry["type"] == "URLRewrite":
-            replacement = entry["urlRewrite"]["path"]["replacePrefixMatch"]
-            path = rewritten_path(replacement, Match(path=PathMatch(prefix=match["path"]["value"])), path)
+            path = modified_path(entry["urlRewrite"]["path"], match, path)
     weighted = len(chosen["backendRefs"]) > 1
     rule_filters = chosen.get("filters", [])
     backends = [(ref["name"], ref["port"], ref.get("weight", 1) if weighted else 100,
                  *modified(rule_filters + ref.get("filters", []), sent.headers)) for ref in chosen["backendRefs"]]
     return ("route", sorted(backends), path + query)
+
+
+def modified_path(modifier: dict | None, match: dict, path: str) -> str:
+    """HTTPPathModifier: ReplaceFullPath, or ReplacePrefixMatch of the rule's one PathPrefix match."""
+    if modifier is None:
+        return path
+    if modifier["type"] == "ReplaceFullPath":
+        return modifier["replaceFullPath"]
+    return rewritten_path(modifier["replacePrefixMatch"], Match(path=PathMatch(prefix=match["path"]["value"])), path)
+
+
+def location(redirect: dict, sent: Request, path_and_query: str, listener_port: int = 8080) -> str:
+    """HTTPRequestRedirectFilter: scheme and hostname "When empty, the ... of the request is
+    used"; port: "If redirect scheme is not-empty, the redirect port MUST be the well-known port
+    associated with the redirect scheme ... If redirect scheme is empty, the redirect port MUST
+    be the Gateway Listener port" (a mesh route's: the service port), and "SHOULD NOT add the
+    port number" for http on 80 and https on 443."""
+    scheme = redirect.get("scheme", sent.scheme)
+    name = sent.host.rsplit(":", 1)[0] if ":" in sent.host else sent.host
+    port = redirect.get("port") or (WELL_KNOWN_PORTS[scheme] if "scheme" in redirect else listener_port)
+    shown = "" if WELL_KNOWN_PORTS[scheme] == port else f":{port}"
+    return f"{scheme}://{redirect.get('hostname', name)}{shown}{path_and_query}"
 
 
 def header_filter(headers, operations: dict) -> list:

@@ -205,8 +205,9 @@ def test_outbound_http_routes(features) -> None:
     assert routes[1]["match"]["query_parameters"] == [
         {"name": "debug", "present_match": True}, {"name": "user", "string_match": {"exact": "jason"}}]
     assert routes[0]["route"]["cluster"] == routes[1]["route"]["cluster"] == "outbound|8080|v2|api.shop"
-    assert routes[2] == {"match": {"path": "/old"}, "redirect": {
-        "host_redirect": "new.example.com", "path_redirect": "/new", "response_code": "PERMANENT_REDIRECT"}}
+    assert routes[2] == {"match": {"path": "/old"}, "redirect": {  # the port: the one the request arrived on
+        "host_redirect": "new.example.com", "path_redirect": "/new", "port_redirect": 8080,
+        "response_code": "PERMANENT_REDIRECT"}}
     fault = routes[3]["typed_per_filter_config"]["envoy.filters.http.fault"]
     assert fault["delay"] == {"fixed_delay": "0.1s", "percentage": {"numerator": 125000, "denominator": "MILLION"}}
     assert fault["abort"] == {"http_status": 503, "percentage": {"numerator": 1, "denominator": "HUNDRED"}}

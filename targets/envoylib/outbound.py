@@ -13,8 +13,9 @@ from typing import Any
 
 from compiler import codes
 from compiler.diagnostics import Related
+from compiler.evaluate import DEFAULT_PORTS
 from compiler.graph import ExternalNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
-from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, RouteRule
+from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, Redirect, RouteRule
 from targets.envoylib.blocks import (
     ANY_ADDRESS,
     FAULT,
@@ -171,24 +172,38 @@ def rule_routes(proxy: Proxy, route: RouteNode, port: int | None) -> list[dict]:
         matches = applicable_matches(proxy, route, rule, port)
         if not matches:
             continue
-        action = rule_action(proxy, route, rule)
+        action = rule_action(proxy, route, rule, port)
         for match in matches:
             entry = {"match": route_match(match), **action}
             if rule.spec.rewrite is not None:
                 entry["route"] = {**action["route"], **path_rewrite(rule.spec.rewrite.prefix, match)}
+            if rule.spec.redirect is not None and rule.spec.redirect.prefix is not None:
+                entry["redirect"] = {**action["redirect"], **path_rewrite(rule.spec.redirect.prefix, match)}
             entries.append(entry)
     return entries
 
 
-def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule) -> dict:
+def redirect_action(written: Redirect, port: int | None) -> dict:
+    """An Envoy RedirectAction for docs/intents.md's Location. Envoy keeps the Host header's
+    port unless told (scheme_redirect keeps it too), so the port is always given: the
+    redirect's, the scheme's well-known one, or the port this route table serves (`port`)."""
+    redirect: dict[str, Any] = {"response_code": REDIRECT_CODES[written.status]}
+    if written.scheme is not None:
+        redirect["scheme_redirect"] = written.scheme
+    if written.host is not None:
+        redirect["host_redirect"] = written.host
+    to_port = written.port or (DEFAULT_PORTS[written.scheme] if written.scheme is not None else port)
+    if to_port is not None:
+        redirect["port_redirect"] = to_port
+    if written.path is not None:
+        redirect["path_redirect"] = written.path
+    return redirect
+
+
+def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port: int | None) -> dict:
     spec = rule.spec
     if spec.redirect is not None:
-        redirect: dict[str, Any] = {"response_code": REDIRECT_CODES[spec.redirect.status]}
-        if spec.redirect.host is not None:
-            redirect["host_redirect"] = spec.redirect.host
-        if spec.redirect.path is not None:
-            redirect["path_redirect"] = spec.redirect.path
-        return {"redirect": redirect}
+        return {"redirect": redirect_action(spec.redirect, port)}
     weighted = [(proxy.service_cluster(t), t.weight) for t in rule.destinations]
     action: dict[str, Any]
     if len(weighted) == 1:

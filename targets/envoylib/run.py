@@ -31,7 +31,7 @@ from typing import Any
 
 from compiler import codes
 from compiler.diagnostics import Related, Report
-from compiler.evaluate import Decision, Headers, Proxy, Request, header_value
+from compiler.evaluate import Decision, Headers, Proxy, Request, canonical_location, header_value
 from compiler.graph import MeshGraph
 from compiler.serialize import to_json
 from targets.envoylib.blocks import HCM_FILTER, cluster_name
@@ -299,7 +299,7 @@ def disagreement(decision: Decision, reply: Reply) -> str | None:
         return f"Envoy answered {reply.status}; the semantics answer {decision.status} ({decision.reason})"
     if decision.action == "abort":
         return abort_disagreement(decision, reply)
-    if decision.action == "redirect" and reply.location != decision.location:
+    if decision.action == "redirect" and canonical_location(reply.location) != canonical_location(decision.location):
         return f"Envoy redirected to {reply.location!r}; the semantics to {decision.location!r}"
     return None
 
