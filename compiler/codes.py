@@ -397,10 +397,14 @@ VERSION_NOT_ADDRESSABLE = _code(
     service.""",
 )
 OVERLAPPING_LISTENERS = _code(
-    "MESH350", "overlapping-listeners", "error", "Two gateway listeners on one port with overlapping hosts.",
-    """Listeners of one Gateway that share a port are told apart by host (SNI name). When two
-    of them serve the same host, or one's wildcard covers the other's host, Envoy rejects the
-    listener (duplicate filter chain match). Give them distinct hosts or distinct ports.""",
+    "MESH350", "overlapping-listeners", "error", "Two gateway listeners on one port with the same host.",
+    """Listeners of one Gateway that share a port are told apart by host (the Host header, or
+    the SNI name on TLS). Hosts that merely overlap are served: `foo.bar.com` and `*.bar.com`
+    on one port each take the names they match most specifically (Gateway API, "Listeners
+    that are distinct only by Hostname"). Two listeners that write the same host (`*` and `*`,
+    or `foo.bar.com` twice) cannot be told apart: the Gateway API calls them Conflicted and
+    accepts neither, and Envoy refuses a domain or SNI name written twice. Give them distinct
+    hosts or distinct ports.""",
 )
 GATEWAY_HOST_UNSERVED = _code(
     "MESH351", "gateway-host-unserved", "error", "An ingress Route host that no listener of its gateway serves.",

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from compiler.diagnostics import Location
 from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ResolvedRule, RouteNode, ServiceNode, Target
-from compiler.hostnames import covers
+from compiler.hostnames import covers, most_specific, specificity
 from compiler.model import (
     HTTP_PROTOCOLS,
     HeaderEdits,
@@ -181,20 +181,6 @@ def host_matches(pattern: str, name: str) -> bool:
     """Exact, `*.suffix` (one label or more in front of suffix) or `*` (any), ignoring case:
     compiler.hostnames.covers, the one definition the checks and targets use too."""
     return covers(pattern.lower(), name.lower())
-
-
-def specificity(pattern: str) -> tuple[int, int]:
-    """Larger is more specific: exact names, then longer wildcard suffixes, then `*`."""
-    if pattern == "*":
-        return (0, 0)
-    if pattern.startswith("*."):
-        return (1, len(pattern))
-    return (2, len(pattern))
-
-
-def best_match(patterns: list[str], name: str) -> str | None:
-    matching = [p for p in patterns if host_matches(p, name)]
-    return max(matching, key=specificity) if matching else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,7 +379,7 @@ def callee_names(graph: MeshGraph, caller: ServiceNode) -> dict[str, Key]:
 def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) -> Decision:
     name, host_port = split_host(request.host)
     names = callee_names(graph, caller)
-    pattern = best_match(list(names), name)
+    pattern = most_specific(list(names), name)
     if pattern is None:
         return Decision("not-found", 404, reason=f"{caller.key} does not call {name!r}")
     key = names[pattern]
@@ -420,17 +406,21 @@ def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) ->
 def choose_listener(listeners: list[Listener], name: str) -> Listener | None:
     """The listener whose hosts match `name` most specifically."""
     scored = [(specificity(p), index) for index, listener in enumerate(listeners)
-              if (p := best_match(list(listener.hosts), name)) is not None]
+              if (p := most_specific(list(listener.hosts), name)) is not None]
     return listeners[max(scored, key=lambda s: (s[0], -s[1]))[1]] if scored else None
 
 
 def attached_route(graph: MeshGraph, gateway: GatewayNode, listener: Listener, name: str) -> RouteNode | None:
-    """Among the Routes sharing hosts with the listener, the one whose host matches most specifically."""
+    """Among the Routes sharing hosts with the listener, the one whose host matches most specifically;
+    none when the listener's own hosts do not serve the name (an https Host header other than
+    what the SNI chose)."""
+    if most_specific(list(listener.hosts), name) is None:
+        return None
     best: tuple[tuple[int, int], RouteNode] | None = None
     for route in graph.gateway_routes.get(gateway.key, ()):
         served = [h for h in route.spec.hosts if any(host_matches(lh, h) or host_matches(h, lh)
                                                      for lh in listener.hosts)]
-        pattern = best_match(served, name)
+        pattern = most_specific(served, name)
         if pattern is not None and (best is None or specificity(pattern) > best[0]):
             best = (specificity(pattern), route)
     return best[1] if best else None
@@ -485,7 +475,7 @@ def stream_decision(graph: MeshGraph, gateway: GatewayNode, listener: Listener, 
                     (entries and all(is_http_only(m) for m in entries)):
                 continue
             names = [n for m in entries for n in m.sni] or hosts
-            if sni is not None and best_match(names, sni) is None:
+            if sni is not None and most_specific(names, sni) is None:
                 continue
             ref = RuleRef(route.key, rule.index, graph.sources.locate(route.origin, "rules", rule.index))
             return Decision("forward", rule=ref, listener=listener.name, destinations=rule.destinations,

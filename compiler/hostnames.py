@@ -20,3 +20,21 @@ def covers(pattern: str, host: str) -> bool:
 def overlap(first: str, second: str) -> bool:
     """Whether some name is served by both patterns."""
     return covers(first, second) or covers(second, first)
+
+
+def specificity(pattern: str) -> tuple[int, int]:
+    """Larger is more specific: exact names, then longer wildcard suffixes, then `*` (Gateway
+    API "Listeners that are distinct only by Hostname"; Envoy picks virtual hosts and filter
+    chains by SNI the same way)."""
+    if pattern == "*":
+        return (0, 0)
+    if pattern.startswith("*."):
+        return (1, len(pattern))
+    return (2, len(pattern))
+
+
+def most_specific(patterns: list[str], name: str) -> str | None:
+    """The pattern that serves `name` (a host name, or a pattern: then the pattern that covers
+    it) most specifically; None when none does. Case is ignored."""
+    matching = [p for p in patterns if covers(p.lower(), name.lower())]
+    return max(matching, key=specificity) if matching else None

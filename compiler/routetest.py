@@ -40,7 +40,7 @@ class TestRun:
     rules: list[tuple[Key, int]] = field(default_factory=list)  # every rule of every Route
     covered: set[tuple[Key, int]] = field(default_factory=set)
     through_envoy: int = 0  # cases also sent through Envoy (`meshc test --envoy`)
-    not_through_envoy: int = 0  # cases Envoy could not be asked (TLS listeners)
+    not_through_envoy: int = 0  # cases no listener of the proxy takes (a gateway port without one)
 
     @property
     def failed(self) -> list[CaseRun]:
@@ -54,7 +54,9 @@ class TestRun:
     def summary(self) -> str:
         envoy = ""
         if self.through_envoy or self.not_through_envoy:
-            envoy = f"; {self.through_envoy} through Envoy ({self.not_through_envoy} on TLS listeners not)"
+            envoy = f"; {self.through_envoy} through Envoy"
+            if self.not_through_envoy:
+                envoy += f" ({self.not_through_envoy} on a port without a listener not)"
         return (f"{len(self.cases)} route test case(s), {len(self.failed)} failed; rule coverage "
                 f"{self.coverage:.0f}% ({len(self.covered)} of {len(self.rules)} rules){envoy}")
 

@@ -8,11 +8,12 @@ from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import GatewayNode, Key, MeshGraph
 from compiler.hostnames import covers as host_covers
-from compiler.hostnames import overlap
 from policies.check import Check
 
 
 def _overlapping_listeners(graph: MeshGraph, gateway: GatewayNode, report: Report) -> None:
+    """Listeners of one port that write the same host are indistinct (Gateway API: "Conflicted");
+    overlapping hosts (`foo.bar.com` and `*.bar.com`) are distinct: the most specific serves."""
     at = graph.sources.locate
     listeners = gateway.listeners
     for second_index, second in enumerate(listeners):
@@ -20,7 +21,7 @@ def _overlapping_listeners(graph: MeshGraph, gateway: GatewayNode, report: Repor
             if first.port != second.port:
                 continue
             clash = next(((fi, si) for si, sh in enumerate(second.hosts) for fi, fh in enumerate(first.hosts)
-                          if overlap(fh, sh)), None)
+                          if fh.lower() == sh.lower()), None)
             if clash is not None:
                 report.add(
                     codes.OVERLAPPING_LISTENERS,

@@ -12,7 +12,7 @@ from compiler.diagnostics import Report
 from compiler.routetest import run_route_tests
 from targets.envoylib import run_through_envoy
 from tests.conftest import require_envoy
-from tests.semantics import mesh, route, service, write
+from tests.semantics import gateway, mesh, route, service, write
 
 pytestmark = pytest.mark.e2e
 
@@ -73,3 +73,62 @@ def test_a_disagreement_is_reported_at_the_case_as_a_meshc_bug(tmp_path: Path, e
     assert "the backend saw path '/x?q=1'; the semantics give '/elsewhere'" in problem.message
     assert problem.location.file == "04-routetest.yaml"
     assert problem.related[0].location.file == "03-route.yaml"
+
+
+def gateway_mesh(root: Path) -> Path:
+    """One Gateway with every listener kind: overlapping http hosts on one port, overlapping
+    https hosts and a TLS passthrough host on another, and a tcp listener."""
+    def case(name: str, request: dict, expect: dict) -> dict:
+        return {"name": name, "request": request, "expect": expect}
+
+    cases = [
+        case("exact http listener", {"host": "foo.bar.com", "port": 80}, {"to": [{"service": "v1"}]}),
+        case("wildcard http listener", {"host": "x.bar.com:80", "port": 80}, {"to": [{"service": "v2"}]}),
+        case("no http listener", {"host": "bar.com", "port": 80}, {"status": 404}),
+        case("exact https listener", {"host": "shop.example.com", "port": 443, "sni": "shop.example.com"},
+             {"to": [{"service": "v3"}]}),
+        case("wildcard https listener", {"host": "a.example.com", "port": 443, "sni": "a.example.com"},
+             {"to": [{"service": "v4"}]}),
+        case("host outside the sni's listener", {"host": "a.example.com", "port": 443, "sni": "shop.example.com"},
+             {"status": 404}),
+        case("unknown sni", {"host": "other.org", "port": 443, "sni": "other.org"}, {"status": 404}),
+        case("passthrough", {"host": "db.example.com", "port": 443, "sni": "db.example.com"},
+             {"to": [{"service": "db"}]}),
+        case("tcp", {"host": "anything", "port": 9000}, {"to": [{"service": "queue"}]}),
+    ]
+    https = {"protocol": "https", "port": 443}
+    return write(root, [
+        mesh(), *(service(n) for n in ("v1", "v2", "v3", "v4")),
+        service("db", ports=[{"name": "tls", "port": 5432, "protocol": "tls"}]),
+        service("queue", ports=[{"name": "tcp", "port": 5672, "protocol": "tcp"}]),
+        gateway("edge", [
+            {"name": "foo", "port": 80, "protocol": "http", "hosts": ["foo.bar.com"]},
+            {"name": "bar", "port": 80, "protocol": "http", "hosts": ["*.bar.com"]},
+            {"name": "shop", **https, "hosts": ["shop.example.com"], "tls": {"mode": "terminate", "certificate": "a"}},
+            {"name": "rest", **https, "hosts": ["*.example.com"], "tls": {"mode": "terminate", "certificate": "b"}},
+            {"name": "db", "port": 443, "protocol": "tls", "hosts": ["db.example.com"], "tls": {"mode": "passthrough"}},
+            {"name": "queue", "port": 9000, "protocol": "tcp", "hosts": ["queue.internal"]},
+        ]),
+        route("foo", [{"to": [{"service": "v1"}]}], gateway="edge", hosts=["foo.bar.com"]),
+        route("bar", [{"to": [{"service": "v2"}]}], gateway="edge", hosts=["*.bar.com"]),
+        route("shop", [{"to": [{"service": "v3"}]}], gateway="edge", hosts=["shop.example.com"]),
+        route("rest", [{"to": [{"service": "v4"}]}], gateway="edge", hosts=["*.example.com"]),
+        route("db", [{"match": [{"sni": ["db.example.com"]}], "to": [{"service": "db"}]}], gateway="edge",
+              hosts=["db.example.com"]),
+        route("queue", [{"to": [{"service": "queue"}]}], gateway="edge", hosts=["queue.internal"]),
+        {"apiVersion": "meshc/v1", "kind": "RouteTest", "name": "edge", "gateway": "edge", "cases": cases},
+    ])
+
+
+def test_gateway_cases_on_http_https_tls_and_tcp_listeners_run_through_envoy(tmp_path: Path,
+                                                                                 envoy_binary: str) -> None:
+    """Issue 11: `meshc test --envoy` must not skip https and tls listeners: every case runs
+    through Envoy, over TLS with its SNI where the listener speaks TLS. Overlapping listeners on
+    one port (`foo.bar.com` and `*.bar.com`, `shop.example.com` and `*.example.com`) each take
+    the names they match most specifically (Gateway API GatewaySpec.listeners, "Listeners that
+    are distinct only by Hostname": "Exact matches MUST be processed before wildcard matches");
+    an unknown SNI is answered 404 ("If traffic to a Gateway does not match any Listener's
+    hostname ... HTTP returns a 404 status code")."""
+    run, disagreements = through_envoy(gateway_mesh(tmp_path), envoy_binary)
+    assert [d.message for d in disagreements] == []
+    assert (run.through_envoy, run.not_through_envoy) == (9, 0)

@@ -149,6 +149,40 @@ def test_catch_all_tls_listeners_start(tmp_path: Path, envoy_binary: str) -> Non
     assert_envoy_accepts({"edge.json": to_json(bootstrap)}, tmp_path)
 
 
+def test_overlapping_http_listeners_share_a_port_in_envoy(tmp_path: Path, envoy_binary: str) -> None:
+    """Issue 11: two http listeners on one port with `foo.bar.com` and `*.bar.com` were refused
+    (MESH350), and with the code suppressed the bootstrap had duplicate virtual-host domains.
+    Gateway API GatewaySpec.listeners, "Listeners that are distinct only by Hostname": "Exact
+    matches MUST be processed before wildcard matches"; "if Listeners are defined for
+    "foo.example.com" and "*.example.com", a request to "foo.example.com" SHOULD only be routed
+    using routes attached to the "foo.example.com" Listener". Here the wildcard listener
+    redirects to https, the exact one routes, and a `*.bar.com` Route serves the exact
+    listener's name through it (hostname intersection)."""
+    graph = linked(tmp_path, [
+        mesh(), service("v1"), service("v2"),
+        gateway("edge", [
+            {"name": "foo", "port": 80, "protocol": "http", "hosts": ["foo.bar.com", "api.bar.com"]},
+            {"name": "bar", "port": 80, "protocol": "http", "hosts": ["*.bar.com"], "httpsRedirect": True},
+            {"name": "all", "port": 80, "protocol": "http", "hosts": ["*"]},
+        ]),
+        route("wild", [{"to": [{"service": "v1"}]}], gateway="edge", hosts=["*.bar.com"]),
+        route("api", [{"to": [{"service": "v2"}]}], gateway="edge", hosts=["api.bar.com", "example.org"]),
+    ])
+    bootstrap = gateway_bootstrap(graph, graph.gateways[key("edge")], Report(), "127.0.0.1")
+    [http] = bootstrap["static_resources"]["listeners"]
+    hosts = http["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+    domains = [d for host in hosts for d in host["domains"]]
+    assert sorted(domains) == sorted(set(domains))  # Envoy refuses a domain written twice
+    requests = [Request(h, "/p?q=1", port=80) for h in ("foo.bar.com", "api.bar.com:80", "x.bar.com", "a.b.bar.com",
+                                                         "example.org", "bar.com", "other.net")]
+    results = answers(graph, EDGE, requests, envoy_binary)
+    assert [problem for *_, problem in results] == [None] * len(requests)
+    assert [(r.status, r.cluster) for _, r, _ in results] == [
+        (200, "outbound|8080||v1.shop"), (200, "outbound|8080||v2.shop"), (301, None), (301, None),
+        (200, "outbound|8080||v2.shop"), (404, None), (404, None)]
+    assert results[2][1].location == "https://x.bar.com/p?q=1"
+
+
 # ---------------------------------------------------------------------------------------------
 # Differential: generated meshes and requests
 

@@ -12,7 +12,7 @@ from typing import Any
 from compiler import codes
 from compiler.diagnostics import Related
 from compiler.graph import GatewayNode, RouteNode
-from compiler.hostnames import covers
+from compiler.hostnames import covers, most_specific, overlap, specificity
 from compiler.model import Listener
 from targets.envoylib.blocks import fault_filter, router_filter, socket_address, tcp_proxy, tls_inspector
 from targets.envoylib.outbound import http_only_fields, rule_routes, stream_rule
@@ -63,13 +63,16 @@ class _GatewayBuilder:
         name = f"gateway|{port}"
         result: dict[str, Any] = {"name": name, "address": socket_address(address, port)}
         if family == "http":
-            virtual_hosts = [vh for listener in listeners for vh in self.http_virtual_hosts(listener, port)]
+            virtual_hosts = self.http_virtual_hosts(listeners, port)
             result["filter_chains"] = [{"filters": [self.http_manager(name, virtual_hosts)]}]
         elif family == "tcp":
             result["filter_chains"] = [{"filters": [self.stream_proxy(name, listeners[0], port)]}]
         else:
             result["listener_filters"] = [tls_inspector()]
             result["filter_chains"] = [chain for listener in listeners for chain in self.tls_chains(listener, port)]
+            https = [listener for listener in listeners if listener.protocol == "https"]
+            if https and not any("*" in listener.hosts for listener in listeners):
+                result["default_filter_chain"] = self.unknown_sni_chain(https[0], port)
         return result
 
     def http_manager(self, name: str, virtual_hosts: list[dict]) -> dict:
@@ -78,21 +81,48 @@ class _GatewayBuilder:
         return self.proxy.http_connection_manager(name, virtual_hosts, http_filters, "inbound",
                                                   ignore_port_in_host=True)
 
-    def http_virtual_hosts(self, listener: Listener, port: int) -> list[dict]:
-        if listener.httpsRedirect:
-            return [{"name": f"{listener.name}|https-redirect", "domains": list(listener.hosts),
-                     "routes": [{"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}]
-        return self.routed_virtual_hosts(listener, port)
+    def http_virtual_hosts(self, listeners: list[Listener], port: int) -> list[dict]:
+        """Virtual hosts for listeners that share one HTTP connection manager (an http port, or
+        one https listener). Every listener host and every host of an attached Route is a domain
+        exactly once (Envoy refuses a domain written twice); it goes to what docs/intents.md
+        says serves that name: the listener whose hosts match it most specifically, and among
+        that listener's Routes the one whose host does. Envoy then picks, per request, the most
+        specific domain, so `foo.bar.com` and `*.bar.com` listeners share a port."""
+        attached = [route for route in self.routes
+                    if any(overlap(lh, h) for listener in listeners for lh in listener.hosts for h in route.spec.hosts)]
+        domains = dict.fromkeys([h for listener in listeners for h in listener.hosts]
+                                + [h for route in attached for h in route.spec.hosts])
+        served: dict[str, tuple[int, int | None] | None] = {}  # domain -> (listener, Route) indexes, or 404
+        for domain in domains:
+            index = serving_listener(listeners, domain)
+            if index is None or listeners[index].httpsRedirect:
+                served[domain] = None if index is None else (index, None)
+                continue
+            hosts = listeners[index].hosts
+            own = [n for n, r in enumerate(attached) if any(overlap(lh, h) for lh in hosts for h in r.spec.hosts)]
+            scored = [(specificity(p), -n) for n in own
+                      if (p := most_specific(list(attached[n].spec.hosts), domain)) is not None]
+            served[domain] = (index, -max(scored)[1]) if scored else None
+        groups: dict[tuple[int, int | None] | None, list[str]] = {}
+        for domain, decision in served.items():
+            # Envoy takes the most specific domain written: one decided like its nearest broader
+            # domain is left out, one decided otherwise (a 404 under a broader route) is written
+            broader = most_specific([other for other in served if other != domain], domain)
+            if decision != (served[broader] if broader is not None else None):
+                groups.setdefault(decision, []).append(domain)
+        return [self.virtual_host(listeners[decision[0]] if decision else None,
+                                  attached[decision[1]] if decision and decision[1] is not None else None, names, port)
+                for decision, names in groups.items()]
 
-    def routed_virtual_hosts(self, listener: Listener, port: int) -> list[dict]:
-        """A virtual host per Route attached to the listener, for the hosts it shares with it."""
-        virtual_hosts = []
-        for route in self.routes:
-            hosts = self.covered_hosts(listener, route)
-            if hosts:
-                virtual_hosts.append({"name": f"{listener.name}|{route.key}", "domains": hosts,
-                                      "routes": rule_routes(self.proxy, route, port)})
-        return virtual_hosts
+    def virtual_host(self, listener: Listener | None, route: RouteNode | None, domains: list[str], port: int) -> dict:
+        if listener is None:
+            return {"name": f"gateway|{port}|unserved", "domains": domains, "routes": []}  # 404
+        if listener.httpsRedirect:
+            return {"name": f"{listener.name}|https-redirect", "domains": domains,
+                    "routes": [{"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}
+        assert route is not None  # an answered, non-redirect decision has a Route
+        return {"name": f"{listener.name}|{route.key}", "domains": domains,
+                "routes": rule_routes(self.proxy, route, port)}
 
     def tls_chains(self, listener: Listener, port: int) -> list[dict]:
         tls = listener.tls
@@ -103,10 +133,20 @@ class _GatewayBuilder:
                                  "transport_socket": self.proxy.certificates.terminate(tls.certificate)}
         if listener.protocol == "https":
             chain["filters"] = [self.http_manager(f"gateway|{port}|{listener.name}",
-                                                  self.routed_virtual_hosts(listener, port))]
+                                                  self.http_virtual_hosts([listener], port))]
         else:
             chain["filters"] = [self.stream_proxy(f"gateway|{port}|{listener.name}", listener, port)]
         return [chain]
+
+    def unknown_sni_chain(self, first_https: Listener, port: int) -> dict:
+        """A TLS connection whose SNI names no listener (or that sends none) is completed with the
+        first https listener's certificate and answered 404 (docs/intents.md; Gateway API: traffic
+        that matches no Listener hostname "MUST be rejected ... HTTP returns a 404"); without
+        this chain Envoy closes the connection ("If no matching FilterChain is found, the default
+        filter chain will be used ..., otherwise the connection will be closed")."""
+        assert first_https.tls is not None  # an https listener has one (Listener's validator)
+        return {"transport_socket": self.proxy.certificates.terminate(first_https.tls.certificate),
+                "filters": [self.http_manager(f"gateway|{port}|unknown-sni", [])]}
 
     def passthrough_chains(self, listener: Listener) -> list[dict]:
         """One filter chain per rule: its `sni` names (or the Route's hosts) to its destinations."""
@@ -159,6 +199,13 @@ class _GatewayBuilder:
         self.proxy.clusters[name] = {"name": name, "type": "STATIC",
                                      "load_assignment": {"cluster_name": name, "endpoints": []}}
         return name
+
+
+def serving_listener(listeners: list[Listener], name: str) -> int | None:
+    """The index of the listener whose hosts serve `name` most specifically (the first on a tie)."""
+    scored = [(specificity(p), -index) for index, listener in enumerate(listeners)
+              if (p := most_specific(list(listener.hosts), name)) is not None]
+    return -max(scored)[1] if scored else None
 
 
 def server_names_match(names: list[str]) -> dict:

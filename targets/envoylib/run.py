@@ -7,8 +7,11 @@ loopback that answers with its cluster name, the path and the Host header it rec
 routing under test (virtual hosts, routes, filters) is exactly what meshc emits. Envoy's answer
 is compared with the reference evaluator's decision; a difference is a meshc bug (MESH504).
 
-Only plain-HTTP requests run through Envoy: a sidecar's outbound HTTP listener and a gateway's
-http listeners. Requests to https and tls listeners are counted as not run.
+A sidecar's outbound HTTP listener and every gateway listener run: http and tcp in plain text,
+https and tls over TLS with the case's SNI. Terminating filter chains get a throw-away
+self-signed certificate (made by `openssl`), since the routing, not the certificate, is under
+test; the backends behind TLS passthrough chains terminate TLS with it too. Requests to a
+sidecar's other listeners are counted as not run.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -36,6 +40,7 @@ from compiler.graph import MeshGraph
 from compiler.serialize import to_json
 from targets.envoylib.blocks import HCM_FILTER, cluster_name
 from targets.envoylib.bootstrap import gateway_bootstrap, sidecar_bootstrap
+from targets.envoylib.tls import DOWNSTREAM_TLS, TLS_SOCKET
 
 READY_TIMEOUT = 30.0
 ANSWER_HEADER = "x-meshc-cluster"
@@ -81,15 +86,34 @@ def echo_response_headers(cluster: str) -> Headers:
 class _EchoServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: str, cluster: str) -> None:
+    def __init__(self, address: str, cluster: str, tls: ssl.SSLContext | None = None) -> None:
         super().__init__((address, 0), _Echo)
         self.cluster = cluster
+        self.tls = tls  # behind a TLS passthrough chain the backend terminates TLS
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, peer = super().get_request()
+        if self.tls is not None:  # the handshake runs in the handler's thread, on first read
+            connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, peer
 
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate and key for the terminating chains and passthrough backends."""
+    certificate, key = directory / "test-cert.pem", directory / "test-key.pem"
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "1", "-subj", "/CN=meshc test", "-keyout", str(key),
+                        "-out", str(certificate)], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise EnvoyUnavailable(f"openssl could not make a test certificate for TLS listeners: {error}") from error
+    return certificate, key
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +189,7 @@ class EnvoyRunner:
         self.workdir = Path(tempfile.mkdtemp(prefix="meshc-envoy-"))
         self.address = f"127.{random.randrange(100, 250)}.{random.randrange(1, 250)}.{random.randrange(2, 250)}"
         self.running: dict[Proxy, Running] = {}
+        self.certificate: tuple[Path, Path] | None = None
 
     def __enter__(self) -> EnvoyRunner:
         return self
@@ -178,35 +203,63 @@ class EnvoyRunner:
         self.running.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def bootstrap(self, proxy: Proxy) -> tuple[dict, dict[int, int]]:
-        """The target's bootstrap, its plain-HTTP listeners, keyed by the port requests name."""
+    def bootstrap(self, proxy: Proxy) -> tuple[dict, dict[int, int], set[str]]:
+        """The target's bootstrap with its listeners on free ports, keyed by the port requests
+        name (a sidecar: its outbound HTTP listener only), and the clusters behind TLS
+        passthrough chains."""
         if proxy.gateway is not None:
             config = gateway_bootstrap(self.graph, self.graph.gateways[proxy.gateway], Report(), self.address)
         else:
             config = sidecar_bootstrap(self.graph, self.graph.services[proxy.sidecar_of()], Report(), self.address)
-        kept, ports = [], {}
+        kept, ports, passthrough = [], {}, set()
         for listener in config["static_resources"]["listeners"]:
             named = listener["address"]["socket_address"]["port_value"]
-            outbound = listener["name"].startswith("outbound|http")
-            if not is_plain_http(listener) or (proxy.service is not None and not outbound):
+            outbound_http = listener["name"].startswith("outbound|http") and is_plain_http(listener)
+            if proxy.service is not None and not outbound_http:
                 continue
+            for chain in [*listener.get("filter_chains", []), *filter(None, [listener.get("default_filter_chain")])]:
+                if "transport_socket" in chain:
+                    chain["transport_socket"] = self.test_certificate()
+                elif listener.get("listener_filters"):  # TLS passed through by SNI
+                    passthrough.update(stream_clusters(chain))
             bound = free_port(self.address)
             listener["address"] = socket_of(bound, self.address)
             kept.append(listener)
             ports[0 if proxy.service is not None else named] = bound
         config["static_resources"]["listeners"] = kept
-        return config, ports
+        return config, ports, passthrough
+
+    def test_certificate(self) -> dict:
+        certificate, key = self.certificate_files()
+        return {"name": TLS_SOCKET, "typed_config": {
+            "@type": DOWNSTREAM_TLS,
+            "common_tls_context": {"tls_certificates": [{"certificate_chain": {"filename": str(certificate)},
+                                                         "private_key": {"filename": str(key)}}]}}}
+
+    def certificate_files(self) -> tuple[Path, Path]:
+        if self.certificate is None:
+            self.certificate = self_signed(self.workdir)
+        return self.certificate
+
+    def backend_tls(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*map(str, self.certificate_files()))
+        return context
 
     def start(self, proxy: Proxy) -> Running | None:
         if proxy in self.running:
             return self.running[proxy]
-        config, ports = self.bootstrap(proxy)
+        config, ports, passthrough = self.bootstrap(proxy)
         if not ports:
             return None
         echoes = []
         clusters = []
         for cluster in config["static_resources"]["clusters"]:
-            echo = _EchoServer("127.0.0.1", cluster["name"])
+            if not cluster.get("load_assignment", {}).get("endpoints", True):
+                clusters.append(cluster)  # no endpoint on purpose: connections to it fail
+                continue
+            tls = self.backend_tls() if cluster["name"] in passthrough else None
+            echo = _EchoServer("127.0.0.1", cluster["name"], tls)
             echoes.append(echo)
             clusters.append({"name": cluster["name"], "type": "STATIC", "connect_timeout": "2s",
                              "load_assignment": {"cluster_name": cluster["name"], "endpoints": [{"lb_endpoints": [
@@ -248,7 +301,7 @@ class EnvoyRunner:
         raise EnvoyUnavailable(f"envoy not ready after {READY_TIMEOUT}s")
 
     def send(self, proxy: Proxy, request: Request) -> Reply | None:
-        """Envoy's answer to the request, or None when it cannot be sent over plain HTTP."""
+        """Envoy's answer to the request, or None when no listener of this proxy takes it."""
         running = self.start(proxy)
         if running is None:
             return None
@@ -258,11 +311,17 @@ class EnvoyRunner:
             return None
         connection = http.client.HTTPConnection(running.address, port, timeout=10)
         try:
+            if self.over_tls(proxy, request):
+                client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                client.check_hostname, client.verify_mode = False, ssl.CERT_NONE  # routing is under test
+                raw = socket.create_connection((running.address, port), timeout=10)
+                # terminated by Envoy, or passed through to a backend that terminates it
+                connection.sock = client.wrap_socket(raw, server_hostname=request.sni)
             connection.request(request.method, request.path,
                                headers={"host": request.host, **dict(request.headers)})
             response = connection.getresponse()
             body = response.read()
-        except (ConnectionError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException):
             return Reply(None)
         finally:
             connection.close()
@@ -271,6 +330,26 @@ class EnvoyRunner:
         return Reply(response.status, cluster, seen.get("path"), seen.get("host"), response.getheader("location"),
                      tuple((name, value) for name, value in seen.get("headers", ())),
                      tuple((name.lower(), value) for name, value in response.getheaders()))
+
+    def listeners_on(self, proxy: Proxy, port: int | None) -> list:
+        if proxy.gateway is None:
+            return []
+        return [listener for listener in self.graph.gateways[proxy.gateway].listeners if listener.port == port]
+
+    def over_tls(self, proxy: Proxy, request: Request) -> bool:
+        """A gateway port whose listeners speak TLS (https, or tls terminated or passed through)."""
+        return any(listener.protocol in ("https", "tls") for listener in self.listeners_on(proxy, request.port))
+
+
+def stream_clusters(chain: dict) -> set[str]:
+    """The clusters a filter chain's tcp_proxy forwards to."""
+    names = set()
+    for network_filter in chain.get("filters", []):
+        config = network_filter.get("typed_config", {})
+        if network_filter["name"] == "envoy.filters.network.tcp_proxy":
+            names.update([config["cluster"]] if "cluster" in config else
+                         [c["name"] for c in config.get("weighted_clusters", {}).get("clusters", [])])
+    return names
 
 
 def expected_clusters(decision: Decision) -> set[str]:
@@ -288,6 +367,8 @@ def disagreement(decision: Decision, reply: Reply) -> str | None:
         if reply.status != 200 or reply.cluster not in expected_clusters(decision):
             return (f"Envoy answered {reply.status} from {reply.cluster or 'no backend'}; the semantics send it to "
                     f"{', '.join(sorted(expected_clusters(decision)))}")
+        if decision.path is None:
+            return None  # a byte stream (tcp, tls): the backend is what the semantics decide
         if reply.path != decision.path:
             return f"the backend saw path {reply.path!r}; the semantics give {decision.path!r}"
         if reply.host != decision.host:
