@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from compiler.graph import ExternalNode, ServiceNode
-from compiler.model import CloudFoundryPlatform, KubernetesPlatform
+from compiler.model import CloudFoundryPlatform, ExternalPort, KubernetesPlatform
 
 # istiod's Service as VMs outside the cluster name it (resolved through their hosts file).
 ISTIOD_HOST = "istiod.istio-system.svc"
@@ -131,5 +131,6 @@ def service_upstream(service: ServiceNode, port: int, version: str | None = None
     return Upstream(addresses, port, version_aware=True)
 
 
-def external_upstream(external: ExternalNode, port: int) -> Upstream:
-    return Upstream(tuple(external.spec.hosts), port, version_aware=False)
+def external_upstream(external: ExternalNode, port: ExternalPort) -> Upstream:
+    """The external hosts on the port the sidecar connects to (ExternalService.upstream_port)."""
+    return Upstream(tuple(external.spec.hosts), external.spec.upstream_port(port), version_aware=False)

@@ -126,6 +126,8 @@ class Decision:
     destinations: tuple[Target, ...] = ()  # with their weights
     external: Key | None = None  # an ExternalService destination (port in `port`)
     port: int | None = None
+    upstream_port: int | None = None  # an ExternalService: the port its host is dialled on
+    tls_sni: str | None = None  # an ExternalService: the SNI of the TLS the sidecar originates
     path: str | None = None  # path and query as the backend sees them
     host: str | None = None  # Host header as the backend sees it
     location: str | None = None  # a redirect's Location
@@ -389,8 +391,13 @@ def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) ->
     if port not in http_ports:
         return Decision("not-found", 404, reason=f"{key} has no HTTP port {port}")
     if isinstance(callee, ExternalNode):
-        return Decision("forward", external=key, port=port, path=request.path, host=request.host,
-                        request_headers=request.headers, reason=f"ExternalService {key}")
+        spec = next(p for p in callee.spec.ports if p.port == port)
+        origination = callee.spec.origination(spec)
+        concrete = [h for h in callee.spec.hosts if not h.startswith("*")]
+        sni = (origination.sni or (concrete or callee.spec.hosts)[0]) if origination is not None else None
+        return Decision("forward", external=key, port=port, upstream_port=callee.spec.upstream_port(spec),
+                        tls_sni=sni, path=request.path, host=request.host, request_headers=request.headers,
+                        reason=f"ExternalService {key}")
     route = graph.route_for(key)
     if route is None:
         return Decision("forward", destinations=(Target(key, None, port, 100),), port=port, path=request.path,

@@ -204,7 +204,9 @@ def page_data(graph: MeshGraph, diagnostics: list[Diagnostic], artifacts: list[A
                 external = graph.externals[callee_key]
                 why = None  # outside the mesh's authorisation
                 protocols = {p.protocol for p in external.spec.ports}
-                transport = "tls" if external.spec.tls.originate or protocols <= {"tls"} else "plaintext"
+                originates = all(external.spec.origination(p) is not None or p.protocol == "tls"
+                                 for p in external.spec.ports)
+                transport = "tls" if originates else "plaintext"
                 target = external_id(callee_key)
             edges.append(_edge(edge_id, service_workload(service.key), target, "call", protocols, why, transport))
     for gateway_key, routes in graph.gateway_routes.items():

@@ -347,9 +347,20 @@ class Importer:
         external = found[1]
         external.sources.append(source)
         for index, _ in source.items("spec", "trafficPolicy", "portLevelSettings"):
-            if source.get("spec", "trafficPolicy", "portLevelSettings", index, "tls", "mode") == "SIMPLE":
-                external.body["tls"] = {"originate": True}
-                source.get("spec", "trafficPolicy", "portLevelSettings", index, "port", "number")
+            at = ("spec", "trafficPolicy", "portLevelSettings", index)
+            number = source.get(*at, "port", "number")
+            if source.get(*at, "tls", "mode") == "SIMPLE":
+                tls: dict[str, Any] = {"originate": True}
+                port_sni = source.get(*at, "tls", "sni")
+                if isinstance(port_sni, str):
+                    tls["sni"] = port_sni
+                ports = [p for p in external.body.get("ports", []) if p["port"] == number]
+                if ports and ports[0]["protocol"] != "tls":
+                    ports[0]["tls"] = tls
+                else:
+                    # TLS originated towards an HTTPS port (Istio's egress samples route port 80
+                    # there): meshc's service-wide origination, plain ports to the tls port
+                    external.body["tls"] = tls
         if source.get("spec", "trafficPolicy", "tls", "mode") == "SIMPLE":
             external.body["tls"] = {"originate": True}
         sni = source.get("spec", "trafficPolicy", "tls", "sni")
@@ -397,8 +408,11 @@ class Importer:
             number = source.get("spec", "ports", index, "number")
             name = _word(source.get("spec", "ports", index, "name")) or f"port-{number}"
             protocol = source.get("spec", "ports", index, "protocol", default="TCP")
-            ports.append({"name": name, "port": number, "protocol": _ISTIO_PROTOCOLS.get(str(protocol).upper(), "tcp")})
-            source.get("spec", "ports", index, "targetPort")
+            port = {"name": name, "port": number, "protocol": _ISTIO_PROTOCOLS.get(str(protocol).upper(), "tcp")}
+            target = source.get("spec", "ports", index, "targetPort")
+            if target is not None and target != number:
+                port["targetPort"] = target
+            ports.append(port)
         for ignored in ("resolution", "location"):
             source.get("spec", ignored)  # DNS resolution of a MESH_EXTERNAL host is meshc's too
         if source.get("spec", "location") == "MESH_INTERNAL":

@@ -701,15 +701,23 @@ class Gateway(Strict):
 # ExternalService
 
 
-class ExternalPort(Strict):
-    name: Name
-    port: Port
-    protocol: Protocol
-
-
 class ExternalTls(Strict):
     originate: bool = False
     sni: HostName | None = None
+
+
+class ExternalPort(Strict):
+    name: Name
+    port: Port  # what the application calls
+    protocol: Protocol
+    targetPort: Port | None = None  # where the external host listens (docs/intents.md, "external ports")
+    tls: ExternalTls | None = None  # this port's own TLS origination, instead of the service's
+
+    @model_validator(mode="after")
+    def _no_double_wrap(self) -> ExternalPort:
+        if self.protocol == "tls" and self.tls is not None and self.tls.originate:
+            raise ValueError("a tls port carries the application's own TLS; originating TLS on it would wrap it twice")
+        return self
 
 
 class ExternalService(Strict):
@@ -726,6 +734,25 @@ class ExternalService(Strict):
         _unique([p.name for p in self.ports], "port name")
         _unique([p.port for p in self.ports], "port number")
         return self
+
+    def origination(self, port: ExternalPort) -> ExternalTls | None:
+        """The TLS the sidecar originates on this port, None for none: the port's own `tls`,
+        else the service's `tls` on every port the application speaks in plain text (never on a
+        `tls` port, whose bytes are already TLS). `sni` is the one written, if any (the port's,
+        else the service's); without one the target uses the first host name."""
+        chosen = port.tls if port.tls is not None else (self.tls if port.protocol != "tls" else None)
+        if chosen is None or not chosen.originate:
+            return None
+        return ExternalTls(originate=True, sni=chosen.sni or self.tls.sni)
+
+    def upstream_port(self, port: ExternalPort) -> int:
+        """Where the sidecar connects for this port: `targetPort`; else, when it originates TLS
+        and the service has exactly one `tls` port, that port (app on 80, TLS to 443); else the
+        port itself."""
+        if port.targetPort is not None:
+            return port.targetPort
+        secured = [p.port for p in self.ports if p.protocol == "tls"]
+        return secured[0] if self.origination(port) is not None and len(secured) == 1 else port.port
 
 
 # ---------------------------------------------------------------------------------------------

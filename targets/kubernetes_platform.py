@@ -17,7 +17,14 @@ from compiler.addressing import CLOUD_FOUNDRY_ROUTER_PORT, istio_host, version_s
 from compiler.artifact import SOURCE_ANNOTATION, Artifact, gateway_workload, platform_workload, service_workload
 from compiler.diagnostics import Report
 from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ResolvedRule, RouteNode, ServiceNode, Target
-from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, KubernetesPlatform, RateLimit
+from compiler.model import (
+    HTTP_PROTOCOLS,
+    LOAD_BALANCER_POLICIES,
+    ExternalPort,
+    ExternalService,
+    KubernetesPlatform,
+    RateLimit,
+)
 from compiler.serialize import to_yaml, to_yaml_documents
 from targets.envoylib import HCM_FILTER, ROUTER_FILTER, local_rate_limit
 from targets.istio_workloads import workload_documents
@@ -393,17 +400,23 @@ class PlatformEmitter:
                          spec={"hosts": list(spec.hosts), "location": "MESH_EXTERNAL",
                                # A wildcard names no address to resolve: pass through to the original one.
                                "resolution": "NONE" if wildcard else "DNS",
-                               "ports": [{"number": p.port, "name": p.name,
-                                          "protocol": protocol_name(p.protocol)} for p in spec.ports]})]
-        if spec.tls.originate:
-            tls: dict = {"mode": "SIMPLE"}
-            if spec.tls.sni is not None:
-                tls["sni"] = spec.tls.sni
+                               "ports": [service_entry_port(spec, p) for p in spec.ports]})]
+        # Istio's egress TLS origination: the port the application calls originates TLS
+        # (portLevelSettings, mode SIMPLE) and the ServiceEntry sends it to its targetPort.
+        originating = []
+        for port in spec.ports:
+            origination = spec.origination(port)
+            if origination is not None:
+                tls: dict = {"mode": "SIMPLE"}
+                if origination.sni is not None:
+                    tls["sni"] = origination.sni
+                originating.append({"port": {"number": port.port}, "tls": tls})
+        if originating:
             docs.extend(
                 document(ISTIO_NETWORKING, "DestinationRule",
                          metadata(f"{external.name}-{index}" if len(spec.hosts) > 1 else external.name,
                                   external.namespace, sources),
-                         spec={"host": host, "trafficPolicy": {"tls": tls}})
+                         spec={"host": host, "trafficPolicy": {"portLevelSettings": originating}})
                 for index, host in enumerate(spec.hosts, start=1)
             )
         return docs
@@ -449,3 +462,14 @@ class PlatformEmitter:
             artifacts.append(Artifact(f"{self.root}/kustomization.yaml", to_yaml(kustomization), TARGET,
                                       shared, (self.graph.mesh_origin.file,)))
         return artifacts
+
+
+def service_entry_port(spec: ExternalService, port: ExternalPort) -> dict:
+    """A ServiceEntry port; `targetPort` where the sidecar dials another port than the one the
+    application calls (ServicePort.targetPort: "The port number on the endpoint where the
+    traffic will be received")."""
+    entry: dict = {"number": port.port, "name": port.name, "protocol": protocol_name(port.protocol)}
+    upstream = spec.upstream_port(port)
+    if upstream != port.port:
+        entry["targetPort"] = upstream
+    return entry

@@ -23,7 +23,7 @@ from compiler.graph import (
     ServiceNode,
     Target,
 )
-from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, Retries
+from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, ExternalPort, Retries
 from targets.envoylib.blocks import (
     HCM,
     HCM_FILTER,
@@ -310,7 +310,7 @@ class Proxy:
         self.clusters[name] = cluster
         return name
 
-    def external_cluster(self, external: ExternalNode, port) -> str:
+    def external_cluster(self, external: ExternalNode, port: ExternalPort) -> str:
         name = cluster_name(external.key, port.port)
         if name in self.clusters:
             return name
@@ -326,12 +326,13 @@ class Proxy:
                 )
             else:
                 hosts.append(host)
-        upstream = external_upstream(external, port.port)
+        upstream = external_upstream(external, port)
         cluster = self.plain_cluster(name, Upstream(tuple(hosts), upstream.port, upstream.version_aware))
         if needs_http2(port.protocol):
             cluster["typed_extension_protocol_options"] = http2_options()
-        if external.spec.tls.originate and hosts:
-            cluster["transport_socket"] = self.certificates.originate(external.spec.tls.sni or hosts[0])
+        origination = external.spec.origination(port)
+        if origination is not None and hosts:
+            cluster["transport_socket"] = self.certificates.originate(origination.sni or hosts[0])
         self.clusters[name] = cluster
         return name
 
