@@ -19,11 +19,11 @@ import pytest
 
 from compiler.evaluate import Proxy, Request, evaluate
 from compiler.graph import Key
+from targets.envoylib.tls import SYSTEM_CA_BUNDLE
 from tests.e2e import harness
 from tests.e2e.meshes import (
     API,
     NAMESPACE,
-    PLATFORM,
     SidecarWorkload,
     compile_graph,
     install_svid,
@@ -31,7 +31,6 @@ from tests.e2e.meshes import (
     service,
     sidecar_bootstrap,
 )
-from targets.envoylib.tls import SYSTEM_CA_BUNDLE
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +119,7 @@ def test_the_application_own_tls_on_the_tls_port_is_passed_through(external, pki
     """docs/intents.md: "A `tls` port never originates: the application's own TLS goes through
     unchanged, never wrapped twice". The client verifies the external host's certificate
     through the sidecar's loopback listener on the tls port (127.0.0.1, docs/targets/envoy.md)."""
-    _, caller, tls_port = external
+    *_, tls_port = external
     context = ssl.create_default_context(cadata=pki.ca_pem.decode())
     with (socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw,
           context.wrap_socket(raw, server_hostname=EXTERNAL_HOST) as tls):
