@@ -15,7 +15,18 @@ from typing import Literal
 from urllib.parse import parse_qsl
 
 from compiler.diagnostics import Location
-from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ResolvedRule, RouteNode, ServiceNode, Target
+from compiler.graph import (
+    ExternalNode,
+    GatewayNode,
+    Key,
+    MeshGraph,
+    Principal,
+    ResolvedAccessRule,
+    ResolvedRule,
+    RouteNode,
+    ServiceNode,
+    Target,
+)
 from compiler.hostnames import covers, most_specific, specificity
 from compiler.model import (
     HTTP_PROTOCOLS,
@@ -520,3 +531,54 @@ def evaluate(graph: MeshGraph, proxy: Proxy, request: Request) -> Decision:
     if proxy.gateway is not None:
         return evaluate_gateway(graph, graph.gateways[proxy.gateway], request)
     return evaluate_sidecar(graph, graph.services[proxy.sidecar_of()], request)
+
+
+# ---------------------------------------------------------------------------------------------
+# Access: what the callee's sidecar admits (docs/intents.md, AccessPolicy)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The caller as the callee's sidecar sees it: a mesh service, a gateway, or neither (no
+    mesh identity: a plain-text client of a PERMISSIVE service)."""
+
+    service: Key | None = None
+    gateway: Key | None = None
+
+    @property
+    def namespace(self) -> str | None:
+        key = self.service or self.gateway
+        return key.namespace if key is not None else None
+
+
+def principal_matches(principal: Principal, peer: Peer) -> bool:
+    if principal.kind == "any":
+        return peer.namespace is not None
+    if principal.kind == "namespace":
+        return principal.namespace == peer.namespace
+    wanted = peer.gateway if principal.kind == "gateway" else peer.service
+    return wanted is not None and principal.key() == wanted
+
+
+def path_admitted(pattern: str, path: str) -> bool:
+    """`paths`: exact, `*` for any, or a prefix ending in `*`."""
+    return path.startswith(pattern[:-1]) if pattern.endswith("*") else path == pattern
+
+
+def access_rule_matches(rule: ResolvedAccessRule, peer: Peer, method: str, path: str, port: int) -> bool:
+    return (any(principal_matches(p, peer) for p in rule.principals)
+            and (not rule.spec.methods or method in rule.spec.methods)
+            and (not rule.spec.paths or any(path_admitted(p, path.split("?", 1)[0]) for p in rule.spec.paths))
+            and (not rule.spec.ports or port in rule.spec.ports))
+
+
+def admitted(graph: MeshGraph, callee: Key, peer: Peer, method: str, path: str, port: int) -> bool:
+    """Whether the callee's sidecar admits an HTTP request: no deny rule matches, and an allow
+    rule matches (without any allow rule: whatever Mesh.authorization says)."""
+    policies = graph.policies_for(callee)
+    if any(access_rule_matches(r, peer, method, path, port) for p in policies for r in p.deny):
+        return False
+    allows = [r for p in policies for r in p.allow]
+    if not allows:
+        return graph.mesh.authorization == "allow"
+    return any(access_rule_matches(r, peer, method, path, port) for r in allows)

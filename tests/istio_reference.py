@@ -1,20 +1,38 @@
-"""What an Istio VirtualService does with one HTTP request, read from the object itself.
+"""What Istio does with a request, read from the emitted (or imported) objects themselves.
 
-The test side of `meshc import`'s round trip: written from Istio's reference, not from meshc.
-istio.io/latest/docs/reference/config/networking/virtual-service/:
+Written from Istio's reference, not from meshc; the one reader of Istio objects the tests use
+(`meshc import`'s round trip and the semantic tests of the Istio flavour).
+
+VirtualService (istio.io/latest/docs/reference/config/networking/virtual-service/):
 - HTTPRoute: "Routing rules are evaluated in sequential order from top to bottom, with the
   first rule in the specification having the highest priority."
 - HTTPMatchRequest: "All conditions inside a single match block have AND semantics, while the
   list of match blocks have OR semantics. The rule is matched if any one of the match blocks
   succeed."
 - StringMatch: `exact`, `prefix` ("prefix-based match", a character prefix: Envoy's route
-  `prefix`), `regex` ("RE2 style regex-based match", the whole value: Envoy `safe_regex`).
-  Header names are matched case-insensitively (HTTP/2 lower-cases them; Envoy compares
-  lower-cased names).
+  `prefix`), `regex` ("RE2 style regex-based match", the whole value: Envoy `safe_regex`); an
+  empty condition on a header or query parameter checks presence. Header names are matched
+  case-insensitively (HTTP/2 lower-cases them; Envoy compares lower-cased names).
+- HTTPRewrite `uri`: "rewrite the path (or the prefix) portion of the URI with this value. If
+  the original URI was matched based on prefix, the value provided in this field will replace
+  the corresponding matched prefix"; without a uri match Envoy's route prefix `/` is replaced.
 - HTTPRouteDestination: "weight ... If there is only one destination in a rule, it will
   receive all traffic"; a destination without `port` goes to the service's only port.
 - HTTPFaultInjection: a delay or abort applies to `percentage.value` percent of requests,
   else the deprecated integer `percent`, else to none (pilot's TranslateFault).
+
+Security (istio.io/latest/docs/reference/config/security/):
+- PeerAuthentication: the policy with a matching `selector` wins over the namespace-wide one
+  (no selector), which wins over the root namespace's mesh-wide one.
+- AuthorizationPolicy: "If there are any DENY policies that match the request, deny the
+  request. If there are no ALLOW policies for the workload, allow the request. If any of the
+  ALLOW policies match the request, allow the request. Deny the request." A rule matches when
+  one of its `from` entries, one of its `to` entries and its `when` match; inside an entry the
+  fields are ANDed and any listed value matches (`paths` with a trailing `*` are prefixes, a
+  leading `*` suffixes). An ALLOW policy with `rules: [{}]` allows
+  everything, with no `rules` nothing.
+- Sidecar: `egress.hosts` entries are `namespace/dnsName`; `*` in either part is a wildcard and
+  `~` names no namespace; a host is reachable when some entry's namespace and name cover it.
 """
 
 from __future__ import annotations
@@ -23,17 +41,25 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-Outcome = tuple[Any, ...]
+from compiler.evaluate import Request
 
 
 @dataclass(frozen=True)
-class HttpRequest:
-    path: str
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
+class Outcome:
+    """What the VirtualService decides: forward | redirect | abort | not-found."""
+
+    action: str
+    destinations: tuple[tuple[str, str | None, int | None, int], ...] = ()  # (host, subset, port, weight) > 0
+    path: str | None = None  # path and query the destination sees
+    status: int | None = None  # a redirect's or an abort's
+    location: str | None = None
+    delay: tuple[str, float] | None = None  # (fixedDelay, percent) when some requests are delayed
+    # per destination (in `destinations` order) the request headers it receives and the
+    # response headers the client gets from it, when decide() is given the backend's answer
+    headers: tuple[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], ...] = ()
 
 
-def _string_matches(condition: dict[str, Any], value: str | None) -> bool:
+def string_matches(condition: dict[str, Any], value: str | None) -> bool:
     if value is None:
         return False
     if "exact" in condition:
@@ -45,45 +71,208 @@ def _string_matches(condition: dict[str, Any], value: str | None) -> bool:
     return True
 
 
-def _header(request: HttpRequest, name: str) -> str | None:
-    return next((v for k, v in request.headers if k.lower() == name.lower()), None)
-
-
-def _match_block(block: dict[str, Any], request: HttpRequest) -> bool:
-    path = request.path.split("?", 1)[0]
-    if "uri" in block and not _string_matches(block["uri"], path):
+def match_block(block: dict[str, Any], request: Request) -> bool:
+    if "uri" in block and not string_matches(block["uri"], request.bare_path):
         return False
-    if "method" in block and not _string_matches(block["method"], request.method):
+    if "method" in block and not string_matches(block["method"], request.method):
         return False
-    return all(_string_matches(condition, _header(request, name)) for name, condition in block.get("headers", {}).items())
+    if any(not string_matches(c, request.header(name)) for name, c in block.get("headers", {}).items()):
+        return False
+    return all(string_matches(c, request.query(name)) for name, c in block.get("queryParams", {}).items())
 
 
-def _percent(fault: dict[str, Any]) -> float:
+def percent(fault: dict[str, Any]) -> float:
     if "percentage" in fault:
         return float(fault["percentage"].get("value", 0))
     return float(fault.get("percent", 0))
 
 
-def evaluate(virtual_service: dict[str, Any], request: HttpRequest, ports: dict[str, int]) -> Outcome:
-    """("forward", destinations, delay) | ("abort", status) | ("not-found",).
+def decide(spec: dict[str, Any], request: Request, ports: dict[str, int] | None = None,
+           answer: tuple[tuple[str, str], ...] | None = None) -> Outcome:
+    """The VirtualService `spec` on one request; `ports` gives each host's only port; with
+    `answer` (the headers a backend answers with) the header edits are read too."""
+    for rule in spec.get("http", []):
+        for block in rule.get("match") or [{}]:
+            if match_block(block, request):
+                return outcome(rule, block, request, ports or {}, answer)
+    return Outcome("not-found")
 
-    destinations: sorted (host, subset, port, weight); `ports` gives each service's only port.
-    """
-    for rule in virtual_service["spec"].get("http", []):
-        blocks = rule.get("match") or [{}]
-        if not any(_match_block(block, request) for block in blocks):
-            continue
-        fault = rule.get("fault", {})
-        abort = fault.get("abort")
-        if abort is not None and _percent(abort) >= 100:
-            return ("abort", abort["httpStatus"])
-        routes = rule["route"]
-        destinations = tuple(sorted(
-            (d["destination"]["host"], d["destination"].get("subset"),
-             d["destination"].get("port", {}).get("number", ports.get(d["destination"]["host"])),
-             100 if len(routes) == 1 else d.get("weight", 0))
-            for d in routes if len(routes) == 1 or d.get("weight", 0) > 0))
-        delay = fault.get("delay")
-        timing = (delay["fixedDelay"], _percent(delay)) if delay is not None and _percent(delay) > 0 else None
-        return ("forward", destinations, timing)
-    return ("not-found",)
+
+WELL_KNOWN_PORTS = {"http": 80, "https": 443}
+
+
+def redirect_outcome(redirect: dict[str, Any], request: Request, path_and_query: str,
+                     arrival_port: int = 8080) -> Outcome:
+    """HTTPRedirect: `scheme`, `authority`, `uri` "overwrite" their part of the URL; `port`, or
+    derivePort FROM_PROTOCOL_DEFAULT ("automatically set to 80 for HTTP and 443 for HTTPS") or
+    FROM_REQUEST_PORT (the port the request came in on: the service port for a sidecar's route);
+    without either the Host header's authority is kept; redirectCode defaults to 301. A port
+    that is the scheme's own is not written."""
+    scheme = redirect.get("scheme", request.scheme)
+    path, _, query = path_and_query.partition("?")
+    target = redirect.get("uri", path) + (f"?{query}" if "?" in path_and_query else "")
+    status = redirect.get("redirectCode", 301)
+    if "port" not in redirect and "derivePort" not in redirect:
+        return Outcome("redirect", status=status, location=f"{scheme}://{redirect.get('authority', request.host)}{target}")
+    name = request.host.rsplit(":", 1)[0] if ":" in request.host else request.host
+    port = redirect.get("port") or {"FROM_PROTOCOL_DEFAULT": WELL_KNOWN_PORTS[scheme],
+                                    "FROM_REQUEST_PORT": arrival_port}[redirect["derivePort"]]
+    shown = "" if WELL_KNOWN_PORTS[scheme] == port else f":{port}"
+    return Outcome("redirect", status=status, location=f"{scheme}://{redirect.get('authority', name)}{shown}{target}")
+
+
+def joined(headers) -> tuple[tuple[str, str], ...]:
+    """Each header once, its values in order joined by `,` (RFC 9110 5.3), sorted by name."""
+    values: dict[str, list[str]] = {}
+    for name, value in headers:
+        values.setdefault(name.lower(), []).append(value)
+    return tuple(sorted((name, ",".join(v)) for name, v in values.items()))
+
+
+def apply_operations(operations: list[dict[str, Any]], headers) -> tuple[tuple[str, str], ...]:
+    """Istio HeaderOperations: `set` "Overwrite the headers specified by key with the given
+    values", `add` "Append the given values to the headers specified by keys (will create a
+    comma-separated list of values)", `remove` "Remove the specified headers"."""
+    out = [(name.lower(), value) for name, value in headers]
+    for ops in operations:
+        gone = {n.lower() for n in ops.get("remove", [])} | {n.lower() for n in ops.get("set", {})}
+        out = ([(n, v) for n, v in out if n not in gone] + [(n.lower(), v) for n, v in ops.get("set", {}).items()]
+               + [(n.lower(), v) for n, v in ops.get("add", {}).items()])
+    return joined(out)
+
+
+def outcome(rule: dict[str, Any], block: dict[str, Any], request: Request, ports: dict[str, int],
+            answer: tuple[tuple[str, str], ...] | None) -> Outcome:
+    query = f"?{request.query_string}" if "?" in request.path else ""
+    path = request.bare_path
+    if "redirect" in rule:
+        return redirect_outcome(rule["redirect"], request, path + query)
+    fault = rule.get("fault", {})
+    abort = fault.get("abort")
+    if abort is not None and percent(abort) >= 100:
+        return Outcome("abort", status=abort["httpStatus"])
+    rewrite = rule.get("rewrite", {})
+    uri = block.get("uri", {})
+    if "uri" in rewrite:
+        path = rewrite["uri"] if "exact" in uri else rewrite["uri"] + path[len(uri.get("prefix", "/")):]
+    elif "uriRegexRewrite" in rewrite:
+        path = re.sub(rewrite["uriRegexRewrite"]["match"], rewrite["uriRegexRewrite"]["rewrite"], path)
+    routes = rule["route"]
+    kept = [d for d in routes if len(routes) == 1 or d.get("weight", 0) > 0]
+    chosen = sorted((((d["destination"]["host"], d["destination"].get("subset"),
+                       d["destination"].get("port", {}).get("number", ports.get(d["destination"]["host"])),
+                       100 if len(routes) == 1 else d.get("weight", 0)), d) for d in kept),
+                    key=lambda pair: pair[0])
+    headers = () if answer is None else tuple(
+        (apply_operations([level.get("request", {}) for level in (rule.get("headers", {}), d.get("headers", {}))],
+                          request.headers),
+         apply_operations([level.get("response", {}) for level in (rule.get("headers", {}), d.get("headers", {}))],
+                          answer))
+        for _, d in chosen)
+    delay = fault.get("delay")
+    timing = (delay["fixedDelay"], percent(delay)) if delay is not None and percent(delay) > 0 else None
+    return Outcome("forward", tuple(key for key, _ in chosen), path + query, headers=headers, delay=timing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Security and scoping
+
+
+def labels_select(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    wanted = (selector or {}).get("matchLabels", {})
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def peer_authentication_mode(policies: list[dict[str, Any]], namespace: str, labels: dict[str, str],
+                             root_namespace: str = "istio-system") -> str | None:
+    """The mTLS mode of a workload: the selecting policy of its namespace, else its namespace's
+    policy without selector, else the root namespace's; None when nothing applies."""
+    def mode(candidates: list[dict[str, Any]]) -> str | None:
+        return candidates[0]["spec"].get("mtls", {}).get("mode") if candidates else None
+
+    own = [p for p in policies if p["metadata"]["namespace"] == namespace]
+    selecting = [p for p in own if p["spec"].get("selector") and labels_select(p["spec"]["selector"], labels)]
+    namespace_wide = [p for p in own if not p["spec"].get("selector")]
+    mesh_wide = [p for p in policies if p["metadata"]["namespace"] == root_namespace and not p["spec"].get("selector")]
+    return mode(selecting) or mode(namespace_wide) or mode(mesh_wide)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What an AuthorizationPolicy sees of a request: the peer's principal and namespace (None
+    for a plain-text peer), and the operation."""
+
+    principal: str | None
+    namespace: str | None
+    method: str = "GET"
+    path: str = "/"
+    port: int | None = None
+
+
+def value_matches(pattern: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    if pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return value == pattern
+
+
+def field_matches(values: list[str] | None, not_values: list[str] | None, value: str | None) -> bool:
+    if values is not None and not any(value_matches(v, value) for v in values):
+        return False
+    return not (not_values is not None and any(value_matches(v, value) for v in not_values))
+
+
+def source_matches(source: dict[str, Any], caller: Caller) -> bool:
+    return (field_matches(source.get("principals"), source.get("notPrincipals"), caller.principal)
+            and field_matches(source.get("namespaces"), source.get("notNamespaces"), caller.namespace))
+
+
+def operation_matches(operation: dict[str, Any], caller: Caller) -> bool:
+    port = str(caller.port) if caller.port is not None else None
+    return (field_matches(operation.get("methods"), operation.get("notMethods"), caller.method)
+            and field_matches(operation.get("paths"), operation.get("notPaths"), caller.path)
+            and field_matches(operation.get("ports"), operation.get("notPorts"), port))
+
+
+def rule_matches(rule: dict[str, Any], caller: Caller) -> bool:
+    """Entries of `from` (and of `to`) are alternatives, fields inside one are ANDed: Istio's
+    example allows "service account cluster.local/ns/default/sa/sleep or namespace test" from
+    two `from` entries, and "GET ... or POST ..." from two `to` entries."""
+    sources = rule.get("from")
+    operations = rule.get("to")
+    return ((not sources or any(source_matches(s.get("source", {}), caller) for s in sources))
+            and (not operations or any(operation_matches(o.get("operation", {}), caller) for o in operations))
+            and not rule.get("when"))  # meshc emits no conditions; one would need its own reader
+
+
+def authorization_allows(policies: list[dict[str, Any]], namespace: str, labels: dict[str, str],
+                         caller: Caller, root_namespace: str = "istio-system") -> bool:
+    applying = [p for p in policies
+                if p["metadata"]["namespace"] in (namespace, root_namespace)
+                and labels_select(p["spec"].get("selector"), labels)]
+
+    def matches(policy: dict[str, Any]) -> bool:
+        return any(rule_matches(rule, caller) for rule in policy["spec"].get("rules", []))
+
+    if any(matches(p) for p in applying if p["spec"].get("action") == "DENY"):
+        return False
+    allowing = [p for p in applying if p["spec"].get("action", "ALLOW") == "ALLOW"]
+    return not allowing or any(matches(p) for p in allowing)
+
+
+def sidecar_reaches(sidecar: dict[str, Any], namespace: str, host: str) -> bool:
+    """Whether a Sidecar's egress lets its workload reach `host` exported from `namespace`."""
+    for egress in sidecar["spec"].get("egress", []):
+        for entry in egress.get("hosts", []):
+            entry_namespace, _, name = entry.partition("/")
+            namespace_ok = entry_namespace == "*" or entry_namespace == namespace or (
+                entry_namespace == "." and sidecar["metadata"]["namespace"] == namespace)
+            name_ok = name == "*" or name == host or (name.startswith("*.") and host.endswith(name[1:]))
+            if namespace_ok and name_ok:
+                return True
+    return False

@@ -18,8 +18,8 @@ from compiler.evaluate import Proxy, Request, evaluate, rule_decision
 from compiler.graph import Key
 from compiler.importer import import_texts, read_inputs, render_intents
 from compiler.yamlload import load_documents
-from tests.istio_reference import HttpRequest
-from tests.istio_reference import evaluate as istio_evaluate
+from tests.istio_reference import Outcome
+from tests.istio_reference import decide as istio_decide
 
 SAMPLES = Path(__file__).parent / "fixtures" / "istio-samples"
 runner = CliRunner()
@@ -227,25 +227,26 @@ def _virtual_services(*inputs: str) -> list[dict]:
     return [d for d in documents if isinstance(d, dict) and d.get("kind") == "VirtualService"]
 
 
-def _requests(virtual_service: dict) -> list[HttpRequest]:
+def _requests(virtual_service: dict) -> list[Request]:
     paths = {"/", "/other", "/productpage", "/productpage/x", "/staticx", "/static/app.css", "/api/v1/products/1"}
     for rule in virtual_service["spec"].get("http", []):
         for block in rule.get("match", []):
             for value in block.get("uri", {}).values():
                 paths |= {value, value + "/x", value + "x", value[:-1] or "/"}
     headers = [(), (("end-user", "jason"),), (("End-User", "jason"),), (("end-user", "jasonx"),)]
-    return [HttpRequest(p, m, h) for p in sorted(paths) for m in ("GET", "POST") for h in headers]
+    return [Request(virtual_service["spec"]["hosts"][0], p, m, h)
+            for p in sorted(paths) for m in ("GET", "POST") for h in headers]
 
 
-def _meshc_outcome(decision) -> tuple:
+def _meshc_outcome(decision) -> Outcome:
     if decision.action == "abort":
-        return ("abort", decision.status)
+        return Outcome("abort", status=decision.status)
     if decision.action == "not-found":
-        return ("not-found",)
+        return Outcome("not-found")
     assert decision.action == "forward", decision
     destinations = tuple(sorted((t.service.name, t.version, t.port, t.weight) for t in decision.backends))
     timing = (decision.delay, float(decision.delay_percent)) if decision.delay else None
-    return ("forward", destinations, timing)
+    return Outcome("forward", destinations, decision.path, delay=timing)
 
 
 @pytest.mark.parametrize("inputs", [
@@ -261,7 +262,7 @@ def test_imported_routes_decide_as_the_virtual_services_did(tmp_path: Path, inpu
     for virtual_service in _virtual_services(*inputs):
         name, gateways = virtual_service["metadata"]["name"], virtual_service["spec"].get("gateways")
         for request in _requests(virtual_service):
-            expected = istio_evaluate(virtual_service, request, ports)
+            expected = istio_decide(virtual_service["spec"], request, ports)
             headers = request.headers
             if gateways:
                 decision = evaluate(graph, Proxy(gateway=Key("default", gateways[0])),

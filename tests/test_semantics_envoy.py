@@ -245,7 +245,7 @@ redirect = st.fixed_dictionaries({}, optional={
     "path": st.sampled_from(["/moved", "/"]), "prefix": st.sampled_from(["/", "/new", "/new/"]),
 }).filter(lambda r: not ("path" in r and "prefix" in r))
 destinations = st.lists(destination, min_size=1, max_size=2, unique_by=lambda d: d["version"]).map(
-    lambda chosen: chosen if len(chosen) == 1 else [{**d, "weight": 50} for d in chosen])
+    lambda chosen: chosen if len(chosen) == 1 else [{**d, "weight": w} for d, w in zip(chosen, (30, 70), strict=True)])
 rule = st.one_of(
     st.fixed_dictionaries({"match": st.lists(match_entry, max_size=2), "to": destinations},
                           optional={"rewrite": st.builds(lambda p: {"prefix": p}, st.sampled_from(["/", "/r", "/r/"])),
