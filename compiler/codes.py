@@ -570,6 +570,20 @@ K8S_ISTIO_UNSUPPORTED = _code(
     keeps the request's path. After an exact or regex path match the new path is fixed and is
     carried. Write `path` for a fixed target, or match exact paths.""",
 )
+K8S_GATEWAY_API_ROUTE_MERGE = _code(
+    "MESH428", "k8s-gateway-api-route-merge", "error",
+    "A request no rule of the most specific Route matches falls through to another Route on Gateway API.",
+    """meshc gives a request to the gateway Route whose host matches it most specifically and
+    answers 404 when none of that Route's rules matches: there is no fall-through to a less
+    specific Route (docs/intents.md). The Gateway API merges the HTTPRoutes whose hostnames
+    match a request: the more specific Route's rules come first ("precedence must be given to
+    rules from the HTTPRoute with the largest number of: Characters in a matching non-wildcard
+    hostname"), then the other Route's rules still apply. A Route under a broader Route's
+    wildcard (`foo.example.com` under `*.example.com`) whose rules do not match every request
+    therefore sends the rest to the broader Route on flavor gateway-api, where every other
+    target answers 404. Both Routes are named. Give the more specific Route a last rule without
+    `match` (it then decides every request to its host), or fold the two Routes into one.""",
+)
 K8S_CF_CALLEE_PORT = _code(
     "MESH425", "k8s-cf-callee-port", "warning",
     "A port of a Cloud Foundry callee that Kubernetes callers cannot reach.",

@@ -14,6 +14,7 @@ from compiler import codes
 from compiler.addressing import version_service_name
 from compiler.diagnostics import Related
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
+from compiler.hostnames import covers
 from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, StringMatch
 from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_platform import PlatformEmitter
@@ -296,6 +297,7 @@ class GatewayApiEmitter(PlatformEmitter):
                       "rules": [{"filters": [{"type": "RequestRedirect",
                                               "requestRedirect": {"scheme": "https", "statusCode": 301}}]}]}))
         parent = {"name": gw_name, "namespace": gw_ns}
+        self.report_route_merges(routes)
         for route in routes:
             tls_rules = [r for r in route.rules if rule_kind(r, self.protocol_of) != "http"]
             http_rules = tuple(r for r in route.rules if r not in tls_rules)
@@ -315,6 +317,42 @@ class GatewayApiEmitter(PlatformEmitter):
         return docs
 
     # -- rule order --------------------------------------------------------------------------
+
+    def report_route_merges(self, routes: tuple[RouteNode, ...]) -> None:
+        """An error where the Gateway API's merge of HTTPRoutes with intersecting hostnames lets a
+        request no rule of the most specific Route matches reach a broader Route's rules (meshc:
+        404, no fall-through). Conservative: the broader Route is only required to have an HTTP
+        rule, not one that matches such a request."""
+        for specific in routes:
+            if any(self.matches_everything(rule) for rule in specific.rules) or not self.http_rules(specific):
+                continue
+            for broader in routes:
+                host = next(((mine, index) for index, mine in enumerate(specific.spec.hosts)
+                             for theirs in broader.spec.hosts if theirs != mine and covers(theirs, mine)), None)
+                if broader is specific or host is None or not self.http_rules(broader):
+                    continue
+                self.report.add(
+                    codes.K8S_GATEWAY_API_ROUTE_MERGE,
+                    f"requests to {host[0]!r} that no rule of Route {specific.key} matches go on to the rules of "
+                    f"Route {broader.key} on flavor gateway-api (HTTPRoutes with intersecting hostnames are "
+                    "merged); everywhere else they are answered 404",
+                    self.graph.sources.locate(specific.origin, "hosts", host[1]),
+                    related=(Related(self.graph.sources.locate(broader.origin, "hosts", key=True),
+                                     f"Route {broader.key}, whose hosts cover it"),),
+                    hint="end the Route with a rule without `match`, or fold the two Routes into one",
+                )
+                break
+
+    def http_rules(self, route: RouteNode) -> list[ResolvedRule]:
+        return [r for r in route.rules if rule_kind(r, self.protocol_of) == "http"]
+
+    def matches_everything(self, rule: ResolvedRule) -> bool:
+        """A rule every HTTP request matches: no match, or an entry naming nothing but `/`."""
+        if rule_kind(rule, self.protocol_of) != "http":
+            return False
+        return not rule.spec.match or any(
+            (entry.path is None or entry.path.prefix == "/") and entry.method is None and not entry.headers
+            and not entry.query and entry.port is None and not entry.sni for entry in rule.spec.match)
 
     def report_precedence(self, route: RouteNode, rules: tuple[ResolvedRule, ...]) -> None:
         """An error where the Gateway API's match precedence picks a later rule than written

@@ -53,6 +53,7 @@ MESHES = {
     "route-tests": CATALOGUE / "route-tests",
     "gateway-api-order": CATALOGUE / "gateway-api-order",
     "istio-redirect-prefix": CATALOGUE / "istio-redirect-prefix",
+    "gateway-api-route-merge": CATALOGUE / "gateway-api-route-merge",
 }
 
 

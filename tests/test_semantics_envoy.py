@@ -83,6 +83,50 @@ def test_exact_and_regex_rewrites_replace_the_whole_path(tmp_path: Path, envoy_b
     assert [(r.path, problem) for _, r, problem in results] == [("/new?q=1", None), ("/new", None)]
 
 
+def test_rules_decide_in_written_order_in_envoy(tmp_path: Path, envoy_binary: str) -> None:
+    """Issue 11: the docs promise first match in written order. docs/intents.md (Rules): "Rules
+    are tried in the order written; the first rule that matches decides, on every target" --
+    here a prefix rule before an exact one and a header rule after a catch-all prefix, which
+    Gateway API precedence ("Exact path match", then the longest prefix, method, headers)
+    would order otherwise."""
+    graph = canary(tmp_path, [
+        {"match": [{"path": {"prefix": "/a"}}], "to": [{"version": "v1"}]},
+        {"match": [{"path": {"exact": "/a/b"}}], "to": [{"version": "v2"}]},
+        {"match": [{"path": {"prefix": "/"}}], "to": [{"version": "v1"}]},
+        {"match": [{"headers": {"x-h": {"exact": "1"}}}], "to": [{"version": "v2"}]}])
+    requests = [Request("api", "/a/b"), Request("api", "/a"), Request("api", "/c", headers=(("x-h", "1"),))]
+    results = answers(graph, WEB, requests, envoy_binary)
+    assert [(r.cluster.split("|")[2], problem) for _, r, problem in results] == [
+        ("v1", None), ("v1", None), ("v1", None)]
+    assert [d.rule.index for d, _, _ in results] == [0, 0, 2]
+
+
+def test_catch_all_tls_listeners_serve_any_sni_in_envoy(tmp_path: Path, envoy_binary: str) -> None:
+    """Issue 11: a TLS listener with `hosts: ["*"]` emitted `server_names: ["*"]`, refused at
+    start-up. Now it starts and serves: any SNI (and none) reaches the https listener's Route,
+    and the passthrough listener's backend (Gateway API: a Listener without hostname matches
+    all hostnames, "When unspecified, all hostnames are matched")."""
+    graph = linked(tmp_path / "mesh", [
+        mesh(), service("v1"), service("db", ports=[{"name": "tls", "port": 5432, "protocol": "tls"}]),
+        gateway("edge", [
+            {"name": "web", "port": 443, "protocol": "https", "hosts": ["*"],
+             "tls": {"mode": "terminate", "certificate": "web"}},
+            {"name": "pass", "port": 5432, "protocol": "tls", "hosts": ["*"], "tls": {"mode": "passthrough"}},
+        ]),
+        route("web", [{"to": [{"service": "v1"}]}], gateway="edge", hosts=["shop.example.com", "*.example.org"]),
+        route("db", [{"match": [{"sni": ["*"]}], "to": [{"service": "db"}]}], gateway="edge", hosts=["*"]),
+    ])
+    requests = [Request("shop.example.com", "/", port=443, sni="shop.example.com"),
+                Request("a.example.org", "/x", port=443, sni="anything.test"),
+                Request("other.net", "/", port=443, sni="other.net"),
+                Request("db", "/", port=5432, sni="db.example.com"), Request("db", "/", port=5432)]
+    results = answers(graph, EDGE, requests, envoy_binary)
+    assert [problem for *_, problem in results] == [None] * len(requests)
+    assert [(r.status, r.cluster) for _, r, _ in results] == [
+        (200, "outbound|8080||v1.shop"), (200, "outbound|8080||v1.shop"), (404, None),
+        (200, "outbound|5432||db.shop"), (200, "outbound|5432||db.shop")]
+
+
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
     """The shapes of Gateway API conformance tests/httproute-hostname-intersection and

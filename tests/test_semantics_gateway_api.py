@@ -213,3 +213,62 @@ def test_catch_all_hosts_and_tcp_routes(tmp_path: Path) -> None:
     assert "hostnames" not in web["spec"]
     checked = [d for d in documents if d["kind"] in ("Gateway", "HTTPRoute", "TCPRoute")]
     assert [error for d in checked for error in validation_errors(d)] == []
+
+
+def merged_decides(routes: list[dict], sent: Request) -> tuple:
+    """HTTPRoutes with intersecting hostnames on one Gateway, merged as HTTPRouteSpec.hostnames
+    says: "precedence must be given to rules from the HTTPRoute with the largest number of:
+    Characters in a matching non-wildcard hostname. Characters in a matching hostname." A
+    Route's rules that match decide; else the next Route's."""
+    def rank(spec: dict) -> tuple[int, int]:
+        names = [h for h in spec.get("hostnames", []) if h == sent.host or
+                 (h.startswith("*.") and sent.host.endswith(h[1:]))]
+        return max(((0 if h.startswith("*") else len(h), len(h)) for h in names), default=(-1, -1))
+
+    for spec in sorted((r["spec"] for r in routes if rank(r["spec"]) >= (0, 0)), key=rank, reverse=True):
+        decided = gateway_api_decides(spec, sent)
+        if decided != ("404",):
+            return decided
+    return ("404",)
+
+
+def edge_routes(tmp_path: Path, specific_rules: list[dict]):
+    return gateway_api(tmp_path, [{"to": [{"version": "v1"}]}], extra=[
+        gateway("edge", [{"name": "web", "port": 80, "protocol": "http", "hosts": ["*.example.com"]}],
+                platform="k8s"),
+        route("wild", [{"match": [{"path": {"prefix": "/b"}}], "to": [{"service": "api", "version": "v2"}]}],
+              gateway="edge", hosts=["*.example.com"]),
+        route("foo", specific_rules, gateway="edge", hosts=["foo.example.com"]),
+    ])
+
+
+def test_routes_merged_by_hostname_fall_through_is_an_error_naming_both(tmp_path: Path) -> None:
+    """Gateway API HTTPRouteSpec.hostnames: with "multiple HTTPRoutes [that] specify intersecting
+    hostnames (e.g. overlapping wildcard matching and exact matching hostnames), precedence must
+    be given to rules from the HTTPRoute with the largest number of: Characters in a matching
+    non-wildcard hostname" -- the broader Route's rules still apply after the specific one's.
+    docs/intents.md: the most specific Route decides, "There is no fall-through to a less
+    specific Route". `foo.example.com/b` is 404 for meshc and v2 through the merge: MESH428."""
+    graph, documents, report = edge_routes(tmp_path, [
+        {"match": [{"path": {"prefix": "/a"}}], "to": [{"service": "api", "version": "v3"}]}])
+    [merge] = [d for d in report.diagnostics if d.code.code == "MESH428"]
+    assert "'foo.example.com'" in merge.message and "shop/foo" in merge.message and "shop/wild" in merge.message
+    assert merge.location.file == "06-route.yaml" and merge.related[0].location.file == "05-route.yaml"
+    routes = [d for d in documents if d["kind"] == "HTTPRoute" and d["metadata"]["name"] in ("foo", "wild")]
+    sent = Request("foo.example.com", "/b", port=80)
+    assert evaluate(graph, Proxy(gateway=key("edge")), sent).status == 404
+    assert merged_decides(routes, sent) == ("route", [("api-v2", 8080, 100)], "/b")
+    # where the specific Route decides, the merge agrees with the evaluator
+    decision = evaluate(graph, Proxy(gateway=key("edge")), Request("foo.example.com", "/a", port=80))
+    assert merged_decides(routes, Request("foo.example.com", "/a", port=80)) == evaluator_decides(decision)
+
+
+def test_a_specific_route_ending_in_a_catch_all_is_not_reported(tmp_path: Path) -> None:
+    graph, documents, report = edge_routes(tmp_path, [
+        {"match": [{"path": {"prefix": "/a"}}], "to": [{"service": "api", "version": "v3"}]},
+        {"to": [{"service": "api", "version": "v1"}]}])
+    assert [d for d in report.diagnostics if d.code.code == "MESH428"] == []
+    routes = [d for d in documents if d["kind"] == "HTTPRoute" and d["metadata"]["name"] in ("foo", "wild")]
+    for path in ("/a", "/b", "/c"):
+        sent = Request("foo.example.com", path, port=80)
+        assert merged_decides(routes, sent) == evaluator_decides(evaluate(graph, Proxy(gateway=key("edge")), sent))

@@ -95,13 +95,27 @@ class _EchoServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, peer = super().get_request()
-        if self.tls is not None:  # the handshake runs in the handler's thread, on first read
+        # A cluster behind a passthrough chain may also be a plain HTTP route's: TLS only when
+        # the client's first byte opens a TLS handshake (a record of type 22).
+        if self.tls is not None and first_byte(connection) == b"\x16":
+            # the handshake runs in the handler's thread, on first read
             connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
         return connection, peer
 
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def first_byte(connection: socket.socket) -> bytes:
+    """The first byte the client sends, left unread; empty when none comes within a second."""
+    connection.settimeout(1.0)
+    try:
+        return connection.recv(1, socket.MSG_PEEK)
+    except OSError:
+        return b""
+    finally:
+        connection.settimeout(None)
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
