@@ -257,7 +257,7 @@ def test_routes_merged_by_hostname_fall_through_is_an_error_naming_both(tmp_path
     routes = [d for d in documents if d["kind"] == "HTTPRoute" and d["metadata"]["name"] in ("foo", "wild")]
     sent = Request("foo.example.com", "/b", port=80)
     assert evaluate(graph, Proxy(gateway=key("edge")), sent).status == 404
-    assert merged_decides(routes, sent) == ("route", [("api-v2", 8080, 100)], "/b")
+    assert merged_decides(routes, sent) == ("route", [("api-v2", 8080, 100, (), joined(ECHO_ANSWER))], "/b")
     # where the specific Route decides, the merge agrees with the evaluator
     decision = evaluate(graph, Proxy(gateway=key("edge")), Request("foo.example.com", "/a", port=80))
     assert merged_decides(routes, Request("foo.example.com", "/a", port=80)) == evaluator_decides(decision)

@@ -301,7 +301,10 @@ def test_gateway_terminates_passes_through_and_redirects(features, tmp_path: Pat
     redirect = listener(edge, "gateway|8080")["filter_chains"][0]["filters"][0]["typed_config"]
     assert redirect["route_config"]["virtual_hosts"] == [{
         "name": "redirect|https-redirect", "domains": ["*.example.com"],
-        "routes": [{"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}]
+        "routes": [{"match": {"prefix": "/", "headers": [
+                        {"name": ":authority", "string_match": {"safe_regex": {"regex": ".*:[0-9]+"}}}]},
+                    "redirect": {"https_redirect": True, "port_redirect": 443}},
+                   {"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}]
     assert redirect["route_config"]["ignore_port_in_host_matching"] is True  # a Host port takes no part
     plain = listener(edge, "gateway|9000")["filter_chains"][0]["filters"][0]["typed_config"]
     assert plain["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"] == "outbound|8080|v1|api.shop"

@@ -69,7 +69,8 @@ class _GatewayBuilder:
             result["filter_chains"] = [{"filters": [self.stream_proxy(name, listeners[0], port)]}]
         else:
             result["listener_filters"] = [tls_inspector()]
-            result["filter_chains"] = [chain for listener in listeners for chain in self.tls_chains(listener, port)]
+            result["filter_chains"] = [chain for listener in listeners
+                                       for chain in self.tls_chains(listener, listeners, port)]
             https = [listener for listener in listeners if listener.protocol == "https"]
             if https and not any("*" in listener.hosts for listener in listeners):
                 result["default_filter_chain"] = self.unknown_sni_chain(https[0], port)
@@ -118,17 +119,23 @@ class _GatewayBuilder:
         if listener is None:
             return {"name": f"gateway|{port}|unserved", "domains": domains, "routes": []}  # 404
         if listener.httpsRedirect:
-            return {"name": f"{listener.name}|https-redirect", "domains": domains,
-                    "routes": [{"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}
+            # Envoy's https_redirect keeps a port written in the Host header; the semantics send
+            # the client to the https port (Gateway API: "the redirect port MUST be the
+            # well-known port associated with the redirect scheme"): 443 replaces it.
+            ported = {"name": ":authority", "string_match": {"safe_regex": {"regex": ".*:[0-9]+"}}}
+            return {"name": f"{listener.name}|https-redirect", "domains": domains, "routes": [
+                {"match": {"prefix": "/", "headers": [ported]},
+                 "redirect": {"https_redirect": True, "port_redirect": 443}},
+                {"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}
         assert route is not None  # an answered, non-redirect decision has a Route
         return {"name": f"{listener.name}|{route.key}", "domains": domains,
                 "routes": rule_routes(self.proxy, route, port)}
 
-    def tls_chains(self, listener: Listener, port: int) -> list[dict]:
+    def tls_chains(self, listener: Listener, on_port: list[Listener], port: int) -> list[dict]:
         tls = listener.tls
         assert tls is not None  # a tls or https listener has a tls block (Listener's validator)
         if tls.mode == "passthrough":
-            return self.passthrough_chains(listener)
+            return self.passthrough_chains(listener, on_port)
         chain: dict[str, Any] = {"filter_chain_match": server_names_match(listener.hosts),
                                  "transport_socket": self.proxy.certificates.terminate(tls.certificate)}
         if listener.protocol == "https":
@@ -148,8 +155,11 @@ class _GatewayBuilder:
         return {"transport_socket": self.proxy.certificates.terminate(first_https.tls.certificate),
                 "filters": [self.http_manager(f"gateway|{port}|unknown-sni", [])]}
 
-    def passthrough_chains(self, listener: Listener) -> list[dict]:
-        """One filter chain per rule: its `sni` names (or the Route's hosts) to its destinations."""
+    def passthrough_chains(self, listener: Listener, on_port: list[Listener]) -> list[dict]:
+        """One filter chain per rule: its `sni` names (or the Route's hosts) to its destinations,
+        for the names this listener serves most specifically among those on its port (another
+        listener's name is that listener's chain; Envoy refuses a server name written twice)."""
+        mine = on_port.index(listener)
         chains = []
         claimed: set[str] = set()
         for route in self.routes:
@@ -160,7 +170,8 @@ class _GatewayBuilder:
                 if rule.spec.match and all(m.path or m.method or m.headers or m.query for m in rule.spec.match):
                     continue  # HTTP matches never match encrypted bytes (analysis reports MESH340)
                 names = [n for m in rule.spec.match for n in m.sni] or hosts
-                names = [n for n in dict.fromkeys(names) if n not in claimed]
+                names = [n for n in dict.fromkeys(names)
+                         if n not in claimed and serving_listener(on_port, n) == mine]
                 where = self.proxy.at(route.origin, "rules", rule.index)
                 unusable = http_only_fields(rule.spec)
                 if rule.spec.redirect is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import textwrap
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from targets import envoy, kubernetes
 from tests.conftest import REPO
 from tests.e2e import harness
 from tests.istio_reference import sidecar_reaches
+from tests.test_target_kubernetes import RATE_LIMITED as RATE_LIMITED_PER
 
 pytestmark = pytest.mark.e2e
 
@@ -25,20 +27,8 @@ ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 
-RATE_LIMITED = """\
-apiVersion: meshc/v1
-kind: Mesh
-name: limits
-defaultNamespace: shop
-platforms: [{name: k8s, kind: kubernetes}]
----
-apiVersion: meshc/v1
-kind: Service
-name: cart
-platform: k8s
-ports: [{name: http, port: 8080, protocol: http}]
-rateLimit: {requests: 1, per: 10ms}
-"""
+# one request per 10ms: 5 per 50ms, few enough that a burst of 40 meets the limit
+RATE_LIMITED = textwrap.dedent(RATE_LIMITED_PER).replace("requests: 3", "requests: 1").replace("PER", "10ms")
 
 
 def inbound_with(http_filter: dict, address: str, port: int, admin_port: int) -> dict:
