@@ -35,6 +35,7 @@ class Compiled:
     report: Report
     loaded: Loaded | None = None  # the intents as read: `meshc test` runs the RouteTests among them
     suppressor: Suppressor | None = None
+    drift: Drift | None = None  # check_mesh(compare_with=...) only
 
     def filter_suppressed(self) -> None:
         """Drop suppressed diagnostics reported so far (call after each stage that reports)."""
@@ -98,11 +99,13 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
 
 
 def check_mesh(root: Path, *, ref: str | None = None, stages: Stages | None = None,
-               source: FileSource | None = None, cache: FileCache | None = None) -> Compiled:
+               source: FileSource | None = None, cache: FileCache | None = None,
+               compare_with: Path | None = None) -> Compiled:
     """`meshc check`: compile and analyse, then run every target and lay out the output tree in
     memory, writing nothing, so that whatever a build would refuse is reported here too: a
     mesh that checks clean builds (tests/test_hostile_agreement.py). `source` and `cache` as
-    for compile_mesh."""
+    for compile_mesh. With `compare_with`, the tree laid out is also compared with that output
+    directory, as `build --check` does (compiled.drift; None when the mesh has errors)."""
     stages = stages or Stages()
     compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False, stages=stages,
                             source=source, cache=cache)
@@ -115,8 +118,12 @@ def check_mesh(root: Path, *, ref: str | None = None, stages: Stages | None = No
             artifacts = emit(graph, compiled.report)
             counted.append(f"{len(artifacts)} artifacts (not written)")
         if not compiled.report.has_errors:
-            # the revision only fills manifest.json: not worth reading git state for
-            render_tree(artifacts, Revision(None, True, None), targets=sorted(REGISTRY))
+            # the revision only fills manifest.json, and is not compared: not worth reading git state for
+            files = render_tree(artifacts, Revision(None, True, None), targets=sorted(REGISTRY))
+            if compare_with is not None:
+                from compiler.writer import read_tree
+
+                compiled.drift = drift(files, read_tree(compare_with))
     compiled.finish(targets_ran=ran)
     return compiled
 

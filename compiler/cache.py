@@ -30,12 +30,15 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler import __version__
 from compiler.diagnostics import Report
 from compiler.loader import SourceTable
 from compiler.stages import Stages
+
+if TYPE_CHECKING:
+    from compiler.build import Drift
 
 ENVIRONMENT = "MESHC_CACHE_DIR"
 _PACKAGES = ("compiler", "policies", "targets")
@@ -182,14 +185,18 @@ class Checked:
 
     report: Report
     sources: SourceTable
+    drift: Drift | None = None
 
 
-def check(root: Path, cache: CheckCache, stages: Stages | None = None) -> Checked:
-    """`meshc check` of a working tree through the cache: equal to an uncached check."""
+def check(root: Path, cache: CheckCache, stages: Stages | None = None,
+          compare_with: Path | None = None) -> Checked:
+    """`meshc check` of a working tree through the cache: equal to an uncached check. With
+    `compare_with` (an output directory, which the cache does not key), the last check's
+    result is neither used nor kept; unchanged files still come from the cache."""
     stages = stages or Stages()
     with stages.stage("cache") as counted:
         source = _ReadOnce(root)
-        inputs = source.inputs()
+        inputs = source.inputs() if compare_with is None else None
         reported = cache.load_result(root, inputs) if inputs is not None else None
         restored = _restore_report(reported) if reported is not None else None
         counted.append("unchanged: the last check's diagnostics" if restored is not None
@@ -198,10 +205,10 @@ def check(root: Path, cache: CheckCache, stages: Stages | None = None) -> Checke
         return Checked(restored, _texts(source))
     from compiler.build import check_mesh
 
-    compiled = check_mesh(root, source=source, cache=cache, stages=stages)
+    compiled = check_mesh(root, source=source, cache=cache, stages=stages, compare_with=compare_with)
     if inputs is not None:
         cache.store_result(root, inputs, compiled.report.records())
-    return Checked(compiled.report, compiled.sources)
+    return Checked(compiled.report, compiled.sources, compiled.drift)
 
 
 def _restore_report(reported: Any) -> Report | None:

@@ -140,15 +140,15 @@ _NO_CACHE = click.option("--no-cache", is_flag=True,
                          help="Neither read nor write the check cache ($MESHC_CACHE_DIR, else ~/.cache/meshc).")
 
 
-def _checked(root: Path, ref: str | None, no_cache: bool, stages=None):
+def _checked(root: Path, ref: str | None, no_cache: bool, stages=None, compare_with: Path | None = None):
     """`meshc check` of the mesh at root; a working tree goes through the check cache (compiler.cache)."""
     if ref is None and not no_cache:
         from compiler.cache import CheckCache, check, default_directory
 
-        return check(root, CheckCache(default_directory()), stages)
+        return check(root, CheckCache(default_directory()), stages, compare_with)
     from compiler.build import check_mesh
 
-    return check_mesh(root, ref=ref, stages=stages)
+    return check_mesh(root, ref=ref, stages=stages, compare_with=compare_with)
 
 
 @main.command()
@@ -260,18 +260,21 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
         click.echo(f"meshc: {outcome.output_error}", err=True)
         sys.exit(EXIT_USAGE)
     if outcome.drift is not None:
-        for label, paths in (("added", outcome.drift.added), ("removed", outcome.drift.removed),
-                             ("changed", outcome.drift.changed)):
-            for p in paths:
-                click.echo(f"{label}: {out_dir / p}")
-        if outcome.drift:
-            click.echo(f"{out_dir} is out of date: run `meshc build`", err=True)
-            sys.exit(EXIT_FAIL)
-        sys.exit(EXIT_OK)
+        sys.exit(EXIT_FAIL if _print_drift(outcome.drift, out_dir) else EXIT_OK)
     if not quiet:
         kept = "" if outcome.kept is None else f", kept {outcome.kept}"
         click.echo(f"wrote {outcome.written} files to {out_dir}{kept}", err=True)
     sys.exit(EXIT_OK)
+
+
+def _print_drift(drift, out_dir: Path) -> bool:
+    """List how out_dir differs from what a build would write; whether it does."""
+    for label, paths in (("added", drift.added), ("removed", drift.removed), ("changed", drift.changed)):
+        for p in paths:
+            click.echo(f"{label}: {out_dir / p}")
+    if drift:
+        click.echo(f"{out_dir} is out of date: run `meshc build`", err=True)
+    return bool(drift)
 
 
 def _known_targets(targets: tuple[str, ...]) -> None:
@@ -284,11 +287,15 @@ def _known_targets(targets: tuple[str, ...]) -> None:
 
 @main.command("check-files")
 @click.argument("files", nargs=-1, type=click.Path())
+@click.option("--build-check", is_flag=True,
+              help=f"Also compare each mesh's output directory (MESH/{DEFAULT_OUTPUT}) with what a build would "
+                   "write, as `meshc build --check` does, from the same compile.")
 @_common
 @_NO_CACHE
-def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity,
-                no_cache: bool) -> None:
-    """Check each mesh that FILES belong to, once (the pre-commit hook `meshc-check`).
+def check_files(files: tuple[str, ...], build_check: bool, ref: str | None, fmt: str, quiet: bool, color: str,
+                fail_on: Severity, no_cache: bool) -> None:
+    """Check each mesh that FILES belong to, once (the pre-commit hooks `meshc-check` and
+    `meshc-check-and-build-check`).
 
     A file belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files
     outside every mesh are ignored.
@@ -297,9 +304,12 @@ def check_files(files: tuple[str, ...], ref: str | None, fmt: str, quiet: bool, 
     failed = False
     for root in sorted(roots):
         display = Path(os.path.relpath(root))
-        compiled = _checked(display, ref, no_cache)
+        out_dir = display / DEFAULT_OUTPUT if build_check else None
+        compiled = _checked(display, ref, no_cache, compare_with=out_dir)
         _print_report(compiled, fmt, quiet, color, display)
         failed |= compiled.report.fails(fail_on)
+        if out_dir is not None and compiled.drift is not None:
+            failed |= _print_drift(compiled.drift, out_dir)
     sys.exit(EXIT_FAIL if failed else EXIT_OK)
 
 

@@ -104,3 +104,25 @@ def test_meshc_fmt_fails_on_unformatted_intents_until_formatted(repo: GitMesh) -
     repo.git("add", "-A")
     passed = _pre_commit(repo, "meshc-fmt")
     assert passed.returncode == 0, passed.stdout + passed.stderr
+
+
+def test_one_hook_run_checks_and_compares_the_artifacts(repo: GitMesh) -> None:
+    """meshc-check-and-build-check: what meshc-check and meshc-build-check say, from one run."""
+    repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: 9s")
+    repo.git("add", "-A")
+    stale = _pre_commit(repo, "meshc-check-and-build-check")
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    assert "changed: mesh/build/" in stale.stdout and "other/" not in stale.stdout
+    assert _pre_commit(repo, "meshc-build-check").returncode == 1  # the same verdict
+
+    repo.edit("services/ratings.yaml", "timeout: 3s", "timeout: later")
+    repo.git("add", "-A")
+    broken = _pre_commit(repo, "meshc-check-and-build-check")
+    assert broken.returncode == 1 and "error[MESH107]" in broken.stdout, broken.stdout + broken.stderr
+
+    repo.edit("services/ratings.yaml", "timeout: later", "timeout: 3s")
+    assert subprocess.run(["meshc", "build", "mesh"], cwd=repo.top, capture_output=True).returncode == 0
+    repo.git("add", "-A")
+    fresh = _pre_commit(repo, "meshc-check-and-build-check")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "meshc check and build --check" in fresh.stdout and "Passed" in fresh.stdout
