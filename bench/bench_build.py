@@ -1,13 +1,16 @@
-"""Full builds against the floor: `meshc build` (every target, a fresh output directory, one
-process with interpreter start) next to what the same work costs at the floor: libyaml parsing
-the same intent files plus orjson writing the same number of files and bytes.
+"""Full builds against the floor: `meshc build` (every target, one process with interpreter
+start) next to what the same work costs at the floor: libyaml parsing the same intent files
+plus orjson writing the same number of files and bytes.
 
     python bench/bench_build.py [--sizes 1000,10000] [--runs 3]
 
-Prints, per mesh size, the best of --runs for each (the machine is shared: the minimum is the
-least disturbed run), the ratio build/floor measured in the same run, in wall time and in CPU
-time (user + system; less disturbed by other work on the machine than wall time), the peak
-RSS of the build process and the wall time per service.
+Per mesh size and run, in this order: a build into a fresh directory with one process
+(MESHC_JOBS=1), the same with the default (emitting on both cores), a rebuild of the same
+intents into the tree that build wrote (unchanged files are linked, not written; the old tree
+is removed after the swap), and the floor. Prints the best of --runs of each (the machine is
+shared: the minimum is the least disturbed run), the ratio build/floor measured in the same
+run, in wall time and in CPU time (user + system of the build and the processes it waited
+for), the peak RSS of the build and the wall and CPU time per service.
 """
 
 from __future__ import annotations
@@ -30,12 +33,16 @@ sys.path.insert(0, str(HERE))
 from generate import generate_mesh  # noqa: E402
 
 
-def build(root: Path, out: Path) -> tuple[float, float, int]:
+def build(root: Path, out: Path, *, fresh: bool = True, jobs: str | None = None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds and peak RSS (KiB) of one `meshc build` process."""
-    shutil.rmtree(out, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(out, ignore_errors=True)
+    env = {key: value for key, value in os.environ.items() if key != "MESHC_JOBS"}
+    if jobs is not None:
+        env["MESHC_JOBS"] = jobs
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "compiler", "build", str(root), "-o", str(out), "-q"],
-                               cwd=HERE.parent, stdout=subprocess.DEVNULL)
+                               cwd=HERE.parent, stdout=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -65,37 +72,45 @@ def floor(root: Path, out: Path, artifacts: list[tuple[str, int]]) -> tuple[floa
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def _shown(seconds: tuple[float, float]) -> str:
+    return f"{seconds[0]:.2f} ({seconds[1]:.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)")
-    print("| services | files | output MB | floor s (CPU s) | meshc build s (CPU s) | ratio wall | ratio CPU "
-          "| peak RSS MB | ms per service |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| services | files | output MB | floor s (CPU s) | one process s (CPU s) | both cores s (CPU s) "
+          "| rebuild unchanged s (CPU s) | ratio wall | ratio CPU | peak RSS MB | ms per service (CPU) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in (int(s) for s in args.sizes.split(",")):
         work = Path(tempfile.mkdtemp(prefix=f"meshc-bench-build-{size}-"))
         try:
             root = generate_mesh(work / "mesh", size)
-            builds, build_cpus, floors, floor_cpus, peaks = [], [], [], [], []
+            times: dict[str, list[tuple[float, float]]] = {"serial": [], "parallel": [], "rebuild": [], "floor": []}
+            peaks = []
             for _ in range(args.runs):
+                elapsed, cpu, _ = build(root, work / "out", jobs="1")
+                times["serial"].append((elapsed, cpu))
                 elapsed, cpu, peak = build(root, work / "out")
-                builds.append(elapsed)
-                build_cpus.append(cpu)
+                times["parallel"].append((elapsed, cpu))
                 peaks.append(peak)
+                elapsed, cpu, _ = build(root, work / "out", fresh=False)
+                times["rebuild"].append((elapsed, cpu))
                 manifest = json.loads((work / "out" / "manifest.json").read_bytes())
                 artifacts = [(entry["path"], (work / "out" / entry["path"]).stat().st_size)
                              for entry in manifest["artifacts"]]
                 artifacts.append(("manifest.json", (work / "out" / "manifest.json").stat().st_size))
-                elapsed, cpu = floor(root, work / "floor", artifacts)
-                floors.append(elapsed)
-                floor_cpus.append(cpu)
+                times["floor"].append(floor(root, work / "floor", artifacts))
             total = sum(size for _, size in artifacts)
-            best, base, best_cpu, base_cpu = min(builds), min(floors), min(build_cpus), min(floor_cpus)
-            print(f"| {size:,} | {len(artifacts):,} | {total / 1e6:.0f} | {base:.2f} ({base_cpu:.2f}) | "
-                  f"{best:.2f} ({best_cpu:.2f}) | {best / base:.1f}x | {best_cpu / base_cpu:.1f}x | "
-                  f"{max(peaks) / 1024:.0f} | {best / size * 1000:.2f} |")
+            best = {kind: (min(w for w, _ in runs), min(c for _, c in runs)) for kind, runs in times.items()}
+            (wall, cpu), (floor_wall, floor_cpu) = best["parallel"], best["floor"]
+            print(f"| {size:,} | {len(artifacts):,} | {total / 1e6:.0f} | {_shown(best['floor'])} | "
+                  f"{_shown(best['serial'])} | {_shown(best['parallel'])} | {_shown(best['rebuild'])} | "
+                  f"{wall / floor_wall:.1f}x | {cpu / floor_cpu:.1f}x | "
+                  f"{max(peaks) / 1024:.0f} | {wall / size * 1000:.2f} ({cpu / size * 1000:.2f}) |")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
