@@ -409,8 +409,11 @@ OVERLAPPING_LISTENERS = _code(
 GATEWAY_HOST_UNSERVED = _code(
     "MESH351", "gateway-host-unserved", "error", "An ingress Route host that no listener of its gateway serves.",
     """A request reaches a Route through a listener whose `hosts` include the Route's host,
-    exactly or by a `*.` wildcard (`*` serves every host). A host no listener serves never
-    receives traffic. Add the host to a listener, or fix the Route's hosts.""",
+    exactly or by a `*.` wildcard (`*` serves every host), or that a wildcard Route host
+    includes (a `*.example.com` Route under a `foo.example.com` listener serves
+    foo.example.com: the Gateway API's hostname intersection). A host that shares no name
+    with any listener never receives traffic. Add the host to a listener, or fix the Route's
+    hosts.""",
 )
 SHARED_CERTIFICATE = _code(
     "MESH352", "shared-certificate", "warning", "One certificate on several gateways.",

@@ -7,7 +7,7 @@ from collections import defaultdict
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import GatewayNode, Key, MeshGraph
-from compiler.hostnames import covers as host_covers
+from compiler.hostnames import overlap
 from policies.check import Check
 
 
@@ -42,7 +42,9 @@ def _unserved_hosts(graph: MeshGraph, report: Report) -> None:
             continue
         gateway = graph.gateways[route.gateway]
         for index, host in enumerate(route.spec.hosts):
-            if not any(host_covers(lh, host) for listener in gateway.listeners for lh in listener.hosts):
+            # Gateway API: a Route host and a listener host that intersect attach the Route for
+            # the intersection (`*.example.com` under a `foo.example.com` listener serves foo)
+            if not any(overlap(lh, host) for listener in gateway.listeners for lh in listener.hosts):
                 report.add(codes.GATEWAY_HOST_UNSERVED,
                            f"no listener of gateway {gateway.key} serves host {host!r} of Route {route.key}",
                            at(route.origin, "hosts", index),

@@ -101,6 +101,21 @@ def test_rules_decide_in_written_order_in_envoy(tmp_path: Path, envoy_binary: st
     assert [d.rule.index for d, _, _ in results] == [0, 0, 2]
 
 
+def test_a_wildcard_route_serves_the_intersection_with_a_listener_in_envoy(tmp_path: Path, envoy_binary: str) -> None:
+    """Gateway API HTTPRouteSpec.hostnames: "A Listener with `test.example.com` as the hostname
+    matches HTTPRoutes that have ... specified at least one of `test.example.com` or
+    `*.example.com`" (and it was MESH351, "unserved", before). The `*.example.com` Route serves
+    test.example.com through that listener, and nothing the listener does not name."""
+    graph = linked(tmp_path, [
+        mesh(), service("v1"),
+        gateway("edge", [{"name": "test", "port": 80, "protocol": "http", "hosts": ["test.example.com"]}]),
+        route("wild", [{"to": [{"service": "v1"}]}], gateway="edge", hosts=["*.example.com"]),
+    ])
+    requests = [Request(h, "/", port=80) for h in ("test.example.com", "other.example.com", "example.com")]
+    results = answers(graph, EDGE, requests, envoy_binary)
+    assert [(r.status, problem) for _, r, problem in results] == [(200, None), (404, None), (404, None)]
+
+
 def catch_all_tls(root: Path, web_hosts: list[str]):
     """An https and a tls passthrough listener, both for every host (`*`)."""
     return linked(root, [
