@@ -344,14 +344,19 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
         return Decision("abort", fault.abort.status, ref, listener, abort_edits=tuple(e for _, e in edits),
                         reason="fault abort for every request")
     path = request.bare_path
+    host = request.host
     if spec.rewrite is not None:
-        path = rewritten_path(spec.rewrite.prefix, entry, path)
+        if spec.rewrite.path is not None:
+            path = spec.rewrite.path
+        elif spec.rewrite.prefix is not None:
+            path = rewritten_path(spec.rewrite.prefix, entry, path)
+        host = spec.rewrite.host or host
     return Decision(
         "forward", None, ref, listener,
         destinations=rule.destinations,
         port=rule.destinations[0].port,
         path=path + query,
-        host=request.host,
+        host=host,
         mirror=rule.mirror,
         mirror_percent=spec.mirror.percent if spec.mirror is not None else None,
         timeout=rule.timeout,

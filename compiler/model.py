@@ -506,13 +506,26 @@ class Mirror(Strict):
     percent: Percent = 100
 
 
-class Rewrite(Strict):
-    prefix: Annotated[str, StringConstraints(pattern=r"^/")]
-
-
-# A redirect's target host: a name, never a wildcard.
-RedirectHost = Annotated[str, StringConstraints(
+# A host a rule sends to (a redirect's or a rewrite's): a name, never a wildcard.
+TargetHost = Annotated[str, StringConstraints(
     pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)]
+
+
+class Rewrite(Strict):
+    """What the destination receives instead (docs/intents.md): the path, with `prefix` in
+    place of the matched prefix or `path` whole, and the Host header `host`."""
+
+    prefix: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
+    path: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
+    host: TargetHost | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Rewrite:
+        if self.prefix is not None and self.path is not None:
+            raise ValueError("a rewrite takes `prefix` (the matched prefix) or `path` (the whole path), not both")
+        if self.prefix is None and self.path is None and self.host is None:
+            raise ValueError("a rewrite needs a prefix, a path or a host")
+        return self
 
 
 class Redirect(Strict):
@@ -520,7 +533,7 @@ class Redirect(Strict):
     of the request's URL; none at all redirects to the request's own URL with `status`."""
 
     scheme: Literal["http", "https"] | None = None
-    host: RedirectHost | None = None
+    host: TargetHost | None = None
     port: Port | None = None
     path: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
     prefix: Annotated[str, StringConstraints(pattern=r"^/")] | None = None  # replaces the matched prefix

@@ -197,9 +197,17 @@ class GatewayApiEmitter(PlatformEmitter):
         if spec.headers is not None:
             filters.extend(header_filters(spec.headers))
         if spec.rewrite is not None:
-            path = self.path_modifier(route, rule, spec.rewrite.prefix, (*at, "rewrite"))
-            if path is not None:
-                filters.append({"type": "URLRewrite", "urlRewrite": {"path": path}})
+            rewrite: dict = {}
+            if spec.rewrite.host is not None:
+                rewrite["hostname"] = spec.rewrite.host
+            if spec.rewrite.path is not None:
+                rewrite["path"] = {"type": "ReplaceFullPath", "replaceFullPath": spec.rewrite.path}
+            elif spec.rewrite.prefix is not None:
+                path = self.path_modifier(route, rule, spec.rewrite.prefix, (*at, "rewrite", "prefix"))
+                if path is not None:
+                    rewrite["path"] = path
+            if rewrite:
+                filters.append({"type": "URLRewrite", "urlRewrite": rewrite})
         if filters:
             out["filters"] = filters
         return out

@@ -115,9 +115,16 @@ def _http_rules(rule: ResolvedRule, host_of: HostOf) -> list[dict]:
     action = _http_action(rule, host_of)
     if rule.spec.rewrite is None:
         return [{"match": [m for m, _ in matches], **action} if matches else action]
+    written = rule.spec.rewrite
+    authority = {"authority": written.host} if written.host is not None else {}
+    if written.prefix is None:
+        path = {"uriRegexRewrite": {"match": "^.*$", "rewrite": written.path}} if written.path is not None else {}
+        rewrite = {**path, **authority}
+        return [{"match": [m for m, _ in matches], **action, "rewrite": rewrite} if matches else
+                {**action, "rewrite": rewrite}]
     entries = []
     for match, how in matches or [({}, "")]:
-        rewrite = _rewrite(rule.spec.rewrite.prefix, how)
+        rewrite = {**_rewrite(written.prefix, how), **authority}
         entries.append({**({"match": [match]} if match else {}), **action, **({"rewrite": rewrite} if rewrite else {})})
     return entries
 

@@ -16,6 +16,7 @@ VirtualService (istio.io/latest/docs/reference/config/networking/virtual-service
 - HTTPRewrite `uri`: "rewrite the path (or the prefix) portion of the URI with this value. If
   the original URI was matched based on prefix, the value provided in this field will replace
   the corresponding matched prefix"; without a uri match Envoy's route prefix `/` is replaced.
+  `authority`: "rewrite the Authority/Host header with this value".
 - HTTPRouteDestination: "weight ... If there is only one destination in a rule, it will
   receive all traffic"; a destination without `port` goes to the service's only port.
 - HTTPFaultInjection: a delay or abort applies to `percentage.value` percent of requests,
@@ -51,6 +52,7 @@ class Outcome:
     action: str
     destinations: tuple[tuple[str, str | None, int | None, int], ...] = ()  # (host, subset, port, weight) > 0
     path: str | None = None  # path and query the destination sees
+    host: str | None = None  # the Host header the destination sees
     status: int | None = None  # a redirect's or an abort's
     location: str | None = None
     delay: tuple[str, float] | None = None  # (fixedDelay, percent) when some requests are delayed
@@ -171,7 +173,8 @@ def outcome(rule: dict[str, Any], block: dict[str, Any], request: Request, ports
         for _, d in chosen)
     delay = fault.get("delay")
     timing = (delay["fixedDelay"], percent(delay)) if delay is not None and percent(delay) > 0 else None
-    return Outcome("forward", tuple(key for key, _ in chosen), path + query, headers=headers, delay=timing)
+    return Outcome("forward", tuple(key for key, _ in chosen), path + query, rewrite.get("authority", request.host),
+                   headers=headers, delay=timing)
 
 
 # ---------------------------------------------------------------------------------------------

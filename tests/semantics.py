@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compiler.build import compile_mesh
+import yaml
+
+from compiler.build import compile_mesh, emit
+from compiler.diagnostics import Report
 from compiler.graph import Key, MeshGraph
 from compiler.serialize import to_yaml
+from tests.k8s_schemas import validation_errors
 
 API = "meshc/v1"
 NS = "shop"
@@ -58,3 +62,20 @@ def linked(root: Path, documents: list[dict], allowed: tuple[str, ...] = ()) -> 
 
 def key(name: str) -> Key:
     return Key(NS, name)
+
+
+def kubernetes_route(root: Path, flavor: str, rules: list[dict]) -> tuple[MeshGraph, dict, Report]:
+    """Route `api` (versions v1 v2 v3, called by web) on a kubernetes platform of `flavor`: the
+    graph, the spec of its VirtualService (istio) or HTTPRoute (gateway-api), checked against the
+    CRD, and what emitting reported."""
+    graph = linked(root, [mesh({"name": "k8s", "kind": "kubernetes", "flavor": flavor}),
+                          service("web", calls=["api"], platform="k8s"),
+                          service("api", versions=("v1", "v2", "v3"), platform="k8s"),
+                          route("api", rules, service="api")], allowed=("MESH301",))
+    report = Report()
+    documents = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
+                 for doc in yaml.safe_load_all(artifact.content) if doc and "metadata" in doc]
+    kind = "VirtualService" if flavor == "istio" else "HTTPRoute"
+    [translated] = [d for d in documents if d["kind"] == kind and d["metadata"]["name"] == "api"]
+    assert validation_errors(translated) == []
+    return graph, translated["spec"], report

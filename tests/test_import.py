@@ -3,6 +3,7 @@ hostile input: what is imported means what it meant, what is not is reported whe
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -262,7 +263,8 @@ def test_imported_routes_decide_as_the_virtual_services_did(tmp_path: Path, inpu
     for virtual_service in _virtual_services(*inputs):
         name, gateways = virtual_service["metadata"]["name"], virtual_service["spec"].get("gateways")
         for request in _requests(virtual_service):
-            expected = istio_decide(virtual_service["spec"], request, ports)
+            # the Host is the one sent, on both sides (these VirtualServices rewrite no authority)
+            expected = dataclasses.replace(istio_decide(virtual_service["spec"], request, ports), host=None)
             headers = request.headers
             if gateways:
                 decision = evaluate(graph, Proxy(gateway=Key("default", gateways[0])),

@@ -15,17 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from compiler.build import compile_mesh, emit
+from compiler.build import compile_mesh
 from compiler.diagnostics import Report
 from compiler.evaluate import Proxy, Request, canonical_location, evaluate
 from compiler.serialize import to_json
 from targets.envoylib import EnvoyRunner, disagreement, gateway_bootstrap
 from tests.conftest import require_envoy
 from tests.envoy_validate import assert_envoy_accepts
-from tests.k8s_schemas import validation_errors
-from tests.semantics import gateway, key, linked, mesh, route, service, write
+from tests.semantics import gateway, key, kubernetes_route, linked, mesh, route, service, write
 from tests.test_semantics_gateway_api import evaluator_decides as gateway_api_evaluator
 from tests.test_semantics_gateway_api import gateway_api_decides
 from tests.test_semantics_istio import evaluator_decides as istio_evaluator
@@ -115,20 +113,6 @@ def test_a_redirect_needs_one_path_and_a_real_host(tmp_path: Path) -> None:
         assert error.code.code.startswith("MESH1") and error.location.line > 1 and words in error.message
 
 
-def kubernetes(root: Path, flavor: str, rules: list[dict]):
-    graph = linked(root, [mesh({"name": "k8s", "kind": "kubernetes", "flavor": flavor}),
-                          service("web", calls=["api"], platform="k8s"),
-                          service("api", versions=("v1", "v2", "v3"), platform="k8s"),
-                          route("api", rules, service="api")], allowed=("MESH301",))
-    report = Report()
-    documents = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
-                 for doc in yaml.safe_load_all(artifact.content) if doc and "metadata" in doc]
-    kind = "VirtualService" if flavor == "istio" else "HTTPRoute"
-    [translated] = [d for d in documents if d["kind"] == kind and d["metadata"]["name"] == "api"]
-    assert validation_errors(translated) == []
-    return graph, translated["spec"], report
-
-
 CARRIED = [r for r in RULES if "prefix" not in r.get("redirect", {}) or "exact" in r["match"][0]["path"]]
 SIDECAR_PATHS = ["/hostname-redirect", "/host-and-status/x?q=1", "/scheme-and-port", "/scheme", "/port", "/full/x",
                  "/same?x=1", "/other"]
@@ -137,7 +121,7 @@ SIDECAR_PATHS = ["/hostname-redirect", "/host-and-status/x?q=1", "/scheme-and-po
 def test_istio_redirects_as_the_evaluator_does(tmp_path: Path) -> None:
     """HTTPRedirect: `scheme`, `authority`, `uri`, `redirectCode`, and `port` or derivePort
     FROM_PROTOCOL_DEFAULT / FROM_REQUEST_PORT (the CRD takes one of the two)."""
-    graph, spec, report = kubernetes(tmp_path, "istio", [
+    graph, spec, report = kubernetes_route(tmp_path, "istio", [
         {**rule, "match": rule.get("match", [])} for rule in CARRIED if "to" not in rule] + [{"to": [{"version": "v1"}]}])
     assert [d for d in report.diagnostics if d.code.code == "MESH427"] == []
     redirects = [entry["redirect"] for entry in spec["http"] if "redirect" in entry]
@@ -151,7 +135,7 @@ def test_gateway_api_redirects_as_the_evaluator_does(tmp_path: Path) -> None:
     """HTTPRequestRedirectFilter with statusCode written out (its default is 302, meshc's 301),
     scheme, hostname, port, ReplaceFullPath and ReplacePrefixMatch."""
     rules = [rule if "to" not in rule else {"to": [{"version": "v1"}]} for rule in RULES]
-    graph, spec, report = kubernetes(tmp_path, "gateway-api", rules)
+    graph, spec, report = kubernetes_route(tmp_path, "gateway-api", rules)
     filters = [f["requestRedirect"] for rule in spec["rules"] for f in rule.get("filters", [])]
     assert {f["statusCode"] for f in filters} == {301, 302, 303, 307}
     assert {f.get("path", {}).get("type") for f in filters} == {"ReplaceFullPath", "ReplacePrefixMatch", None}
@@ -165,7 +149,7 @@ def test_gateway_api_redirects_as_the_evaluator_does(tmp_path: Path) -> None:
 def test_a_prefix_the_gateway_api_cannot_carry_is_reported(tmp_path: Path) -> None:
     """The HTTPRoute CRD: "When using RequestRedirect filter with path.replacePrefixMatch,
     exactly one PathPrefix match must be specified"."""
-    _, spec, report = kubernetes(tmp_path, "gateway-api", [
+    _, spec, report = kubernetes_route(tmp_path, "gateway-api", [
         {"match": [{"path": {"prefix": "/a"}}, {"path": {"prefix": "/b"}}], "redirect": {"prefix": "/c"}},
         {"to": [{"version": "v1"}]}])
     [warning] = [d for d in report.diagnostics if d.code.code == "MESH424"]

@@ -299,11 +299,17 @@ redirect = st.fixed_dictionaries({}, optional={
     "port": st.sampled_from([80, 443, 8083]), "status": st.sampled_from([302, 303, 307, 308]),
     "path": st.sampled_from(["/moved", "/"]), "prefix": st.sampled_from(["/", "/new", "/new/"]),
 }).filter(lambda r: not ("path" in r and "prefix" in r))
+# a prefix replaced or the whole path (Gateway API ReplacePrefixMatch, ReplaceFullPath), and
+# the Host (HTTPURLRewriteFilter.hostname)
+rewrite = st.one_of(
+    st.builds(lambda p: {"prefix": p}, st.sampled_from(["/", "/r", "/r/"])),
+    st.builds(lambda p: {"path": p}, st.sampled_from(["/", "/whole"])),
+).flatmap(lambda written: st.sampled_from([written, {**written, "host": "rewritten.example.org"}]))
 destinations = st.lists(destination, min_size=1, max_size=2, unique_by=lambda d: d["version"]).map(
     lambda chosen: chosen if len(chosen) == 1 else [{**d, "weight": w} for d, w in zip(chosen, (30, 70), strict=True)])
 rule = st.one_of(
     st.fixed_dictionaries({"match": st.lists(match_entry, max_size=2), "to": destinations},
-                          optional={"rewrite": st.builds(lambda p: {"prefix": p}, st.sampled_from(["/", "/r", "/r/"])),
+                          optional={"rewrite": rewrite,
                                     "headers": header_modifier(["x-h", "x-e"], ["content-type", "x-r"])}),
     st.fixed_dictionaries({"match": st.lists(match_entry, min_size=1, max_size=1),
                            "redirect": redirect}),

@@ -81,19 +81,20 @@ def gateway_api_decides(spec: dict, sent: Request) -> tuple:
         return ("404",)
     *_, match, chosen = max(candidates, key=lambda c: (c[0], c[1]))  # ties: "the FIRST matching rule"
     query = f"?{sent.query_string}" if "?" in sent.path else ""
-    path = sent.bare_path
+    path, host = sent.bare_path, sent.host
     for entry in chosen.get("filters", []):
         if entry["type"] == "RequestRedirect":
             redirect = entry["requestRedirect"]
             target = modified_path(redirect.get("path"), match, path)
             return ("redirect", redirect.get("statusCode", 302), location(redirect, sent, target + query))
-        if entry["type"] == "URLRewrite":
-            path = modified_path(entry["urlRewrite"]["path"], match, path)
+        if entry["type"] == "URLRewrite":  # HTTPURLRewriteFilter: `hostname` replaces the Host header
+            path = modified_path(entry["urlRewrite"].get("path"), match, path)
+            host = entry["urlRewrite"].get("hostname", host)
     weighted = len(chosen["backendRefs"]) > 1
     rule_filters = chosen.get("filters", [])
     backends = [(ref["name"], ref["port"], ref.get("weight", 1) if weighted else 100,
                  *modified(rule_filters + ref.get("filters", []), sent.headers)) for ref in chosen["backendRefs"]]
-    return ("route", sorted(backends), path + query)
+    return ("route", sorted(backends), path + query, host)
 
 
 def modified_path(modifier: dict | None, match: dict, path: str) -> str:
@@ -145,7 +146,7 @@ def evaluator_decides(decision: Decision) -> tuple:
         names = [(t.service.name + (f"-{t.version}" if t.version else ""), t.port, t.weight,
                   joined(decision.headers_seen(t)), joined(decision.response_headers(t, ECHO_ANSWER)))
                  for t in decision.destinations]
-        return ("route", sorted(names), decision.path)
+        return ("route", sorted(names), decision.path, decision.host)
     return ("404",)
 
 
@@ -257,7 +258,8 @@ def test_routes_merged_by_hostname_fall_through_is_an_error_naming_both(tmp_path
     routes = [d for d in documents if d["kind"] == "HTTPRoute" and d["metadata"]["name"] in ("foo", "wild")]
     sent = Request("foo.example.com", "/b", port=80)
     assert evaluate(graph, Proxy(gateway=key("edge")), sent).status == 404
-    assert merged_decides(routes, sent) == ("route", [("api-v2", 8080, 100, (), joined(ECHO_ANSWER))], "/b")
+    assert merged_decides(routes, sent) == (
+        "route", [("api-v2", 8080, 100, (), joined(ECHO_ANSWER))], "/b", "foo.example.com")
     # where the specific Route decides, the merge agrees with the evaluator
     decision = evaluate(graph, Proxy(gateway=key("edge")), Request("foo.example.com", "/a", port=80))
     assert merged_decides(routes, Request("foo.example.com", "/a", port=80)) == evaluator_decides(decision)

@@ -15,7 +15,7 @@ from compiler import codes
 from compiler.diagnostics import Related
 from compiler.evaluate import DEFAULT_PORTS
 from compiler.graph import ExternalNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
-from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, Redirect, RouteRule
+from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, Redirect, Rewrite, RouteRule
 from targets.envoylib.blocks import (
     ANY_ADDRESS,
     FAULT,
@@ -176,11 +176,24 @@ def rule_routes(proxy: Proxy, route: RouteNode, port: int | None) -> list[dict]:
         for match in matches:
             entry = {"match": route_match(match), **action}
             if rule.spec.rewrite is not None:
-                entry["route"] = {**action["route"], **path_rewrite(rule.spec.rewrite.prefix, match)}
+                entry["route"] = {**action["route"], **route_rewrite(rule.spec.rewrite, match)}
             if rule.spec.redirect is not None and rule.spec.redirect.prefix is not None:
                 entry["redirect"] = {**action["redirect"], **path_rewrite(rule.spec.redirect.prefix, match)}
             entries.append(entry)
     return entries
+
+
+def route_rewrite(rewrite: Rewrite, match: Match | None) -> dict:
+    """RouteAction fields for a rewrite: the path (a replaced prefix after `match`, or the whole
+    path by a regex over all of it; the query stays) and host_rewrite_literal for the Host."""
+    fields: dict[str, Any] = {}
+    if rewrite.path is not None:
+        fields["regex_rewrite"] = {"pattern": {"regex": "^.*$"}, "substitution": rewrite.path}
+    elif rewrite.prefix is not None:
+        fields.update(path_rewrite(rewrite.prefix, match))
+    if rewrite.host is not None:
+        fields["host_rewrite_literal"] = rewrite.host
+    return fields
 
 
 def redirect_action(written: Redirect, port: int | None) -> dict:
