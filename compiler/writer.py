@@ -250,7 +250,16 @@ def _link_kept(out_dir: Path, path: str, target: Path) -> None:
     try:
         if not stat.S_ISREG(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode):
             raise OutputError(f"{out_dir / path} is not a regular file: refusing to keep it")
-        os.link(name, target, src_dir_fd=directory, follow_symlinks=False)
+        # held open while it is linked: the inode compared below cannot be reused meanwhile
+        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+        try:
+            kept = os.fstat(descriptor)
+            os.link(name, target, src_dir_fd=directory, follow_symlinks=False)
+            linked = os.stat(target, follow_symlinks=False)
+            if not stat.S_ISREG(kept.st_mode) or (linked.st_ino, linked.st_dev) != (kept.st_ino, kept.st_dev):
+                raise OutputError(f"{out_dir / path} was replaced while it was kept: refusing to keep it")
+        finally:
+            os.close(descriptor)
     finally:
         os.close(directory)
 

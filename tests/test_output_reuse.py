@@ -80,3 +80,25 @@ def test_a_large_swapped_out_tree_is_removed_after_write_tree_returns(tmp_path: 
         waited += 1
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert _tree(out) == new
+
+
+def test_a_kept_file_replaced_while_it_is_linked_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`build --changed-since` keeps files by hard link: one swapped for a link to a file outside
+    between the check and the link is caught by comparing the linked inode with the one held
+    open, and nothing changes."""
+    out = tmp_path / "out"
+    writer.write_tree(out, {"manifest.json": b"{}", "envoy/a.yaml": b"a"})
+    real_link = os.link
+
+    def swapped_first(source, destination, *, src_dir_fd=None, dst_dir_fd=None, follow_symlinks=True):
+        os.unlink(source, dir_fd=src_dir_fd)
+        os.symlink("/etc/passwd", source, dir_fd=src_dir_fd)
+        return real_link(source, destination, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd,
+                         follow_symlinks=follow_symlinks)
+
+    monkeypatch.setattr(writer.os, "link", swapped_first)
+    with pytest.raises(writer.OutputError, match="replaced while it was kept"):
+        writer.write_tree(out, {"manifest.json": b"{ }"}, keep=frozenset({"envoy/a.yaml"}))
+    monkeypatch.undo()
+    assert (out / "manifest.json").read_bytes() == b"{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
