@@ -88,7 +88,7 @@ class _Index:
         for route in graph.routes.values():
             owner = route.attachment()
             for rule in route.rules:
-                targets = [*rule.destinations, *([rule.mirror] if rule.mirror is not None else [])]
+                targets = [*rule.destinations, *rule.mirrors]
                 for target in targets:
                     self.route_senders[target.service].add(owner)
 

@@ -142,8 +142,7 @@ class Decision:
     path: str | None = None  # path and query as the backend sees them
     host: str | None = None  # Host header as the backend sees it
     location: str | None = None  # a redirect's Location
-    mirror: Target | None = None
-    mirror_percent: float | None = None
+    mirrors: tuple[tuple[Target, float], ...] = ()  # each mirror with the percent of requests it gets
     timeout: str | None = None
     retries: Retries | None = None
     abort_status: int | None = None  # an abort fault for some requests only: forwarded otherwise
@@ -357,8 +356,7 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
         port=rule.destinations[0].port,
         path=path + query,
         host=host,
-        mirror=rule.mirror,
-        mirror_percent=spec.mirror.percent if spec.mirror is not None else None,
+        mirrors=tuple((target, m.percent) for target, (_, m) in zip(rule.mirrors, spec.written_mirrors(), strict=True)),
         timeout=rule.timeout,
         retries=rule.retries,
         abort_status=fault.abort.status if fault is not None and fault.abort is not None else None,

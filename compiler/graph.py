@@ -124,7 +124,7 @@ class ResolvedRule:
     index: int  # position in Route.rules, for locating diagnostics
     spec: RouteRule
     destinations: tuple[Target, ...]  # empty for redirect rules
-    mirror: Target | None
+    mirrors: tuple[Target, ...]  # as RouteRule.written_mirrors() lists them
     timeout: str | None  # rule timeout, else the route's service resilience timeout (mesh routes)
     retries: Retries | None  # the rule's, else the service's effective
 

@@ -407,14 +407,15 @@ class _Linker:
                                              key.namespace)
                 ok &= target is not None
                 resolved.append(target)
-            mirror = None
-            if rule.mirror is not None:
-                m = rule.mirror
+            mirrors: list[Target] = []
+            for path, m in rule.written_mirrors():
                 first = resolved[0] if resolved else None
-                mirror = self.resolve_target(intent.origin, ("rules", index, "mirror"), m.service,
+                mirror = self.resolve_target(intent.origin, ("rules", index, *path), m.service,
                                              service or (first.service if first else None),
                                              m.version, m.port, None, key.namespace)
                 ok &= mirror is not None
+                if mirror is not None:
+                    mirrors.append(mirror)
             if not ok:
                 continue
             destinations = [target for target in resolved if target is not None]  # every one: ok
@@ -424,7 +425,7 @@ class _Linker:
                 index=index,
                 spec=rule,
                 destinations=tuple(destinations),
-                mirror=mirror,
+                mirrors=tuple(mirrors),
                 timeout=rule.timeout or (resilience.timeout if resilience else None),
                 retries=rule.retries or (resilience.retries if resilience else None),
             ))

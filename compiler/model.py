@@ -556,18 +556,28 @@ class RouteRule(Strict):
     retries: Retries | None = None
     fault: Fault | None = None
     mirror: Mirror | None = None
+    mirrors: list[Mirror] = []  # several mirrors, each with its own percent
     rewrite: Rewrite | None = None
     headers: HeaderModifier | None = None
+
+    def written_mirrors(self) -> list[tuple[tuple[Any, ...], Mirror]]:
+        """Every mirror of the rule with its path below the rule (`mirror` or `mirrors`)."""
+        if self.mirror is not None:
+            return [(("mirror",), self.mirror)]
+        return [(("mirrors", index), mirror) for index, mirror in enumerate(self.mirrors)]
 
     @model_validator(mode="after")
     def _shape(self) -> RouteRule:
         if self.redirect is not None:
-            extra = [f for f in ("to", "retries", "fault", "mirror", "rewrite", "headers") if getattr(self, f)]
+            extra = [f for f in ("to", "retries", "fault", "mirror", "mirrors", "rewrite", "headers")
+                     if getattr(self, f)]
             if extra:
                 raise ValueError(f"a redirect rule cannot also have {', '.join(extra)}")
             return self
         if not self.to:
             raise ValueError("a rule needs `to` (one or more destinations) or `redirect`")
+        if self.mirror is not None and self.mirrors:
+            raise ValueError("a rule takes `mirror` (one) or `mirrors` (several), not both")
         if len(self.to) > 1:
             if any(d.weight is None for d in self.to):
                 raise ValueError("with more than one destination every destination needs a weight")

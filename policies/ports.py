@@ -96,8 +96,8 @@ def _check_versions(graph: MeshGraph, route: RouteNode, report: Report) -> None:
     for rule in route.rules:
         targets: list[tuple[Target, tuple[object, ...]]] = [
             (target, ("rules", rule.index, "to", index)) for index, target in enumerate(rule.destinations)]
-        if rule.mirror is not None:
-            targets.append((rule.mirror, ("rules", rule.index, "mirror")))
+        targets.extend((target, ("rules", rule.index, *path))
+                       for target, (path, _) in zip(rule.mirrors, rule.spec.written_mirrors(), strict=True))
         for target, path in targets:
             if unserved(target):
                 report_version(target, *path)

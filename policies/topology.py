@@ -16,8 +16,7 @@ def _unreached(graph: MeshGraph, report: Report) -> None:
     for route in graph.routes.values():
         for rule in route.rules:
             reached.update(target.service for target in rule.destinations)
-            if rule.mirror is not None:
-                reached.add(rule.mirror.service)
+            reached.update(target.service for target in rule.mirrors)
     for key, service in graph.services.items():
         if key not in reached and not service.spec.public:
             report.add(codes.UNREACHABLE_SERVICE,

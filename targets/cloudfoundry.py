@@ -132,8 +132,8 @@ def _gateway_exposure(graph: MeshGraph, platform: CloudFoundryPlatform, report: 
         for rule in route.rules:
             targets: list[tuple[tuple[object, ...], Target]] = [
                 (("rules", rule.index, "to", i, "service"), d) for i, d in enumerate(rule.destinations)]
-            if rule.mirror is not None:
-                targets.append((("rules", rule.index, "mirror"), rule.mirror))
+            targets.extend((("rules", rule.index, *path), target)
+                           for target, (path, _) in zip(rule.mirrors, rule.spec.written_mirrors(), strict=True))
             for path, target in targets:
                 service = graph.services.get(target.service)
                 if service is None or service.platform.name != platform.name:

@@ -186,9 +186,9 @@ class GatewayApiEmitter(PlatformEmitter):
                             f"fault injection of rule {rule.index} of Route {route.key} is not applied "
                             "(the Gateway API has no fault filter)",
                             self.graph.sources.locate(route.origin, *at, "fault"))
-        if rule.mirror is not None and spec.mirror is not None:
-            mirror: dict = {"backendRef": self.backend(rule.mirror, False)}
-            percent = spec.mirror.percent
+        for target, (_, mirrored) in zip(rule.mirrors, spec.written_mirrors(), strict=True):
+            mirror: dict = {"backendRef": self.backend(target, False)}  # RequestMirror may be repeated
+            percent = mirrored.percent
             if float(percent).is_integer():
                 mirror["percent"] = int(percent)
             else:

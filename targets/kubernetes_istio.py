@@ -192,9 +192,9 @@ def _http_action(rule: ResolvedRule, host_of: HostOf) -> dict:
             fault["abort"] = {"httpStatus": spec.fault.abort.status,
                               "percentage": {"value": float(spec.fault.abort.percent)}}
         out["fault"] = fault
-    if rule.mirror is not None and spec.mirror is not None:
-        out["mirror"] = _destination(rule.mirror, host_of)
-        out["mirrorPercentage"] = {"value": float(spec.mirror.percent)}
+    if rule.mirrors:  # HTTPRoute.mirrors: "each ... with its own percentage" (`mirror` is deprecated)
+        out["mirrors"] = [{"destination": _destination(target, host_of), "percentage": {"value": float(m.percent)}}
+                          for target, (_, m) in zip(rule.mirrors, spec.written_mirrors(), strict=True)]
     out.update(_headers(spec.headers))
     return out
 

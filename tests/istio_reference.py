@@ -53,6 +53,7 @@ class Outcome:
     destinations: tuple[tuple[str, str | None, int | None, int], ...] = ()  # (host, subset, port, weight) > 0
     path: str | None = None  # path and query the destination sees
     host: str | None = None  # the Host header the destination sees
+    mirrors: tuple[tuple[str, str | None, int | None, float], ...] = ()  # (host, subset, port, percent)
     status: int | None = None  # a redirect's or an abort's
     location: str | None = None
     delay: tuple[str, float] | None = None  # (fixedDelay, percent) when some requests are delayed
@@ -174,7 +175,18 @@ def outcome(rule: dict[str, Any], block: dict[str, Any], request: Request, ports
     delay = fault.get("delay")
     timing = (delay["fixedDelay"], percent(delay)) if delay is not None and percent(delay) > 0 else None
     return Outcome("forward", tuple(key for key, _ in chosen), path + query, rewrite.get("authority", request.host),
-                   headers=headers, delay=timing)
+                   headers=headers, delay=timing, mirrors=mirrored(rule))
+
+
+def mirrored(rule: dict[str, Any]) -> tuple[tuple[str, str | None, int | None, float], ...]:
+    """HTTPRoute.mirrors, each "with its own percentage" (HTTPMirrorPolicy.percentage, all when
+    absent), or the deprecated `mirror` with `mirrorPercentage`."""
+    policies = rule.get("mirrors") or ([{"destination": rule["mirror"], **({"percentage": rule["mirrorPercentage"]}
+                                                                          if "mirrorPercentage" in rule else {})}]
+                                       if "mirror" in rule else [])
+    return tuple(sorted((p["destination"]["host"], p["destination"].get("subset"),
+                         p["destination"].get("port", {}).get("number"),
+                         float(p.get("percentage", {}).get("value", 100))) for p in policies))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -305,11 +305,16 @@ rewrite = st.one_of(
     st.builds(lambda p: {"prefix": p}, st.sampled_from(["/", "/r", "/r/"])),
     st.builds(lambda p: {"path": p}, st.sampled_from(["/", "/whole"])),
 ).flatmap(lambda written: st.sampled_from([written, {**written, "host": "rewritten.example.org"}]))
+# several mirrors, each with its own percent (Istio HTTPRoute.mirrors, repeated Gateway API
+# RequestMirror filters)
+mirrors = st.lists(st.builds(lambda version, percent: {"version": version, "percent": percent},
+                             st.sampled_from(["v1", "v2", "v3"]), st.sampled_from([0, 12.5, 100])),
+                   min_size=1, max_size=2)
 destinations = st.lists(destination, min_size=1, max_size=2, unique_by=lambda d: d["version"]).map(
     lambda chosen: chosen if len(chosen) == 1 else [{**d, "weight": w} for d, w in zip(chosen, (30, 70), strict=True)])
 rule = st.one_of(
     st.fixed_dictionaries({"match": st.lists(match_entry, max_size=2), "to": destinations},
-                          optional={"rewrite": rewrite,
+                          optional={"rewrite": rewrite, "mirrors": mirrors,
                                     "headers": header_modifier(["x-h", "x-e"], ["content-type", "x-r"])}),
     st.fixed_dictionaries({"match": st.lists(match_entry, min_size=1, max_size=1),
                            "redirect": redirect}),

@@ -94,7 +94,7 @@ def test_method_and_prefix_are_anded_and_weights_are_kept(shop) -> None:
     decision = ask(shop, "/api/ratings?id=7")
     assert decision.rule.index == 1
     assert [(t.version, t.weight) for t in decision.destinations] == [("v1", 80), ("v2", 20)]
-    assert (decision.timeout, decision.mirror.version, decision.mirror_percent) == ("3s", "v3", 5)
+    assert (decision.timeout, [(t.version, p) for t, p in decision.mirrors]) == ("3s", [("v3", 5)])
     assert ask(shop, "/api/ratings", method="POST").action == "not-found"
 
 

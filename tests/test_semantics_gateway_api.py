@@ -94,7 +94,20 @@ def gateway_api_decides(spec: dict, sent: Request) -> tuple:
     rule_filters = chosen.get("filters", [])
     backends = [(ref["name"], ref["port"], ref.get("weight", 1) if weighted else 100,
                  *modified(rule_filters + ref.get("filters", []), sent.headers)) for ref in chosen["backendRefs"]]
-    return ("route", sorted(backends), path + query, host)
+    mirrors = tuple(sorted((f["requestMirror"]["backendRef"]["name"], f["requestMirror"]["backendRef"]["port"],
+                           mirror_percent(f["requestMirror"])) for f in chosen.get("filters", [])
+                          if f["type"] == "RequestMirror"))
+    return ("route", sorted(backends), path + query, host, mirrors)
+
+
+def mirror_percent(mirror: dict) -> float:
+    """HTTPRequestMirrorFilter: `percent`, or `fraction` numerator/denominator (default 100); all
+    requests when neither is given."""
+    if "percent" in mirror:
+        return float(mirror["percent"])
+    if "fraction" in mirror:
+        return 100 * mirror["fraction"]["numerator"] / mirror["fraction"].get("denominator", 100)
+    return 100.0
 
 
 def modified_path(modifier: dict | None, match: dict, path: str) -> str:
@@ -146,7 +159,9 @@ def evaluator_decides(decision: Decision) -> tuple:
         names = [(t.service.name + (f"-{t.version}" if t.version else ""), t.port, t.weight,
                   joined(decision.headers_seen(t)), joined(decision.response_headers(t, ECHO_ANSWER)))
                  for t in decision.destinations]
-        return ("route", sorted(names), decision.path, decision.host)
+        mirrors = tuple(sorted((t.service.name + (f"-{t.version}" if t.version else ""), t.port, float(p))
+                               for t, p in decision.mirrors))
+        return ("route", sorted(names), decision.path, decision.host, mirrors)
     return ("404",)
 
 
@@ -259,7 +274,7 @@ def test_routes_merged_by_hostname_fall_through_is_an_error_naming_both(tmp_path
     sent = Request("foo.example.com", "/b", port=80)
     assert evaluate(graph, Proxy(gateway=key("edge")), sent).status == 404
     assert merged_decides(routes, sent) == (
-        "route", [("api-v2", 8080, 100, (), joined(ECHO_ANSWER))], "/b", "foo.example.com")
+        "route", [("api-v2", 8080, 100, (), joined(ECHO_ANSWER))], "/b", "foo.example.com", ())
     # where the specific Route decides, the merge agrees with the evaluator
     decision = evaluate(graph, Proxy(gateway=key("edge")), Request("foo.example.com", "/a", port=80))
     assert merged_decides(routes, Request("foo.example.com", "/a", port=80)) == evaluator_decides(decision)

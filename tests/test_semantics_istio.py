@@ -47,7 +47,7 @@ def istio_decides(spec: dict, request: Request) -> tuple:
     if outcome.action == "forward":
         return ("route", sorted((host.split(".")[0], *rest, *edits)
                                 for (host, *rest), edits in zip(outcome.destinations, outcome.headers, strict=True)),
-                outcome.path, outcome.host)
+                outcome.path, outcome.host, tuple((h.split(".")[0], *rest) for h, *rest in outcome.mirrors))
     return ("404",)
 
 
@@ -57,7 +57,8 @@ def evaluator_decides(decision: Decision) -> tuple:
     if decision.action == "forward":
         return ("route", sorted((t.service.name, t.version, t.port, t.weight, joined(decision.headers_seen(t)),
                                  joined(decision.response_headers(t, ECHO_ANSWER))) for t in decision.backends),
-                decision.path, decision.host)
+                decision.path, decision.host,
+                tuple(sorted((t.service.name, t.version, t.port, float(p)) for t, p in decision.mirrors)))
     return ("404",)
 
 
@@ -110,7 +111,7 @@ def test_segment_prefix_and_rewrite_on_istio(tmp_path: Path) -> None:
     [spec] = [d["spec"] for d in documents if d["kind"] == "VirtualService" and d["metadata"]["name"] == "api"]
     unchanged = ((), ECHO_ANSWER)
     assert istio_decides(spec, Request("api", "/api/foo")) == (
-        "route", [("api", "v1", 8080, 100, *unchanged)], "/foo", "api")
-    assert istio_decides(spec, Request("api", "/api")) == ("route", [("api", "v1", 8080, 100, *unchanged)], "/", "api")
+        "route", [("api", "v1", 8080, 100, *unchanged)], "/foo", "api", ())
+    assert istio_decides(spec, Request("api", "/api")) == ("route", [("api", "v1", 8080, 100, *unchanged)], "/", "api", ())
     assert istio_decides(spec, Request("api", "/v2example"))[1] == [("api", "v3", 8080, 100, *unchanged)]
     assert istio_decides(spec, Request("api", "/v2/x"))[1] == [("api", "v2", 8080, 100, *unchanged)]

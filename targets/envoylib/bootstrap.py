@@ -107,8 +107,7 @@ def _destination_files(graph: MeshGraph, callee: Key) -> set[str]:
 def _route_targets(route: RouteNode) -> Iterable[Target]:
     for rule in route.rules:
         yield from rule.destinations
-        if rule.mirror is not None:
-            yield rule.mirror
+        yield from rule.mirrors
 
 
 class OncePerIntent:

@@ -230,11 +230,11 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port: int | 
         where = (proxy.at(route.origin, "rules", rule.index, "retries") if spec.retries
                  else proxy.at(route.origin, "service"))
         action["retry_policy"] = retry_policy(proxy, rule.retries, where)
-    if rule.mirror is not None and spec.mirror is not None:
-        action["request_mirror_policies"] = [{
-            "cluster": proxy.service_cluster(rule.mirror),
-            "runtime_fraction": {"default_value": fractional_percent(spec.mirror.percent)},
-        }]
+    if rule.mirrors:
+        action["request_mirror_policies"] = [
+            {"cluster": proxy.service_cluster(target),
+             "runtime_fraction": {"default_value": fractional_percent(m.percent)}}
+            for target, (_, m) in zip(rule.mirrors, spec.written_mirrors(), strict=True)]
     hash_policy = ring_hash_policy(proxy.graph.services[rule.destinations[0].service])
     if hash_policy is not None:
         action["hash_policy"] = hash_policy
@@ -276,6 +276,8 @@ HTTP_ONLY_RULE_FIELDS = ("timeout", "retries", "fault", "mirror", "rewrite", "he
 def http_only_fields(spec: RouteRule) -> list[str]:
     """The fields of a rule that only an HTTP route can apply."""
     fields = [f for f in HTTP_ONLY_RULE_FIELDS if getattr(spec, f) is not None]
+    if spec.mirrors:
+        fields.append("mirrors")
     if any(d.headers is not None for d in spec.to):
         fields.append("to[].headers")
     return fields

@@ -63,6 +63,7 @@ class _Echo(BaseHTTPRequestHandler):
         """Quiet: the answer is the record."""
 
     def _answer(self) -> None:
+        self.server.count()
         length = int(self.headers.get("content-length") or 0)
         if length:
             self.rfile.read(length)
@@ -89,6 +90,8 @@ class _EchoServer(ThreadingHTTPServer):
     def __init__(self, address: str, cluster: str, tls: ssl.SSLContext | None = None) -> None:
         super().__init__((address, 0), _Echo)
         self.cluster = cluster
+        self.answered = 0  # requests answered, mirrored copies included
+        self.lock = threading.Lock()
         self.tls = tls  # behind a TLS passthrough chain the backend terminates TLS
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -101,6 +104,10 @@ class _EchoServer(ThreadingHTTPServer):
             # the handshake runs in the handler's thread, on first read
             connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
         return connection, peer
+
+    def count(self) -> None:
+        with self.lock:
+            self.answered += 1
 
     def stop(self) -> None:
         self.shutdown()
@@ -313,6 +320,11 @@ class EnvoyRunner:
                 pass
             time.sleep(0.05)  # the poll interval of the readiness loop
         raise EnvoyUnavailable(f"envoy not ready after {READY_TIMEOUT}s")
+
+    def answered(self, proxy: Proxy) -> dict[str, int]:
+        """Requests each cluster's echo backend has answered for `proxy`, mirrored copies included."""
+        running = self.running.get(proxy)
+        return {echo.cluster: echo.answered for echo in running.echoes} if running is not None else {}
 
     def send(self, proxy: Proxy, request: Request) -> Reply | None:
         """Envoy's answer to the request, or None when no listener of this proxy takes it."""
