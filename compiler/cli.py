@@ -160,7 +160,10 @@ def _checked(root: Path, ref: str | None, no_cache: bool, stages=None, compare_w
 def check(path: str, fix: bool, timings: bool, ref: str | None, fmt: str, quiet: bool, color: str,
           fail_on: Severity, no_cache: bool) -> None:
     """Load, type-check, link and analyse the mesh, and run every target without writing: a mesh
-    that checks clean builds (with --fix, the fixes are the only thing written)."""
+    that checks clean builds (with --fix, the fixes are the only thing written).
+
+    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory).
+    """
     root = _root(path)
     if fix and ref is not None:
         raise click.UsageError("--fix edits the working tree; it does not combine with --ref")
@@ -189,7 +192,10 @@ def check(path: str, fix: bool, timings: bool, ref: str | None, fmt: str, quiet:
 @_common
 def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: str | None, fmt: str,
                  quiet: bool, color: str, fail_on: Severity) -> None:
-    """Run the mesh's RouteTest cases through the reference evaluator (and, with --envoy, Envoy)."""
+    """Run the mesh's RouteTest cases through the reference evaluator (and, with --envoy, Envoy).
+
+    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory).
+    """
     from compiler.build import compile_mesh
     from compiler.routetest import run_route_tests
 
@@ -230,7 +236,10 @@ def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: 
 @_common
 def build(path: str, output: str | None, targets: tuple[str, ...], check_only: bool, changed_since: str | None,
           timings: bool, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
-    """Check the mesh, then emit every target (or the named ones) into the output directory."""
+    """Check the mesh, then emit every target (or the named ones) into the output directory.
+
+    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory).
+    """
     from compiler.build import ChangedSinceError, build_mesh
     from compiler.writer import OutputError
 
@@ -286,7 +295,7 @@ def _known_targets(targets: tuple[str, ...]) -> None:
 
 
 @main.command("check-files")
-@click.argument("files", nargs=-1, type=click.Path())
+@click.argument("files", nargs=-1, metavar="[FILE]...", type=click.Path())
 @click.option("--build-check", is_flag=True,
               help=f"Also compare each mesh's output directory (MESH/{DEFAULT_OUTPUT}) with what a build would "
                    "write, as `meshc build --check` does, from the same compile.")
@@ -294,10 +303,10 @@ def _known_targets(targets: tuple[str, ...]) -> None:
 @_NO_CACHE
 def check_files(files: tuple[str, ...], build_check: bool, ref: str | None, fmt: str, quiet: bool, color: str,
                 fail_on: Severity, no_cache: bool) -> None:
-    """Check each mesh that FILES belong to, once (the pre-commit hooks `meshc-check` and
+    """Check each mesh that the FILEs belong to, once (the pre-commit hooks `meshc-check` and
     `meshc-check-and-build-check`).
 
-    A file belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files
+    FILE is an intent file, typically a staged one (default: none, nothing is checked). A file belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files
     outside every mesh are ignored.
     """
     roots = {root for root in map(_mesh_root_of, files) if root is not None}
@@ -324,14 +333,14 @@ def _mesh_root_of(file: str) -> Path | None:
 
 
 @main.command("fmt")
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, metavar="[PATH]...", type=click.Path())
 @click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 when a file is not formatted.")
 @click.option("--diff", "show_diff", is_flag=True, help="Change nothing; print what formatting would change.")
 def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     """Lay intent files out canonically (the pre-commit hook `meshc-fmt` runs it with --check).
 
-    PATHS are mesh roots (every intent file `meshc check` reads) or files; a file outside every
-    mesh (no mesh.yaml above it) is skipped.
+    Each PATH is a mesh root (every intent file `meshc check` reads) or a file; a file outside every
+    mesh (no mesh.yaml above it) is skipped (default: the current directory).
     """
     import difflib
 
@@ -382,15 +391,15 @@ def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> No
 
 
 @main.command("import")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path(exists=True))
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
               help="The mesh directory to write the intents into (new files only).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="How diagnostics are printed.")
 def import_command(inputs: tuple[str, ...], output: str, fmt: str) -> None:
-    """Write meshc intents for existing Istio, Gateway API and core Kubernetes YAML (files or directories).
+    """Write meshc intents for existing Istio, Gateway API and core Kubernetes YAML.
 
-    What has no meshc equivalent is reported where it stands in the input; nothing is written
+    Each INPUT is a file, or a directory whose `*.yaml`/`*.yml` files are read (at least one). What has no meshc equivalent is reported where it stands in the input; nothing is written
     while an error stands, and no existing file is replaced.
     """
     from compiler.diagnostics import Report
@@ -414,10 +423,11 @@ def import_command(inputs: tuple[str, ...], output: str, fmt: str) -> None:
 
 
 @main.command()
-@click.argument("base", default="HEAD")
-@click.argument("head", required=False)
-@click.option("-C", "--mesh", "path", default=".", type=click.Path(file_okay=False),
-              help="The mesh root (default: the current directory).")
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("--base", "base", default="HEAD", show_default=True, metavar="REV",
+              help="The revision compared against.")
+@click.option("--head", "head", default=None, metavar="REV",
+              help="The revision compared (default: the working tree, uncommitted changes included).")
 @click.option("-t", "--target", "targets", multiple=True, metavar="TARGET",
               help="Compare only this target (repeatable). " + _target_summaries())
 @click.option("--format", "fmt", type=click.Choice(("text", "json", "markdown")), default="text", show_default=True,
@@ -427,9 +437,13 @@ def import_command(inputs: tuple[str, ...], output: str, fmt: str) -> None:
 @click.option("--link-base", "link_base", default=None, metavar="URL",
               help="markdown: the repository's web address; intents link to URL/blob/COMMIT/PATH#LLINE "
                    "(default $GITHUB_SERVER_URL/$GITHUB_REPOSITORY when both are set).")
-def diff(base: str, head: str | None, path: str, targets: tuple[str, ...], fmt: str, stat: bool, quiet: bool,
+def diff(path: str, base: str, head: str | None, targets: tuple[str, ...], fmt: str, stat: bool, quiet: bool,
          link_base: str | None) -> None:
-    """Compile two revisions (default: HEAD against the working tree) and show what changes.
+    """Compile the mesh at two revisions (default: HEAD against the working tree) and show what
+    changes.
+
+    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory); it
+    may lie anywhere inside a git repository, and meshc may run from outside it.
 
     Per target and per workload: a summary line and a unified diff of each changed artifact;
     per changed intent: the proxies it reaches.
@@ -489,7 +503,10 @@ def _intent_links(root: Path, link_base: str | None):
               show_default=True, help="html: one self-contained interactive page (no network needed).")
 @click.option("--ref", "ref", default=None, metavar="REV", help="Read the intents from a git revision.")
 def graph(path: str, fmt: str, ref: str | None) -> None:
-    """Print the linked graph: services, calls, routes, gateways, policies."""
+    """Print the linked graph: services, calls, routes, gateways, policies.
+
+    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory).
+    """
     from compiler.build import compile_mesh
     from compiler.graphviz import EXPORTERS
 
@@ -518,8 +535,10 @@ def _graph_page(root: Path, ref: str | None) -> str:
 @main.command()
 @click.argument("code", required=False)
 def explain(code: str | None) -> None:
-    """Print the documentation of diagnostic CODE (MESH360, mesh360 or 360); without CODE,
-    list every code with its summary."""
+    """Print the documentation of a diagnostic code.
+
+    CODE is MESH360, mesh360 or 360 (default: list every code with its one-line summary).
+    """
     from compiler.codes import CODES
     from compiler.diagnostics import lookup
 
@@ -538,7 +557,10 @@ def explain(code: str | None) -> None:
 @main.command()
 @click.argument("kind", required=False)
 def schema(kind: str | None) -> None:
-    """Print the JSON Schema of the intent language (or of one KIND), for editors."""
+    """Print the JSON Schema of the intent language, every field described, for editors.
+
+    KIND is one kind (Mesh, Service, Route...), whose schema is printed alone (default: every kind).
+    """
     from compiler.model import KIND_MODELS
     from compiler.schema import intent_schema
 
@@ -551,7 +573,11 @@ def schema(kind: str | None) -> None:
 @main.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 def init(directory: str) -> None:
-    """Write a small working mesh repo into DIRECTORY."""
+    """Write a small working mesh repo that checks clean into DIRECTORY.
+
+    DIRECTORY is created if absent; no file of the starter may exist there yet (default: the
+    current directory).
+    """
     from compiler.scaffold import InitError, write_starter
 
     try:

@@ -231,7 +231,7 @@ def test_the_diff_comment_diagram_parses_with_mermaid(browser, tmp_path) -> None
     for path in sorted((big.root / "services").rglob("*.yaml")):
         path.write_text(path.read_text().replace("timeout: 10s", "timeout: 9s"))
     big.commit("timeouts")
-    huge = meshc("diff", "-C", str(big.root), "HEAD~1", "HEAD", "--format", "markdown").stdout
+    huge = meshc("diff", str(big.root), "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
     diagrams = _mermaid_blocks(hostile) + _mermaid_blocks(huge)
     assert len(diagrams) == 2
     page = browser.new_page()

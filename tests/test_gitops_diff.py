@@ -34,7 +34,7 @@ def _intent(diff: dict, kind: str, name: str) -> dict:
 
 def test_a_route_change_lists_the_callers_sidecars(repo) -> None:
     repo.edit("routes/reviews-canary.yaml", "exact: jason", "exact: bob")
-    diff = _json_diff("-C", str(repo.root))
+    diff = _json_diff(str(repo.root))
     route = _intent(diff, "Route", "bookinfo/reviews-canary")
     assert route["status"] == "modified"
     assert route["location"]["file"] == "routes/reviews-canary.yaml"
@@ -55,7 +55,7 @@ def test_a_route_change_lists_the_callers_sidecars(repo) -> None:
 def test_every_changed_artifact_belongs_to_a_reached_workload(repo) -> None:
     repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: 8s")
     repo.edit("access/policies.yaml", "methods: [GET, POST]", "methods: [GET]")
-    diff = _json_diff("-C", str(repo.root))
+    diff = _json_diff(str(repo.root))
     reached = {w for intent in diff["intents"] for w in intent["reaches"]}
     for target, workloads in diff["targets"].items():
         assert set(workloads) <= reached, target
@@ -67,7 +67,7 @@ def test_every_changed_artifact_belongs_to_a_reached_workload(repo) -> None:
 
 def test_text_output_has_summary_lines_and_unified_diffs(repo) -> None:
     repo.edit("routes/reviews-canary.yaml", "exact: jason", "exact: bob")
-    result = meshc("diff", "-C", str(repo.root))
+    result = meshc("diff", str(repo.root))
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert out.startswith("meshc diff HEAD (")
@@ -76,7 +76,7 @@ def test_text_output_has_summary_lines_and_unified_diffs(repo) -> None:
     if "envoy" in REGISTRY:
         assert f"  envoy {PRODUCTPAGE}: 1 changed (+1 -1)" in out
         assert "--- a/envoy/bookinfo/productpage.yaml" in out
-    stat = meshc("diff", "-C", str(repo.root), "--stat")
+    stat = meshc("diff", str(repo.root), "--stat")
     assert stat.exit_code == 0
     assert "--- a/" not in stat.stdout and "@@" not in stat.stdout
     assert f"reaches proxies: {PRODUCTPAGE}, {REVIEWS}" in stat.stdout
@@ -88,7 +88,7 @@ def test_two_committed_revisions(repo) -> None:
         (repo.root / "services" / "mongodb.yaml").read_text().replace("maxConnections: 200", "maxConnections: 300"))
     second = repo.commit("mongodb limits")
     repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: 8s")  # the working tree is not compared
-    diff = _json_diff("-C", str(repo.root), first, second)
+    diff = _json_diff(str(repo.root), "--base", first, "--head", second)
     assert diff["base"] == {"commit": first, "dirty": False, "ref": first}
     assert diff["head"]["commit"] == second
     (change,) = diff["intents"]
@@ -98,7 +98,7 @@ def test_two_committed_revisions(repo) -> None:
 
 
 def test_no_change(repo) -> None:
-    result = meshc("diff", "-C", str(repo.root))
+    result = meshc("diff", str(repo.root))
     assert result.exit_code == 0
     assert result.stdout.splitlines()[-1] == "no changes"
 
@@ -106,7 +106,7 @@ def test_no_change(repo) -> None:
 def test_a_mesh_change_reaches_everything_and_a_moved_file_is_reported(repo) -> None:
     repo.edit("mesh.yaml", "samplingPercent: 1", "samplingPercent: 2")
     (repo.root / "external" / "books-api.yaml").rename(repo.root / "external" / "books.yaml")
-    diff = _json_diff("-C", str(repo.root), "--stat")
+    diff = _json_diff(str(repo.root), "--stat")
     assert _intent(diff, "Mesh", "bookinfo-mesh")["reachesEverything"] is True
     moved = _intent(diff, "ExternalService", "bookinfo/books-api")
     assert moved["status"] == "moved"
@@ -116,7 +116,7 @@ def test_a_mesh_change_reaches_everything_and_a_moved_file_is_reported(repo) -> 
 
 def test_a_side_that_does_not_compile_fails_with_its_diagnostics(repo) -> None:
     repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: soon")
-    result = meshc("diff", "-C", str(repo.root))
+    result = meshc("diff", str(repo.root))
     assert result.exit_code == 1
     assert "the working tree does not compile" in result.stderr
     assert "MESH107" in result.stdout

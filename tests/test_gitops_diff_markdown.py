@@ -42,7 +42,7 @@ def structure(text: str) -> list[tuple]:
 
 
 def markdown_diff(repo: GitMesh, base: str, head: str) -> str:
-    result = meshc("diff", "-C", str(repo.root), base, head, "--format", "markdown",
+    result = meshc("diff", str(repo.root), "--base", base, "--head", head, "--format", "markdown",
                    "--link-base", "https://github.com/example/mesh")
     assert result.exit_code == 0, result.output
     return result.stdout
@@ -88,21 +88,21 @@ def test_without_a_link_base_or_git_the_intents_are_not_linked(tmp_path: Path, m
     monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
     repo = git_mesh(tmp_path / "repo")
     repo.edit("routes/reviews-canary.yaml", "exact: jason", "exact: bob")
-    result = meshc("diff", "-C", str(repo.root), "--format", "markdown")
+    result = meshc("diff", str(repo.root), "--format", "markdown")
     assert result.exit_code == 0, result.output
     assert "| Route/bookinfo/reviews-canary (routes/reviews-canary.yaml:" in result.stdout
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
     monkeypatch.setenv("GITHUB_REPOSITORY", "org/mesh")
     # a dirty working tree has no commit to link to
-    assert "](https://" not in meshc("diff", "-C", str(repo.root), "--format", "markdown").stdout
+    assert "](https://" not in meshc("diff", str(repo.root), "--format", "markdown").stdout
     head = repo.commit("canary")
-    linked = meshc("diff", "-C", str(repo.root), "HEAD~1", "HEAD", "--format", "markdown").stdout
+    linked = meshc("diff", str(repo.root), "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown").stdout
     assert f"](https://github.example/org/mesh/blob/{head}/mesh/routes/reviews-canary.yaml#L" in linked
 
 
 def test_a_link_base_that_is_not_a_plain_web_address_is_a_usage_error(tmp_path: Path) -> None:
     repo = git_mesh(tmp_path / "repo")
-    result = meshc("diff", "-C", str(repo.root), "--format", "markdown", "--link-base", "javascript:alert(1)")
+    result = meshc("diff", str(repo.root), "--format", "markdown", "--link-base", "javascript:alert(1)")
     assert result.exit_code == 2
     assert "--link-base" in result.output
 

@@ -4,11 +4,13 @@ documented revisions exist, and environment faults are one plain line."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from compiler.cli import main
@@ -51,10 +53,10 @@ def test_init_checks_with_no_diagnostic_at_all(tmp_path: Path) -> None:
 
 def test_diff_quiet_answers_by_exit_code(tmp_path: Path) -> None:
     repo = git_mesh(tmp_path / "repo")
-    quiet = meshc("diff", "-C", str(repo.root), "--quiet")
+    quiet = meshc("diff", str(repo.root), "--quiet")
     assert quiet.exit_code == 0 and quiet.output == ""
     repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: 8s")
-    quiet = meshc("diff", "-C", str(repo.root), "-q")
+    quiet = meshc("diff", str(repo.root), "-q")
     assert quiet.exit_code == 1 and quiet.output == ""
 
 
@@ -63,8 +65,45 @@ def test_diff_works_from_outside_the_repository(tmp_path: Path, monkeypatch) -> 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    result = meshc("diff", "-C", str(repo.root), "--format", "json")
+    result = meshc("diff", str(repo.root), "--format", "json")
     assert result.exit_code == 0, result.output
+
+
+def test_diff_takes_the_mesh_path_and_revisions_as_options(tmp_path: Path, monkeypatch) -> None:
+    repo = git_mesh(tmp_path / "repo")
+    base = repo.git("rev-parse", "HEAD")
+    repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: 8s")
+    head = repo.commit("reviews timeout")
+    monkeypatch.chdir(tmp_path)
+    relative = repo.root.relative_to(tmp_path).as_posix()
+    committed = meshc("diff", relative, "--base", base, "--head", head, "--format", "json")
+    assert committed.exit_code == 0, committed.output
+    assert [i["name"] for i in json.loads(committed.stdout)["intents"]] == ["bookinfo/reviews"]
+    # the default pair, HEAD against the working tree: nothing uncommitted
+    assert meshc("diff", relative, "--quiet").exit_code == 0
+    assert meshc("diff", relative, "--base", base, "--quiet").exit_code == 1
+
+
+MESH_PATH = "PATH is the mesh root, the directory holding mesh.yaml (default: the current directory)"
+
+
+def test_every_command_documents_its_arguments_alike() -> None:
+    """--help explains each argument by name (with its default, or at least one), the
+    commands that take a mesh say PATH in the same words, and docs/cli.md has one heading per
+    command that starts with the usage --help prints."""
+    headings = {line.split()[2]: line.split()[3:] for line in (REPO / "docs" / "cli.md").read_text().splitlines()
+                if line.startswith("## meshc ") and not line.startswith("## meshc -")}
+    for name, command in main.commands.items():
+        context = click.Context(command, info_name=name)
+        pieces = [p for p in command.collect_usage_pieces(context) if p != "[OPTIONS]"]
+        assert headings[name][:len(pieces)] == pieces, name
+        text = " ".join((command.help or "").split())
+        for argument in (p for p in command.params if isinstance(p, click.Argument)):
+            word = re.sub(r"[^A-Z]", "", argument.make_metavar(context))
+            explained = re.search(rf"(^|\. )(Each )?{word} (is|are) ((?!\. ).)*(\(default: [^)]+\)|at least one)", text)
+            assert explained, (name, word)
+            if word == "PATH" and not argument.nargs == -1:
+                assert MESH_PATH in text, name
 
 
 def test_documented_revisions_exist_and_hold_the_hooks_and_the_action() -> None:

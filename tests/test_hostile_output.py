@@ -89,7 +89,7 @@ def test_diff_stat_escapes_file_names(tmp_path: Path) -> None:
     repo = git_mesh(tmp_path / "repo")
     name = "services/x\n```\n# Approved by security.yaml"
     (repo.root / name).write_text(service("extra", "prod-k8s"), encoding="utf-8")
-    result = meshc("diff", "-C", str(repo.root), "--stat")
+    result = meshc("diff", str(repo.root), "--stat")
     assert result.exit_code == 0, result.output
     assert "x\\x0a```\\x0a# Approved" in result.stdout
     assert not any(line.startswith(("```", "#")) for line in result.stdout.splitlines())

@@ -59,7 +59,7 @@ def diff_comment(browser, out: Path) -> None:
     repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: 8s")
     repo.edit("access/policies.yaml", "methods: [GET, POST]", "methods: [GET]")
     repo.commit("reviews: canary for bob, shorter timeout; productpage: GET only")
-    markdown = meshc("diff", "-C", str(repo.root), "HEAD~1", "HEAD", "--format", "markdown",
+    markdown = meshc("diff", str(repo.root), "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown",
                      "--link-base", "https://github.com/example/mesh").stdout
     body = MarkdownIt("commonmark").enable("table").render(markdown)
     page = browser.new_page(viewport={"width": 900, "height": 400})
