@@ -306,8 +306,9 @@ def check_files(files: tuple[str, ...], build_check: bool, ref: str | None, fmt:
     """Check each mesh that the FILEs belong to, once (the pre-commit hooks `meshc-check` and
     `meshc-check-and-build-check`).
 
-    FILE is an intent file, typically a staged one (default: none, nothing is checked). A file belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files
-    outside every mesh are ignored.
+    FILE is an intent file, typically a staged one (default: none, nothing is checked). A file
+    belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files outside every
+    mesh are ignored.
     """
     roots = {root for root in map(_mesh_root_of, files) if root is not None}
     failed = False
@@ -399,7 +400,8 @@ def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> No
 def import_command(inputs: tuple[str, ...], output: str, fmt: str) -> None:
     """Write meshc intents for existing Istio, Gateway API and core Kubernetes YAML.
 
-    Each INPUT is a file, or a directory whose `*.yaml`/`*.yml` files are read (at least one). What has no meshc equivalent is reported where it stands in the input; nothing is written
+    Each INPUT is a file, or a directory whose `*.yaml`/`*.yml` files are read (at least one).
+    What has no meshc equivalent is reported where it stands in the input; nothing is written
     while an error stands, and no existing file is replaced.
     """
     from compiler.diagnostics import Report

@@ -102,7 +102,7 @@ def test_every_command_documents_its_arguments_alike() -> None:
             word = re.sub(r"[^A-Z]", "", argument.make_metavar(context))
             explained = re.search(rf"(^|\. )(Each )?{word} (is|are) ((?!\. ).)*(\(default: [^)]+\)|at least one)", text)
             assert explained, (name, word)
-            if word == "PATH" and not argument.nargs == -1:
+            if word == "PATH" and argument.nargs != -1:
                 assert MESH_PATH in text, name
 
 
