@@ -276,7 +276,7 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     if previous.meshc != __version__:
         raise FullBuildNeeded(f"{out_dir} was built by meshc {previous.meshc}, not {__version__}")
     inputs = previous.inputs
-    missing = sorted(set(targets) - set(previous.targets or ()))
+    missing = sorted(set(targets) - previous.built_targets())
     if missing:
         raise FullBuildNeeded(f"{out_dir} holds no build of target(s) {', '.join(missing)}")
     if inputs is not None and inputs == _file_ids(GitSource(root, since, skip_dirs)):

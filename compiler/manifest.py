@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from compiler import __version__
 from compiler.loader import Revision
@@ -90,10 +90,26 @@ class Manifest(_Record):
     meshc: str  # the version that wrote it
     source: BuildSource
     artifacts: tuple[ArtifactRecord, ...]  # sorted by path
-    targets: tuple[str, ...] | None = None  # the targets built, sorted
+    targets: tuple[str, ...] | None = None  # the targets that wrote files, sorted
+    # the targets that ran and had nothing to write (no workload of theirs in the mesh):
+    # `--changed-since` counts them as built, so adding their first workload stays incremental
+    emptyTargets: tuple[str, ...] | None = None
     # git blob id of every intent file the build read: what `--changed-since` compares
     # against, whether or not the tree was committed when it was built
     inputs: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _targets_are_what_was_written(self) -> Manifest:
+        written = tuple(sorted({record.target for record in self.artifacts}))
+        if self.targets is not None and self.targets != written:
+            raise ValueError(f"targets {list(self.targets)} are not the targets of the artifacts {list(written)}")
+        if set(self.emptyTargets or ()) & set(written):
+            raise ValueError("a target of emptyTargets wrote files")
+        return self
+
+    def built_targets(self) -> frozenset[str]:
+        """Every target the build ran, whether it wrote files or not."""
+        return frozenset((*(self.targets or ()), *(self.emptyTargets or ())))
 
     @field_validator("inputs")
     @classmethod
@@ -106,11 +122,15 @@ class Manifest(_Record):
     @classmethod
     def of_build(cls, artifacts: Iterable[ArtifactRecord], revision: Revision, *,
                  targets: Iterable[str] | None = None, inputs: Mapping[str, str] | None = None) -> Manifest:
+        """The manifest of a build that ran `targets` (None: not recorded) and made `artifacts`."""
+        records = tuple(sorted(artifacts, key=lambda record: record.path))
+        written = tuple(sorted({record.target for record in records}))
         return cls.model_construct(
             meshc=__version__,
             source=BuildSource.of(revision),
-            artifacts=tuple(sorted(artifacts, key=lambda record: record.path)),
-            targets=None if targets is None else tuple(sorted(targets)),
+            artifacts=records,
+            targets=None if targets is None else written,
+            emptyTargets=None if targets is None else tuple(sorted(set(targets) - set(written))),
             inputs=None if inputs is None else dict(sorted(inputs.items())),
         )
 
@@ -137,6 +157,8 @@ class Manifest(_Record):
         }
         if self.targets is not None:
             document["targets"] = list(self.targets)
+        if self.emptyTargets is not None:
+            document["emptyTargets"] = list(self.emptyTargets)
         if self.inputs is not None:
             document["inputs"] = dict(self.inputs)
         return document

@@ -202,3 +202,37 @@ def test_an_unknown_revision_is_a_usage_error(tmp_path: Path) -> None:
     result = meshc("build", str(repo.root), "--changed-since", "no-such-branch")
     assert result.exit_code == 2
     assert "'no-such-branch' does not name a commit" in result.output
+
+
+def test_a_target_that_ran_empty_counts_as_built(tmp_path: Path) -> None:
+    """A mesh without vm services built with every target, then its first vm service added:
+    the vm target ran and wrote nothing (manifest.json `emptyTargets`), so the build stays
+    incremental, re-emits the new service (and its platform) alone and equals a full build."""
+    from compiler.scaffold import write_starter
+
+    starter = tmp_path / "starter"
+    write_starter(starter)
+    repo = git_mesh(tmp_path / "repo", starter)
+    out = _built(repo)
+    repo.edit("mesh.yaml", "platforms:\n", "platforms:\n  - {name: vms, kind: vm}\n")
+    repo.commit("a vm platform")
+    assert meshc("build", str(repo.root)).exit_code == 0
+    assert "vm" in json.loads((out / "manifest.json").read_bytes())["emptyTargets"]
+    (repo.root / "services" / "batch.yaml").write_text(
+        "apiVersion: meshc/v1\nkind: Service\nname: batch\nplatform: vms\n"
+        "ports: [{name: http, port: 8080, protocol: http}]\nendpoints: [{address: 10.0.0.9}]\n", encoding="utf-8")
+    before = _inodes(out)
+    result = _incremental_equals_full(repo, out, tmp_path)
+    assert "re-emitting 2 workload(s)" in result.stderr, result.stderr  # the service and its platform
+    assert any(path.startswith("vm/vms/batch/") for path in _inodes(out))
+    kept = {path for path, inode in _inodes(out).items() if before.get(path) == inode}
+    assert kept >= {path for path in before if path.startswith("kubernetes/")} - {"kubernetes/k8s/kustomization.yaml"}
+
+
+def test_a_build_of_fewer_targets_is_not_an_incremental_base(tmp_path: Path) -> None:
+    repo = git_mesh(tmp_path / "repo")
+    assert meshc("build", str(repo.root), "-t", "envoy").exit_code == 0
+    repo.edit("services/reviews.yaml", "timeout: 10s", "timeout: 8s")
+    result = meshc("build", str(repo.root), "--changed-since", "HEAD")
+    assert result.exit_code == 0, result.output
+    assert "holds no build of target(s) cloudfoundry, kubernetes, vm; doing a full build" in result.stderr

@@ -12,7 +12,9 @@ from compiler.artifact import Artifact
 from compiler.cli import main
 from compiler.loader import Revision
 from compiler.manifest import MANIFEST, Manifest, ManifestError, parse_manifest, read_manifest
+from compiler.scaffold import write_starter
 from compiler.writer import render_tree
+from targets import REGISTRY
 from tests.conftest import BOOKINFO
 
 
@@ -31,6 +33,20 @@ def test_a_written_manifest_reads_back_to_the_same_bytes(tmp_path: Path) -> None
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {MANIFEST}
     assert {record.path for record in manifest.artifacts} == files
     assert manifest.targets == ("cloudfoundry", "envoy", "kubernetes", "vm")
+    assert manifest.emptyTargets == ()
+
+
+def test_the_manifest_lists_the_targets_that_wrote_files_apart_from_those_that_ran_empty(tmp_path: Path) -> None:
+    """The starter mesh runs on Kubernetes alone: the cloudfoundry and vm targets run, and write nothing."""
+    write_starter(tmp_path / "mesh")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(tmp_path / "mesh"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out)
+    written = {record.target for record in manifest.artifacts}
+    assert manifest.targets == tuple(sorted(written)) and "vm" not in written and "cloudfoundry" not in written
+    assert manifest.emptyTargets == ("cloudfoundry", "vm")
+    assert manifest.built_targets() == set(REGISTRY)
 
 
 def test_render_tree_writes_the_typed_manifest() -> None:
@@ -48,6 +64,8 @@ def test_render_tree_writes_the_typed_manifest() -> None:
     lambda d: d.update(extra=1),  # a field meshc never writes
     lambda d: d["artifacts"][0].pop("sha256"),
     lambda d: d["artifacts"][0].update(sources="mesh.yaml"),
+    lambda d: d.update(targets=[*d["targets"], "zz"]),  # a target that wrote none of the artifacts
+    lambda d: d.update(emptyTargets=["envoy"]),  # a target that wrote files cannot be empty
 ])
 def test_a_manifest_meshc_did_not_write_is_refused(tmp_path: Path, damage) -> None:
     out = _built(tmp_path)
