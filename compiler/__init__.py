@@ -3,6 +3,8 @@
 __version__ = "0.1.0"
 # Where `meshc build` writes when not told (relative to the mesh root); never read as intents.
 DEFAULT_OUTPUT = "build"
+# The record of a build in its output directory; a directory holding one is never read as intents.
+MANIFEST = "manifest.json"
 
 
 def version_line() -> str:

@@ -126,6 +126,16 @@ OUTPUT_BUDGET = _code(
     account for most of the output; split what it defines, or call it from fewer services.""",
 )
 
+OUTPUT_DIRECTORY = _code(
+    "MESH014", "output-directory", "info", "A directory below the mesh root holds a meshc build; it is not read.",
+    """A directory that holds the manifest.json of a meshc build (`meshc build -o DIR` with DIR
+    inside the mesh root) is left out of the intents, with everything below it: its YAML files
+    are artifacts, not intents. The default output directory, `build/`, is left out silently, and
+    so is a directory listed in Mesh.exclude; this note says that any other one was skipped, so
+    that a manifest.json added beside intents cannot hide them unseen. List the directory in
+    Mesh.exclude to say it is an output directory.""",
+)
+
 # 05x: meshc fmt ------------------------------------------------------------------------------
 FORMAT_UNSAFE = _code(
     "MESH050", "format-unsafe", "error", "meshc fmt cannot lay a file out without changing its meaning.",

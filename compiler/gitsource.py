@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from compiler import codes
-from compiler.loader import MAX_FILE_BYTES, REFUSED, Refused, Revision
+from compiler import DEFAULT_OUTPUT, MANIFEST, codes
+from compiler.loader import MAX_FILE_BYTES, MAX_INPUT_BYTES, OUTPUT_DIRECTORY_NOTE, REFUSED, Refused, Revision
 
 _LINK_MODE = 0o120000
 _MAX_LINK_HOPS = 40  # as the kernel's ELOOP limit
@@ -95,6 +95,8 @@ class GitSource:
         except KeyError as error:
             raise GitError(f"{prefix} does not exist at {ref}") from error
         self.refused: dict[str, Refused] = {}
+        outputs = self._output_directories(tree, prefix)
+        skipped += tuple(f"{directory}/" for directory in outputs)
         entries: dict[str, Blob] = {}
         for item in tree.traverse():
             relative = PurePosixPath(item.path).relative_to(prefix) if prefix != "." else PurePosixPath(item.path)
@@ -111,6 +113,28 @@ class GitSource:
                     self.blobs[path] = _follow(entries, path)
                 except Refused as refused:
                     self.refused[path] = refused
+
+    def _output_directories(self, tree, prefix: str) -> list[str]:
+        """Directories below the mesh root that hold a build's manifest.json (as in the working
+        tree: compiler.loader.is_build_output), each refused with the MESH014 note."""
+        from compiler.manifest import ManifestError, parse_manifest
+
+        found: list[str] = []
+        candidates = [item for item in tree.traverse() if item.type == "blob" and item.name == MANIFEST]
+        for item in sorted(candidates, key=lambda blob: blob.path.count("/")):  # outer directories first
+            relative = PurePosixPath(item.path).relative_to(prefix) if prefix != "." else PurePosixPath(item.path)
+            directory = relative.parent.as_posix()
+            if (len(relative.parts) < 2 or relative.parts[0] == DEFAULT_OUTPUT or item.mode == _LINK_MODE
+                    or any(part.startswith(".") for part in relative.parts) or item.size > MAX_INPUT_BYTES
+                    or any(directory.startswith(f"{outer}/") for outer in found)):
+                continue
+            try:
+                parse_manifest(item.data_stream.read())
+            except ManifestError:
+                continue
+            found.append(directory)
+            self.refused[relative.as_posix()] = Refused(codes.OUTPUT_DIRECTORY, OUTPUT_DIRECTORY_NOTE)
+        return found
 
     def files(self) -> Iterator[tuple[str, int]]:
         listing = {**{path: blob.size for path, blob in self.blobs.items()}, **dict.fromkeys(self.refused, REFUSED)}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from compiler import DEFAULT_OUTPUT, codes
+from compiler import DEFAULT_OUTPUT, MANIFEST, codes
 from compiler.diagnostics import Location, Rename, Report
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ class FileSource(Protocol):
 
 class Refused(OSError):
     """A path under the mesh root that is listed but never read: it leads outside the root,
-    is not a regular file, or is a directory that cannot be listed."""
+    is not a regular file, is a directory that cannot be listed, or is the manifest.json of an
+    output directory (an info: the directory is skipped)."""
 
     def __init__(self, code: codes.Code, message: str) -> None:
         super().__init__(message)
@@ -119,6 +120,23 @@ class Refused(OSError):
 
 # The size a FileSource lists for a refused path: reading it raises Refused.
 REFUSED = -1
+
+OUTPUT_DIRECTORY_NOTE = ("the manifest.json of a meshc build: this directory is an output directory, and nothing "
+                         "below it is read as intents (list it in Mesh.exclude to say so)")
+
+
+def is_build_output(directory: Path) -> bool:
+    """Whether `directory` holds the manifest.json of a meshc build, read as the output
+    directory's files are (no link followed, a regular file, bounded)."""
+    if not os.path.lexists(directory / MANIFEST):
+        return False
+    from compiler.manifest import ManifestError, parse_manifest, read_build_file
+
+    try:
+        parse_manifest(read_build_file(directory, MANIFEST, MAX_INPUT_BYTES))
+    except (OSError, ManifestError):
+        return False
+    return True
 
 
 class FileCache(Protocol):
@@ -154,11 +172,15 @@ class WorktreeSource:
             kept = []
             for name in sorted(subdirs):
                 full = here / name
-                if name.startswith(".") or full.resolve() in self.skip:
+                if name.startswith(".") or full.resolve() in self.skip or (relative_dir, name) == (".", DEFAULT_OUTPUT):
                     continue
                 if full.is_symlink() and not full.resolve().is_relative_to(self.real_root):
                     yield self._refuse(full.relative_to(self.root).as_posix(), codes.OUTSIDE_MESH_ROOT,
                                        "a symbolic link to a directory outside the mesh root; not read")
+                    continue
+                if not full.is_symlink() and is_build_output(full):
+                    yield self._refuse(f"{full.relative_to(self.root).as_posix()}/{MANIFEST}",
+                                       codes.OUTPUT_DIRECTORY, OUTPUT_DIRECTORY_NOTE)
                     continue
                 kept.append(name)  # a link inside the root is not followed: its target is walked
             subdirs[:] = kept

@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from compiler import __version__
+from compiler import MANIFEST, __version__
 from compiler.loader import Revision
 from compiler.serialize import to_json
 
 if TYPE_CHECKING:
     from compiler.artifact import Artifact
 
-MANIFEST = "manifest.json"
 
 
 class ManifestError(Exception):

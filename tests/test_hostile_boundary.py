@@ -112,3 +112,47 @@ def test_an_excluded_link_is_neither_read_nor_reported(make_mesh, outside: Path)
     (root / "vendor").mkdir()
     (root / "vendor" / "x.yaml").symlink_to(outside)
     assert [code for code, _ in _found(compile_mesh(root))] == ["MESH360"]  # api is unreachable: no error
+
+
+def _diagnostics(result) -> list[tuple[str, str, str]]:
+    import json
+
+    return [(d["code"], d["severity"], d["location"]["file"]) for d in json.loads(result.stdout)["diagnostics"]]
+
+
+def test_an_output_directory_inside_the_root_is_skipped_with_a_note(tmp_path: Path) -> None:
+    """`meshc build -o out` inside the mesh root, then `meshc check`: out/ holds a build's
+    manifest.json, so its YAML artifacts are not read as intents; an info says so, unless
+    Mesh.exclude lists the directory. A manifest.json meshc did not write hides nothing."""
+    from compiler.scaffold import write_starter
+
+    root = tmp_path / "mesh"
+    write_starter(root)
+    runner = CliRunner()
+    assert runner.invoke(main, ["build", str(root), "-o", str(root / "out")]).exit_code == 0
+    assert list((root / "out").rglob("*.yaml"))
+    check = runner.invoke(main, ["check", str(root), "--format", "json"])
+    assert check.exit_code == 0, check.output
+    assert _diagnostics(check) == [("MESH014", "info", "out/manifest.json")]
+    # nested deeper, and read from a commit: the same
+    (root / "deploy").mkdir()
+    (root / "out").rename(root / "deploy" / "out")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "x"],
+                   check=True)
+    for ref in ([], ["--ref", "HEAD"]):
+        check = runner.invoke(main, ["check", str(root), "--format", "json", *ref])
+        assert _diagnostics(check) == [("MESH014", "info", "deploy/out/manifest.json")], ref
+    # listed in Mesh.exclude: silent
+    mesh = root / "mesh.yaml"
+    mesh.write_text(mesh.read_text().replace("platforms:", "exclude: [deploy/out]\nplatforms:"), encoding="utf-8")
+    check = runner.invoke(main, ["check", str(root), "--format", "json"])
+    assert check.exit_code == 0 and _diagnostics(check) == []
+    # not a manifest meshc wrote: the directory is read, and its intents count
+    (root / "policies" / "manifest.json").write_text('{"meshc": "0.1.0", "artifacts": []}', encoding="utf-8")
+    (root / "policies" / "timeouts.yaml").write_text(
+        (root / "policies" / "timeouts.yaml").read_text().replace("<= duration('30s')", "<= duration('1s')"),
+        encoding="utf-8")
+    check = runner.invoke(main, ["check", str(root), "--format", "json"])
+    assert check.exit_code == 1 and ("MESH371", "error", "services/api.yaml") in _diagnostics(check), check.output
