@@ -491,7 +491,7 @@ def _intent_links(root: Path, link_base: str | None):
         if not server or not repository:
             return None
         link_base = f"{server}/{repository}"
-    if not _LINK_BASE.match(link_base):
+    if not _LINK_BASE.fullmatch(link_base):
         raise click.UsageError(f"--link-base must be an http(s) address without spaces or quotes: {link_base!r}")
     try:
         return Links(link_base, repository_prefix(root))

@@ -125,7 +125,7 @@ def _word(text: Any) -> str | None:
     if not isinstance(text, str):
         return None
     name = text.lower()
-    return name if _NAME.match(name) else None
+    return name if _NAME.fullmatch(name) else None
 
 
 class Importer:

@@ -55,7 +55,7 @@ class ArtifactRecord(_Record):
     @field_validator("sha256")
     @classmethod
     def _a_sha256(cls, digest: str) -> str:
-        if not _SHA256.match(digest):
+        if not _SHA256.fullmatch(digest):
             raise ValueError("sha256 is not 64 lower-case hex digits")
         return digest
 
@@ -114,7 +114,7 @@ class Manifest(_Record):
     @classmethod
     def _blob_ids_of_intent_files(cls, inputs: dict[str, str] | None) -> dict[str, str] | None:
         for path, blob in (inputs or {}).items():
-            if not is_intent_path(path) or not _GIT_BLOB_ID.match(blob):
+            if not is_intent_path(path) or not _GIT_BLOB_ID.fullmatch(blob):
                 raise ValueError(f"input {path!r}: not an intent path with a git blob id")
         return inputs
 
@@ -193,7 +193,7 @@ _GIT_BLOB_ID = re.compile(r"^[0-9a-f]{40}$")
 
 def is_output_path(path: str) -> bool:
     """A path meshc writes in an output directory: relative, normalised, plain segments."""
-    return bool(path) and all(_SEGMENT.match(part) for part in path.split("/"))
+    return bool(path) and all(_SEGMENT.fullmatch(part) for part in path.split("/"))
 
 
 def is_intent_path(path: str) -> bool:

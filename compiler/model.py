@@ -21,6 +21,7 @@ from pydantic import (
     Tag,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 API_VERSION = "meshc/v1"
 
@@ -42,7 +43,7 @@ _UNIT_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h":
 
 def duration_seconds(text: str) -> Decimal:
     """Seconds in a validated duration string, exact (no float rounding)."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration such as 250ms, 1.5s, 2m or 1h")
     return Decimal(match.group(1)) * _UNIT_SECONDS[match.group(2)]
@@ -55,6 +56,29 @@ def _positive_duration(text: str) -> str:
 
 
 Duration = Annotated[str, AfterValidator(_positive_duration)]
+
+# Line breaks and the other control characters (tab aside): no header value, path, file glob or
+# message can carry them, and in a generated file each one would start a new line or do worse,
+# so a value holding one is a located error (MESH105), never a silent compile. CEL text may
+# also break lines, as CEL's whitespace.
+_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_CEL_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _without(characters: re.Pattern[str]):
+    def check(text: str) -> str:
+        found = characters.search(text)
+        if found is not None:
+            raise PydanticCustomError("control_character", "the value holds the control character U+{code} at "
+                                      "character {index}; write it on one line, without control characters",
+                                      {"code": f"{ord(found.group()):04X}", "index": found.start() + 1})
+        return text
+
+    return AfterValidator(check)
+
+
+# Free text on one line: every string field that no pattern already restricts to printable characters.
+Line = Annotated[str, _without(_CONTROL_CHARACTER)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 HostName = Annotated[
@@ -263,7 +287,7 @@ Platform = Annotated[
 
 class Suppression(Strict):
     code: Annotated[str, StringConstraints(pattern=r"^MESH[0-9]{3}$")]
-    name: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = None
+    name: Annotated[Line, StringConstraints(min_length=1, max_length=253)] | None = None
 
 
 class Mesh(Strict):
@@ -276,7 +300,7 @@ class Mesh(Strict):
     authorization: Literal["deny", "allow"] = "deny"
     defaults: Resilience = Resilience()
     tracing: Tracing | None = None
-    exclude: list[Annotated[str, StringConstraints(min_length=1)]] = []
+    exclude: list[Annotated[Line, StringConstraints(min_length=1)]] = []
     platforms: Annotated[list[Platform], Field(min_length=1)]
     suppress: list[Suppression] = []
 
@@ -336,7 +360,7 @@ class Service(Strict):
     name: Name
     namespace: Name | None = None
     platform: Name
-    owner: str | None = None
+    owner: Line | None = None
     public: bool = False
     ports: Annotated[list[ServicePort], Field(min_length=1)]
     versions: dict[Name, Version] = {}
@@ -368,9 +392,9 @@ def _unique(values: list[Any], what: str) -> None:
 
 
 class StringMatch(Strict):
-    exact: str | None = None
-    prefix: str | None = None
-    regex: Annotated[str, StringConstraints(min_length=1)] | None = None
+    exact: Line | None = None
+    prefix: Line | None = None
+    regex: Annotated[Line, StringConstraints(min_length=1)] | None = None
     present: Literal[True] | None = None
 
     @model_validator(mode="after")
@@ -380,9 +404,9 @@ class StringMatch(Strict):
 
 
 class PathMatch(Strict):
-    exact: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
-    prefix: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
-    regex: Annotated[str, StringConstraints(min_length=1)] | None = None
+    exact: Annotated[Line, StringConstraints(pattern=r"^/")] | None = None
+    prefix: Annotated[Line, StringConstraints(pattern=r"^/")] | None = None
+    regex: Annotated[Line, StringConstraints(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> PathMatch:
@@ -515,8 +539,8 @@ class Rewrite(Strict):
     """What the destination receives instead (docs/intents.md): the path, with `prefix` in
     place of the matched prefix or `path` whole, and the Host header `host`."""
 
-    prefix: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
-    path: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
+    prefix: Annotated[Line, StringConstraints(pattern=r"^/")] | None = None
+    path: Annotated[Line, StringConstraints(pattern=r"^/")] | None = None
     host: TargetHost | None = None
 
     @model_validator(mode="after")
@@ -535,8 +559,8 @@ class Redirect(Strict):
     scheme: Literal["http", "https"] | None = None
     host: TargetHost | None = None
     port: Port | None = None
-    path: Annotated[str, StringConstraints(pattern=r"^/")] | None = None
-    prefix: Annotated[str, StringConstraints(pattern=r"^/")] | None = None  # replaces the matched prefix
+    path: Annotated[Line, StringConstraints(pattern=r"^/")] | None = None
+    prefix: Annotated[Line, StringConstraints(pattern=r"^/")] | None = None  # replaces the matched prefix
     # 301, as Istio's HTTPRedirect.redirectCode and Envoy's RedirectAction.response_code default
     # (the Gateway API's 302 is written out on that flavour)
     status: Literal[301, 302, 303, 307, 308] = 301
@@ -654,7 +678,7 @@ Source = Annotated[
 class AccessRule(Strict):
     from_: Annotated[list[Source], Field(alias="from", min_length=1)]
     methods: list[HttpMethod] = []
-    paths: list[Annotated[str, StringConstraints(pattern=r"^(/[^\s]*|\*)$")]] = []
+    paths: list[Annotated[Line, StringConstraints(pattern=r"^(/[^\s]*|\*)$")]] = []
     ports: list[Port] = []
 
 
@@ -784,14 +808,14 @@ class ExternalService(Strict):
 # A Host header: a host name or IP address, optionally with `:port`.
 HostHeader = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9*]([-A-Za-z0-9.*]*[A-Za-z0-9])?(:[0-9]{1,5})?$",
                                               max_length=259)]
-RequestPath = Annotated[str, StringConstraints(pattern=r"^/[^\s#]*$", max_length=4096)]
+RequestPath = Annotated[Line, StringConstraints(pattern=r"^/[^\s#]*$", max_length=4096)]
 
 
 class RouteTestRequest(Strict):
     host: HostHeader
     path: RequestPath = "/"  # with the query string, if any: /search?q=1
     method: HttpMethod = "GET"
-    headers: dict[HeaderName, Annotated[str, StringConstraints(max_length=4096)]] = {}
+    headers: dict[HeaderName, Annotated[Line, StringConstraints(max_length=4096)]] = {}
     port: Port | None = None
     sni: HostName | None = None
 
@@ -808,7 +832,7 @@ class RouteTestExpectation(Strict):
     # answer: 404 for no route, a redirect's status, an abort's status
     status: Annotated[int, Field(ge=200, le=599)] | None = None
     to: list[ExpectedDestination] | None = None
-    redirect: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+    redirect: Annotated[Line, StringConstraints(min_length=1, max_length=4096)] | None = None
     path: RequestPath | None = None
     host: HostHeader | None = None
     # request headers as each destination receives them (null: absent); several values of one
@@ -829,7 +853,7 @@ class RouteTestExpectation(Strict):
 
 
 class RouteTestCase(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    name: Annotated[Line, StringConstraints(min_length=1, max_length=253)]
     request: RouteTestRequest
     expect: RouteTestExpectation
 
@@ -857,7 +881,7 @@ class RouteTest(Strict):
 # Policy
 
 PolicyKind = Literal["Mesh", "Service", "Route", "AccessPolicy", "Gateway", "ExternalService"]
-CelText = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+CelText = Annotated[str, StringConstraints(min_length=1, max_length=4096), _without(_CEL_CONTROL_CHARACTER)]
 
 
 class Policy(Strict):
@@ -868,7 +892,7 @@ class Policy(Strict):
     appliesTo: PolicyKind
     when: CelText | None = None
     rule: CelText
-    message: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    message: Annotated[Line, StringConstraints(min_length=1, max_length=1024)]
 
 
 KIND_MODELS: dict[str, type[Strict]] = {

@@ -299,7 +299,7 @@ def remove_abandoned(out_dir: Path) -> None:
     """Remove the staging and retired trees of out_dir whose build process is gone. A retired
     tree is put back first when out_dir is missing (a build killed between two renames)."""
     for entry in sorted(out_dir.parent.iterdir()):
-        match = _STAGING_NAME.match(entry.name)
+        match = _STAGING_NAME.fullmatch(entry.name)
         if match is None or match["name"] != out_dir.name or _running(int(match["pid"])):
             continue
         if not out_dir.exists() and (entry / "tree").is_dir():

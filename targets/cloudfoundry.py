@@ -39,7 +39,7 @@ _APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 def _app_name(value: str) -> str:
     """An app name as a bare shell word: the intent language allows only DNS-1123 labels."""
-    if not _APP_NAME.match(value):
+    if not _APP_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a DNS-1123 label and cannot be an app name in a script")
     return value
 

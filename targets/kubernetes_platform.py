@@ -134,7 +134,7 @@ class PlatformEmitter:
         return plan
 
     def nameable(self, node: ServiceNode | GatewayNode) -> bool:
-        if DNS1035_LABEL.match(node.key.name):
+        if DNS1035_LABEL.fullmatch(node.key.name):
             return True
         self.report.add(
             codes.K8S_NAME_NOT_DNS1035,
@@ -170,7 +170,7 @@ class PlatformEmitter:
         docs = []
         for version, spec in service.spec.versions.items():
             name = version_service_name(service.name, version)
-            if not DNS1035_LABEL.match(name) or len(name) > 63:
+            if not DNS1035_LABEL.fullmatch(name) or len(name) > 63:
                 self.report.add(codes.K8S_NAME_NOT_DNS1035,
                                 f"version Service {name!r} of {service.key} is not a DNS-1035 label",
                                 self.graph.sources.locate(service.origin, "versions", version, key=True))

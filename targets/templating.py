@@ -41,13 +41,13 @@ def comment_text(value: str) -> Encoded:
     """A value inside a `#` comment of a shell script, systemd unit or hosts file: bare when a
     plain word, else a JSON string (ASCII, escapes for every control character, never ending
     in a backslash that systemd would join with the next line)."""
-    return Encoded(value if _PLAIN_WORD.match(value) else json.dumps(value))
+    return Encoded(value if _PLAIN_WORD.fullmatch(value) else json.dumps(value))
 
 
 def markdown_code(value: str) -> Encoded:
     """A value as a Markdown code span: fenced with more backticks than it holds, with its
     control characters escaped (a code span cannot hold a line break)."""
-    text = json.dumps(value)[1:-1] if not _PLAIN_WORD.match(value) else value
+    text = json.dumps(value)[1:-1] if not _PLAIN_WORD.fullmatch(value) else value
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     padding = " " if text.startswith("`") or text.endswith("`") else ""
     return Encoded(f"{fence}{padding}{text}{padding}{fence}")
@@ -55,7 +55,7 @@ def markdown_code(value: str) -> Encoded:
 
 def _check_value(name: str, value: Any) -> None:
     if isinstance(value, str):
-        if not isinstance(value, Encoded) and not _PLAIN_WORD.match(value):
+        if not isinstance(value, Encoded) and not _PLAIN_WORD.fullmatch(value):
             raise TypeError(f"template value {name} = {value!r} is neither a plain word nor encoded")
     elif isinstance(value, (list, tuple)):
         for item in value:

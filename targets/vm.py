@@ -58,21 +58,21 @@ def endpoint_directory(address: str) -> str | None:
         return name if name[0].isalnum() else f"0{name}"  # ::1 is 0--1: a segment starts with a digit
     except ValueError:
         pass
-    if len(address) <= 253 and _HOST_NAME.match(address):
+    if len(address) <= 253 and _HOST_NAME.fullmatch(address):
         return address.lower()
     return None
 
 
 def unit_path(value: str) -> str:
     """An absolute path for a unit file line: no spaces, quotes, `%` specifiers or `$` expansion."""
-    if not _SAFE_PATH.match(value) or "/../" in f"{value}/" or "/./" in f"{value}/":
+    if not _SAFE_PATH.fullmatch(value) or "/../" in f"{value}/" or "/./" in f"{value}/":
         raise ValueError(f"{value!r} cannot be written into a systemd unit unquoted")
     return value
 
 
 def env_assignment(key: str, value: str) -> Encoded:
     """`KEY='value'`, as istioctl writes cluster.env (always single-quoted; `'` as '\\'')."""
-    if not _ENV_KEY.match(key):
+    if not _ENV_KEY.fullmatch(key):
         raise ValueError(f"{key!r} is not an environment variable name")
     if "\x00" in value or "\n" in value:
         raise Unencodable(f"the value of {key} holds a character cluster.env cannot carry")

@@ -115,3 +115,34 @@ def test_check_clean_implies_build_succeeds(generated) -> None:
         for index, document in enumerate(generated["documents"]):
             (root / f"d{index}.yaml").write_bytes(to_yaml(document))
         _agree(root, Path(directory) / "out")
+
+
+ROUTE = ("apiVersion: meshc/v1\nkind: Route\nname: api\nservice: api\nrules:\n"
+         "  - match: [MATCH]\n    to: [{service: api}]\n    EXTRA\n")
+ACCESS = "apiVersion: meshc/v1\nkind: AccessPolicy\nname: api\nservice: api\nallow:\n  - from: ['*']\n    paths: [PATH]\n"
+POLICY = ("apiVersion: meshc/v1\nkind: Policy\nname: p\nappliesTo: Service\nrule: \"true\"\n"
+          "message: MESSAGE\n")
+
+
+@pytest.mark.parametrize("character", ["\n", "\r", "\x00", "\u2028"], ids=["LF", "CR", "NUL", "U+2028"])
+@pytest.mark.parametrize(("file", "text", "line"), [
+    ("route.yaml", ROUTE.replace("MATCH", "{headers: {x-user: {exact: VALUE}}}").replace("EXTRA", ""), 6),
+    ("route.yaml", ROUTE.replace("MATCH", "{query: {q: {prefix: VALUE}}}").replace("EXTRA", ""), 6),
+    ("route.yaml", ROUTE.replace("MATCH", "{path: {regex: VALUE}}").replace("EXTRA", ""), 6),
+    ("route.yaml", ROUTE.replace("MATCH", "{path: {exact: /a}}").replace("EXTRA", "rewrite: {prefix: /VALUE}"), 8),
+    ("access.yaml", ACCESS.replace("PATH", "/VALUE"), 7),
+    ("policy.yaml", POLICY.replace("MESSAGE", "VALUE"), 6),
+    ("api.yaml", SERVICE + "owner: VALUE\n", 7),
+], ids=["header-exact", "query-prefix", "path-regex", "rewrite-prefix", "access-path", "policy-message", "owner"])
+def test_a_control_character_in_any_value_is_a_located_error(make_mesh, tmp_path: Path, file: str, text: str,
+                                                             line: int, character: str) -> None:
+    """A value no header, path or message can carry compiles nowhere: check and build both stop
+    at its line (MESH105), neither compiles it silently."""
+    value = json.dumps(f"v{character}x")
+    files = {"mesh.yaml": FULL_MESH, "api.yaml": SERVICE, file: text.replace("/VALUE", value.replace('"', '"/', 1))
+             .replace("VALUE", value)}
+    root = make_mesh(files)
+    diagnostics, code = _agree(root, tmp_path / "out")
+    errors = [(d["code"], d["location"]["file"], d["location"]["line"]) for d in diagnostics if d["severity"] == "error"]
+    assert code == 1 and errors == [("MESH105", file, line)], errors
+    assert f"U+{ord(character):04X}" in next(d["message"] for d in diagnostics if d["code"] == "MESH105")
