@@ -61,7 +61,7 @@ Duration = Annotated[str, AfterValidator(_positive_duration)]
 # message can carry them, and in a generated file each one would start a new line or do worse,
 # so a value holding one is a located error (MESH105), never a silent compile. CEL text may
 # also break lines, as CEL's whitespace.
-_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _CEL_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 

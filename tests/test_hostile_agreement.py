@@ -124,7 +124,7 @@ POLICY = ("apiVersion: meshc/v1\nkind: Policy\nname: p\nappliesTo: Service\nrule
           "message: MESSAGE\n")
 
 
-@pytest.mark.parametrize("character", ["\n", "\r", "\x00", "\u2028"], ids=["LF", "CR", "NUL", "U+2028"])
+@pytest.mark.parametrize("character", ["\n", "\r", "\x00", "\x1b"], ids=["LF", "CR", "NUL", "ESC"])
 @pytest.mark.parametrize(("file", "text", "line"), [
     ("route.yaml", ROUTE.replace("MATCH", "{headers: {x-user: {exact: VALUE}}}").replace("EXTRA", ""), 6),
     ("route.yaml", ROUTE.replace("MATCH", "{query: {q: {prefix: VALUE}}}").replace("EXTRA", ""), 6),

@@ -24,6 +24,8 @@ MESH = BAD_INPUT_MESH + '  - {name: ivms, kind: vm, flavor: istio, controlPlane:
 
 # A line break followed by a GitHub workflow command, an ANSI escape and a line separator.
 INJECTED = "x\n::add-mask::secret\x1b[2J\u2028::stop-commands::t"
+# What a value may hold (a control character is MESH105, tests/test_hostile_agreement.py): line separators.
+INJECTED_VALUE = "x\u2028::add-mask::secret\u2029::stop-commands::t"
 
 
 def service(name: str, platform: str, extra: str = "") -> str:
@@ -37,7 +39,7 @@ def policy(message: str) -> str:
 
 
 def assert_no_injected_line(text: str) -> None:
-    assert "\x1b" not in text and "\u2028" not in text and "\r" not in text
+    assert "\x1b" not in text and "\u2028" not in text and "\u2029" not in text and "\r" not in text
     for line in text.split("\n"):
         assert not line.lstrip().startswith("::") or line.startswith(("::error ", "::warning ", "::notice ")), line
 
@@ -47,7 +49,7 @@ def assert_no_injected_line(text: str) -> None:
 def test_intent_text_cannot_start_a_workflow_command_or_reach_the_terminal(make_mesh, fmt, where) -> None:
     files = {"mesh.yaml": MESH, "a.yaml": service("api", "k8s")}
     if where == "policy message":
-        files["policy.yaml"] = policy(INJECTED)
+        files["policy.yaml"] = policy(INJECTED_VALUE)
     else:
         files[f"odd{INJECTED}.yaml"] = "kind: [\n"
     root = make_mesh(files)
@@ -57,8 +59,10 @@ def test_intent_text_cannot_start_a_workflow_command_or_reach_the_terminal(make_
     text = result.output.replace("\x1b[1;31m", "").replace("\x1b[1;33m", "").replace("\x1b[1m", "") \
         .replace("\x1b[0m", "").replace("\x1b[1;36m", "")  # meshc's own colours
     assert_no_injected_line(text)
-    if fmt == "text":
+    if fmt == "text" and where == "file name":
         assert "x\\x0a::add-mask::secret\\x1b[2J\\u2028::stop-commands::t" in text
+    elif fmt == "text":
+        assert "x\\u2028::add-mask::secret\\u2029::stop-commands::t" in text
 
 
 def test_long_lines_are_echoed_as_a_window_around_the_caret(make_mesh) -> None:
