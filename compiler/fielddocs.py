@@ -1,0 +1,334 @@
+"""What every field of the intent language means: the one text behind `meshc schema`'s
+descriptions (editors show them on hover) and the field tables of docs/intents.md, which
+`python -m compiler.docgen` generates from it. Keyed by model class, then by field as
+written in YAML (its alias); the fields every kind shares are in KIND_FIELDS. A field
+without an entry fails tests/test_schema_descriptions.py.
+"""
+
+from __future__ import annotations
+
+KIND_FIELDS: dict[str, str] = {
+    "apiVersion": "Always `meshc/v1`.",
+    "kind": "Which intent this document is.",
+    "name": "The object's name, unique per kind (and namespace): lower-case letters, digits and `-`, at most 63.",
+    "namespace": "The namespace it lives in; default `Mesh.defaultNamespace`.",
+}
+
+FIELDS: dict[str, dict[str, str]] = {
+    "Mesh": {
+        "trustDomain": "SPIFFE trust domain: identities are `spiffe://<trustDomain>/ns/<namespace>/sa/<service>`.",
+        "defaultNamespace": "The namespace of objects that do not name one.",
+        "mtls": "The mesh-wide mTLS mode of inbound traffic; a Service may override it.",
+        "authorization": "What a service without any AccessPolicy admits: nobody (`deny`) or every caller (`allow`).",
+        "defaults": "Resilience every Service inherits, field by field (a field a Service sets replaces the default "
+                    "of that field).",
+        "tracing": "Where proxies send traces; unset, no tracing.",
+        "exclude": "Globs of paths below the mesh root that are not intent files (`*` and `?` within a path "
+                   "segment, `**` across segments); `build/` is always excluded.",
+        "platforms": "Where services and gateways run; at least one.",
+        "suppress": "Silence a diagnostic code, for one object or everywhere (see docs/policies.md).",
+    },
+    "Tracing": {
+        "provider": "The tracing protocol the proxies speak.",
+        "address": "The collector, as `host:port`.",
+        "samplingPercent": "The percentage of requests traced.",
+    },
+    "Suppression": {
+        "code": "The diagnostic code silenced, such as `MESH320`.",
+        "name": "The object it is silenced for (as the diagnostic names it); unset, everywhere.",
+    },
+    "PlatformBase": {
+        "name": "The platform's name, which Services and Gateways give as `platform`.",
+        "sidecar": "Loopback ports of the Envoy sidecars meshc generates on this platform (Cloud Foundry, VMs, tests).",
+        "certificates": "Where sidecars get their certificates: an SDS socket (the default, a SPIRE agent's) or "
+                        "files in a directory; never key material.",
+    },
+    "KubernetesPlatform": {
+        "kind": "A Kubernetes cluster.",
+        "flavor": "Which API the artifacts use: Istio's or the Gateway API's.",
+        "clusterDomain": "The cluster's DNS domain.",
+        "meshHosts": "Sidecar egress hosts, `namespace/host`, every service may reach besides its calls, such as "
+                     "`istio-system/*` for istiod and collectors.",
+        "outboundTrafficPolicy": "What a sidecar does with a host it does not know: refuse it (`REGISTRY_ONLY`) or "
+                                 "pass it through unmanaged (`ALLOW_ANY`).",
+    },
+    "CloudFoundryPlatform": {
+        "kind": "A Cloud Foundry foundation.",
+        "appsDomain": "The domain of external routes (public services).",
+        "internalDomain": "The domain of container-to-container routes.",
+    },
+    "VmPlatform": {
+        "kind": "Virtual machines running an Envoy sidecar from a meshc bundle.",
+        "flavor": "`static`: meshc's bootstrap configures everything; `istio`: the VMs join an Istio control plane.",
+        "network": "The Istio network the VMs are on.",
+        "controlPlane": "The Istio control plane, as `host:port`: required for, and only for, flavor `istio`.",
+    },
+    "SidecarSettings": {
+        "outboundPort": "The loopback port the sidecar takes outbound traffic on (default 15001).",
+        "adminPort": "The loopback port of the sidecar's Envoy admin interface (default 15000).",
+    },
+    "SdsCertificates": {
+        "mode": "Certificates from an SDS server.",
+        "sdsSocket": "The SDS server's Unix socket: an absolute path without whitespace or control characters.",
+    },
+    "FileCertificates": {
+        "mode": "Certificates from files.",
+        "dir": "The directory of the certificate files: an absolute path without whitespace or control characters.",
+    },
+    "Service": {
+        "platform": "The platform it runs on (a name in `Mesh.platforms`).",
+        "owner": "Free text, for people: who to ask about this service.",
+        "public": "Reachable from outside the platform without a Gateway (on Cloud Foundry: an external route).",
+        "ports": "The ports it serves; at least one.",
+        "versions": "Named subsets for routing, each with the labels of its workloads.",
+        "endpoints": "Where its workloads run: required on vm platforms, forbidden elsewhere (the platform finds "
+                     "them).",
+        "calls": "The services and external services this one sends traffic to; its sidecar is configured for "
+                 "exactly these.",
+        "mtls": "This service's inbound mTLS mode; unset, `Mesh.mtls`.",
+        "resilience": "Applied by callers' sidecars on traffic to this service; each field set replaces that field "
+                      "of `Mesh.defaults`.",
+        "rateLimit": "A local, inbound token bucket at this service's sidecar.",
+        "sidecar": "This service's sidecar ports; unset, the platform's.",
+    },
+    "ServicePort": {
+        "name": "The port's name, unique in the service.",
+        "port": "The port number callers use.",
+        "protocol": "What the port speaks; `http`, `http2` and `grpc` are routed per request, the others per "
+                    "connection.",
+        "targetPort": "Where the application listens; unset, `port`.",
+    },
+    "Version": {
+        "labels": "Kubernetes labels of the version's workloads, on every target: a key is a name of at most 63 "
+                  "letters, digits, `-`, `_`, `.` with an optional DNS prefix and `/`; a value at most 63 of the "
+                  "same characters, starting and ending with a letter or digit.",
+    },
+    "Endpoint": {
+        "address": "An IP address or host name of one workload.",
+        "version": "The version (a key of `versions`) this workload runs.",
+    },
+    "RateLimit": {
+        "requests": "Requests admitted per period (at most 2147483647).",
+        "per": "The period, a duration such as `1s` or `1m`.",
+    },
+    "Resilience": {
+        "timeout": "The time a request may take, retries included.",
+        "retries": "How failed requests are retried.",
+        "circuitBreaker": "Limits on connections and requests in flight.",
+        "outlierDetection": "When a failing endpoint is taken out of the load balancing.",
+        "loadBalancer": "How endpoints are chosen: `round-robin`, `least-request`, `random`, or "
+                        "`{ringHash: {header}}` (consistent hashing on a request header).",
+    },
+    "Retries": {
+        "attempts": "Retries after the first try (0 turns retries off).",
+        "perTryTimeout": "The time each try may take.",
+        "retryOn": "The failures that are retried.",
+        "allowNonIdempotent": "Also retry POST and PATCH, whose retry may repeat a side effect (meshc's opt-in).",
+    },
+    "CircuitBreaker": {
+        "maxConnections": "Connections to the service at most (each limit at most 2147483647, Istio's int32).",
+        "maxPendingRequests": "Requests waiting for a connection at most.",
+        "maxRequests": "Requests in flight at most.",
+        "maxRetries": "Retries in flight at most.",
+    },
+    "OutlierDetection": {
+        "consecutive5xx": "Consecutive 5xx answers that eject an endpoint.",
+        "interval": "How often endpoints are judged.",
+        "baseEjectionTime": "How long an ejected endpoint stays out (times the number of its ejections).",
+        "maxEjectionPercent": "The share of endpoints that may be ejected at once.",
+    },
+    "RingHashBalancer": {
+        "ringHash": "Consistent hashing: requests with one value of the header go to one endpoint.",
+    },
+    "RingHash": {
+        "header": "The request header whose value is hashed.",
+    },
+    "Route": {
+        "service": "A mesh route: traffic addressed to this service (at most one mesh Route per service).",
+        "gateway": "An ingress route: traffic arriving at this Gateway for `hosts`.",
+        "hosts": "The host names an ingress route serves (at most one Route per gateway host).",
+        "rules": "Tried in order; the first that matches a request decides it (docs/intents.md, Semantics).",
+    },
+    "RouteRule": {
+        "match": "Which requests the rule takes: any entry may match; unset, every request.",
+        "to": "Where matched requests go; with several destinations, every one has a weight and they sum to 100.",
+        "redirect": "Answer matched requests with a redirect instead of forwarding them.",
+        "timeout": "The time a request may take; unset, the destination service's resilience.",
+        "retries": "How failed requests are retried; unset, the destination service's resilience.",
+        "fault": "Faults injected into matched requests (testing resilience).",
+        "mirror": "Also send a copy of matched requests to another service; the copy's answer is dropped.",
+        "rewrite": "Rewrite the path before forwarding.",
+        "headers": "Edits of the request on its way to every destination of the rule, and of the answer on its "
+                   "way back.",
+    },
+    "HeaderModifier": {
+        "request": "Edits of the request the destination receives.",
+        "response": "Edits of the answer the client receives from the destination.",
+    },
+    "HeaderEdits": {
+        "set": "Headers replaced (every value) or added, by name (at most 16).",
+        "add": "Values appended after the header's values, if any, by name (at most 16).",
+        "remove": "Headers dropped (at most 16).",
+    },
+    "Match": {
+        "path": "The request path.",
+        "method": "The HTTP method.",
+        "headers": "Request headers by name (lower-cased), each matched as given; all must match.",
+        "query": "Query parameters by name, each matched as given; all must match.",
+        "sni": "TLS server names (tls and tcp routes).",
+        "port": "The port the request arrived on.",
+    },
+    "StringMatch": {
+        "exact": "The value is exactly this.",
+        "prefix": "The value starts with this.",
+        "regex": "The whole value matches this RE2 regular expression.",
+        "present": "The header or parameter is present, whatever its value.",
+    },
+    "PathMatch": {
+        "exact": "The path is exactly this.",
+        "prefix": "The path is this or continues it with `/` (a segment prefix: `/api` matches `/api/x`, not "
+                  "`/apix`).",
+        "regex": "The whole path matches this RE2 regular expression.",
+    },
+    "Destination": {
+        "service": "The service; unset, the route's service (required on ingress routes).",
+        "version": "A version of the service; unset, all its endpoints.",
+        "port": "The service port; required when the service has several.",
+        "weight": "The percentage of matched requests sent here.",
+        "headers": "Edits of the requests sent to this destination and of its answers (a header is edited at one "
+                   "level, the rule's or the destination's).",
+    },
+    "Redirect": {
+        "host": "The host of the redirect; unset, the request's.",
+        "path": "The path of the redirect; unset, the request's.",
+        "status": "The redirect's HTTP status.",
+    },
+    "Fault": {
+        "delay": "Delay matched requests.",
+        "abort": "Answer matched requests with an error status instead of forwarding them.",
+    },
+    "Delay": {
+        "fixed": "How long a request is held.",
+        "percent": "The percentage of matched requests delayed.",
+    },
+    "Abort": {
+        "status": "The HTTP status answered.",
+        "percent": "The percentage of matched requests aborted.",
+    },
+    "Mirror": {
+        "service": "The service that receives the copies; unset, the route's service.",
+        "version": "A version of that service.",
+        "port": "The port of that service; required when it has several.",
+        "percent": "The percentage of matched requests copied.",
+    },
+    "Rewrite": {
+        "prefix": "Replaces the matched path prefix.",
+    },
+    "AccessPolicy": {
+        "service": "The service it protects.",
+        "allow": "Requests any of these rules matches are admitted.",
+        "deny": "Requests any of these rules matches are refused, whatever allows them.",
+    },
+    "AccessRule": {
+        "from": "Who: service references, `{namespace: ns}` (every identity of a namespace), `{gateway: ref}` "
+                "(traffic arriving through a Gateway) or `\"*\"` (any mesh identity); at least one.",
+        "methods": "HTTP methods (HTTP ports only); unset, any.",
+        "paths": "Exact paths, or paths ending in `*` for a prefix (HTTP ports only); unset, any.",
+        "ports": "Ports of the service; unset, any.",
+    },
+    "NamespaceSource": {
+        "namespace": "Every identity in this namespace.",
+    },
+    "GatewaySource": {
+        "gateway": "Traffic arriving through this Gateway.",
+    },
+    "Gateway": {
+        "platform": "The platform it runs on: kubernetes or vm (Cloud Foundry's router is its own ingress).",
+        "listeners": "The ports it listens on; at least one.",
+        "sidecar": "The gateway Envoy's admin port on loopback (`adminPort`); unset, the platform's.",
+    },
+    "Listener": {
+        "name": "The listener's name, unique in the gateway.",
+        "port": "The port it listens on.",
+        "protocol": "`https` terminates TLS; `tls` terminates it or passes it through (routed by SNI).",
+        "hosts": "The host names it accepts; at least one.",
+        "tls": "How TLS is handled (https and tls listeners).",
+        "httpsRedirect": "Answer every request with a redirect to https (http listeners).",
+    },
+    "ListenerTls": {
+        "mode": "`terminate`: the gateway holds the certificate; `passthrough`: the backend terminates.",
+        "certificate": "The name of the secret (Kubernetes) or SDS resource holding the certificate.",
+    },
+    "ExternalService": {
+        "hosts": "The host names it is reached at; at least one.",
+        "ports": "Its ports; at least one.",
+        "tls": "TLS towards it.",
+    },
+    "ExternalPort": {
+        "name": "The port's name, unique in the external service.",
+        "port": "The port number.",
+        "protocol": "What the port speaks.",
+    },
+    "ExternalTls": {
+        "originate": "The caller's sidecar opens TLS to the host, for an application that speaks plain text.",
+        "sni": "The TLS server name sent; unset, the host.",
+    },
+    "RouteTest": {
+        "caller": "The calling service, whose sidecar sees the requests.",
+        "gateway": "Or the Gateway that receives them (then every request needs `port`).",
+        "cases": "Requests and what must happen to them; at least one.",
+    },
+    "RouteTestCase": {
+        "name": "What the case proves, unique in the RouteTest.",
+        "request": "The request sent.",
+        "expect": "What must happen to it.",
+    },
+    "RouteTestRequest": {
+        "host": "The Host header, with `:port` if the client sends one.",
+        "path": "The path, with the query string if any.",
+        "method": "The HTTP method.",
+        "headers": "Request headers by name.",
+        "port": "The gateway listener port it arrives on; on a sidecar the port comes from `host` (default the "
+                "service's first HTTP port).",
+        "sni": "The TLS server name (https and tls gateway listeners).",
+    },
+    "RouteTestExpectation": {
+        "status": "200 when the request is forwarded, else the proxy's own answer: 404, a redirect's or an "
+                  "abort's status.",
+        "to": "The destinations that receive the request; an omitted field of each is not compared.",
+        "redirect": "The Location of the redirect.",
+        "path": "The path the destination sees, query string included.",
+        "host": "The Host the destination sees.",
+        "headers": "Request headers as every destination that gets the request receives them: several values "
+                   "joined by `,`, `null` for absent.",
+        "responseHeaders": "Response headers as the client receives them, from a destination that itself sends "
+                           "none of them (on an abort, the abort's answer).",
+        "route": "The Route that decided.",
+        "rule": "The index of the rule of `route` that decided.",
+    },
+    "ExpectedDestination": {
+        "service": "The service.",
+        "version": "Its version.",
+        "port": "Its port.",
+        "weight": "The percentage of requests it receives.",
+    },
+    "Policy": {
+        "severity": "The severity of what the Policy reports.",
+        "appliesTo": "The kind of object it judges.",
+        "when": "A CEL condition: the objects it judges; unset, every object of the kind.",
+        "rule": "A CEL expression over `self`, the linked, defaulted object, that must hold.",
+        "message": "What is reported where the rule does not hold.",
+    },
+}
+
+
+def description(model: type, field: str) -> str:
+    """What `field` (as written in YAML) of `model` means; KeyError when nobody wrote it down."""
+    from compiler.model import KIND_MODELS
+
+    for klass in model.__mro__:
+        if field in FIELDS.get(klass.__name__, {}):
+            return FIELDS[klass.__name__][field]
+    if model in KIND_MODELS.values() and field in KIND_FIELDS:
+        return KIND_FIELDS[field]
+    raise KeyError(f"{model.__name__}.{field} has no description in compiler/fielddocs.py")
