@@ -8,6 +8,7 @@ the output directory) so that the CLI only parses options and prints.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ class Compiled:
     loaded: Loaded | None = None  # the intents as read: `meshc test` runs the RouteTests among them
     suppressor: Suppressor | None = None
     drift: Drift | None = None  # check_mesh(compare_with=...) only
+    loaded_clean: bool = True  # loading reported no error: the graph holds every intent written
+    linked_clean: bool = True  # neither loading nor linking reported an error
 
     def filter_suppressed(self) -> None:
         """Drop suppressed diagnostics reported so far (call after each stage that reports)."""
@@ -46,7 +49,8 @@ class Compiled:
         """Filter once more and report the suppressions that suppressed nothing."""
         if self.suppressor is not None:
             self.suppressor.filter(self.report)
-            self.suppressor.report_unused(self.report, targets_ran=targets_ran)
+            if self.linked_clean:  # otherwise checks that did not run would call suppressions unused
+                self.suppressor.report_unused(self.report, targets_ran=targets_ran)
             self.suppressor = None
 
 
@@ -55,10 +59,13 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
                  source: FileSource | None = None, cache: FileCache | None = None) -> Compiled:
     """Load, link and (by default) analyse the mesh at root; never raises for user errors.
 
-    Analysis runs only on a mesh that linked without errors: checks over a graph with holes
-    would report the holes again. Suppressions are applied to what analysis reported; with
-    `finish=False` the caller runs the targets and then calls Compiled.finish(). `source`
-    replaces the working tree at root; `cache` serves unchanged files (compiler.cache)."""
+    Errors in one stage do not hide the next one's (docs/cli.md, "Errors in stages"): what
+    validated is linked, a reference to a document that failed validation resolves to it
+    without an "unknown" error, and each check runs when every kind it reads is complete (no
+    document of it left out by an error), so no check reports the holes again. Suppressions
+    are applied to what analysis reported; with `finish=False` the caller runs the targets and
+    then calls Compiled.finish(). `source` replaces the working tree at root; `cache` serves
+    unchanged files (compiler.cache)."""
     report = Report()
     if ref is not None:
         from compiler.gitsource import GitError, GitSource
@@ -76,19 +83,20 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
         counted.append(f"{len(loaded.sources.texts)} files, {len(loaded.intents)} intents")
     from compiler.linker import link
 
-    graph = None
-    if not report.has_errors:
-        with stages.stage("link") as counted:
-            graph = link(loaded, report)
-            if graph is not None:
-                counted.append(f"{len(graph.services)} services")
-    compiled = Compiled(graph, loaded.sources, report, loaded)
-    if graph is not None and analyse and not report.has_errors:
+    loaded_clean = not report.has_errors
+    with stages.stage("link") as counted:
+        graph = link(loaded, report)
+        if graph is not None:
+            counted.append(f"{len(graph.services)} services")
+    compiled = Compiled(graph, loaded.sources, report, loaded, loaded_clean=loaded_clean,
+                        linked_clean=not report.has_errors)
+    if graph is not None and analyse:
         from policies.registry import analyse as run_checks
 
         with stages.stage("analyse") as counted:
-            run_checks(graph, report)
-            counted.append(f"{len(report.diagnostics)} diagnostics")
+            skipped = run_checks(graph, report, incomplete=incomplete_kinds(loaded, graph))
+            counted.append(f"{len(report.diagnostics)} diagnostics"
+                           + (f", {len(skipped)} checks not run over incomplete kinds" if skipped else ""))
         from compiler.suppress import Suppressor
 
         compiled.suppressor = Suppressor(loaded, graph, report.line_suppressions)
@@ -96,6 +104,28 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
         if finish:
             compiled.finish(targets_ran=False)
     return compiled
+
+
+# Policies judge each object on its own: one Policy left out does not change another's verdict.
+_INDEPENDENT_KINDS = frozenset({"Policy"})
+
+
+def incomplete_kinds(loaded: Loaded, graph: MeshGraph) -> frozenset[str]:
+    """The intent kinds the graph lacks objects of: documents that failed validation, intents
+    that failed to link, and every kind when some file or document could not be read."""
+    from policies.check import KINDS
+
+    if loaded.unread:
+        return frozenset(KINDS)
+    written = Counter(intent.kind for intent in loaded.intents)
+    linked = {"Service": len(graph.services), "ExternalService": len(graph.externals), "Route": len(graph.routes),
+              "Gateway": len(graph.gateways), "AccessPolicy": len(graph.access_policies),
+              "Policy": len(graph.policies)}
+    kinds = {document.kind for document in loaded.invalid}
+    kinds |= {kind for kind, count in linked.items() if count < written[kind]}
+    if written["Mesh"] > 1 or len(graph.platforms) < len(graph.mesh.platforms):
+        kinds.add("Mesh")
+    return frozenset(kinds - _INDEPENDENT_KINDS)
 
 
 def check_mesh(root: Path, *, ref: str | None = None, stages: Stages | None = None,

@@ -517,7 +517,7 @@ def graph(path: str, fmt: str, ref: str | None) -> None:
         click.echo(_graph_page(root, ref), nl=False)
         return
     compiled = compile_mesh(root, ref=ref, analyse=False)
-    if compiled.graph is None:
+    if compiled.graph is None or not compiled.loaded_clean:  # a graph with intents left out is no answer
         _print_report(compiled, "text", False, "auto", root)
         sys.exit(EXIT_FAIL)
     click.echo(EXPORTERS[fmt](compiled.graph), nl=False)
@@ -528,7 +528,7 @@ def _graph_page(root: Path, ref: str | None) -> str:
     from compiler.graph_page import mesh_page
 
     compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False)
-    if compiled.graph is None:
+    if compiled.graph is None or not compiled.loaded_clean:
         _print_report(compiled, "text", False, "auto", root)
         sys.exit(EXIT_FAIL)
     return mesh_page(compiled)

@@ -71,15 +71,31 @@ class _Linker:
         self.mesh = mesh_intent.model
         self.platforms = self.link_platforms(mesh_intent)
         by_kind = self.index_intents()
+        invalid = self.invalid_keys()
         externals = self.link_externals(by_kind["ExternalService"])
-        self.callable = set(externals) | set(by_kind["Service"])
-        self.service_intents = by_kind["Service"]
+        self.callable = set(externals) | set(by_kind["Service"]) | invalid["Service"] | invalid["ExternalService"]
+        # every Service the mesh defines, linked or not: a reference to one that failed to link
+        # or to validate is not "unknown" (its own diagnostic says what is wrong)
+        self.known_services = set(by_kind["Service"]) | invalid["Service"]
+        self.known_gateways = set(by_kind["Gateway"]) | invalid["Gateway"]
         self.services = self.link_services(by_kind["Service"])
         self.gateways = self.link_gateways(by_kind["Gateway"])
         routes, service_route = self.link_routes(by_kind["Route"])
         access_policies = self.link_access_policies(by_kind["AccessPolicy"])
         policies = {k: PolicyNode(k, i.model, i.origin) for k, i in by_kind["Policy"].items()}
         return self.graph(mesh_intent, externals, routes, service_route, access_policies, policies)
+
+    def invalid_keys(self) -> dict[str, set[Any]]:
+        """Identities of the documents that failed validation, by kind."""
+        keys: dict[str, set[Any]] = defaultdict(set)
+        for document in self.loaded.invalid:
+            keys[document.kind].add(Key(document.namespace or self.mesh.defaultNamespace, document.name))
+        return keys
+
+    def unknown(self, code: codes.Code, message: str, location: Any) -> None:
+        """Report a reference to nothing, unless loading left a file unread: it may be there."""
+        if not self.loaded.unread:
+            self.report.add(code, message, location)
 
     def link_platforms(self, mesh_intent: Intent) -> dict[str, Any]:
         """Mesh.platforms by name; a second platform of one name is reported and dropped."""
@@ -289,11 +305,9 @@ class _Linker:
             callee = parse_ref(ref, key.namespace)
             if callee not in self.callable:
                 ok = False
-                self.report.add(
-                    codes.UNKNOWN_SERVICE,
-                    f"service {key} calls {callee}, which is neither a Service nor an ExternalService",
-                    self.at(intent.origin, "calls", index),
-                )
+                self.unknown(codes.UNKNOWN_SERVICE,
+                             f"service {key} calls {callee}, which is neither a Service nor an ExternalService",
+                             self.at(intent.origin, "calls", index))
                 continue
             calls.append(callee)
         if not ok:
@@ -353,10 +367,10 @@ class _Linker:
         node = self.services.get(service_key)
         if node is None:
             where = (*path, "service") if ref is not None else ("service",)
-            if service_key in self.service_intents:
-                return None  # the service itself failed to link and was reported there
-            self.report.add(codes.UNKNOWN_SERVICE, f"route destination {service_key} is not a Service",
-                            self.at(origin, *where))
+            if service_key in self.known_services:
+                return None  # the service itself failed to link or validate and was reported there
+            self.unknown(codes.UNKNOWN_SERVICE, f"route destination {service_key} is not a Service",
+                         self.at(origin, *where))
             return None
         if version is not None and version not in node.spec.versions:
             known = ", ".join(sorted(node.spec.versions)) or "none"
@@ -385,17 +399,17 @@ class _Linker:
         if spec.service is not None:
             service = parse_ref(spec.service, key.namespace)
             if service not in self.services:
-                if service not in self.service_intents:
-                    self.report.add(codes.UNKNOWN_SERVICE,
-                                    f"Route {key} is for service {service}, which is not a Service",
-                                    self.at(intent.origin, "service"))
+                if service not in self.known_services:
+                    self.unknown(codes.UNKNOWN_SERVICE, f"Route {key} is for service {service}, which is not a Service",
+                                 self.at(intent.origin, "service"))
                 return None
         else:
             gateway = parse_ref(spec.gateway, key.namespace)
             if gateway not in self.gateways:
-                self.report.add(codes.UNKNOWN_GATEWAY,
-                                f"Route {key} attaches to gateway {gateway}, which is not a Gateway",
-                                self.at(intent.origin, "gateway"))
+                if gateway not in self.known_gateways:
+                    self.unknown(codes.UNKNOWN_GATEWAY,
+                                 f"Route {key} attaches to gateway {gateway}, which is not a Gateway",
+                                 self.at(intent.origin, "gateway"))
                 return None
         rules = []
         ok = True
@@ -438,9 +452,9 @@ class _Linker:
         service = parse_ref(spec.service, key.namespace)
         ok = True
         if service not in self.services:
-            if service not in self.service_intents:
-                self.report.add(codes.UNKNOWN_SERVICE, f"AccessPolicy {key} is for {service}, which is not a Service",
-                                self.at(intent.origin, "service"))
+            if service not in self.known_services:
+                self.unknown(codes.UNKNOWN_SERVICE, f"AccessPolicy {key} is for {service}, which is not a Service",
+                             self.at(intent.origin, "service"))
             ok = False
         sections = {}
         for section in ("allow", "deny"):
@@ -457,11 +471,11 @@ class _Linker:
                         principals.append(Principal("gateway", gw.namespace, gw.name))
                     else:
                         caller = parse_ref(source, key.namespace)
-                        if caller not in self.service_intents:
+                        if caller not in self.known_services:
                             ok = False
-                            self.report.add(codes.UNKNOWN_SERVICE,
-                                            f"AccessPolicy {key} admits {caller}, which is not a Service",
-                                            self.at(intent.origin, section, index, "from", s_index))
+                            self.unknown(codes.UNKNOWN_SERVICE,
+                                         f"AccessPolicy {key} admits {caller}, which is not a Service",
+                                         self.at(intent.origin, section, index, "from", s_index))
                         principals.append(Principal("service", caller.namespace, caller.name))
                 resolved.append(ResolvedAccessRule(index, section, rule, tuple(principals)))
             sections[section] = tuple(resolved)

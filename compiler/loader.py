@@ -81,11 +81,27 @@ class SourceTable:
         return lines[location.line - 1] if 0 < location.line <= len(lines) else None
 
 
+@dataclass(frozen=True)
+class InvalidDocument:
+    """A document of a known kind that failed validation, by the identity it gives itself."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    origin: Origin
+
+
 @dataclass
 class Loaded:
     intents: list[Intent]
     sources: SourceTable
     source: FileSource
+    # documents of a known kind that failed validation: left out of linking, but their
+    # identities resolve references to them (no "unknown reference" cascade)
+    invalid: list[InvalidDocument] = field(default_factory=list)
+    # a file could not be read or parsed, or a document names no known kind: anything could
+    # be missing, so no reference is called unknown
+    unread: bool = False
 
     @functools.cached_property
     def revision(self) -> Revision:
@@ -323,7 +339,31 @@ def load(source: FileSource, report: Report, cache: FileCache | None = None) -> 
         read_bytes += min(size, MAX_FILE_BYTES)
         intents.extend(_load_file(source, path, listing[path], sources, report, cache))
     _check_mesh_placement(intents, sources, report)
-    return Loaded(intents, sources, source)
+    return _with_holes(Loaded(intents, sources, source), report)
+
+
+def _with_holes(loaded: Loaded, report: Report) -> Loaded:
+    """Record what loading left out, so that linking and analysis can still run on the rest
+    (compiler.build.compile_mesh): documents that failed validation, by identity, and whether
+    some file or document could not be identified at all."""
+    from compiler.model import API_VERSION, KIND_MODELS
+
+    validated = {(intent.origin.file, intent.origin.document) for intent in loaded.intents}
+    for (file, index), document in loaded.sources.documents.items():
+        data = document.data
+        if (file, index) in validated or data is None:
+            continue
+        kind, name, namespace = (data.get(key) for key in ("kind", "name", "namespace")) if isinstance(data, dict) \
+            else (None, None, None)
+        if (isinstance(data, dict) and data.get("apiVersion") == API_VERSION and isinstance(kind, str)
+                and kind in KIND_MODELS and isinstance(name, str) and isinstance(namespace, (str, type(None)))):
+            loaded.invalid.append(InvalidDocument(kind, name, namespace, Origin(file, index)))
+        else:
+            loaded.unread = True
+    parsed = {file for file, _ in loaded.sources.documents}
+    loaded.unread |= any(d.severity == "error" and (d.location is None or d.location.file not in parsed)
+                         for d in report.diagnostics)
+    return loaded
 
 
 def _check_mesh_placement(intents: list[Intent], sources: SourceTable, report: Report) -> None:
