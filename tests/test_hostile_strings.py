@@ -1,6 +1,7 @@
 """Hostile strings through every field that reaches a generated file (issue 13, "What to
 build"): newlines, quotes, `$()`, backticks, NUL, U+2028, `::` and ESC in an intent file's
-name, a certificate directory, an SDS socket, a header match and a version label. Either check
+name, a certificate directory, an SDS socket, a header match, a version label, and a Route's
+query and header-prefix matches, exact path, redirect path and header edit. Either check
 reports a located diagnostic, or the build succeeds and every file reads back, by the reader of
 its format, to exactly the value given: install.sh passes `bash -n` and, run with stub
 commands that log their argv, hands the value to `install` as one argument; the unit passes
@@ -154,3 +155,57 @@ def test_hostile_strings_reach_generated_files_only_encoded(field: str, value: s
         for path in (script, istio_script, unit):
             assert "\x1b" not in path.read_text(encoding="utf-8")
         assert os.listdir(out)
+
+
+def _strings(node) -> set[str]:
+    """Every string in loaded YAML or JSON, keys included."""
+    if isinstance(node, dict):
+        return {key for key in node if isinstance(key, str)} | {s for value in node.values() for s in _strings(value)}
+    if isinstance(node, list):
+        return {s for item in node for s in _strings(item)}
+    return {node} if isinstance(node, str) else set()
+
+
+ROUTE_FIELDS = {  # field: where the value stands in the Route (one hostile at a time, the others plain)
+    "query": "jason", "header-prefix": "ja", "path": "/exact", "redirect": "/new", "edit": "canary",
+}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(field=st.sampled_from(sorted(ROUTE_FIELDS)), value=hostile)
+def test_hostile_route_values_reach_istio_and_envoy_verbatim(field: str, value: str) -> None:
+    """The values of a Route that reach generated files (query and header matches, an exact
+    path, a redirect's path, a header edit): check reports a located diagnostic, or the
+    VirtualService and the caller's Envoy bootstrap both load back holding the value exactly."""
+    given_values = {**ROUTE_FIELDS, field: ("/" + value) if field in ("path", "redirect") else value}
+    quoted = {key: json.dumps(text) for key, text in given_values.items()}
+    route = ("apiVersion: meshc/v1\nkind: Route\nname: web\nservice: web\nrules:\n"
+             f"  - match: [{{query: {{q: {{exact: {quoted['query']}}}}}, "
+             f"headers: {{x-user: {{prefix: {quoted['header-prefix']}}}}}}}]\n"
+             f"    to: [{{service: web}}]\n    headers: {{request: {{set: {{x-tag: {quoted['edit']}}}}}}}\n"
+             f"  - match: [{{path: {{exact: {quoted['path']}}}}}]\n    to: [{{service: web}}]\n"
+             f"  - match: [{{path: {{prefix: /old}}}}]\n    redirect: {{path: {quoted['redirect']}}}\n"
+             "  - to: [{service: web}]\n")
+    web = ("apiVersion: meshc/v1\nkind: Service\nname: web\nplatform: k8s\n"
+           "ports: [{name: http, port: 8080, protocol: http}]\n")
+    front = web.replace("name: web", "name: front") + "calls: [web]\n"
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory) / "mesh"
+        for relative, text in {"mesh.yaml": MESH, "services/web.yaml": web, "services/front.yaml": front,
+                               "routes/web.yaml": route}.items():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(text.replace("CERT_DIR", "/etc/certs").replace("SDS_SOCKET", "/run/s"),
+                                         encoding="utf-8")
+        check = CliRunner().invoke(main, ["check", str(root), "--format", "json", "--no-cache"], catch_exceptions=False)
+        assert check.exit_code in (0, 1), check.output
+        errors = [d for d in json.loads(check.stdout)["diagnostics"] if d["severity"] == "error"]
+        assert all(d["location"] and d["location"]["file"] == "routes/web.yaml" for d in errors), errors
+        if errors:
+            return
+        out = Path(directory) / "out"
+        build = CliRunner().invoke(main, ["build", str(root), "-o", str(out), "-q"], catch_exceptions=False)
+        assert build.exit_code == 0, build.output
+        istio = _strings([d for p in (out / "kubernetes").rglob("*.yaml") for d in yaml.safe_load_all(p.read_bytes())
+                          if d and d["kind"] == "VirtualService"])
+        envoy = _strings(json.loads((out / "envoy" / "shop" / "front.yaml").read_bytes()))
+        assert given_values[field] in istio and given_values[field] in envoy, given_values[field]
