@@ -6,6 +6,7 @@ same holds for a `--ref` tree."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -55,8 +56,14 @@ def test_a_fifo_is_refused_without_being_opened(make_mesh) -> None:
     root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE})
     os.mkfifo(root / "pipe.yaml")  # opening it for reading would block forever
     (root / "null.yaml").symlink_to("/dev/null")
+    devices = []
+    try:  # a character device inside the root (/dev/zero's numbers: read, it never ends)
+        os.mknod(root / "zero.yaml", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+        devices = [("MESH001", "zero.yaml:1:1")]
+    except PermissionError:
+        pass  # no CAP_MKNOD here: the FIFO stands for every file that is not a regular one
     compiled = compile_mesh(root)
-    assert _found(compiled) == [("MESH011", "null.yaml:1:1"), ("MESH001", "pipe.yaml:1:1")]
+    assert _found(compiled) == [("MESH011", "null.yaml:1:1"), ("MESH001", "pipe.yaml:1:1"), *devices]
 
 
 def test_an_unlistable_directory_is_reported(make_mesh, monkeypatch) -> None:
