@@ -199,9 +199,14 @@ FIELDS: dict[str, dict[str, str]] = {
                    "level, the rule's or the destination's).",
     },
     "Redirect": {
-        "host": "The host of the redirect; unset, the request's.",
-        "path": "The path of the redirect; unset, the request's.",
-        "status": "The redirect's HTTP status.",
+        "scheme": "The scheme of the Location; unset, the scheme the request arrived with.",
+        "host": "The host of the Location (no wildcard); unset, the name in the request's Host header.",
+        "port": "The port of the Location; unset, the scheme's well-known port when `scheme` is given, else "
+                "the port the request arrived on.",
+        "path": "The whole path of the Location; unset, the request's path.",
+        "prefix": "What replaces the matched path prefix in the Location's path (as `rewrite.prefix` does); "
+                  "not with `path`.",
+        "status": "The redirect's HTTP status: 303, 307 and 308 tell the client to keep the URL's meaning.",
     },
     "Fault": {
         "delay": "Delay matched requests.",
