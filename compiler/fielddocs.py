@@ -271,8 +271,11 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     "ExternalPort": {
         "name": "The port's name, unique in the external service.",
-        "port": "The port number.",
+        "port": "The port the application calls.",
         "protocol": "What the port speaks.",
+        "targetPort": "Where the external host listens (default: docs/intents.md, Semantics, \"Per service and per "
+                      "external port\").",
+        "tls": "This port's own TLS origination, which replaces the ExternalService's `tls` for it.",
     },
     "ExternalTls": {
         "originate": "The caller's sidecar opens TLS to the host, for an application that speaks plain text.",
@@ -328,7 +331,8 @@ FIELDS: dict[str, dict[str, str]] = {
 
 
 def description(model: type, field: str) -> str:
-    """What `field` (as written in YAML) of `model` means; KeyError when nobody wrote it down."""
+    """What `field` (as written in YAML) of `model` means; KeyError when nobody wrote it down
+    (tests/test_schema_descriptions.py fails then; `meshc schema` leaves the field undescribed)."""
     from compiler.model import KIND_MODELS
 
     for klass in model.__mro__:
