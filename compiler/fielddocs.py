@@ -157,7 +157,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "retries": "How failed requests are retried; unset, the destination service's resilience.",
         "fault": "Faults injected into matched requests (testing resilience).",
         "mirror": "Also send a copy of matched requests to another service; the copy's answer is dropped.",
-        "rewrite": "Rewrite the path before forwarding.",
+        "rewrite": "What the destination receives instead: another path (a replaced prefix, or a whole path) "
+                    "and Host header.",
         "headers": "Edits of the request on its way to every destination of the rule, and of the answer on its "
                    "way back.",
     },
@@ -227,7 +228,9 @@ FIELDS: dict[str, dict[str, str]] = {
         "percent": "The percentage of matched requests copied.",
     },
     "Rewrite": {
-        "prefix": "Replaces the matched path prefix.",
+        "prefix": "What replaces the part of the path the match's `prefix` matched.",
+        "path": "The path the destination receives, whatever was matched (the query stays).",
+        "host": "The Host header the destination receives, without a port.",
     },
     "AccessPolicy": {
         "service": "The service it protects.",

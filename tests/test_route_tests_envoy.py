@@ -136,16 +136,18 @@ def test_gateway_cases_on_http_https_tls_and_tcp_listeners_run_through_envoy(tmp
 
 def test_a_backslash_in_a_rewrite_stays_literal_in_envoy(tmp_path: Path, envoy_binary: str) -> None:
     """Envoy's regex_rewrite substitution reads `\\1` as a capture group (RE2): a rewrite prefix
-    holding a backslash must reach the path as written, as the evaluator decides."""
+    or path holding a backslash must reach the path as written, as the evaluator decides."""
     cases = [
         {"name": "no path match", "request": {"host": "api", "path": "/x"}, "expect": {"path": "/a\\1b/x"}},
         {"name": "regex path", "request": {"host": "api", "path": "/r/y"}, "expect": {"path": "/c\\\\d"}},
+        {"name": "whole path", "request": {"host": "api", "path": "/w"}, "expect": {"path": "/p\\1q"}},
     ]
     root = write(tmp_path, [
         mesh(), service("web", calls=["api"]), service("api"),
-        route("api", [{"match": [{"path": {"regex": "/r/.*"}}], "rewrite": {"prefix": "/c\\\\d"}, "to": [{}]},
+        route("api", [{"match": [{"path": {"exact": "/w"}}], "rewrite": {"path": "/p\\1q"}, "to": [{}]},
+                      {"match": [{"path": {"regex": "/r/.*"}}], "rewrite": {"prefix": "/c\\\\d"}, "to": [{}]},
                       {"rewrite": {"prefix": "/a\\1b"}, "to": [{}]}], service="api"),
         {"apiVersion": "meshc/v1", "kind": "RouteTest", "name": "api", "caller": "web", "cases": cases},
     ])
     run, disagreements = through_envoy(root, envoy_binary)
-    assert disagreements == [] and run.through_envoy == 2
+    assert disagreements == [] and run.through_envoy == 3

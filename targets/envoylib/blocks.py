@@ -204,7 +204,7 @@ def path_rewrite(replacement: str, match: Match | None) -> dict:
     if path is not None and path.exact is not None:
         return {"prefix_rewrite": replacement}
     if path is not None and path.regex is not None:
-        return {"regex_rewrite": {"pattern": {"regex": "^.*$"}, "substitution": _literal_substitution(replacement)}}
+        return {"regex_rewrite": {"pattern": {"regex": "^.*$"}, "substitution": literal_substitution(replacement)}}
     stem = (path.prefix or "").rstrip("/") if path is not None else ""
     head = replacement.rstrip("/")
     if stem and head:
@@ -212,11 +212,11 @@ def path_rewrite(replacement: str, match: Match | None) -> dict:
     if stem:
         return {"regex_rewrite": {"pattern": {"regex": f"^{re.escape(stem)}/?"}, "substitution": "/"}}
     if head:
-        return {"regex_rewrite": {"pattern": {"regex": "^/"}, "substitution": _literal_substitution(f"{head}/")}}
+        return {"regex_rewrite": {"pattern": {"regex": "^/"}, "substitution": literal_substitution(f"{head}/")}}
     return {}
 
 
-def _literal_substitution(text: str) -> str:
+def literal_substitution(text: str) -> str:
     """`text` as an RE2 rewrite string (Envoy's RegexMatchAndSubstitute.substitution), where a
     backslash starts a capture-group reference (`\\1`): each backslash doubled stays literal."""
     return text.replace("\\", "\\\\")

@@ -26,6 +26,7 @@ from targets.envoylib.blocks import (
     fault_filter,
     fractional_percent,
     header_mutations,
+    literal_substitution,
     mongo_proxy,
     path_rewrite,
     route_match,
@@ -188,7 +189,7 @@ def route_rewrite(rewrite: Rewrite, match: Match | None) -> dict:
     path by a regex over all of it; the query stays) and host_rewrite_literal for the Host."""
     fields: dict[str, Any] = {}
     if rewrite.path is not None:
-        fields["regex_rewrite"] = {"pattern": {"regex": "^.*$"}, "substitution": rewrite.path}
+        fields["regex_rewrite"] = {"pattern": {"regex": "^.*$"}, "substitution": literal_substitution(rewrite.path)}
     elif rewrite.prefix is not None:
         fields.update(path_rewrite(rewrite.prefix, match))
     if rewrite.host is not None:
