@@ -157,6 +157,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "retries": "How failed requests are retried; unset, the destination service's resilience.",
         "fault": "Faults injected into matched requests (testing resilience).",
         "mirror": "Also send a copy of matched requests to another service; the copy's answer is dropped.",
+        "mirrors": "Several mirrors, each with its own percent (instead of `mirror`).",
         "rewrite": "What the destination receives instead: another path (a replaced prefix, or a whole path) "
                     "and Host header.",
         "headers": "Edits of the request on its way to every destination of the rule, and of the answer on its "
