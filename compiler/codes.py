@@ -581,7 +581,11 @@ K8S_ISTIO_UNSUPPORTED = _code(
     replaces the part of the path a prefix match matched, but Istio's HTTPRedirect `uri`
     overwrites the whole path, so after a path prefix match (or no path match) the redirect
     keeps the request's path. After an exact or regex path match the new path is fixed and is
-    carried. Write `path` for a fixed target, or match exact paths.""",
+    carried. Write `path` for a fixed target, or match exact paths. A gateway http listener's
+    `httpsRedirect` is a rule on the listener's port first in each Route its hosts reach; when
+    such a Route's hosts also reach a listener of that port that does not redirect, the rule
+    would redirect both and the listener is reported: give the two listeners Routes of their
+    own.""",
 )
 K8S_GATEWAY_API_ROUTE_MERGE = _code(
     "MESH428", "k8s-gateway-api-route-merge", "error",

@@ -6,10 +6,13 @@ caller of these functions, so this module only translates one Route or Gateway a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
+from compiler.hostnames import covers, overlap
 from compiler.model import HeaderModifier, Match, StringMatch
 from targets.kubernetes_meta import APP_LABEL, document, metadata
 from targets.kubernetes_support import ISTIO_NETWORKING, proto_duration, protocol_name, rule_kind
@@ -259,6 +262,58 @@ def default_virtual_service(name: str, namespace: str, host: str, ports: list[in
 
 
 
+def https_redirect_rule(port: int) -> dict:
+    """An http listener's `httpsRedirect`: every request on its port goes to https on 443.
+    Istio's Server `tls.httpsRedirect` (Envoy `require_tls`) keeps a port written in the Host
+    header (`Host: a:8080` is sent to `https://a:8080/`); HTTPRedirect `port` ("On a redirect,
+    overwrite the port portion of the URL with this value", istio/api virtual_service.proto;
+    pilot writes it as Envoy's `port_redirect`) sends every client to 443, as docs/intents.md
+    says. `derivePort: FROM_PROTOCOL_DEFAULT` would not: pilot writes no port for it and Envoy
+    keeps the Host's."""
+    return {"match": [{"port": port}], "redirect": {"scheme": "https", "port": 443, "redirectCode": 301}}
+
+
+@dataclass
+class HttpsRedirects:
+    """How a Gateway's httpsRedirect listeners are carried: a VirtualService per listener for
+    its hosts no Route writes, the redirect rule first in each Route whose hosts the listener
+    serves (Istio keeps one virtual host per domain, so a Route covering a listener host
+    decides that host on the listener's port too), and the (listener, Route) pairs where the
+    Route's hosts also reach a listener of that port that does not redirect, which one rule
+    matching on the port cannot tell apart."""
+
+    services: list[dict] = dataclasses.field(default_factory=list)
+    route_ports: dict[Key, list[int]] = dataclasses.field(default_factory=dict)
+    conflicts: list[tuple[int, RouteNode]] = dataclasses.field(default_factory=list)  # (listener index, Route)
+
+
+def https_redirects(gateway: GatewayNode, routes: Sequence[RouteNode]) -> HttpsRedirects:
+    out = HttpsRedirects()
+    for index, listener in enumerate(gateway.listeners):
+        if not listener.httpsRedirect:
+            continue
+        port = listener.port
+        plain = [other for other in gateway.listeners
+                 if other.port == port and other.protocol == "http" and not other.httpsRedirect]
+        for route in routes:
+            if not any(overlap(lh, h) for lh in listener.hosts for h in route.spec.hosts):
+                continue
+            if any(overlap(oh, h) for other in plain for oh in other.hosts for h in route.spec.hosts):
+                out.conflicts.append((index, route))
+            elif port not in out.route_ports.setdefault(route.key, []):
+                out.route_ports[route.key].append(port)
+        own = [h for h in listener.hosts
+               if not any(covers(h_route, h) for route in routes for h_route in route.spec.hosts)]
+        if own:
+            out.services.append(document(
+                ISTIO_NETWORKING, "VirtualService",
+                metadata(f"{gateway.key.name}-{listener.name}-https-redirect", gateway.key.namespace,
+                         (gateway.origin.file,)),
+                spec={"hosts": own, "gateways": [f"{gateway.key.namespace}/{gateway.key.name}"],
+                      "http": [https_redirect_rule(port)]}))
+    return out
+
+
 def istio_gateway(gateway: GatewayNode) -> dict:
     servers = []
     for listener in gateway.listeners:
@@ -272,8 +327,6 @@ def istio_gateway(gateway: GatewayNode) -> dict:
                 server["tls"] = {"mode": "PASSTHROUGH"}
             else:
                 server["tls"] = {"mode": "SIMPLE", "credentialName": listener.tls.certificate}
-        if listener.httpsRedirect:
-            server["tls"] = {"httpsRedirect": True}
         servers.append(server)
     return document(
         ISTIO_NETWORKING,

@@ -28,7 +28,13 @@ from compiler.model import (
 from compiler.serialize import to_yaml, to_yaml_documents
 from targets.envoylib import HCM_FILTER, ROUTER_FILTER, local_rate_limit
 from targets.istio_workloads import workload_documents
-from targets.kubernetes_istio import default_virtual_service, istio_gateway, virtual_service
+from targets.kubernetes_istio import (
+    default_virtual_service,
+    https_redirect_rule,
+    https_redirects,
+    istio_gateway,
+    virtual_service,
+)
 from targets.kubernetes_meta import APP_LABEL, document, metadata, parse_source_list
 from targets.kubernetes_support import (
     GATEWAY_API,
@@ -424,10 +430,21 @@ class PlatformEmitter:
     def gateway_documents(self, gateway: GatewayNode) -> list[dict]:
         account = metadata(gateway.key.name, gateway.key.namespace, (gateway.origin.file,))
         docs = [document("v1", "ServiceAccount", account), istio_gateway(gateway)]
-        for route in self.graph.gateway_routes.get(gateway.key, ()):
-            docs.append(self.virtual_service(route, list(route.spec.hosts),
-                                             [f"{gateway.key.namespace}/{gateway.key.name}"]))
-        return docs
+        routes = self.graph.gateway_routes.get(gateway.key, ())
+        redirects = https_redirects(gateway, routes)
+        for route in routes:
+            service = self.virtual_service(route, list(route.spec.hosts),
+                                           [f"{gateway.key.namespace}/{gateway.key.name}"])
+            ports = redirects.route_ports.get(route.key, [])
+            service["spec"]["http"] = [https_redirect_rule(port) for port in ports] + service["spec"].get("http", [])
+            docs.append(service)
+        for index, route in redirects.conflicts:
+            listener = gateway.listeners[index]
+            self.report.add(codes.K8S_ISTIO_UNSUPPORTED,
+                            f"listener {listener.name!r} of Gateway {gateway.key} redirects to https on port "
+                            f"{listener.port}, where Route {route.key} also reaches a listener that does not",
+                            self.graph.sources.locate(gateway.origin, "listeners", index, "httpsRedirect"))
+        return docs + redirects.services
 
     def virtual_service(self, route: RouteNode, hosts: list[str], gateways: list[str] | None = None) -> dict:
         """The Route's VirtualService; what Istio cannot carry is reported at the rule."""

@@ -75,6 +75,10 @@ def string_matches(condition: dict[str, Any], value: str | None) -> bool:
 
 
 def match_block(block: dict[str, Any], request: Request) -> bool:
+    # HTTPMatchRequest.port: "Specifies the ports on the host that is being addressed"; a
+    # sidecar request given without a port is taken to address the one written
+    if "port" in block and request.port is not None and block["port"] != request.port:
+        return False
     if "uri" in block and not string_matches(block["uri"], request.bare_path):
         return False
     if "method" in block and not string_matches(block["method"], request.method):
@@ -102,6 +106,54 @@ def decide(spec: dict[str, Any], request: Request, ports: dict[str, int] | None 
 
 
 WELL_KNOWN_PORTS = {"http": 80, "https": 443}
+
+
+def host_covers(pattern: str, name: str) -> bool:
+    """Gateway.Server.hosts and VirtualService.hosts: an exact name, `*.suffix` (one or more
+    labels before the suffix) or `*`."""
+    pattern, name = pattern.lower(), name.lower()
+    if pattern == "*" or pattern == name:
+        return True
+    return pattern.startswith("*.") and name != "*" and name.endswith(pattern[1:])
+
+
+def pattern_rank(pattern: str) -> tuple[int, int]:
+    return (0, 0) if pattern == "*" else (1, len(pattern)) if pattern.startswith("*.") else (2, len(pattern))
+
+
+def gateway_decide(gateway: dict[str, Any], services: list[dict[str, Any]], request: Request) -> Outcome:
+    """An Istio ingress gateway on `request` (its `port` the arrival port): the Servers on the
+    port whose `hosts` cover the Host name; a Server with `tls.httpsRedirect` ("send a 301
+    redirect for all http connections, asking the clients to use HTTPS"; Envoy's require_tls,
+    which keeps the Host header as written); else the VirtualServices bound to the gateway
+    (`gateways: [namespace/name]`), each host of one giving, with a Server host it overlaps,
+    the more specific of the two as a domain, and the most specific domain covering the name
+    chooses the VirtualService that decides (one virtual host per domain, as Envoy picks)."""
+    name = request.host.rsplit(":", 1)[0] if ":" in request.host else request.host
+    servers = [s for s in gateway["spec"]["servers"] if s["port"]["number"] == request.port
+               and any(host_covers(h, name) for h in s["hosts"])]
+    if not servers:
+        return Outcome("not-found")
+    if any(s.get("tls", {}).get("httpsRedirect") for s in servers):
+        return Outcome("redirect", status=301, location=f"https://{request.host}{request.path}")
+    bound = f"{gateway['metadata']['namespace']}/{gateway['metadata']['name']}"
+    domains: list[tuple[str, dict[str, Any]]] = []
+    for service in services:
+        if bound not in service["spec"].get("gateways", []):
+            continue
+        for host in service["spec"]["hosts"]:
+            for server in servers:
+                for server_host in server["hosts"]:
+                    if host_covers(server_host, host):
+                        domains.append((host, service))
+                    elif host_covers(host, server_host):
+                        domains.append((server_host, service))
+    matching = [(pattern_rank(domain), service) for domain, service in domains if host_covers(domain, name)]
+    if not matching:
+        return Outcome("not-found")
+    best = max(rank for rank, _ in matching)
+    [chosen] = {id(service): service for rank, service in matching if rank == best}.values()
+    return decide(chosen["spec"], request)
 
 
 def redirect_outcome(redirect: dict[str, Any], request: Request, path_and_query: str,

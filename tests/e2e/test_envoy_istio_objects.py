@@ -15,10 +15,13 @@ import yaml
 
 from compiler.build import compile_mesh
 from compiler.diagnostics import Report
+from compiler.evaluate import Proxy, Request, canonical_location, evaluate
 from targets import envoy, kubernetes
 from tests.conftest import REPO
 from tests.e2e import harness
 from tests.istio_reference import sidecar_reaches
+from tests.semantics import key, route
+from tests.test_semantics_istio_gateway import TERMINATE, istio_gateway_objects
 from tests.test_target_kubernetes import RATE_LIMITED as RATE_LIMITED_PER
 
 pytestmark = pytest.mark.e2e
@@ -112,3 +115,56 @@ def test_a_cross_cluster_caller_dials_the_host_its_sidecar_lets_out(tmp_path, en
               for group in cluster["load_assignment"]["endpoints"] for e in group["lb_endpoints"]}
     assert host == "api.shop.svc.west.example"
     assert sidecar_reaches(sidecar, "shop", host)
+
+
+def serving(virtual_host: dict, address: str, port: int, admin_port: int) -> dict:
+    """A bootstrap whose one HTTP connection manager has `virtual_host` as its route table."""
+    bootstrap = inbound_with(ROUTER, address, port, admin_port)
+    manager = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    manager["route_config"] = {"virtual_hosts": [virtual_host]}
+    manager["http_filters"] = [ROUTER]
+    return bootstrap
+
+
+def location_of(address: str, port: int, host: str, path: str) -> tuple[int, str | None]:
+    connection = http.client.HTTPConnection(address, port, timeout=5)
+    connection.request("GET", path, headers={"Host": host})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status, response.getheader("location")
+
+
+def test_istio_https_redirect_rule_sends_a_host_with_a_port_to_443_in_envoy(tmp_path, envoys, addresses) -> None:
+    """Issue 11: the Istio flavour wrote an http listener's `httpsRedirect` as the Server's
+    `tls.httpsRedirect`, which pilot turns into the virtual host's `require_tls: ALL`; real
+    Envoy then answers `Host: a.example.com:8080` with `https://a.example.com:8080/p`, while
+    docs/intents.md sends the client to 443. The flavour now writes the VirtualService rule
+    `redirect: {scheme: https, port: 443, redirectCode: 301}`; pilot translates HTTPRedirect
+    `scheme` to Envoy's `scheme_redirect`, `port` to `port_redirect` and 301 to
+    MOVED_PERMANENTLY. That route, hand-translated so, runs in real Envoy: the Location is the
+    evaluator's URL (with the scheme's own port written, RFC 3986 6.2.3)."""
+    graph, _, services = istio_gateway_objects(tmp_path / "mesh", [
+        {"name": "plain", "port": 80, "protocol": "http", "hosts": ["*.example.com"], "httpsRedirect": True},
+        {"name": "secure", "port": 443, "protocol": "https", "hosts": ["*.example.com"], "tls": TERMINATE},
+    ], [route("shop", [{"to": [{"service": "v1"}]}], gateway="edge", hosts=["a.example.com"])], Report())
+    rules = [rule for service in services for rule in service["spec"]["http"] if "redirect" in rule]
+    assert rules and all(rule == rules[0] for rule in rules)
+    redirect = rules[0]["redirect"]
+    assert set(redirect) == {"scheme", "port", "redirectCode"} and redirect["redirectCode"] == 301
+    translated = {"name": "istio", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "redirect": {
+        "scheme_redirect": redirect["scheme"], "port_redirect": redirect["port"]}}]}
+    before = {"name": "istio", "domains": ["*"], "require_tls": "ALL",
+              "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}]}
+    sent = Request("a.example.com:8080", "/p?q=1", port=80)
+    decided = evaluate(graph, Proxy(gateway=key("edge")), sent)
+    answers = {}
+    for name, virtual_host in (("translated", translated), ("require_tls", before)):
+        address = addresses.next()
+        port, admin = harness.free_port(address), harness.free_port()
+        envoys.start(name, serving(virtual_host, address, port, admin), admin)
+        answers[name] = location_of(address, port, sent.host, sent.path)
+    assert answers["require_tls"] == (301, "https://a.example.com:8080/p?q=1")  # what the Server field did
+    status, location = answers["translated"]
+    assert (status, canonical_location(location)) == (decided.status, decided.location) == (
+        301, "https://a.example.com/p?q=1")
