@@ -39,7 +39,7 @@ from compiler.model import (
     StringMatch,
 )
 
-Action = Literal["forward", "redirect", "abort", "not-found", "refused"]
+Action = Literal["forward", "redirect", "abort", "not-found", "misdirected", "refused"]
 
 
 @dataclass(frozen=True)
@@ -472,6 +472,10 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
                                 reason=f"SNI {request.sni!r} names no listener on port {request.port}")
             return Decision("refused", reason=f"SNI {request.sni!r} names no listener on port {request.port}")
         if listener.protocol == "https":
+            owner = choose_listener(https, name)
+            if owner is not None and owner is not listener:
+                return Decision("misdirected", 421, listener=listener.name,
+                                reason=f"Host {name!r} is listener {owner.name!r}'s; the SNI chose {listener.name!r}")
             return routed(graph, gateway, listener, replace(request, scheme="https"), name)
         passthrough = listener.tls is not None and listener.tls.mode == "passthrough"
         return stream_decision(graph, gateway, listener, sni if passthrough else None)

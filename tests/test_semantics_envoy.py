@@ -405,3 +405,56 @@ def test_envoy_and_the_evaluator_agree_on_generated_gateways(tmp_path_factory, e
     results = answers(graph, EDGE, requests, envoy_binary)
     assert [(r.host, r.path, problem) for r, (*_, problem) in zip(requests, results, strict=True)
             if problem is not None] == []
+
+
+# Gateway API conformance HTTPRouteHTTPSListenerDetectMisdirectedRequests: (SNI, Host, status, backend)
+MISDIRECTED_CASES = [
+    ("example.org", "example.org", 200, "v1"), ("example.org", "second-example.org", 421, None),
+    ("example.org", "unknown-example.org", 404, None),
+    ("second-example.org", "second-example.org", 200, "v2"), ("second-example.org", "example.org", 421, None),
+    ("second-example.org", "unknown-example.org", 421, None),
+    ("third-example.wildcard.org", "third-example.wildcard.org", 200, "v3"),
+    ("third-example.wildcard.org", "fith-example.wildcard.org", 200, "v3"),
+    ("third-example.wildcard.org", "fourth-example.wildcard.org", 421, None),
+    ("third-example.wildcard.org", "second-example.org", 421, None),
+    ("third-example.wildcard.org", "unknown-example.org", 421, None),
+    ("fourth-example.wildcard.org", "fourth-example.wildcard.org", 200, "v1"),
+    ("fourth-example.wildcard.org", "fith-example.wildcard.org", 421, None),
+    ("unknown-example.org", "example.org", 200, "v1"), ("unknown-example.org", "unknown-example.org", 404, None),
+]
+
+
+def test_a_host_another_https_listener_serves_is_misdirected_in_envoy(tmp_path: Path, envoy_binary: str) -> None:
+    """Gateway API Listener.hostname (apis/v1/gateway_types.go): "To detect misdirected
+    requests, Gateways SHOULD match the authority of the requests with all the SNI hostname(s)
+    configured across all the Gateway Listeners on the same port and protocol: * If another
+    Listener has an exact match or more specific wildcard entry, the Gateway SHOULD return a
+    421. * If the current Listener (selected by SNI matching during ClientHello) does not match
+    the Host: * If another Listener does match the Host, the Gateway SHOULD return a 421. * If
+    no other Listener matches the Host, the Gateway MUST return a 404." The conformance test
+    HTTPRouteHTTPSListenerDetectMisdirectedRequests's listeners (one without hostname, one
+    exact, a wildcard and an exact name under it) and its cases: the evaluator decides each as
+    the test expects and real Envoy answers as the evaluator decides."""
+    tls = [{"mode": "terminate", "certificate": f"c{n}"} for n in range(4)]
+    graph = linked(tmp_path, [
+        mesh(), *(service(f"v{n}") for n in (1, 2, 3)),
+        gateway("edge", [
+            {"name": "https", "port": 443, "protocol": "https", "hosts": ["*"], "tls": tls[0]},
+            {"name": "https-with-hostname", "port": 443, "protocol": "https", "hosts": ["second-example.org"],
+             "tls": tls[1]},
+            {"name": "https-with-wildcard-hostname", "port": 443, "protocol": "https", "hosts": ["*.wildcard.org"],
+             "tls": tls[2]},
+            {"name": "https-with-hostname-matching-wildcard", "port": 443, "protocol": "https",
+             "hosts": ["fourth-example.wildcard.org"], "tls": tls[3]}]),
+        route("first", [{"to": [{"service": "v1"}]}], gateway="edge", hosts=["example.org"]),
+        route("second", [{"to": [{"service": "v2"}]}], gateway="edge", hosts=["second-example.org"]),
+        route("third", [{"to": [{"service": "v3"}]}], gateway="edge", hosts=["*.wildcard.org"]),
+        route("fourth", [{"to": [{"service": "v1"}]}], gateway="edge", hosts=["fourth-example.wildcard.org"]),
+    ], allowed=("MESH351",))
+    requests = [Request(host, "/detect-misdirected-requests", port=443, sni=sni) for sni, host, *_ in MISDIRECTED_CASES]
+    results = answers(graph, EDGE, requests, envoy_binary)
+    decided = [(d.status or (200 if d.action == "forward" else None),
+                d.backends[0].service.name if d.action == "forward" else None) for d, *_ in results]
+    assert decided == [(status, backend) for *_, status, backend in MISDIRECTED_CASES]
+    assert [(r.sni, r.host, problem) for r, (*_, problem) in zip(requests, results, strict=True)
+            if problem is not None] == []

@@ -82,13 +82,17 @@ class _GatewayBuilder:
         return self.proxy.http_connection_manager(name, virtual_hosts, http_filters, "inbound",
                                                   ignore_port_in_host=True)
 
-    def http_virtual_hosts(self, listeners: list[Listener], port: int) -> list[dict]:
-        """Virtual hosts for listeners that share one HTTP connection manager (an http port, or
-        one https listener). Every listener host and every host of an attached Route is a domain
-        exactly once (Envoy refuses a domain written twice); it goes to what docs/intents.md
-        says serves that name: the listener whose hosts match it most specifically, and among
-        that listener's Routes the one whose host does. Envoy then picks, per request, the most
-        specific domain, so `foo.bar.com` and `*.bar.com` listeners share a port."""
+    def http_virtual_hosts(self, listeners: list[Listener], port: int, answering: Listener | None = None) -> list[dict]:
+        """Virtual hosts for listeners that share one HTTP connection manager (an http port), or
+        for the filter chain of the https listener `answering` among the https `listeners` of its
+        port. Every listener host and every host of an attached Route is a domain exactly once
+        (Envoy refuses a domain written twice); it goes to what docs/intents.md says serves that
+        name: the listener whose hosts match it most specifically, and among that listener's
+        Routes the one whose host does. Envoy then picks, per request, the most specific domain,
+        so `foo.bar.com` and `*.bar.com` listeners share a port. In an https chain a name
+        another listener serves is answered 421 (Gateway API Listener.hostname: "If another
+        Listener has an exact match or more specific wildcard entry, the Gateway SHOULD return
+        a 421")."""
         attached = [route for route in self.routes
                     if any(overlap(lh, h) for listener in listeners for lh in listener.hosts for h in route.spec.hosts)]
         domains = dict.fromkeys([h for listener in listeners for h in listener.hosts]
@@ -103,7 +107,9 @@ class _GatewayBuilder:
             own = [n for n, r in enumerate(attached) if any(overlap(lh, h) for lh in hosts for h in r.spec.hosts)]
             scored = [(specificity(p), -n) for n in own
                       if (p := most_specific(list(attached[n].spec.hosts), domain)) is not None]
-            served[domain] = (index, -max(scored)[1]) if scored else None
+            # in an https chain a name of another listener is misdirected even where no Route serves it
+            served[domain] = ((index, -max(scored)[1]) if scored else
+                              (index, None) if answering is not None and listeners[index] is not answering else None)
         groups: dict[tuple[int, int | None] | None, list[str]] = {}
         for domain, decision in served.items():
             # Envoy takes the most specific domain written: one decided like its nearest broader
@@ -111,9 +117,23 @@ class _GatewayBuilder:
             broader = most_specific([other for other in served if other != domain], domain)
             if decision != (served[broader] if broader is not None else None):
                 groups.setdefault(decision, []).append(domain)
-        return [self.virtual_host(listeners[decision[0]] if decision else None,
-                                  attached[decision[1]] if decision and decision[1] is not None else None, names, port)
-                for decision, names in groups.items()]
+        virtual_hosts: list[dict] = []
+        for decision, names in groups.items():
+            listener = listeners[decision[0]] if decision else None
+            route = attached[decision[1]] if decision and decision[1] is not None else None
+            if answering is not None and listener is not None and listener is not answering:
+                virtual_hosts.append(self.misdirected_host(listener, route, names))
+            else:
+                virtual_hosts.append(self.virtual_host(listener, route, names, port))
+        return virtual_hosts
+
+    @staticmethod
+    def misdirected_host(owner: Listener, route: RouteNode | None, domains: list[str]) -> dict:
+        """Names another https listener of the port serves, reached through this listener's SNI
+        (an HTTP/2 connection reused for another host): 421 Misdirected Request, so the client
+        opens a connection of its own (RFC 9110 15.5.20)."""
+        return {"name": f"{owner.name}|{route.key if route else 'unrouted'}|misdirected", "domains": domains,
+                "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 421}}]}
 
     def virtual_host(self, listener: Listener | None, route: RouteNode | None, domains: list[str], port: int) -> dict:
         if listener is None:
@@ -136,14 +156,14 @@ class _GatewayBuilder:
         assert tls is not None  # a tls or https listener has a tls block (Listener's validator)
         if tls.mode == "passthrough":
             return self.passthrough_chains(listener, on_port)
-        chain: dict[str, Any] = {"filter_chain_match": server_names_match(listener.hosts),
-                                 "transport_socket": self.proxy.certificates.terminate(tls.certificate)}
         if listener.protocol == "https":
-            chain["filters"] = [self.http_manager(f"gateway|{port}|{listener.name}",
-                                                  self.http_virtual_hosts([listener], port))]
+            https = [other for other in on_port if other.protocol == "https"]
+            filters = [self.http_manager(f"gateway|{port}|{listener.name}",
+                                         self.http_virtual_hosts(https, port, answering=listener))]
         else:
-            chain["filters"] = [self.stream_proxy(f"gateway|{port}|{listener.name}", listener, port)]
-        return [chain]
+            filters = [self.stream_proxy(f"gateway|{port}|{listener.name}", listener, port)]
+        return [{"filter_chain_match": match, "transport_socket": self.proxy.certificates.terminate(tls.certificate),
+                 "filters": filters} for match in server_names_matches(listener.hosts)]
 
     def unknown_sni_chain(self, first_https: Listener, port: int) -> dict:
         """A TLS connection whose SNI names no listener (or that sends none) is completed with the
@@ -160,7 +180,7 @@ class _GatewayBuilder:
         for the names this listener serves most specifically among those on its port (another
         listener's name is that listener's chain; Envoy refuses a server name written twice)."""
         mine = on_port.index(listener)
-        chains = []
+        chains: list[dict] = []
         claimed: set[str] = set()
         for route in self.routes:
             hosts = self.covered_hosts(listener, route)
@@ -190,8 +210,8 @@ class _GatewayBuilder:
                 claimed.update(names)
                 weighted = [(self.proxy.service_cluster(t), t.weight) for t in rule.destinations]
                 stat_prefix = f"gateway|{listener.port}|{listener.name}|{route.key}|{rule.index}"
-                chains.append({"filter_chain_match": server_names_match(names),
-                               "filters": [tcp_proxy(stat_prefix, weighted)]})
+                chains.extend({"filter_chain_match": match, "filters": [tcp_proxy(stat_prefix, weighted)]}
+                              for match in server_names_matches(names))
         return chains
 
     def stream_proxy(self, stat_prefix: str, listener: Listener, port: int) -> dict:
@@ -219,10 +239,13 @@ def serving_listener(listeners: list[Listener], name: str) -> int | None:
     return -max(scored)[1] if scored else None
 
 
-def server_names_match(names: list[str]) -> dict:
-    """A filter chain match on SNI names; `*` (any name) is a chain without server_names, as
-    Envoy refuses `*` there and picks the chain with the most specific name first."""
-    return {} if "*" in names else {"server_names": list(names)}
+def server_names_matches(names: list[str]) -> list[dict]:
+    """Filter chain matches on SNI names; `*` (any name) is a chain without server_names, as
+    Envoy refuses `*` there, and the other names keep a chain of their own: Envoy picks the
+    chain with the most specific name first, so a name only covered by the catch-all would go
+    to another listener's wildcard (`*.example.com`) instead."""
+    named = [name for name in names if name != "*"]
+    return ([{"server_names": named}] if named else []) + ([{}] if "*" in names else [])
 
 
 def gateway_listeners(proxy: Proxy, gateway: GatewayNode, address: str) -> list[dict]:
