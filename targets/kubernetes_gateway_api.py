@@ -374,7 +374,9 @@ class GatewayApiEmitter(PlatformEmitter):
                 seconds: list[Match | None] = list(later.spec.match) or [None]
                 clash = next(((a, b) for a in firsts for b in seconds
                               if not (has_regex_path(a) or has_regex_path(b))
-                              and precedence(b) > precedence(a) and may_overlap(a, b)), None)
+                              and precedence(b) > precedence(a) and may_overlap(a, b)
+                              and not any(precedence(cover) >= precedence(b) and covers_both(cover, a, b)
+                                          for cover in firsts)), None)
                 if clash is None:
                     continue
                 self.report.add(
@@ -423,6 +425,40 @@ def precedence(match: Match | None) -> tuple:
     headers = len([h for h in match.headers.values() if not h.present])
     query = len([q for q in match.query.values() if not q.present])
     return (int(exact), 0 if exact else prefix, int(match.method is not None), headers, query)
+
+
+def covers_both(cover: Match | None, first: Match | None, second: Match | None) -> bool:
+    """Whether every request matching both `first` and `second` also matches `cover`: each
+    condition of `cover` is one of theirs (same matcher) or, for the path, contains theirs.
+    Conservative: False when it cannot be shown. Used to see that another entry of the earlier
+    rule wins the overlap anyway (ties go to the first rule in list order)."""
+    if cover is None:
+        return True
+    given = [m for m in (first, second) if m is not None]
+    if cover.method is not None and all(m.method != cover.method for m in given):
+        return False
+    for field in ("headers", "query"):
+        for name, matcher in getattr(cover, field).items():
+            if all(getattr(m, field).get(name) != matcher for m in given):
+                return False
+    if cover.port is not None or cover.sni:
+        return False
+    return cover.path is None or any(path_contains(cover.path, m.path) for m in given)
+
+
+def path_contains(outer, inner) -> bool:
+    """Whether every path `inner` matches also matches `outer` (segment prefixes, exact paths)."""
+    if outer.regex is not None:
+        return False
+    if inner is None:
+        return outer.prefix is not None and outer.prefix.rstrip("/") == ""
+    if inner.regex is not None:
+        return False
+    if outer.exact is not None:
+        return inner.exact == outer.exact
+    stem = outer.prefix.rstrip("/")
+    path = inner.exact if inner.exact is not None else inner.prefix.rstrip("/")
+    return stem == "" or path == stem or path.startswith(stem + "/")
 
 
 def may_overlap(first: Match | None, second: Match | None) -> bool:

@@ -209,6 +209,38 @@ def test_disjoint_or_already_ordered_rules_are_not_reported(tmp_path: Path) -> N
     assert [d for d in report.diagnostics if d.code.code == "MESH426"] == []
 
 
+def test_an_earlier_rule_that_wins_the_overlap_with_another_entry_is_not_reported(tmp_path: Path) -> None:
+    """A later entry beats one entry of the earlier rule, but another entry of the earlier rule
+    matches every request both match and ranks at least as high, so the earlier rule still wins
+    ("If ties still exist within an HTTPRoute, matching precedence MUST be granted to the FIRST
+    matching rule", httproute_types.go): examples/gateway-api-shop's catalog-canary."""
+    canary = {"x-canary": {"exact": "true"}}
+    graph, documents, report = gateway_api(tmp_path, [
+        {"match": [{"path": {"prefix": "/api/products"}, "method": "GET", "headers": canary},
+                   {"headers": canary}], "to": [{"version": "v2"}]},
+        {"match": [{"path": {"prefix": "/api/products"}, "method": "GET"}], "to": [{"version": "v1"}]},
+    ])
+    assert [d for d in report.diagnostics if d.code.code == "MESH426"] == []
+    [http_route] = [d for d in documents if d["kind"] == "HTTPRoute" and d["metadata"]["name"] == "api"]
+    header = (("x-canary", "true"),)
+    for sent in (Request("api", "/api/products/1", "GET", header), Request("api", "/api/products/1", "POST", header),
+                 Request("api", "/api/products/1"), Request("api", "/other", "GET", header)):
+        decision = evaluate(graph, Proxy(service=key("web")), sent)
+        assert gateway_api_decides(http_route["spec"], sent) == evaluator_decides(decision), sent
+
+
+def test_an_entry_of_the_earlier_rule_that_does_not_cover_the_overlap_still_reports(tmp_path: Path) -> None:
+    """The earlier rule's specific entry asks for POST, so it does not cover GET /api/products/1
+    with the header: there the later, longer prefix wins over the earlier catch-all entry."""
+    canary = {"x-canary": {"exact": "true"}}
+    _, _, report = gateway_api(tmp_path, [
+        {"match": [{"path": {"prefix": "/api/products"}, "method": "POST", "headers": canary},
+                   {"headers": canary}], "to": [{"version": "v2"}]},
+        {"match": [{"path": {"prefix": "/api/products"}, "method": "GET"}], "to": [{"version": "v1"}]},
+    ])
+    assert [d.code.code for d in report.diagnostics if d.code.code == "MESH426"] == ["MESH426"]
+
+
 def test_catch_all_hosts_and_tcp_routes(tmp_path: Path) -> None:
     """Issue 11: `hosts: ["*"]` came out as `hostname: '*'`, which the Gateway API CRD pattern
     rejects (an omitted hostname matches every host), and a plain-TCP gateway route as a
