@@ -486,6 +486,21 @@ def is_http_only(entry: Match) -> bool:
     return bool(entry.path or entry.method or entry.headers or entry.query)
 
 
+def passthrough_names(graph: MeshGraph, rule: ResolvedRule, entries: list[Match], hosts: list[str]) -> list[str]:
+    """The SNI names a rule takes on a TLS passthrough listener: its `sni` matches, else its
+    Route's hosts when its destinations take a byte stream; none for a rule to an HTTP port,
+    which is never sent encrypted bytes (a Gateway API TLS listener takes TLSRoutes only, and
+    meshc writes such a rule as an HTTPRoute)."""
+    named = [n for m in entries for n in m.sni]
+    if named:
+        return named
+    for destination in rule.destinations[:1]:
+        service = graph.services.get(destination.service)
+        if service is not None and service.protocol(destination.port) in HTTP_PROTOCOLS:
+            return []
+    return hosts
+
+
 def stream_decision(graph: MeshGraph, gateway: GatewayNode, listener: Listener, sni: str | None) -> Decision:
     """A byte stream: by SNI on passthrough (the rule's `sni`, else its Route's hosts), else the
     first rule of the first Route that can carry a stream; HTTP-only rules are skipped."""
@@ -499,7 +514,7 @@ def stream_decision(graph: MeshGraph, gateway: GatewayNode, listener: Listener, 
             if rule.spec.redirect is not None or (rule.spec.match and not entries) or \
                     (entries and all(is_http_only(m) for m in entries)):
                 continue
-            names = [n for m in entries for n in m.sni] or hosts
+            names = passthrough_names(graph, rule, entries, hosts)
             if sni is not None and most_specific(names, sni) is None:
                 continue
             ref = RuleRef(route.key, rule.index, graph.sources.locate(route.origin, "rules", rule.index))

@@ -200,7 +200,9 @@ def test_catch_all_tls_listeners_start(tmp_path: Path, envoy_binary: str) -> Non
     bootstrap = gateway_bootstrap(graph, graph.gateways[key("edge")], Report(), "127.0.0.1")
     chains = [c for listener in bootstrap["static_resources"]["listeners"] for c in listener["filter_chains"]]
     names = [c.get("filter_chain_match", {}).get("server_names") for c in chains]
-    assert names == [None, None, ["shop.example.com"]]  # the catch-all chains carry no server_names
+    # the catch-all chains carry no server_names; the https Route's host (an HTTP destination)
+    # is no chain of the passthrough listener (docs/intents.md, Gateway)
+    assert names == [None, None]
     assert_envoy_accepts({"edge.json": to_json(bootstrap)}, tmp_path)
 
 
@@ -458,3 +460,29 @@ def test_a_host_another_https_listener_serves_is_misdirected_in_envoy(tmp_path: 
     assert decided == [(status, backend) for *_, status, backend in MISDIRECTED_CASES]
     assert [(r.sni, r.host, problem) for r, (*_, problem) in zip(requests, results, strict=True)
             if problem is not None] == []
+
+
+def test_a_passthrough_listener_takes_no_rule_to_an_http_port(tmp_path: Path, envoy_binary: str) -> None:
+    """docs/intents.md (Gateway): a `tls` passthrough listener takes the rules that match on
+    `sni`, and by their Route's hosts the rules whose destinations take a byte stream; a rule to
+    an HTTP port is never sent encrypted bytes. Gateway API: a TLS listener's
+    `allowedRoutes.kinds` is TLSRoute ("TLS: The Listener Hostname MUST match the SNI"), and
+    such a rule is an HTTPRoute there. Issue 11: a `*` passthrough listener took an https
+    Route's host and forwarded the TLS bytes to the HTTP service."""
+    graph = linked(tmp_path, [
+        mesh(), service("web"), service("db", ports=[{"name": "tls", "port": 5432, "protocol": "tls"}]),
+        gateway("edge", [
+            {"name": "shop", "port": 443, "protocol": "https", "hosts": ["shop.example.com"],
+             "tls": {"mode": "terminate", "certificate": "shop"}},
+            {"name": "raw", "port": 8443, "protocol": "tls", "hosts": ["*"], "tls": {"mode": "passthrough"}}]),
+        route("web", [{"to": [{"service": "web"}]}], gateway="edge", hosts=["shop.example.com"]),
+        route("stream", [{"to": [{"service": "db"}]}], gateway="edge", hosts=["raw.example.com"]),
+        route("named", [{"match": [{"sni": ["db.example.com"]}], "to": [{"service": "db"}]}], gateway="edge",
+              hosts=["*.internal"]),
+    ], allowed=("MESH351",))
+    requests = [Request(name, "/", port=8443, sni=name) for name in ("shop.example.com", "raw.example.com",
+                                                                      "db.example.com")]
+    results = answers(graph, EDGE, requests, envoy_binary)
+    assert [(d.action, [t.service.name for t in d.destinations]) for d, *_ in results] == [
+        ("refused", []), ("forward", ["db"]), ("forward", ["db"])]
+    assert [(r.sni, problem) for r, (*_, problem) in zip(requests, results, strict=True) if problem is not None] == []

@@ -11,6 +11,7 @@ from typing import Any
 
 from compiler import codes
 from compiler.diagnostics import Related
+from compiler.evaluate import passthrough_names
 from compiler.graph import GatewayNode, RouteNode
 from compiler.hostnames import covers, most_specific, overlap, specificity
 from compiler.model import Listener
@@ -176,7 +177,8 @@ class _GatewayBuilder:
                 "filters": [self.http_manager(f"gateway|{port}|unknown-sni", [])]}
 
     def passthrough_chains(self, listener: Listener, on_port: list[Listener]) -> list[dict]:
-        """One filter chain per rule: its `sni` names (or the Route's hosts) to its destinations,
+        """One filter chain per rule: its `sni` names (or the Route's hosts, for a rule whose
+        destinations take a byte stream; see passthrough_names) to its destinations,
         for the names this listener serves most specifically among those on its port (another
         listener's name is that listener's chain; Envoy refuses a server name written twice)."""
         mine = on_port.index(listener)
@@ -189,7 +191,7 @@ class _GatewayBuilder:
             for rule in route.rules:
                 if rule.spec.match and all(m.path or m.method or m.headers or m.query for m in rule.spec.match):
                     continue  # HTTP matches never match encrypted bytes (analysis reports MESH340)
-                names = [n for m in rule.spec.match for n in m.sni] or hosts
+                names = passthrough_names(self.proxy.graph, rule, list(rule.spec.match), hosts)
                 names = [n for n in dict.fromkeys(names)
                          if n not in claimed and serving_listener(on_port, n) == mine]
                 where = self.proxy.at(route.origin, "rules", rule.index)
