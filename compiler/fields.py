@@ -111,10 +111,12 @@ def _normalised(key: str) -> str:
     return re.sub(r"[-_]", "", key).lower()
 
 
-def suggest_field(data: Any, loc: tuple[Any, ...]) -> Suggestion | None:
-    """For an unknown key at pydantic `loc` in a document: the field the user probably meant."""
+def _holder(data: Any, loc: tuple[Any, ...]) -> tuple[Any, Any, bool]:
+    """The mapping that holds the key at pydantic `loc` in a document, its annotation, and
+    whether it is nested (not the document itself)."""
     annotation: Any = model_for_document(data)
     node = data
+    nested = False
     for part in loc[:-1]:
         present = (isinstance(node, dict) and part in node) or (
             isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
@@ -123,6 +125,19 @@ def suggest_field(data: Any, loc: tuple[Any, ...]) -> Suggestion | None:
             continue  # a union tag: not in the data
         annotation = child_annotation(annotation, node, part)
         node = node[part]
+        nested = True
+    return node, annotation, nested
+
+
+def nested_model_at(data: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model of the nested object that holds the key at `loc`; None for the document's own keys."""
+    node, annotation, nested = _holder(data, loc)
+    return model_of(annotation, node) if nested else None
+
+
+def suggest_field(data: Any, loc: tuple[Any, ...]) -> Suggestion | None:
+    """For an unknown key at pydantic `loc` in a document: the field the user probably meant."""
+    node, annotation, _ = _holder(data, loc)
     model = model_of(annotation, node)
     key = loc[-1] if loc else None
     if model is None or not isinstance(key, str) or not isinstance(node, dict):

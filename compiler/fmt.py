@@ -22,6 +22,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.emitter import RoundTripEmitter
 from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
@@ -104,8 +105,26 @@ def format_text(text: str) -> str:
     return formatted
 
 
+class _Emitter(RoundTripEmitter):
+    """ruamel's round-trip emitter, with its line state right after an end-of-line comment.
+
+    `no_newline` means "the line is still the one after `- `: the next indent must not break
+    it". An end-of-line comment ends that line, but ruamel leaves the flag set after the comment
+    of a flow collection (`- {a: 1}  # c`); the next item's dash inherits it and the flag is
+    spent on that item's second key, which then shares the first key's line
+    (`- a: 1 b: 2`, no longer YAML). The flag is cleared once the comment's line is ended.
+    """
+
+    def write_post_comment(self, event: Any) -> bool:
+        written = super().write_post_comment(event)
+        if written and self.column == 0:
+            self.no_newline = False
+        return bool(written)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Emitter = _Emitter
     yaml.indent(mapping=INDENT, sequence=2 * INDENT, offset=INDENT)
     yaml.width = 4096  # flow or block is decided here, never by the emitter wrapping lines
     yaml.allow_duplicate_keys = False

@@ -522,7 +522,8 @@ def _validate(document: YamlDocument, origin: Origin, sources: SourceTable, repo
 def _report_validation(
     error: Any, kind: str, origin: Origin, document: YamlDocument, sources: SourceTable, report: Report
 ) -> None:
-    from compiler.model import LABEL
+    from compiler.fields import nested_model_at
+    from compiler.model import LABEL, NAME_PATTERN, NAME_PATTERN_MEANINGS
 
     seen: set[tuple[int, int]] = set()
     for item in error.errors(include_url=False):
@@ -532,7 +533,8 @@ def _report_validation(
         hint, fix = None, None
         if kind_of_error == "extra_forbidden":
             code = codes.UNKNOWN_FIELD
-            message = f"{kind} has no field {loc[-1]!r} here"
+            nested = nested_model_at(document.data, loc)  # the object the key is in
+            message = f"{nested.__name__ if nested is not None else kind} has no field {loc[-1]!r} here"
             location = sources.locate(origin, *loc, key=True)
             hint, fix = _did_you_mean(document.data, loc, location)
         elif kind_of_error == "missing":
@@ -544,7 +546,8 @@ def _report_validation(
             pattern = str((item.get("ctx") or {}).get("pattern", ""))
             if kind_of_error == "string_pattern_mismatch" and LABEL in pattern:
                 code = codes.INVALID_NAME
-                message = f"{item['input']!r} is not a DNS-1123 name (lower-case letters, digits and '-', at most 63)"
+                meaning = NAME_PATTERN_MEANINGS.get(pattern, NAME_PATTERN_MEANINGS[NAME_PATTERN])
+                message = f"{item['input']!r} is not {meaning}"
             elif kind_of_error == "value_error" and "duration" in message:
                 code = codes.INVALID_DURATION
             elif kind_of_error == "value_error":

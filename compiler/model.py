@@ -27,7 +27,17 @@ API_VERSION = "meshc/v1"
 
 # The length bound (at most 63) is inside the pattern so one error code covers every bad name.
 LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
-Name = Annotated[str, StringConstraints(pattern=rf"^{LABEL}$")]
+NAME_PATTERN = rf"^{LABEL}$"
+REF_PATTERN = rf"^({LABEL}/)?{LABEL}$"
+SOURCE_PATTERN = rf"^(\*|({LABEL}/)?{LABEL})$"
+_LABEL_RULE = "lower-case letters, digits and '-', at most 63"
+# What a value of each name-shaped pattern must be, for MESH106's message.
+NAME_PATTERN_MEANINGS = {
+    NAME_PATTERN: f"a DNS-1123 name ({_LABEL_RULE})",
+    REF_PATTERN: f"a reference: `name` or `namespace/name`, each a DNS-1123 name ({_LABEL_RULE})",
+    SOURCE_PATTERN: f"\"*\" or a reference: `name` or `namespace/name`, each a DNS-1123 name ({_LABEL_RULE})",
+}
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
 # Version labels are Kubernetes labels on every target (pods, WorkloadEntries, Istio's
 # canonical revision, a VM's cluster.env): a qualified name, optionally under a DNS prefix,
@@ -89,7 +99,7 @@ HostName = Annotated[
     ),
 ]
 # Reference to a namespaced object: `name` or `namespace/name`.
-Ref = Annotated[str, StringConstraints(pattern=rf"^({LABEL}/)?{LABEL}$")]
+Ref = Annotated[str, StringConstraints(pattern=REF_PATTERN)]
 # An HTTP header or query parameter name (RFC 7230 token); Envoy and Istio lower-case headers.
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9a-zA-Z-]+$", max_length=256)]
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
@@ -666,7 +676,7 @@ def _source_tag(value: Any) -> str:
 
 
 # `"*"` (any mesh identity), a service reference, {namespace: ...} or {gateway: ...}
-ServiceOrAny = Annotated[str, StringConstraints(pattern=rf"^(\*|({LABEL}/)?{LABEL})$")]
+ServiceOrAny = Annotated[str, StringConstraints(pattern=SOURCE_PATTERN)]
 Source = Annotated[
     Annotated[ServiceOrAny, Tag("service")]
     | Annotated[NamespaceSource, Tag("namespace")]

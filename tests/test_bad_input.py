@@ -181,3 +181,16 @@ def test_yaml_12_scalars(make_mesh) -> None:
     [document] = load_documents("a: on\nb: off\nc: yes\nd: n\ne: 012\nf: 0o17\ng: 0x1F\nh: True\ni: ~\n")
     assert document.data == {"a": "on", "b": "off", "c": "yes", "d": "n", "e": 12, "f": 15, "g": 31,
                              "h": True, "i": None}
+
+
+def test_a_name_shaped_value_is_described_as_what_its_field_takes(make_mesh) -> None:
+    root = make_mesh({
+        "mesh.yaml": "apiVersion: meshc/v1\nkind: Mesh\nname: m\nplatforms: [{name: k, kind: kubernetes}]\n",
+        "a.yaml": SERVICE.replace("name: api", "name: Api") + "calls: [a/b/c]\n"
+                  "---\napiVersion: meshc/v1\nkind: AccessPolicy\nname: p\nservice: api\nallow: [{from: [a/b/c]}]\n",
+    })
+    result = CliRunner().invoke(main, ["check", str(root)])
+    lines = [line for line in result.output.splitlines() if "MESH106" in line]
+    assert any("name: 'Api' is not a DNS-1123 name (" in line for line in lines)
+    assert any("calls[0]: 'a/b/c' is not a reference: `name` or `namespace/name`" in line for line in lines)
+    assert any("from[0]: 'a/b/c' is not \"*\" or a reference" in line for line in lines)
