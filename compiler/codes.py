@@ -277,9 +277,14 @@ DUPLICATE_GATEWAY_HOST = _code(
     doubt. Both Routes are reported.""",
 )
 PLATFORM_MISMATCH = _code(
-    "MESH211", "platform-mismatch", "error", "An object on a platform kind that cannot host it.",
+    "MESH211", "platform-mismatch", "error", "An object or field on a platform kind that cannot carry it.",
     """A Gateway runs on a kubernetes or vm platform (Cloud Foundry's own router is its
-    ingress); the diagnostic says which platform kinds are possible.""",
+    ingress); only a Gateway on a kubernetes platform can bind to an existing deployment
+    (`deployment`), and on flavor gateway-api only through the Kubernetes Service in front of
+    it (`deployment.service`: Istio's manual deployment addresses the Gateway to that Service;
+    without one Istio would deploy a gateway of its own); only a Service on a kubernetes
+    platform has Istio Sidecar `egressHosts`. The diagnostic says which platform kinds are
+    possible.""",
 )
 ADDRESS_COLLISION = _code(
     "MESH212", "address-collision", "error", "Two services would get the same address on a platform.",
@@ -332,6 +337,14 @@ UNKNOWN_PRINCIPAL = _code(
     `{gateway: G}` entry (allow or deny) naming no Gateway, grants or denies nothing: usually a
     typo. A deny entry for an unknown namespace is not reported: denying a namespace before
     anything runs in it is a deliberate precaution.""",
+)
+SHARED_IDENTITY = _code(
+    "MESH313", "shared-identity", "warning", "Two workloads run as one service account.",
+    """Services (or a service and a Gateway) whose identity is the same service account,
+    `ns/<namespace>/sa/<account>` (Service.serviceAccount, Gateway.deployment), are one
+    principal to Istio and Envoy: an AccessPolicy that admits one of them admits the other,
+    while Cloud Foundry's network policies still tell them apart. Give each its own account,
+    or merge them into one Service with versions.""",
 )
 STRICT_UNIDENTIFIED_CALLER = _code(
     "MESH320", "strict-unidentified-caller", "error", "A STRICT service receives traffic without a mesh identity.",
@@ -600,6 +613,17 @@ K8S_GATEWAY_API_ROUTE_MERGE = _code(
     therefore sends the rest to the broader Route on flavor gateway-api, where every other
     target answers 404. Both Routes are named. Give the more specific Route a last rule without
     `match` (it then decides every request to its host), or fold the two Routes into one.""",
+)
+K8S_UNOWNED_REFERENCE = _code(
+    "MESH429", "k8s-unowned-reference", "warning",
+    "An emitted object names a Kubernetes object meshc does not write and no intent declares.",
+    """The platform's `owns.kinds` leaves Services or ServiceAccounts to the application's own
+    chart, so meshc refers to them by name. An AuthorizationPolicy principal of a service or
+    gateway whose service account no intent names (Service.serviceAccount,
+    Gateway.deployment.serviceAccount), or a gateway-api route to a version Service
+    `<service>-<version>`, names an object meshc will not create: if the chart's object is
+    called otherwise, the policy admits nobody and the route has no backend. Name the chart's
+    account in the intent, or let the platform own the kind.""",
 )
 K8S_CF_CALLEE_PORT = _code(
     "MESH425", "k8s-cf-callee-port", "warning",

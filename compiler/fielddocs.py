@@ -16,7 +16,8 @@ KIND_FIELDS: dict[str, str] = {
 
 FIELDS: dict[str, dict[str, str]] = {
     "Mesh": {
-        "trustDomain": "SPIFFE trust domain: identities are `spiffe://<trustDomain>/ns/<namespace>/sa/<service>`.",
+        "trustDomain": "SPIFFE trust domain: identities are `spiffe://<trustDomain>/ns/<namespace>/sa/<account>` "
+                       "(see Identities).",
         "defaultNamespace": "The namespace of objects that do not name one.",
         "mtls": "The mesh-wide mTLS mode of inbound traffic; a Service may override it.",
         "authorization": "What a service without any AccessPolicy admits: nobody (`deny`) or every caller (`allow`).",
@@ -51,6 +52,16 @@ FIELDS: dict[str, dict[str, str]] = {
                      "`istio-system/*` for istiod and collectors.",
         "outboundTrafficPolicy": "What a sidecar does with a host it does not know: refuse it (`REGISTRY_ONLY`) or "
                                  "pass it through unmanaged (`ALLOW_ANY`).",
+        "rootNamespace": "Istio's root namespace (MeshConfig.rootNamespace), where mesh-wide policy lives.",
+        "owns": "What of the cluster is the mesh's to write: core kinds, whole namespaces, the mesh-wide policy "
+                "(see below).",
+    },
+    "Ownership": {
+        "kinds": "The core kinds meshc writes beside the mesh objects; `[]` leaves Services and ServiceAccounts "
+                 "to the application's chart, referred to by name.",
+        "namespaces": "Namespaces wholly the mesh's: a namespace-wide PeerAuthentication and, under "
+                      "`authorization: deny`, a default-deny there; never the root namespace.",
+        "meshWide": "The whole mesh of the cluster: a mesh-wide PeerAuthentication in `rootNamespace`.",
     },
     "CloudFoundryPlatform": {
         "kind": "A Cloud Foundry foundation.",
@@ -85,6 +96,10 @@ FIELDS: dict[str, dict[str, str]] = {
                      "them).",
         "calls": "The services and external services this one sends traffic to; its sidecar is configured for "
                  "exactly these.",
+        "serviceAccount": "The account its workloads run as, its identity `ns/<namespace>/sa/<account>` on every "
+                          "target; unset, the service's name.",
+        "egressHosts": "Kubernetes only: Istio Sidecar egress hosts (`namespace/host`) its sidecar may reach "
+                       "besides its calls.",
         "mtls": "This service's inbound mTLS mode; unset, `Mesh.mtls`.",
         "resilience": "Applied by callers' sidecars on traffic to this service; each field set replaces that field "
                       "of `Mesh.defaults`.",
@@ -255,6 +270,15 @@ FIELDS: dict[str, dict[str, str]] = {
         "platform": "The platform it runs on: kubernetes or vm (Cloud Foundry's router is its own ingress).",
         "listeners": "The ports it listens on; at least one.",
         "sidecar": "The gateway Envoy's admin port on loopback (`adminPort`); unset, the platform's.",
+        "deployment": "Kubernetes only: an existing gateway deployment it configures (such as Istio's ingress "
+                      "gateway); meshc writes no ServiceAccount for it.",
+    },
+    "GatewayDeployment": {
+        "namespace": "Where the deployment runs; unset, the Gateway's namespace.",
+        "selector": "The labels of its pods, such as `{istio: ingressgateway}`.",
+        "serviceAccount": "The account its pods run as: the gateway's identity.",
+        "service": "The Kubernetes Service in front of it; required on flavor gateway-api (Istio's manual "
+                   "deployment).",
     },
     "Listener": {
         "name": "The listener's name, unique in the gateway.",

@@ -34,6 +34,9 @@ from compiler.model import (
 )
 
 Platform = KubernetesPlatform | CloudFoundryPlatform | VmPlatform
+# The GatewayClass of the gateway-api flavour's Gateways: Istio names the deployment it makes for
+# a Gateway `<gateway>-<class>` and runs it as the service account of that name.
+GATEWAY_API_CLASS = "istio"
 
 
 class Key(NamedTuple):
@@ -101,6 +104,11 @@ class ServiceNode(_Callable):
     sidecar: Sidecar
     calls: tuple[Key, ...]  # resolved, in the order written; services and external services
 
+    @property
+    def identity(self) -> Key:
+        """The workload's service account: Service.serviceAccount, else the service's name."""
+        return Key(self.namespace, self.spec.serviceAccount or self.name)
+
 
 @dataclass(frozen=True)
 class ExternalNode(_Callable):
@@ -157,6 +165,22 @@ class GatewayNode:
     @property
     def listeners(self) -> list[Listener]:
         return self.spec.listeners
+
+    @property
+    def bound(self) -> bool:
+        """Whether the Gateway configures an existing deployment (Gateway.deployment)."""
+        return self.spec.deployment is not None
+
+    @property
+    def identity(self) -> Key:
+        """The gateway's service account: the deployment's; Istio's automated Gateway API
+        deployment runs as `<gateway>-istio`; otherwise the gateway's name."""
+        deployment = self.spec.deployment
+        if deployment is not None:
+            return Key(deployment.namespace or self.key.namespace, deployment.serviceAccount)
+        if isinstance(self.platform, KubernetesPlatform) and self.platform.flavor == "gateway-api":
+            return Key(self.key.namespace, f"{self.key.name}-{GATEWAY_API_CLASS}")
+        return self.key
 
     @property
     def sidecar(self) -> Sidecar:
@@ -226,9 +250,20 @@ class MeshGraph:
     def revision(self) -> Revision:
         return self.read_revision()
 
+    def identity(self, key: Key) -> Key:
+        """The service account (namespace, name) of a service or gateway workload."""
+        node = self.services.get(key) or self.gateways.get(key)
+        # a `from` entry naming no Gateway (MESH312) names the account of that name
+        return key if node is None else node.identity
+
+    def principal(self, key: Key) -> str:
+        """Istio's principal of a service or gateway workload: <trustDomain>/ns/<ns>/sa/<account>."""
+        account = self.identity(key)
+        return f"{self.mesh.trustDomain}/ns/{account.namespace}/sa/{account.name}"
+
     def spiffe_id(self, key: Key) -> str:
         """SPIFFE identity of a service or gateway workload."""
-        return f"spiffe://{self.mesh.trustDomain}/ns/{key.namespace}/sa/{key.name}"
+        return f"spiffe://{self.principal(key)}"
 
     def route_for(self, service: Key) -> RouteNode | None:
         return self.service_route.get(service)

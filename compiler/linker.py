@@ -170,6 +170,20 @@ class _Linker:
                     hint="put the Gateway on a kubernetes or vm platform, or mark the service `public: true`",
                 )
                 continue
+            if intent.model.deployment is not None and platform.kind != "kubernetes":
+                self.kubernetes_only(intent, "deployment", f"Gateway {key} binds to an existing deployment, which only "
+                                     f"a kubernetes platform has; on {platform.kind} platform {platform.name!r} "
+                                     "meshc runs the gateway itself",
+                                     "remove `deployment`, or put the Gateway on a kubernetes platform")
+                continue
+            if (intent.model.deployment is not None and intent.model.deployment.service is None
+                    and getattr(platform, "flavor", None) == "gateway-api"):
+                self.kubernetes_only(intent, "deployment", f"Gateway {key} binds to an existing deployment, which "
+                                     f"flavor gateway-api of platform {platform.name!r} reaches through the "
+                                     "Kubernetes Service in front of it; without one Istio would deploy a "
+                                     "gateway of its own",
+                                     "name the Service with `deployment.service`, e.g. istio-ingressgateway")
+                continue
             gateways[key] = GatewayNode(key, intent.model, intent.origin, platform)
         return gateways
 
@@ -272,6 +286,10 @@ class _Linker:
             )
         return platform
 
+    def kubernetes_only(self, intent: Intent, field: str, message: str, hint: str) -> None:
+        """MESH211 at a field only a kubernetes platform (or flavor) can carry."""
+        self.report.add(codes.PLATFORM_MISMATCH, message, self.at(intent.origin, field, key=True), hint=hint)
+
     def link_service(self, key: Key, intent: Intent) -> ServiceNode | None:
         spec = intent.model
         platform = self.platform(intent, "Service")
@@ -292,6 +310,12 @@ class _Linker:
                 self.at(intent.origin, "platform"),
                 hint="add `endpoints: [{address: 10.0.0.7}]`",
             )
+        if platform is not None and platform.kind != "kubernetes" and spec.egressHosts:
+            ok = False
+            self.kubernetes_only(intent, "egressHosts", f"service {key} lists egressHosts, Istio Sidecar hosts that "
+                                 f"only a kubernetes platform has; on {platform.kind} platform {platform.name!r} "
+                                 "its sidecar reaches exactly its calls",
+                                 "declare what it reaches as an ExternalService and call it")
         for index, endpoint in enumerate(spec.endpoints):
             if endpoint.version is not None and endpoint.version not in spec.versions:
                 ok = False

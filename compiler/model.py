@@ -144,6 +144,14 @@ def _exactly_one(model: BaseModel, fields: tuple[str, ...], what: str) -> None:
         raise ValueError(f"{what} takes exactly one of {', '.join(fields)}")
 
 
+def _unique(values: list[Any], what: str) -> None:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} is listed twice")
+        seen.add(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Shared pieces
 
@@ -257,10 +265,37 @@ SidecarEgressHost = Annotated[
 ]
 
 
+# Core Kubernetes kinds meshc may write beside the mesh objects (Istio and Gateway API ones,
+# which are always its own).
+OwnableKind = Literal["Service", "ServiceAccount"]
+OWNABLE_KINDS: tuple[OwnableKind, ...] = get_args(OwnableKind)
+
+
+class Ownership(Strict):
+    """What on a kubernetes platform is the mesh's to write (docs/intents.md, Platforms)."""
+
+    # Services and ServiceAccounts meshc writes; without them the application's own chart owns
+    # them and meshc refers to them by name
+    kinds: list[OwnableKind] = list(OWNABLE_KINDS)
+    # namespaces wholly the mesh's: a namespace-wide PeerAuthentication and default-deny there
+    namespaces: list[Name] = []
+    # the whole mesh of the cluster: a mesh-wide PeerAuthentication in the root namespace
+    meshWide: bool = False
+
+    @model_validator(mode="after")
+    def _unique(self) -> Ownership:
+        _unique(list(self.kinds), "kind")
+        _unique(list(self.namespaces), "namespace")
+        return self
+
+
 class KubernetesPlatform(PlatformBase):
     kind: Literal["kubernetes"]
     flavor: Literal["istio", "gateway-api"] = "istio"
     clusterDomain: HostName = "cluster.local"
+    # Istio's administrative root namespace (MeshConfig.rootNamespace): mesh-wide policy lives there
+    rootNamespace: Name = "istio-system"
+    owns: Ownership = Ownership()
     # hosts every Sidecar lets out besides the service's calls: the mesh's own infrastructure
     # (istiod, trace and metric collectors), such as `istio-system/*`
     meshHosts: list[SidecarEgressHost] = []
@@ -376,6 +411,10 @@ class Service(Strict):
     versions: dict[Name, Version] = {}
     endpoints: list[Endpoint] = []
     calls: list[Ref] = []
+    # the workload's service account: its identity is ns/<namespace>/sa/<serviceAccount>
+    serviceAccount: Name | None = None
+    # hosts the service's sidecar may reach besides its calls (kubernetes platforms only)
+    egressHosts: list[SidecarEgressHost] = []
     mtls: MtlsMode | None = None
     resilience: Resilience | None = None
     rateLimit: RateLimit | None = None
@@ -387,14 +426,6 @@ class Service(Strict):
         _unique([p.port for p in self.ports], "port number")
         _unique(self.calls, "call")
         return self
-
-
-def _unique(values: list[Any], what: str) -> None:
-    seen: set[Any] = set()
-    for value in values:
-        if value in seen:
-            raise ValueError(f"{what} {value!r} is listed twice")
-        seen.add(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -738,12 +769,25 @@ class Listener(Strict):
         return self
 
 
+class GatewayDeployment(Strict):
+    """An existing gateway deployment the Gateway configures (kubernetes platforms), such as
+    Istio's default ingress gateway: meshc writes no ServiceAccount for it."""
+
+    namespace: Name | None = None  # where the deployment runs; default the Gateway's namespace
+    selector: Annotated[dict[LabelKey, LabelValue], Field(min_length=1)]
+    serviceAccount: Name
+    # the Kubernetes Service in front of it: flavor gateway-api binds to a deployment through
+    # its Service (Istio's manual deployment)
+    service: Name | None = None
+
+
 class Gateway(Strict):
     apiVersion: Literal["meshc/v1"]
     kind: Literal["Gateway"]
     name: Name
     namespace: Name | None = None
     platform: Name
+    deployment: GatewayDeployment | None = None
     listeners: Annotated[list[Listener], Field(min_length=1)]
     # the gateway's Envoy admin port on loopback (outboundPort does not apply to a gateway)
     sidecar: SidecarSettings | None = None

@@ -15,17 +15,18 @@ from compiler.graph import Key, MeshGraph, Principal, ResolvedAccessRule, Servic
 from policies.check import Check
 
 
-def _names(principal: Principal, caller: Key, is_gateway: bool) -> bool:
+def _names(graph: MeshGraph, principal: Principal, caller: Key, is_gateway: bool) -> bool:
     if principal.kind == "any":
         return True
     if principal.kind == "namespace":
-        return principal.namespace == caller.namespace
+        # every identity in the namespace: a gateway's deployment may run in another one
+        return principal.namespace == graph.identity(caller).namespace
     wanted = "gateway" if is_gateway else "service"
     return principal.kind == wanted and (principal.namespace, principal.name) == tuple(caller)
 
 
-def _rule_names(rule: ResolvedAccessRule, caller: Key, is_gateway: bool) -> bool:
-    return any(_names(p, caller, is_gateway) for p in rule.principals)
+def _rule_names(graph: MeshGraph, rule: ResolvedAccessRule, caller: Key, is_gateway: bool) -> bool:
+    return any(_names(graph, p, caller, is_gateway) for p in rule.principals)
 
 
 def denial(graph: MeshGraph, callee: ServiceNode, caller: Key,
@@ -38,7 +39,7 @@ def denial(graph: MeshGraph, callee: ServiceNode, caller: Key,
         for rule in policy.deny:
             every_port = not rule.spec.ports or ports <= set(rule.spec.ports)
             whole = not rule.spec.methods and not rule.spec.paths and every_port
-            if whole and _rule_names(rule, caller, is_gateway):
+            if whole and _rule_names(graph, rule, caller, is_gateway):
                 return (f"deny rule {rule.index} of AccessPolicy {policy.key} denies it",
                         (Related(at(policy.origin, "deny", rule.index), "the deny rule"),))
     allow = [(policy, rule) for policy in policies for rule in policy.allow]
@@ -50,7 +51,7 @@ def denial(graph: MeshGraph, callee: ServiceNode, caller: Key,
                     tuple(Related(at(p.origin, "name"), "AccessPolicy without allow rules") for p in policies))
         return ("it has no AccessPolicy and Mesh.authorization is deny",
                 (Related(at(graph.mesh_origin, "authorization"), "Mesh.authorization"),))
-    naming = [(policy, rule) for policy, rule in allow if _rule_names(rule, caller, is_gateway)]
+    naming = [(policy, rule) for policy, rule in allow if _rule_names(graph, rule, caller, is_gateway)]
     if any(not rule.spec.ports or ports & set(rule.spec.ports) for _, rule in naming):
         return None
     if naming:
@@ -94,7 +95,8 @@ def _ingress_routes(graph: MeshGraph, report: Report) -> None:
 
 def _grants(graph: MeshGraph, report: Report) -> None:
     at = graph.sources.locate
-    namespaces = {key.namespace for key in graph.services} | {key.namespace for key in graph.gateways}
+    namespaces = ({key.namespace for key in graph.services} | {key.namespace for key in graph.gateways}
+                  | {gateway.identity.namespace for gateway in graph.gateways.values()})
     for policy in graph.access_policies.values():
         for rule in (*policy.allow, *policy.deny):
             for index, principal in enumerate(rule.principals):

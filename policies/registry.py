@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
-from policies import authorization, cel_policies, gateways, mtls, ports, reachability, resilience, topology
+from policies import authorization, cel_policies, gateways, identity, mtls, ports, reachability, resilience, topology
 from policies.check import Check, run_check
 
 CHECKS: tuple[Check, ...] = (
     authorization.CHECK,
     cel_policies.CHECK,
     gateways.CHECK,
+    identity.CHECK,
     mtls.CHECK,
     ports.CHECK,
     reachability.CHECK,

@@ -17,7 +17,7 @@ def _template(service: ServiceNode) -> dict:
     # The generated sidecar listens on each service port at the workload's address, so the
     # endpoint port is the service port (the application's targetPort stays behind it on loopback).
     spec: dict = {
-        "serviceAccount": service.name,
+        "serviceAccount": service.identity.name,
         "ports": {port.name: port.port for port in service.spec.ports},
     }
     network = getattr(service.platform, "network", None)

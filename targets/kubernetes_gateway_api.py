@@ -9,11 +9,12 @@ Traffic policy, security and scoping stay Istio's (see targets.kubernetes.Platfo
 from __future__ import annotations
 
 import re
+from functools import cached_property
 
 from compiler import codes
-from compiler.addressing import version_service_name
+from compiler.addressing import cluster_dns_name, version_service_name
 from compiler.diagnostics import Related
-from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
+from compiler.graph import GATEWAY_API_CLASS, GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.hostnames import covers
 from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, StringMatch
 from targets.kubernetes_meta import document, metadata
@@ -26,7 +27,6 @@ from targets.kubernetes_support import (
     whole_milliseconds,
 )
 
-GATEWAY_CLASS = "istio"
 _PATH_TYPES = {"exact": "Exact", "prefix": "PathPrefix", "regex": "RegularExpression"}
 
 
@@ -265,6 +265,53 @@ class GatewayApiEmitter(PlatformEmitter):
 
     # -- gateways ----------------------------------------------------------------------------
 
+    def writes_gateway_account(self, gateway: GatewayNode) -> bool:
+        # Istio's automated deployment makes `<gateway>-istio` with its account; a bound
+        # deployment has its own
+        return False
+
+    def gateway_workload_ref(self, gateway: GatewayNode) -> dict:
+        if gateway.bound:
+            return super().gateway_workload_ref(gateway)
+        # istio.io, Telemetry and AuthorizationPolicy: gateways are targeted with targetRefs
+        return {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway.key.name}]}
+
+    def deployment_address(self, gateway: GatewayNode) -> str | None:
+        """The Service in front of a bound gateway's deployment, as a Gateway address: Istio then
+        configures that deployment instead of making one (its manual deployment)."""
+        deployment = gateway.spec.deployment
+        if deployment is None:
+            return None
+        if deployment.service is None:  # the linker refused it (MESH211)
+            return None
+        namespace = deployment.namespace or gateway.key.namespace
+        return cluster_dns_name(deployment.service, namespace, self.platform.clusterDomain)
+
+    def version_services(self, service: ServiceNode) -> list[dict]:
+        if not self.owns("Service"):
+            # GAMMA routes to a version by its own Service, which the application's chart now owns
+            for version in sorted(self.routed_versions.get(service.key, ())):
+                name = version_service_name(service.name, version)
+                self.report.add(codes.K8S_UNOWNED_REFERENCE,
+                                f"routes to version {version} of {service.key} name Service {name!r}, which "
+                                f"platform {self.platform.name!r} does not write (owns.kinds: "
+                                f"{', '.join(self.platform.owns.kinds) or 'none'}) and no intent declares",
+                                self.graph.sources.locate(service.origin, "versions", version, key=True),
+                                hint=f"have the chart create Service {name} selecting the version's labels, "
+                                     "or let the platform own Services")
+        return super().version_services(service)
+
+    @cached_property
+    def routed_versions(self) -> dict[Key, set[str]]:
+        """Service -> the versions some Route sends traffic to."""
+        versions: dict[Key, set[str]] = {}
+        for route in self.graph.routes.values():
+            for rule in route.rules:
+                for target in (*rule.destinations, *rule.mirrors):
+                    if target.version is not None:
+                        versions.setdefault(target.service, set()).add(target.version)
+        return versions
+
     def listener_names(self, listener) -> list[tuple[str, str | None]]:
         """(name, hostname) of the Gateway API listeners of one intent listener: one per host."""
         if listener.protocol == "tcp" or "*" in listener.hosts:
@@ -295,9 +342,13 @@ class GatewayApiEmitter(PlatformEmitter):
                 listeners.append(entry)
                 if listener.httpsRedirect:
                     redirect_sections.append(name)
-        docs = [document("v1", "ServiceAccount", metadata(gw_name, gw_ns, sources)),
-                document(GATEWAY_API, "Gateway", metadata(gw_name, gw_ns, sources),
-                         spec={"gatewayClassName": GATEWAY_CLASS, "listeners": listeners})]
+        gateway_spec: dict = {"gatewayClassName": GATEWAY_API_CLASS}
+        address = self.deployment_address(gateway)
+        if address is not None:
+            gateway_spec["addresses"] = [{"type": "Hostname", "value": address}]
+        gateway_spec["listeners"] = listeners
+        docs = [*self.gateway_workload_documents(gateway),
+                document(GATEWAY_API, "Gateway", metadata(gw_name, gw_ns, sources), spec=gateway_spec)]
         if redirect_sections:
             docs.append(document(
                 GATEWAY_API, "HTTPRoute", metadata(f"{gw_name}-https-redirect", gw_ns, sources),

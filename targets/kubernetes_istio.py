@@ -14,7 +14,7 @@ from typing import Protocol
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
 from compiler.hostnames import covers, overlap
 from compiler.model import HeaderModifier, Match, StringMatch
-from targets.kubernetes_meta import APP_LABEL, document, metadata
+from targets.kubernetes_meta import document, gateway_selector, metadata
 from targets.kubernetes_support import ISTIO_NETWORKING, proto_duration, protocol_name, rule_kind
 
 
@@ -332,5 +332,5 @@ def istio_gateway(gateway: GatewayNode) -> dict:
         ISTIO_NETWORKING,
         "Gateway",
         metadata(gateway.key.name, gateway.key.namespace, (gateway.origin.file,)),
-        spec={"selector": {APP_LABEL: gateway.key.name}, "servers": servers},
+        spec={"selector": gateway_selector(gateway), "servers": servers},
     )

@@ -6,12 +6,20 @@ from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
 from compiler.artifact import SOURCE_ANNOTATION
+from compiler.graph import GatewayNode
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "meshc"
 # Workloads of a service carry `app: <service>` (Istio's own convention, used by its telemetry);
 # Services, WorkloadEntries and subsets select on it.
 APP_LABEL = "app"
+
+
+def gateway_selector(gateway: GatewayNode) -> dict[str, str]:
+    """The labels of a gateway's workloads: its deployment's selector, else `app: <gateway>`."""
+    if gateway.spec.deployment is not None:
+        return dict(gateway.spec.deployment.selector)
+    return {APP_LABEL: gateway.key.name}
 
 
 def source_list(sources: Iterable[str]) -> str:

@@ -10,13 +10,24 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 
 from compiler import codes
 from compiler.addressing import CLOUD_FOUNDRY_ROUTER_PORT, istio_host, version_service_name
 from compiler.artifact import SOURCE_ANNOTATION, Artifact, gateway_workload, platform_workload, service_workload
 from compiler.diagnostics import Report
-from compiler.graph import ExternalNode, GatewayNode, Key, MeshGraph, ResolvedRule, RouteNode, ServiceNode, Target
+from compiler.graph import (
+    AccessPolicyNode,
+    ExternalNode,
+    GatewayNode,
+    Key,
+    MeshGraph,
+    ResolvedAccessRule,
+    ResolvedRule,
+    RouteNode,
+    ServiceNode,
+    Target,
+)
 from compiler.model import (
     HTTP_PROTOCOLS,
     LOAD_BALANCER_POLICIES,
@@ -35,12 +46,13 @@ from targets.kubernetes_istio import (
     istio_gateway,
     virtual_service,
 )
-from targets.kubernetes_meta import APP_LABEL, document, metadata, parse_source_list
+from targets.kubernetes_meta import APP_LABEL, document, gateway_selector, metadata, parse_source_list
 from targets.kubernetes_support import (
     GATEWAY_API,
     ISTIO_NETWORKING,
     ISTIO_NETWORKING_ALPHA,
     ISTIO_SECURITY,
+    ISTIO_TELEMETRY,
     proto_duration,
     protocol_name,
 )
@@ -65,11 +77,24 @@ KIND_ORDER = [
     (ISTIO_SECURITY, "PeerAuthentication"),
     (ISTIO_SECURITY, "AuthorizationPolicy"),
     (ISTIO_NETWORKING, "Sidecar"),
+    (ISTIO_TELEMETRY, "Telemetry"),
     (ISTIO_NETWORKING_ALPHA, "EnvoyFilter"),
 ]
 _KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
 REMOTE_KINDS = frozenset({"cloudfoundry", "vm"})
 RATE_LIMIT_STAT_PREFIX = "http_local_rate_limiter"
+# Istio's name for the one selector-less PeerAuthentication or Telemetry of a namespace, and
+# for the mesh-wide ones in the root namespace (istio.io: PeerAuthentication, Telemetry)
+NAMESPACE_DEFAULT = "default"
+MESH_DEFAULT = "mesh-default"
+# Istio installation values (MeshConfig) the platform's objects need: not a Kubernetes object,
+# so not in the kustomization
+MESH_CONFIG_FILE = "istio-mesh-config.yaml"
+
+
+def tracing_provider(provider: str) -> str:
+    """The MeshConfig extension provider meshc's Telemetry names for Mesh.tracing.provider."""
+    return f"meshc-{provider}"
 
 
 def ordered(documents: list[dict]) -> list[dict]:
@@ -137,6 +162,12 @@ class PlatformEmitter:
             if self.nameable(gateway):
                 plan.append((f"{self.root}/{gateway.key.namespace}/gateways/{gateway.key.name}.yaml",
                              gateway_workload(gateway.key), partial(self.gateway_documents, gateway)))
+        owns = self.platform.owns
+        if owns.meshWide:
+            plan.append((f"{self.root}/mesh-wide.yaml", platform_workload(name), self.mesh_wide_documents))
+        for namespace in owns.namespaces:
+            plan.append((f"{self.root}/{namespace}/namespace/defaults.yaml", platform_workload(name),
+                         partial(self.namespace_documents, namespace)))
         return plan
 
     def nameable(self, node: ServiceNode | GatewayNode) -> bool:
@@ -155,16 +186,62 @@ class PlatformEmitter:
     def protocol_of(self, target: Target) -> str:
         return self.graph.services[target.service].protocol(target.port)
 
+    # -- what the platform owns --------------------------------------------------------------
+
+    def owns(self, kind: str) -> bool:
+        return kind in self.platform.owns.kinds
+
+    @cached_property
+    def account_writers(self) -> dict[Key, Key]:
+        """Service account -> the first service on the platform that runs as it, which writes it."""
+        writers: dict[Key, Key] = {}
+        for key, service in self.graph.services.items():
+            if service.platform.name == self.platform.name:
+                writers.setdefault(service.identity, key)
+        return writers
+
+    def service_account(self, service: ServiceNode) -> list[dict]:
+        if not self.owns("ServiceAccount") or self.account_writers.get(service.identity) != service.key:
+            return []
+        sources = (service.origin.file, self.graph.mesh_origin.file)
+        return [document("v1", "ServiceAccount", metadata(service.identity.name, service.namespace, sources))]
+
+    def report_unowned_account(self, key: Key, where) -> None:
+        """MESH429 for a principal whose service account meshc does not write and no intent names."""
+        node = self.graph.services.get(key) or self.graph.gateways.get(key)
+        platform = node.platform if node is not None else None
+        if node is None or not isinstance(platform, KubernetesPlatform) or "ServiceAccount" in platform.owns.kinds:
+            return
+        if isinstance(node, ServiceNode):
+            if node.spec.serviceAccount is not None:
+                return
+            what, hint = f"service {key}", "name the workload's account with `serviceAccount:`"
+        else:
+            if node.bound or platform.flavor == "gateway-api":  # Istio's own deployment has its account
+                return
+            what, hint = f"Gateway {key}", "bind the Gateway to its deployment with `deployment:`"
+        self.report.add(codes.K8S_UNOWNED_REFERENCE,
+                        f"an AuthorizationPolicy names service account {node.identity} of {what}, which platform "
+                        f"{platform.name!r} does not write (owns.kinds: {', '.join(platform.owns.kinds) or 'none'}) "
+                        "and no intent names",
+                        where, hint=hint)
+
+    # -- documents ---------------------------------------------------------------------------
+
     def service_documents(self, service: ServiceNode) -> list[dict]:
-        docs = [
-            document("v1", "ServiceAccount", metadata(service.name, service.namespace, (service.origin.file,))),
-            self.kubernetes_service(service.name, service.namespace, {APP_LABEL: service.name}, service,
-                                    (service.origin.file,)),
+        docs = [*self.service_account(service)]
+        if self.owns("Service"):
+            docs.append(self.kubernetes_service(service.name, service.namespace, {APP_LABEL: service.name}, service,
+                                                (service.origin.file,)))
+        docs += [
             self.destination_rule(service),
             *self.routing(service),
             self.peer_authentication(service),
             *self.authorization_policies(service),
             self.sidecar(service),
+            *self.workload_telemetry(service.namespace, service.name,
+                                     {"selector": {"matchLabels": {APP_LABEL: service.name}}},
+                                     (service.origin.file,)),
         ]
         if service.spec.rateLimit is not None:
             docs.append(self.rate_limit_filter(service, service.spec.rateLimit))
@@ -173,6 +250,8 @@ class PlatformEmitter:
     def version_services(self, service: ServiceNode) -> list[dict]:
         """A Service per version, so that proxies outside Istio (static Envoy sidecars and
         gateways, the gateway-api flavour's routes) can address one version by name."""
+        if not self.owns("Service"):
+            return []
         docs = []
         for version, spec in service.spec.versions.items():
             name = version_service_name(service.name, version)
@@ -196,8 +275,19 @@ class PlatformEmitter:
         return document("v1", "Service", metadata(name, namespace, sources, {APP_LABEL: service.name}),
                         spec={"selector": selector, "ports": ports})
 
+    def client_tls(self, service: ServiceNode) -> dict | None:
+        """What callers' sidecars send: Istio mTLS to a STRICT service, plain text to a DISABLE
+        one; none under PERMISSIVE, where Istio's auto mTLS decides per endpoint (mTLS to a
+        workload with a sidecar, plain text to one without, the case PERMISSIVE is for)."""
+        if service.mtls == "PERMISSIVE":
+            return None
+        return {"mode": "DISABLE" if service.mtls == "DISABLE" else "ISTIO_MUTUAL"}
+
     def traffic_policy(self, service: ServiceNode) -> dict:
-        policy: dict = {"tls": {"mode": "DISABLE" if service.mtls == "DISABLE" else "ISTIO_MUTUAL"}}
+        policy: dict = {}
+        tls = self.client_tls(service)
+        if tls is not None:
+            policy["tls"] = tls
         resilience = service.resilience
         breaker = resilience.circuitBreaker
         if breaker is not None:
@@ -230,7 +320,10 @@ class PlatformEmitter:
         return policy
 
     def destination_rule(self, service: ServiceNode, with_subsets: bool = True) -> dict:
-        spec: dict = {"host": self.hosts(service.key), "trafficPolicy": self.traffic_policy(service)}
+        spec: dict = {"host": self.hosts(service.key)}
+        policy = self.traffic_policy(service)
+        if policy:
+            spec["trafficPolicy"] = policy
         if with_subsets and service.spec.versions and self.hosts.has_subsets(service.key):
             spec["subsets"] = [
                 {"name": version, "labels": {APP_LABEL: service.name, **spec_.labels}}
@@ -258,25 +351,26 @@ class PlatformEmitter:
                         spec={"selector": {"matchLabels": {APP_LABEL: service.name}},
                               "mtls": {"mode": service.mtls}})
 
-    def principal_sources(self, principals) -> list[dict]:
-        trust = self.graph.mesh.trustDomain
+    def principal_sources(self, policy: AccessPolicyNode, rule: ResolvedAccessRule) -> list[dict]:
         names, namespaces = [], []
-        for principal in principals:
+        for index, principal in enumerate(rule.principals):
             if principal.kind == "any":
                 names.append("*")
             elif principal.kind == "namespace":
                 namespaces.append(principal.namespace)
             else:
-                names.append(f"{trust}/ns/{principal.namespace}/sa/{principal.name}")
-        sources = []
+                names.append(self.graph.principal(principal.key()))
+                self.report_unowned_account(principal.key(), self.graph.sources.locate(
+                    policy.origin, rule.section, rule.index, "from", index))
+        sources: list[dict] = []
         if names:
             sources.append({"source": {"principals": names}})
         if namespaces:
             sources.append({"source": {"namespaces": namespaces}})
         return sources
 
-    def authorization_rule(self, rule) -> dict:
-        out: dict = {"from": self.principal_sources(rule.principals)}
+    def authorization_rule(self, policy: AccessPolicyNode, rule: ResolvedAccessRule) -> dict:
+        out: dict = {"from": self.principal_sources(policy, rule)}
         operation: dict = {}
         if rule.spec.methods:
             operation["methods"] = list(rule.spec.methods)
@@ -293,7 +387,8 @@ class PlatformEmitter:
         policies = self.graph.policies_for(service.key)
         docs = []
         for policy in policies:
-            sources = (policy.origin.file,)
+            # the files of the services and gateways it names: their accounts are its principals
+            sources = (policy.origin.file, *self.principal_files(policy))
             # An AuthorizationPolicy applies in the namespace of the workloads it selects, which
             # is the service's, wherever the AccessPolicy was written.
             name = (policy.key.name if policy.key.namespace == service.namespace
@@ -302,12 +397,12 @@ class PlatformEmitter:
                 docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
                                      metadata(name, service.namespace, sources),
                                      spec={"selector": selector, "action": "ALLOW",
-                                           "rules": [self.authorization_rule(r) for r in policy.allow]}))
+                                           "rules": [self.authorization_rule(policy, r) for r in policy.allow]}))
             if policy.deny:
                 docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
                                      metadata(f"{name}-deny", service.namespace, sources),
                                      spec={"selector": selector, "action": "DENY",
-                                           "rules": [self.authorization_rule(r) for r in policy.deny]}))
+                                           "rules": [self.authorization_rule(policy, r) for r in policy.deny]}))
         if self.graph.mesh.authorization == "deny" and not any(p.allow for p in policies):
             # An ALLOW policy without rules matches nothing: Istio then admits no caller.
             docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
@@ -315,6 +410,16 @@ class PlatformEmitter:
                                           (service.origin.file, self.graph.mesh_origin.file)),
                                  spec={"selector": selector, "action": "ALLOW"}))
         return docs
+
+    def principal_files(self, policy: AccessPolicyNode) -> list[str]:
+        files = []
+        for rule in (*policy.allow, *policy.deny):
+            for principal in rule.principals:
+                if principal.kind in ("service", "gateway"):
+                    node = self.graph.services.get(principal.key()) or self.graph.gateways.get(principal.key())
+                    if node is not None:
+                        files.append(node.origin.file)
+        return files
 
     def egress_hosts(self, service: ServiceNode) -> list[str]:
         hosts: list[str] = []
@@ -324,7 +429,13 @@ class PlatformEmitter:
             else:
                 hosts.append(f"{callee.namespace}/{self.hosts(callee)}")
                 hosts.extend(f"{callee.namespace}/{host}" for host in self.extra_callee_hosts(callee))
-        hosts.extend(host for host in self.platform.meshHosts if host not in hosts)
+        tracing = self.graph.mesh.tracing
+        collector = tracing.address.rsplit(":", 1)[0] if tracing is not None else None
+        infrastructure = [*self.platform.meshHosts,
+                          # the trace collector, in whatever namespace it runs (an IP needs no host)
+                          *([f"*/{collector}"] if collector and not collector.replace(".", "").isdigit() else []),
+                          *service.spec.egressHosts]
+        hosts.extend(host for host in infrastructure if host not in hosts)
         # `~/*` names no namespace: a service that calls nothing may reach nothing.
         return hosts or ["~/*"]
 
@@ -376,7 +487,7 @@ class PlatformEmitter:
             }
             # Callers speak HTTP to the sidecar, which originates TLS to the Cloud Foundry router.
             rule = self.destination_rule(service)
-            rule["spec"]["trafficPolicy"]["tls"] = {"mode": "SIMPLE", "sni": host}
+            rule["spec"].setdefault("trafficPolicy", {})["tls"] = {"mode": "SIMPLE", "sni": host}
             docs = [rule]
         docs.append(document(ISTIO_NETWORKING, "ServiceEntry", metadata(service.name, service.namespace, sources),
                              spec=entry_spec))
@@ -428,8 +539,7 @@ class PlatformEmitter:
         return docs
 
     def gateway_documents(self, gateway: GatewayNode) -> list[dict]:
-        account = metadata(gateway.key.name, gateway.key.namespace, (gateway.origin.file,))
-        docs = [document("v1", "ServiceAccount", account), istio_gateway(gateway)]
+        docs = [*self.gateway_workload_documents(gateway), istio_gateway(gateway)]
         routes = self.graph.gateway_routes.get(gateway.key, ())
         redirects = https_redirects(gateway, routes)
         for route in routes:
@@ -456,6 +566,87 @@ class PlatformEmitter:
                             self.graph.sources.locate(route.origin, "rules", rule.index, "redirect", "prefix"))
         return translated
 
+    def gateway_workload_documents(self, gateway: GatewayNode) -> list[dict]:
+        """What the gateway's workload itself gets: its ServiceAccount (when meshc runs it and
+        owns the kind), admission of outside traffic where the namespace denies by default, and
+        its tracing."""
+        sources = (gateway.origin.file, self.graph.mesh_origin.file)
+        account = gateway.identity
+        docs = []
+        if self.writes_gateway_account(gateway):
+            docs.append(document("v1", "ServiceAccount", metadata(account.name, account.namespace, sources)))
+        workload = self.gateway_workload_ref(gateway)
+        if account.namespace in self.platform.owns.namespaces and self.graph.mesh.authorization == "deny":
+            # the namespace's allow-nothing would refuse the clients a gateway exists for
+            # (istio.io, AuthorizationPolicy: `rules: [{}]` allows every request)
+            docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
+                                 metadata(f"{gateway.key.name}-ingress", account.namespace, sources),
+                                 spec={**workload, "action": "ALLOW", "rules": [{}]}))
+        docs += self.workload_telemetry(account.namespace, gateway.key.name, workload, sources)
+        return docs
+
+    def writes_gateway_account(self, gateway: GatewayNode) -> bool:
+        return self.owns("ServiceAccount") and not gateway.bound
+
+    def gateway_workload_ref(self, gateway: GatewayNode) -> dict:
+        """How an Istio policy selects the gateway's pods."""
+        return {"selector": {"matchLabels": gateway_selector(gateway)}}
+
+    # -- mesh-wide, namespace-wide and tracing -----------------------------------------------
+
+    def tracing_scope(self, namespace: str) -> str:
+        """Where Mesh.tracing is applied for a workload in `namespace`: the widest scope the
+        platform owns (mesh, namespace), else the workload itself."""
+        owns = self.platform.owns
+        if owns.meshWide:
+            return "mesh"
+        return "namespace" if namespace in owns.namespaces else "workload"
+
+    def telemetry(self, name: str, namespace: str, sources: tuple[str, ...], **target: object) -> list[dict]:
+        tracing = self.graph.mesh.tracing
+        if tracing is None:
+            return []
+        spec = {**target, "tracing": [{"providers": [{"name": tracing_provider(tracing.provider)}],
+                                       "randomSamplingPercentage": float(tracing.samplingPercent)}]}
+        return [document(ISTIO_TELEMETRY, "Telemetry", metadata(name, namespace, sources), spec=spec)]
+
+    def workload_telemetry(self, namespace: str, name: str, workload: dict, sources: tuple[str, ...]) -> list[dict]:
+        if self.tracing_scope(namespace) != "workload":
+            return []
+        return self.telemetry(name, namespace, (*sources, self.graph.mesh_origin.file), **workload)
+
+    def mesh_wide_documents(self) -> list[dict]:
+        """Mesh-wide policy in the root namespace: the mTLS mode and tracing of every workload
+        the platform's Istio runs, where nothing narrower says otherwise."""
+        root, sources = self.platform.rootNamespace, (self.graph.mesh_origin.file,)
+        return [document(ISTIO_SECURITY, "PeerAuthentication", metadata(NAMESPACE_DEFAULT, root, sources),
+                         spec={"mtls": {"mode": self.graph.mesh.mtls}}),
+                *self.telemetry(MESH_DEFAULT, root, sources)]
+
+    def namespace_documents(self, namespace: str) -> list[dict]:
+        """A namespace the mesh owns: its mTLS mode, and under Mesh.authorization deny an
+        allow-nothing policy (an AuthorizationPolicy with an empty spec denies every request
+        to the namespace's workloads that no ALLOW policy of theirs admits)."""
+        sources = (self.graph.mesh_origin.file,)
+        docs = [document(ISTIO_SECURITY, "PeerAuthentication", metadata(NAMESPACE_DEFAULT, namespace, sources),
+                         spec={"mtls": {"mode": self.graph.mesh.mtls}})]
+        if self.graph.mesh.authorization == "deny":
+            docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
+                                 metadata("allow-nothing", namespace, sources), spec={}))
+        if self.tracing_scope(namespace) == "namespace":
+            docs += self.telemetry(NAMESPACE_DEFAULT, namespace, sources)
+        return docs
+
+    def mesh_config(self) -> dict | None:
+        """The MeshConfig extension provider the Telemetry objects name (istio.io, MeshConfig
+        extensionProviders): Istio installation values, not a Kubernetes object."""
+        tracing = self.graph.mesh.tracing
+        if tracing is None:
+            return None
+        host, port = tracing.address.rsplit(":", 1)
+        return {"meshConfig": {"extensionProviders": [
+            {"name": tracing_provider(tracing.provider), tracing.provider: {"service": host, "port": int(port)}}]}}
+
     # -- files -------------------------------------------------------------------------------
 
     def emit(self, workloads: Container[str] | None) -> list[Artifact]:
@@ -478,6 +669,10 @@ class PlatformEmitter:
             }
             artifacts.append(Artifact(f"{self.root}/kustomization.yaml", to_yaml(kustomization), TARGET,
                                       shared, (self.graph.mesh_origin.file,)))
+            mesh_config = self.mesh_config()
+            if mesh_config is not None:
+                artifacts.append(Artifact(f"{self.root}/{MESH_CONFIG_FILE}", to_yaml(mesh_config), TARGET,
+                                          shared, (self.graph.mesh_origin.file,)))
         return artifacts
 
 

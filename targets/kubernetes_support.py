@@ -11,6 +11,7 @@ from compiler.model import STREAM_PROTOCOLS, duration_seconds
 ISTIO_NETWORKING = "networking.istio.io/v1"
 ISTIO_NETWORKING_ALPHA = "networking.istio.io/v1alpha3"
 ISTIO_SECURITY = "security.istio.io/v1"
+ISTIO_TELEMETRY = "telemetry.istio.io/v1"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 

@@ -245,7 +245,7 @@ def proxy_metadata(graph: MeshGraph, platform: VmPlatform, service: ServiceNode,
         "ISTIO_META_WORKLOAD_NAME": service.name,
         "ISTIO_METAJSON_LABELS": json.dumps(dict(sorted(all_labels.items())), separators=(",", ":")),
         "POD_NAMESPACE": service.namespace,
-        "SERVICE_ACCOUNT": service.name,
+        "SERVICE_ACCOUNT": service.identity.name,
         "TRUST_DOMAIN": graph.mesh.trustDomain,
     }
 
@@ -260,7 +260,7 @@ def cluster_env(metadata: dict[str, str], service: ServiceNode, address: str) ->
         "ISTIO_SERVICE": f"{service.name}.{service.namespace}",
         "ISTIO_SERVICE_CIDR": "*",
         "ISTIO_SVC_IP": address,
-        "SERVICE_ACCOUNT": service.name,
+        "SERVICE_ACCOUNT": service.identity.name,
     }
     lines = sorted(env_assignment(key, value) for key, value in values.items())
     return render("vm-cluster.env.j2", lines=lines)
@@ -294,7 +294,7 @@ def _istio_bundle(graph: MeshGraph, platform: VmPlatform, service: ServiceNode, 
     values = {
         **_template_values(service, "istio", endpoints),
         "namespace": service.namespace,
-        "service_account": service.name,
+        "service_account": service.identity.name,
         "control_plane": control_plane,
         "control_host": control_host,
         "istiod_host": ISTIOD_HOST,

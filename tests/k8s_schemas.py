@@ -33,19 +33,25 @@ _OBJECT_META = {
 }
 
 
-def to_json_schema(node: object) -> object:
+# Value validations: their `properties` constrain fields the node itself declares, they are no
+# field list of their own (Kubernetes, structural schemas), so unknown fields are not judged there.
+_JUNCTORS = frozenset({"oneOf", "anyOf", "allOf", "not"})
+
+
+def to_json_schema(node: object, *, in_junctor: bool = False) -> object:
     """One openAPIV3Schema node as strict JSON Schema (a new object; the input is untouched)."""
     if isinstance(node, list):
-        return [to_json_schema(item) for item in node]
+        return [to_json_schema(item, in_junctor=in_junctor) for item in node]
     if not isinstance(node, dict):
         return node
-    converted = {key: to_json_schema(value) for key, value in node.items()}
+    converted = {key: to_json_schema(value, in_junctor=in_junctor or key in _JUNCTORS)
+                 for key, value in node.items()}
     if converted.pop("x-kubernetes-int-or-string", False):
         converted["type"] = ["integer", "string"]
     if converted.pop("nullable", False) and "type" in converted:
         kinds = converted["type"] if isinstance(converted["type"], list) else [converted["type"]]
         converted["type"] = [*kinds, "null"]
-    if ("properties" in converted and "additionalProperties" not in converted
+    if ("properties" in converted and "additionalProperties" not in converted and not in_junctor
             and not converted.get("x-kubernetes-preserve-unknown-fields")):
         converted["additionalProperties"] = False
     return converted

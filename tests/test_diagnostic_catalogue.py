@@ -48,6 +48,7 @@ MESHES = {
     "cloudfoundry-gateway": CATALOGUE / "cloudfoundry-gateway",
     "kubernetes-gateway-api": test_target_kubernetes.every_feature_files("gateway-api"),
     "kubernetes-names": CATALOGUE / "kubernetes-names",
+    "kubernetes-ownership": CATALOGUE / "kubernetes-ownership",
     "vm-plant": vm_mesh_files("/etc/meshc/certs"),
     "unused-suppressions": CATALOGUE / "unused-suppressions",
     "route-tests": CATALOGUE / "route-tests",

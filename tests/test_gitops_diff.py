@@ -10,7 +10,7 @@ import pytest
 from compiler.affected import Reach
 from compiler.build import compile_mesh
 from targets import REGISTRY
-from tests.conftest import BOOKINFO
+from tests.conftest import BOOKINFO, EXAMPLES
 from tests.gitops_support import git_mesh, meshc
 
 PRODUCTPAGE = "service:bookinfo/productpage"
@@ -130,3 +130,36 @@ def test_reach_searches_both_graphs_for_a_removed_service() -> None:
         "service:bookinfo/ratings", REVIEWS, "platform:dc1-vms", "platform:prod-k8s"}
     assert reach.workloads("Mesh", graph.mesh, "bookinfo") is None
     assert reach.workloads("Policy", next(iter(graph.policies.values())).spec, "bookinfo") == set()
+
+
+def _changed_lines(entry: dict) -> list[str]:
+    return [line for line in entry["diff"].splitlines()
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+def test_the_way_from_permissive_to_strict_is_a_reviewable_diff(tmp_path: Path) -> None:
+    # docs/intents.md, "From PERMISSIVE to STRICT", on the adopted cluster example
+    repo = git_mesh(tmp_path / "repo", EXAMPLES / "bookinfo-cluster")
+    # step 3: one service first; its callers now send Istio mTLS, its sidecar requires it
+    repo.edit("services/ratings.yaml", "serviceAccount: bookinfo-ratings",
+              "serviceAccount: bookinfo-ratings\nmtls: STRICT")
+    diff = _json_diff(str(repo.root))
+    (entry,) = diff["targets"]["kubernetes"]["service:bookinfo/ratings"]["files"]
+    assert entry["path"] == "kubernetes/cluster/bookinfo/ratings.yaml"
+    assert _changed_lines(entry) == ["+  trafficPolicy:", "+    tls:", "+      mode: ISTIO_MUTUAL",
+                                     "-    mode: PERMISSIVE", "+    mode: STRICT"]
+    assert set(diff["targets"]["kubernetes"]) == {"service:bookinfo/ratings"}
+    repo.commit("ratings is STRICT")
+    # step 4: the whole mesh; every file that changes is listed, per workload
+    repo.edit("mesh.yaml", "mtls: PERMISSIVE", "mtls: STRICT")
+    diff = _json_diff(str(repo.root))
+    kubernetes = diff["targets"]["kubernetes"]
+    assert set(kubernetes) == {"platform:cluster", "service:bookinfo/details", "service:bookinfo/productpage",
+                               "service:bookinfo/reviews"}  # ratings already was
+    (namespace,) = kubernetes["platform:cluster"]["files"]
+    assert namespace["path"] == "kubernetes/cluster/bookinfo/namespace/defaults.yaml"
+    assert _changed_lines(namespace) == ["-    mode: PERMISSIVE", "+    mode: STRICT"]
+    (reviews,) = kubernetes["service:bookinfo/reviews"]["files"]
+    assert "+      mode: ISTIO_MUTUAL" in _changed_lines(reviews)
+    assert [line for line in _changed_lines(reviews) if line.endswith(("PERMISSIVE", "    mode: STRICT"))] == [
+        "-    mode: PERMISSIVE", "+    mode: STRICT"]

@@ -29,7 +29,8 @@ def every_feature_files(flavor: str) -> dict[str, str]:
 
 
 def _documents(artifacts) -> list[tuple[str, dict]]:
-    return [(a.path, doc) for a in artifacts if not a.path.endswith("kustomization.yaml")
+    return [(a.path, doc) for a in artifacts
+            if not a.path.endswith(("kustomization.yaml", kubernetes_platform.MESH_CONFIG_FILE))
             for doc in yaml.safe_load_all(a.content)]
 
 
@@ -45,7 +46,7 @@ def features(request, make_mesh):
     return request.param, compiled, kubernetes.emit(compiled.graph, compiled.report)
 
 
-@pytest.mark.parametrize("mesh", ["bookinfo", "gateway-api-shop"])
+@pytest.mark.parametrize("mesh", ["bookinfo", "bookinfo-cluster", "gateway-api-shop"])
 def test_example_documents_validate(mesh: str) -> None:
     compiled = _compile(EXAMPLES / mesh)
     documents = _documents(kubernetes.emit(compiled.graph, compiled.report))

@@ -14,6 +14,8 @@ MESHES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mesh.yaml").is_file(
 NOTHING_TO_EMIT = {
     ("gateway-api-shop", "cloudfoundry"): "cloudfoundry",
     ("gateway-api-shop", "vm"): "vm",
+    ("bookinfo-cluster", "cloudfoundry"): "cloudfoundry",
+    ("bookinfo-cluster", "vm"): "vm",
 }
 GRID = [(mesh, target) for mesh in MESHES for target in sorted(REGISTRY) if (mesh, target) not in NOTHING_TO_EMIT]
 

@@ -58,3 +58,19 @@ def test_skips_and_validator_lookups_happen_only_in_conftest() -> None:
     helpers = REPO / "tests" / "conftest.py"
     assert lines_of_tests_matching(bypasses, besides=(helpers, Path(__file__))) == []
     assert bypasses.search(helpers.read_text(encoding="utf-8"))
+
+
+def test_crd_conversion_rejects_unknown_fields_but_not_beside_a_value_validation() -> None:
+    from tests.k8s_schemas import validation_errors
+
+    def gateway(address: dict) -> dict:
+        return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "g"},
+                "spec": {"gatewayClassName": "istio", "addresses": [address],
+                         "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}
+
+    # GatewaySpecAddress: a oneOf whose second branch lists only `type`; `value` is declared by
+    # the node itself, so the branch's properties are a constraint, not the field list
+    assert validation_errors(gateway({"type": "Hostname", "value": "gw.istio-system.svc.cluster.local"})) == []
+    assert validation_errors(gateway({"type": "IPAddress", "value": "10.0.0.1"})) == []
+    assert validation_errors(gateway({"type": "no such type", "value": "a"})) != []  # the node's own pattern
+    assert any("bogus" in error for error in validation_errors(gateway({"type": "Hostname", "value": "a", "bogus": 1})))
