@@ -4,13 +4,16 @@ A workload is what runs an artifact: "service:<ns>/<name>" (a sidecar), "gateway
 (a gateway proxy) or "platform:<name>" (platform-wide files). An intent reaches:
 
 - Service S: S's sidecar; the sidecars of S's callers (they hold S's ports, versions,
-  endpoints, mTLS and resilience); the owners of every Route that sends traffic to S (a
-  mesh Route's service and its callers, an ingress Route's gateway).
+  endpoints, mTLS, resilience and service account); the owners of every Route that sends
+  traffic to S (a mesh Route's service and its callers, an ingress Route's gateway); when S
+  names its `serviceAccount`, the services whose AccessPolicies name S (the account is their
+  principal; without one it is S's name, which no edit of S changes).
 - Route of service S: S itself and S's callers' sidecars; gateways whose Routes send to S.
   Ingress Route on gateway G: G's proxy.
 - AccessPolicy of S: S's sidecar (inbound authorisation is the callee's).
 - ExternalService E: the sidecars of E's callers.
-- Gateway G: G's proxy.
+- Gateway G: G's proxy; when G's account is not its name (a bound `deployment`, flavor
+  gateway-api's `<gateway>-istio`), the services whose AccessPolicies name G.
 - Policy: nothing (Policies only add diagnostics). Mesh: everything.
 
 Every service or gateway reached also reaches its platform's platform-wide files. Both
@@ -91,6 +94,13 @@ class _Index:
                 targets = [*rule.destinations, *rule.mirrors]
                 for target in targets:
                     self.route_senders[target.service].add(owner)
+        # (principal kind, service or gateway) -> services whose AccessPolicies name it
+        self.admitted_by: dict[tuple[str, Key], set[Key]] = defaultdict(set)
+        for policy in graph.access_policies.values():
+            for rule in (*policy.allow, *policy.deny):
+                for principal in rule.principals:
+                    if principal.kind in ("service", "gateway"):
+                        self.admitted_by[(principal.kind, principal.key())].add(policy.service)
 
 
 class Reach:
@@ -104,6 +114,13 @@ class Reach:
 
     def senders(self, key: Key) -> set[tuple[str, Key]]:
         return {s for index in self.indexes for s in index.route_senders.get(key, ())}
+
+    def admitting(self, kind: str, key: Key) -> set[Key]:
+        return {s for index in self.indexes for s in index.admitted_by.get((kind, key), ())}
+
+    def on_gateway_api(self, platform: str) -> bool:
+        return any(getattr(index.graph.platforms.get(platform), "flavor", None) == "gateway-api"
+                   for index in self.indexes)
 
     def platforms_of(self, kind: str, key: Key) -> set[str]:
         found = set()
@@ -146,11 +163,17 @@ class Reach:
             self._service(key, out)
             out.add(platform_workload(model.platform))
             self._traffic_to(key, out)
+            if model.serviceAccount is not None:
+                for protected in self.admitting("service", key):
+                    self._service(protected, out)
         elif kind == "ExternalService":
             self._traffic_to(key, out)
         elif kind == "Gateway":
             self._gateway(key, out)
             out.add(platform_workload(model.platform))
+            if model.deployment is not None or self.on_gateway_api(model.platform):
+                for protected in self.admitting("gateway", key):
+                    self._service(protected, out)
         elif kind == "AccessPolicy":
             self._service(parse_ref(model.service, key.namespace), out)
         elif kind == "Route":

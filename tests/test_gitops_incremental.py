@@ -38,6 +38,11 @@ CASES = {
                       ["gateway:bookinfo/public"]),
     "external-service": (lambda m: m.edit("external/books-api.yaml", "originate: false", "originate: true"),
                          ["service:bookinfo/mongodb", "service:bookinfo/reviews"]),
+    # productpage's account is the principal of the AccessPolicies of details and reviews, which
+    # productpage calls: their sidecars and AuthorizationPolicies change too
+    "service-account": (lambda m: m.edit("services/productpage.yaml", "owner: team-frontend",
+                                         "owner: team-frontend\nserviceAccount: bookinfo-productpage"),
+                        ["service:bookinfo/mongodb", "service:bookinfo/ratings"]),
     "gateway": (lambda m: m.edit("gateways/public.yaml", "port: 80,", "port: 8080,"),
                 ["service:bookinfo/details", "service:bookinfo/ratings"]),
     "service-added": (lambda m: add_fixture(m, "recommendations.yaml", "services"),
