@@ -97,8 +97,8 @@ class _Index:
         # (principal kind, service or gateway) -> services whose AccessPolicies name it
         self.admitted_by: dict[tuple[str, Key], set[Key]] = defaultdict(set)
         for policy in graph.access_policies.values():
-            for rule in (*policy.allow, *policy.deny):
-                for principal in rule.principals:
+            for access in (*policy.allow, *policy.deny):
+                for principal in access.principals:
                     if principal.kind in ("service", "gateway"):
                         self.admitted_by[(principal.kind, principal.key())].add(policy.service)
 

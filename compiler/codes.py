@@ -156,8 +156,9 @@ IMPORT_NOT_IMPORTED = _code(
 IMPORT_UNKNOWN_KIND = _code(
     "MESH061", "import-unknown-kind", "warning", "An input object of a kind meshc does not import.",
     """`meshc import` reads Istio's networking and security kinds, Gateway API gateways and
-    routes, and core Services and ServiceAccounts. Other objects (Deployments, ConfigMaps, CRDs
-    of other projects) are reported once each and left alone.""",
+    routes, core Services and ServiceAccounts, and the service accounts of Deployments,
+    StatefulSets and DaemonSets. Other objects (ConfigMaps, Jobs, CRDs of other projects) are
+    reported once each and left alone.""",
 )
 IMPORT_INVALID = _code(
     "MESH062", "import-invalid", "error", "An input object cannot be read as what its kind says.",

@@ -26,6 +26,7 @@ GATEWAY_API_GROUP = "gateway.networking.k8s.io/"
 PLATFORM = "cluster"
 DEFAULT_NAMESPACE = "default"
 # metadata carries no routing or security meaning: not reported when left behind
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 IGNORED_METADATA = frozenset({"labels", "annotations", "uid", "resourceVersion", "generation",
                               "creationTimestamp", "managedFields", "ownerReferences", "finalizers"})
 _NAME = re.compile(rf"^{LABEL}$")
@@ -139,6 +140,8 @@ class Importer:
         self.mesh_sources: list[Source] = []
         self.namespaces: list[str] = []
         self.gateways: dict[str, Intent] = {}
+        # (namespace, service account) -> the imported Service whose workloads run as it
+        self.accounts: dict[tuple[str, str], Intent] = {}
         self.seen: dict[tuple[str, str, str, str], Location] = {}
 
     # -- reporting --------------------------------------------------------------------------
@@ -196,7 +199,7 @@ class Importer:
                 self.report.add(codes.IMPORT_UNKNOWN_KIND,
                                 f"{data['apiVersion']} {data['kind']} {namespace}/{name} is not imported "
                                 "(meshc imports Istio networking and security kinds, Gateway API routes and "
-                                "gateways, core Services and ServiceAccounts)",
+                                "gateways, core Services and ServiceAccounts, workloads' service accounts)",
                                 Location(file, *document.locate(("kind",))))
                 continue
             self.sources.append(source)
@@ -205,6 +208,8 @@ class Importer:
     def _reader(self, api_version: str, kind: str) -> Callable[[Source], None] | None:
         if api_version == "v1" and kind in ("Service", "ServiceAccount"):
             return {"Service": self.core_service, "ServiceAccount": self.service_account}[kind]
+        if api_version == "apps/v1" and kind in WORKLOAD_KINDS:
+            return self.workload
         if api_version.startswith(ISTIO_GROUPS):
             return {
                 "VirtualService": self.virtual_service, "DestinationRule": self.destination_rule,
@@ -221,9 +226,10 @@ class Importer:
 
     def run(self) -> list[Intent]:
         # Services first (every other kind refers to them), then what refines them, then routes
-        order = ["Service", "ServiceEntry", "ServiceAccount", "DestinationRule", "PeerAuthentication", "Sidecar",
-                 "AuthorizationPolicy", "RequestAuthentication", "Gateway", "VirtualService", "HTTPRoute",
-                 "GRPCRoute", "TLSRoute", "TCPRoute"]
+        # (workloads before the ServiceAccounts and AuthorizationPolicies that name their accounts)
+        order = ["Service", *WORKLOAD_KINDS, "ServiceEntry", "ServiceAccount", "DestinationRule",
+                 "PeerAuthentication", "Sidecar", "AuthorizationPolicy", "RequestAuthentication", "Gateway",
+                 "VirtualService", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute"]
         for source in sorted(self.sources, key=lambda s: order.index(s.kind)):
             reader = self._reader(source.document.data["apiVersion"], source.kind)
             assert reader is not None
@@ -306,10 +312,51 @@ class Importer:
         self.services[(source.namespace, source.name)] = self.add(
             Intent("Service", source.name, source.namespace, body, [source]))
 
+    def workload(self, source: Source) -> None:
+        """A Deployment, StatefulSet or DaemonSet: the service account its pods run as is the
+        identity of the Service selecting them (`app: <service>`); the rest is how Kubernetes
+        runs them, not mesh configuration."""
+        at = ("spec", "template", "metadata", "labels")
+        labels = source.get(*at)
+        # a pod without serviceAccountName runs as its namespace's `default` account
+        account = source.get("spec", "template", "spec", "serviceAccountName", default="default")
+        source.taken.add(("spec",))
+        app = labels.get("app") if isinstance(labels, dict) else None
+        service = self.services.get((source.namespace, app)) if isinstance(app, str) else None
+        if service is None:
+            self.unresolved(source, at if labels is not None else ("kind",),
+                            f"its pods' labels {labels!r} select no imported Service (meshc selects "
+                            "by `app: <service>`); their service account is not imported")
+            return
+        name = _word(account)
+        known = service.body.get("serviceAccount")
+        if name is None or (known is not None and known != name):
+            why = (f"{account!r} is no DNS-1123 name" if name is None else
+                   f"other workloads of Service {service.namespace}/{service.name} run as {known!r}, and a "
+                   "meshc Service has one account")
+            self.drop(source, ("spec", "template", "spec", "serviceAccountName"), why)
+            return
+        # written even when it is the service's name: it declares the chart's account (MESH427)
+        service.body["serviceAccount"] = name
+        service.sources.append(source)
+        self.accounts.setdefault((source.namespace, name), service)
+
     def service_account(self, source: Source) -> None:
-        self.report.add(codes.IMPORT_NOT_IMPORTED,
-                        f"{source.label}: meshc names each workload's service account after its Service; "
-                        "this account is not imported", source.locate("kind"))
+        if (source.namespace, source.name) not in self.accounts:
+            self.report.add(codes.IMPORT_NOT_IMPORTED,
+                            f"{source.label}: no imported workload runs as this account; not imported",
+                            source.locate("kind"))
+
+    def service_of_principal(self, principal: str) -> Intent | None:
+        """The Service whose identity an Istio principal (`<trust domain>/ns/<ns>/sa/<account>`) is."""
+        match = re.match(r"^[^/]+/ns/([^/]+)/sa/([^/]+)$", principal)
+        if match is None:
+            return None
+        key = (match.group(1), match.group(2))
+        if key in self.accounts:
+            return self.accounts[key]
+        service = self.services.get(key)  # no workload imported: meshc's default, the Service's name
+        return service if service is not None and "serviceAccount" not in service.body else None
 
     # -- Istio ------------------------------------------------------------------------------
 
@@ -485,8 +532,7 @@ class Importer:
         sources: list[Any] = []
         for index, _ in source.items(*at, "from"):
             for principal in source.get(*at, "from", index, "source", "principals", default=[]):
-                match = re.match(r"^[^/]+/ns/([^/]+)/sa/([^/]+)$", str(principal))
-                found = self.services.get((match.group(1), match.group(2))) if match else None
+                found = self.service_of_principal(str(principal))
                 if found is None:
                     self.unresolved(source, (*at, "from", index, "source", "principals"),
                                     f"principal {principal!r} is no imported Service's identity; left out")
@@ -976,7 +1022,9 @@ def import_texts(texts: dict[str, str], report: Report) -> list[Intent]:
     default = max(sorted(set(namespaces)), key=namespaces.count)
     mesh: dict[str, Any] = {"name": "imported", "defaultNamespace": default, "mtls": "PERMISSIVE",
                             "authorization": "allow", **importer.mesh,
-                            "platforms": [{"name": PLATFORM, "kind": "kubernetes", "flavor": _flavor(importer)}]}
+                            # the input's Services and ServiceAccounts stay its own: meshc writes mesh objects
+                            "platforms": [{"name": PLATFORM, "kind": "kubernetes", "flavor": _flavor(importer),
+                                           "owns": {"kinds": []}}]}
     return [Intent("Mesh", "imported", default, mesh, importer.mesh_sources), *intents]
 
 

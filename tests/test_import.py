@@ -63,14 +63,18 @@ def test_bookinfo_imports_into_a_mesh_that_checks_and_builds_for_istio(tmp_path:
     assert ingress["rules"][0]["to"] == [{"service": "productpage", "port": 9080}]
     mesh = _document(root, "mesh.yaml")
     assert mesh["mtls"] == "PERMISSIVE" and mesh["authorization"] == "allow"  # Istio's defaults
-    assert mesh["platforms"] == [{"name": "cluster", "kind": "kubernetes", "flavor": "istio"}]
+    # the samples' Services and ServiceAccounts stay theirs
+    assert mesh["platforms"] == [{"name": "cluster", "kind": "kubernetes", "flavor": "istio", "owns": {"kinds": []}}]
     # each file names what it came from, file and line
     text = (root / "routes/reviews.yaml").read_text()
     assert text.startswith("# imported from VirtualService default/reviews (")
     assert "virtual-service-reviews-jason-v2-v3.yaml:1)" in text.splitlines()[0]
-    # what has no equivalent is said, where it stands: the Deployments and ServiceAccounts
-    assert output.count("warning[MESH061]") == 6 and output.count("warning[MESH060]") == 4
-    assert "bookinfo.yaml:54:7: warning[MESH061]: apps/v1 Deployment default/details-v1 is not imported" in output
+    # the Deployments' pods run as bookinfo-<service>: that is each Service's account, and the
+    # ServiceAccount objects are those accounts; nothing of bookinfo.yaml is left unsaid
+    assert {name: _document(root, f"services/{name}.yaml")["serviceAccount"]
+            for name in ("details", "ratings", "reviews", "productpage")} == {
+        name: f"bookinfo-{name}" for name in ("details", "ratings", "reviews", "productpage")}
+    assert "warning[MESH06" not in output
     build = runner.invoke(main, ["build", str(root), "-o", str(tmp_path / "out"), "-t", "kubernetes"])
     assert build.exit_code == 0, build.output
 
@@ -138,6 +142,41 @@ def test_fields_without_an_equivalent_are_reported_at_their_key(tmp_path: Path) 
     assert located == [["14", "7"], ["15", "5"], ["18", "7"]]  # sourceLabels, corsPolicy, headers
 
 
+def test_principals_resolve_through_the_accounts_workloads_run_as(tmp_path: Path) -> None:
+    def service(name: str) -> str:
+        return f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  ports: [{{name: http, port: 80}}]\n"
+
+    def deployment(name: str, app: str, account: str | None) -> str:
+        pod_spec = f"{{serviceAccountName: {account}, containers: []}}" if account else "{containers: []}"
+        return (f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n"
+                f"  template:\n    metadata: {{labels: {{app: {app}}}}}\n    spec: {pod_spec}\n")
+
+    (tmp_path / "in.yaml").write_text("---\n".join([
+        service("web"), service("cart"), service("jobs"),
+        deployment("web", "web", "shop-web"), deployment("cart-v1", "cart", "shop-cart"),
+        deployment("cart-v2", "cart", "other"), deployment("jobs", "jobs", None),
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: shop-web}\n",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: unused}\n",
+        ("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: cart}\nspec:\n"
+         "  selector: {matchLabels: {app: cart}}\n  rules:\n  - from:\n    - source:\n"
+         "        principals: [cluster.local/ns/default/sa/shop-web, cluster.local/ns/default/sa/web]\n"),
+    ]))
+    result = runner.invoke(main, ["import", str(tmp_path / "in.yaml"), "-o", str(tmp_path / "mesh")])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "mesh"
+    accounts = {name: _document(root, f"services/{name}.yaml").get("serviceAccount") for name in ("web", "cart", "jobs")}
+    assert accounts == {"web": "shop-web", "cart": "shop-cart", "jobs": "default"}  # no serviceAccountName: default
+    # shop-web is web's identity; `sa/web` is nobody's (web runs as shop-web)
+    assert _document(root, "access/cart.yaml")["allow"] == [{"from": ["web"]}]
+    reported = sorted(line.split(": warning")[0].rsplit("in.yaml:", 1)[1] + " " + line.split("[")[1][:7]
+                      for line in result.output.splitlines() if "warning[MESH06" in line)
+    assert reported == [
+        "41:12 MESH060",  # cart-v2 runs as another account than cart-v1: one account per Service
+        "56:7 MESH060",  # the ServiceAccount no imported workload runs as
+        "67:21 MESH063",  # sa/web: the principals list, where the unresolved one is
+    ], result.output
+
+
 def _alias_bomb() -> str:
     """Nine levels of nine aliases each: 9**9 nodes once expanded."""
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
@@ -149,7 +188,8 @@ def _alias_bomb() -> str:
     (_alias_bomb(), "MESH005", None),
     ("apiVersion: v1\nkind: Service\nkind: Service\n", "MESH003", 3),
     ("apiVersion: v1\nkind: !!python/object:os.system Service\n", "MESH004", 2),
-    ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n", "MESH061", 2),
+    ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: web}\n", "MESH061", 2),
+    ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n", "MESH063", 2),
     ("- just\n- a list\n", "MESH062", 1),
     ("apiVersion: v1\nkind: Service\nmetadata: {name: Not_A_Name}\n", "MESH062", 3),
     ("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
