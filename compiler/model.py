@@ -296,6 +296,15 @@ class KubernetesPlatform(PlatformBase):
     # Istio's administrative root namespace (MeshConfig.rootNamespace): mesh-wide policy lives there
     rootNamespace: Name = "istio-system"
     owns: Ownership = Ownership()
+
+    @model_validator(mode="after")
+    def _root_is_not_a_namespace(self) -> KubernetesPlatform:
+        # Istio applies selector-less policy in the root namespace to the whole mesh: a
+        # namespace default-deny there would deny every workload of the cluster
+        if self.rootNamespace in self.owns.namespaces:
+            raise ValueError(f"owns.namespaces lists the root namespace {self.rootNamespace!r}, whose policy is "
+                             "mesh-wide in Istio; say `owns.meshWide: true` for the whole mesh")
+        return self
     # hosts every Sidecar lets out besides the service's calls: the mesh's own infrastructure
     # (istiod, trace and metric collectors), such as `istio-system/*`
     meshHosts: list[SidecarEgressHost] = []

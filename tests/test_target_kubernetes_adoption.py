@@ -216,3 +216,11 @@ def test_the_cluster_example_passes_the_schema_validators() -> None:
         "cluster.local/ns/bookinfo/sa/bookinfo-reviews"]
     assert _principals(_one(objects, "AuthorizationPolicy", "productpage-viewer", "bookinfo")) == [INGRESS]
     assert _one(objects, "Gateway", "bookinfo-gateway", "bookinfo")["spec"]["selector"] == {"istio": "ingressgateway"}
+
+
+def test_the_root_namespace_is_not_an_owned_namespace(make_mesh) -> None:
+    # Istio: selector-less policy in the root namespace is mesh-wide, so its allow-nothing would
+    # deny the whole cluster; the platform says meshWide for that
+    compiled = compile_mesh(make_mesh(_files(root=("namespaces: [shop]", "namespaces: [shop, mesh-root]"))))
+    assert compiled.graph is None
+    assert [(d.code.code, str(d.location)) for d in compiled.report.sorted()] == [("MESH108", "mesh.yaml:12:5")]
