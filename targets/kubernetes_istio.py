@@ -172,11 +172,14 @@ def _http_action(rule: ResolvedRule, host_of: HostOf) -> dict:
         if written.host is not None:
             redirect["authority"] = written.host
         # without a port: the scheme's well-known port when the scheme is given, else the port
-        # the request arrived on (HTTPRedirect.derivePort; Istio's default keeps the Host's port)
+        # the request arrived on. The scheme's port is written out: for derivePort
+        # FROM_PROTOCOL_DEFAULT pilot writes no port and Envoy keeps a port in the Host header.
         if written.port is not None:
             redirect["port"] = written.port
+        elif written.scheme is not None:
+            redirect["port"] = SCHEME_PORTS[written.scheme]
         else:
-            redirect["derivePort"] = "FROM_PROTOCOL_DEFAULT" if written.scheme is not None else "FROM_REQUEST_PORT"
+            redirect["derivePort"] = "FROM_REQUEST_PORT"
         if written.path is not None:
             redirect["uri"] = written.path
         out["redirect"] = redirect
@@ -271,6 +274,9 @@ def https_redirect_rule(port: int) -> dict:
     says. `derivePort: FROM_PROTOCOL_DEFAULT` would not: pilot writes no port for it and Envoy
     keeps the Host's."""
     return {"match": [{"port": port}], "redirect": {"scheme": "https", "port": 443, "redirectCode": 301}}
+
+
+SCHEME_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass
