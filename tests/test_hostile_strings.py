@@ -171,20 +171,26 @@ ROUTE_FIELDS = {  # field: where the value stands in the Route (one hostile at a
 }
 
 
+# The HTTPRoute carries these verbatim; a header prefix becomes a RegularExpression there.
+GATEWAY_API_VERBATIM = {"query", "path", "redirect", "edit"}
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(field=st.sampled_from(sorted(ROUTE_FIELDS)), value=hostile)
-def test_hostile_route_values_reach_istio_and_envoy_verbatim(field: str, value: str) -> None:
+@given(field=st.sampled_from(sorted(ROUTE_FIELDS)), value=hostile, flavor=st.sampled_from(["istio", "gateway-api"]))
+def test_hostile_route_values_reach_istio_and_envoy_verbatim(field: str, value: str, flavor: str) -> None:
     """The values of a Route that reach generated files (query and header matches, an exact
     path, a redirect's path, a header edit): check reports a located diagnostic, or the
-    VirtualService and the caller's Envoy bootstrap both load back holding the value exactly."""
+    Kubernetes route (VirtualService, or HTTPRoute on the gateway-api flavour) and the caller's
+    Envoy bootstrap both load back holding the value exactly."""
     given_values = {**ROUTE_FIELDS, field: ("/" + value) if field in ("path", "redirect") else value}
     quoted = {key: json.dumps(text) for key, text in given_values.items()}
+    # most specific rule first, so the Gateway API's precedence keeps the written order (MESH426)
     route = ("apiVersion: meshc/v1\nkind: Route\nname: web\nservice: web\nrules:\n"
+             f"  - match: [{{path: {{exact: {quoted['path']}}}}}]\n    to: [{{service: web}}]\n"
+             f"  - match: [{{path: {{prefix: /old}}}}]\n    redirect: {{path: {quoted['redirect']}}}\n"
              f"  - match: [{{query: {{q: {{exact: {quoted['query']}}}}}, "
              f"headers: {{x-user: {{prefix: {quoted['header-prefix']}}}}}}}]\n"
              f"    to: [{{service: web}}]\n    headers: {{request: {{set: {{x-tag: {quoted['edit']}}}}}}}\n"
-             f"  - match: [{{path: {{exact: {quoted['path']}}}}}]\n    to: [{{service: web}}]\n"
-             f"  - match: [{{path: {{prefix: /old}}}}]\n    redirect: {{path: {quoted['redirect']}}}\n"
              "  - to: [{service: web}]\n")
     web = ("apiVersion: meshc/v1\nkind: Service\nname: web\nplatform: k8s\n"
            "ports: [{name: http, port: 8080, protocol: http}]\n")
@@ -194,7 +200,8 @@ def test_hostile_route_values_reach_istio_and_envoy_verbatim(field: str, value: 
         for relative, text in {"mesh.yaml": MESH, "services/web.yaml": web, "services/front.yaml": front,
                                "routes/web.yaml": route}.items():
             (root / relative).parent.mkdir(parents=True, exist_ok=True)
-            (root / relative).write_text(text.replace("CERT_DIR", "/etc/certs").replace("SDS_SOCKET", "/run/s"),
+            text = text.replace("CERT_DIR", "/etc/certs").replace("SDS_SOCKET", "/run/s")
+            (root / relative).write_text(text.replace("kind: kubernetes}", f"kind: kubernetes, flavor: {flavor}}}"),
                                          encoding="utf-8")
         check = CliRunner().invoke(main, ["check", str(root), "--format", "json", "--no-cache"], catch_exceptions=False)
         assert check.exit_code in (0, 1), check.output
@@ -205,7 +212,10 @@ def test_hostile_route_values_reach_istio_and_envoy_verbatim(field: str, value: 
         out = Path(directory) / "out"
         build = CliRunner().invoke(main, ["build", str(root), "-o", str(out), "-q"], catch_exceptions=False)
         assert build.exit_code == 0, build.output
-        istio = _strings([d for p in (out / "kubernetes").rglob("*.yaml") for d in yaml.safe_load_all(p.read_bytes())
-                          if d and d["kind"] == "VirtualService"])
+        route_kind = {"istio": "VirtualService", "gateway-api": "HTTPRoute"}[flavor]
+        kubernetes = _strings([d for p in (out / "kubernetes").rglob("*.yaml")
+                               for d in yaml.safe_load_all(p.read_bytes()) if d and d["kind"] == route_kind])
         envoy = _strings(json.loads((out / "envoy" / "shop" / "front.yaml").read_bytes()))
-        assert given_values[field] in istio and given_values[field] in envoy, given_values[field]
+        assert given_values[field] in envoy, given_values[field]
+        if flavor == "istio" or field in GATEWAY_API_VERBATIM:
+            assert given_values[field] in kubernetes, (route_kind, given_values[field])
