@@ -12,8 +12,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from compiler.graph import ExternalNode, ServiceNode
-from compiler.model import CloudFoundryPlatform, ExternalPort, KubernetesPlatform
+from compiler.evaluate import failover_tiers
+from compiler.graph import ExternalNode, Placement, Platform, ServiceNode
+from compiler.model import CloudFoundryPlatform, ExternalPort, KubernetesPlatform, Locality
 
 # istiod's Service as VMs outside the cluster name it (resolved through their hosts file).
 ISTIOD_HOST = "istiod.istio-system.svc"
@@ -134,3 +135,64 @@ def service_upstream(service: ServiceNode, port: int, version: str | None = None
 def external_upstream(external: ExternalNode, port: ExternalPort) -> Upstream:
     """The external hosts on the port the sidecar connects to (ExternalService.upstream_port)."""
     return Upstream(tuple(external.spec.hosts), external.spec.upstream_port(port), version_aware=False)
+
+
+@dataclass(frozen=True)
+class LocalityUpstream:
+    """The workloads of one placement as one caller reaches them: one Envoy LocalityLbEndpoints."""
+
+    platform: str
+    locality: Locality | None
+    tier: int  # its failover tier: Envoy's priority
+    upstream: Upstream
+    sni: str | None  # the server name an east-west gateway forwards by, when reached through one
+
+
+def uses_localities(service: ServiceNode, caller: Platform) -> bool:
+    """Whether a caller's endpoints of `service` need locality and priority: the service runs on
+    several platforms, or the caller's and the service's platforms set a locality or network."""
+    platforms = [caller, *(p.platform for p in service.placements)]
+    return service.placed or any(p.locality is not None or p.network is not None for p in platforms)
+
+
+def istio_sni(service: ServiceNode, port: int, version: str | None) -> str:
+    """The server name Istio's sidecars send to a callee and its east-west gateway forwards by
+    (AUTO_PASSTHROUGH): `outbound_.<port>_.<subset>_.<host>`, `_` for no subset."""
+    host = cluster_dns_name(service.name, service.namespace, _placement_domain(service))
+    return f"outbound_.{port}_.{version or ''}_.{host}"
+
+
+def _placement_domain(service: ServiceNode) -> str:
+    kubernetes = [p.platform for p in service.placements if isinstance(p.platform, KubernetesPlatform)]
+    return kubernetes[0].clusterDomain if kubernetes else "cluster.local"
+
+
+def placement_upstream(service: ServiceNode, placement: Placement, port: int, version: str | None,
+                       through_gateway: bool) -> Upstream:
+    """The addresses of one placement's workloads: its east-west gateway, its cluster DNS name
+    (narrowed to a version by the version's Service), or its vm endpoints of that version."""
+    platform = placement.platform
+    if through_gateway:
+        gateway = getattr(platform, "eastWestGateway", None)
+        if gateway is None:
+            raise ValueError(f"platform {platform.name!r} has no east-west gateway")
+        return Upstream((gateway.address,), gateway.port, version_aware=True)
+    if isinstance(platform, KubernetesPlatform):
+        name = version_service_name(service.name, version) if version else service.name
+        return Upstream((cluster_dns_name(name, service.namespace, platform.clusterDomain),), port, version_aware=True)
+    addresses = tuple(e.address for e in placement.endpoints if version is None or e.version in (None, version))
+    return Upstream(addresses, port, version_aware=True)
+
+
+def locality_upstreams(service: ServiceNode, port: int, version: str | None, caller: Platform) -> list[LocalityUpstream]:
+    """Every placement of `service` a caller on `caller` reaches, with its failover tier
+    (docs/intents.md, Placements and failover; compiler.evaluate.failover_tiers)."""
+    upstreams = []
+    for tier, reached in enumerate(failover_tiers(caller, service)):
+        for one in reached:
+            placement = one.placement
+            upstreams.append(LocalityUpstream(
+                placement.platform.name, placement.platform.locality, tier,
+                placement_upstream(service, placement, port, version, one.through_gateway),
+                istio_sni(service, port, version) if one.through_gateway else None))
+    return upstreams

@@ -128,6 +128,7 @@ class Reach:
             nodes = index.graph.services if kind == "service" else index.graph.gateways
             node = nodes.get(key)
             if node is not None:
+                found.update(p.platform.name for p in getattr(node, "placements", ()))
                 found.add(node.platform.name)
         return found
 
@@ -161,7 +162,7 @@ class Reach:
         key = intent_key(model, default_namespace)
         if kind == "Service":
             self._service(key, out)
-            out.add(platform_workload(model.platform))
+            out.update(platform_workload(name) for name in model.platform_names())
             self._traffic_to(key, out)
             if model.serviceAccount is not None:
                 for protected in self.admitting("service", key):

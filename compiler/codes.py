@@ -300,6 +300,14 @@ EXTERNAL_HOST_CLAIMED_TWICE = _code(
     or rejects conflicting ServiceEntries). Both locations are reported. List the host in one
     ExternalService, with all the ports it serves.""",
 )
+PLACEMENT_UNSUPPORTED = _code(
+    "MESH230", "placement-unsupported", "error", "A Service placement on a platform that cannot take part.",
+    """A Service with several `placements` runs on kubernetes and vm platforms: their
+    workloads are endpoints a caller can weigh by locality and fail over between. A Cloud
+    Foundry app is reached through its foundation's own routes, one app per foundation, so it
+    cannot be one placement of several. Keep the Cloud Foundry app a Service of its own, or
+    place the service on kubernetes and vm platforms only.""",
+)
 
 # 3xx: semantic analysis and Policies ---------------------------------------------------------
 UNREACHABLE_RULE = _code(
@@ -469,6 +477,39 @@ UNUSED_EXTERNAL = _code(
     """Egress to an ExternalService is configured only for services that list it in `calls`,
     so one that nobody calls has no effect. Remove it, or add the call.""",
 )
+CROSS_NETWORK_WITHOUT_GATEWAY = _code(
+    "MESH363", "cross-network-without-gateway", "warning",
+    "A call to a placement on another network that has no east-west gateway.",
+    """Workloads on one network cannot open connections to workloads on another: a caller
+    reaches a kubernetes placement on another network only through that cluster's east-west
+    gateway (`eastWestGateway`, Istio's AUTO_PASSTHROUGH gateway on 15443), and a vm
+    placement on another network not at all. The placement is left out of the caller's
+    endpoints, so it takes none of its traffic and is no failover target. Give the cluster an
+    `eastWestGateway`, or put the platforms on one network.""",
+)
+TRUST_DOMAIN_MISMATCH = _code(
+    "MESH364", "trust-domain-mismatch", "error", "Traffic between platforms of different trust domains.",
+    """A sidecar accepts a peer only with an identity in its own trust domain (Istio's
+    multicluster installations share one root of trust and one trust domain). A call, a
+    Route or a Service placed on several platforms joins platforms whose `trustDomain`
+    differ, so mTLS between them would be refused. Give the platforms one trust domain.""",
+)
+FAILOVER_PORT_UNSERVED = _code(
+    "MESH365", "failover-port-unserved", "warning", "A failover placement that cannot serve a port its callers use.",
+    """An east-west gateway forwards Istio mTLS by its SNI (AUTO_PASSTHROUGH): a port of a
+    service whose `mtls` is DISABLE carries no SNI and cannot cross it. A placement reached
+    across networks therefore serves none of that service's ports, and a caller whose nearer
+    placements fail has nowhere to fail over to on them. Enable mTLS (STRICT or PERMISSIVE),
+    or put the placements on one network.""",
+)
+FAILOVER_WITHOUT_OUTLIER_DETECTION = _code(
+    "MESH366", "failover-without-outlier-detection", "warning",
+    "Several failover tiers and no outlierDetection to eject failing endpoints.",
+    """Traffic leaves a caller's first tier of placements (its own locality, or priority 0)
+    only when outlier detection has ejected that tier's endpoints: without it nothing marks an
+    endpoint unhealthy, so Envoy never fails over and Istio turns locality load balancing off.
+    Set `resilience.outlierDetection` on the service (or in Mesh.defaults).""",
+)
 POLICY_EXPRESSION_INVALID = _code(
     "MESH370", "policy-expression-invalid", "error", "A Policy's CEL expression does not compile.",
     """`rule` and `when` are CEL expressions, compiled once per build. The message gives the
@@ -633,6 +674,14 @@ K8S_CF_CALLEE_PORT = _code(
     (`<name>.<appsDomain>`) on the Cloud Foundry router, which carries HTTP only: a tcp, tls
     or mongo port of the callee gets no ServiceEntry port. Move the service to a platform
     with container networking to Kubernetes, or call it over HTTP.""",
+)
+K8S_PLACEMENT_PRIORITY = _code(
+    "MESH478", "k8s-placement-priority", "warning", "A placement priority Istio cannot carry.",
+    """Istio orders a service's endpoints for failover by locality alone (region, zone,
+    subzone; DestinationRule localityLbSetting): it has no field for an explicit tier per
+    cluster or per WorkloadEntry. On a kubernetes platform the service's placements are
+    ordered by locality, and a `priority` that would order them otherwise is not applied.
+    Express the order with the platforms' `locality`, or leave `priority` unset.""",
 )
 
 # 43x: cloudfoundry ---------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from compiler.graph import (
     GatewayNode,
     Key,
     MeshGraph,
+    Placement,
+    Platform,
     Principal,
     ResolvedAccessRule,
     ResolvedRule,
@@ -33,6 +35,7 @@ from compiler.model import (
     HeaderEdits,
     HeaderModifier,
     Listener,
+    Locality,
     Match,
     Redirect,
     Retries,
@@ -604,3 +607,72 @@ def admitted(graph: MeshGraph, callee: Key, peer: Peer, method: str, path: str, 
     if not allows:
         return graph.mesh.authorization == "allow"
     return any(access_rule_matches(r, peer, method, path, port) for r in allows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Placements and failover: which workloads a caller sends to (docs/intents.md)
+
+
+def locality_distance(caller: Locality | None, placement: Locality | None) -> int:
+    """0 the same region, zone and subzone; 1 the same region and zone; 2 the same region;
+    3 otherwise. Platforms without a locality are all in one unnamed locality."""
+    if caller is None and placement is None:
+        return 0
+    if caller is None:
+        return 3
+    return caller.distance(placement)
+
+
+def same_network(a: Platform, b: Platform) -> bool:
+    """Whether workloads of two platforms reach each other directly: the same network, or either
+    unset (Istio's Proxy.InNetwork: "if either the proxy's network or the given network is
+    unspecified")."""
+    return a.network is None or b.network is None or a.network == b.network
+
+
+@dataclass(frozen=True)
+class Reached:
+    """One placement as a caller reaches it: directly, or through its cluster's east-west gateway."""
+
+    placement: Placement
+    through_gateway: bool
+
+
+def reach(caller: Platform, callee: ServiceNode, placement: Placement) -> Reached | None:
+    """How a caller on `caller` reaches the workloads of one placement, None when it cannot:
+    across networks only a kubernetes placement with an east-west gateway is reachable, and
+    only with mTLS (the gateway forwards by the SNI of Istio's mTLS)."""
+    platform = placement.platform
+    if same_network(caller, platform):
+        return Reached(placement, False)
+    gateway = getattr(platform, "eastWestGateway", None)
+    if gateway is None or callee.mtls == "DISABLE":
+        return None
+    return Reached(placement, True)
+
+
+def failover_tiers(caller: Platform, callee: ServiceNode) -> list[tuple[Reached, ...]]:
+    """The placements of `callee` that a caller on `caller` sends to, in failover order.
+
+    Placements are ordered by (priority, locality distance from the caller); each distinct
+    value is one tier. Tier 0 takes every request, shared evenly among its placements' workloads;
+    tier n takes them when every endpoint of the tiers before it is ejected (outlier detection).
+    Placements the caller cannot reach are in no tier."""
+    ranked: dict[tuple[int, int], list[Reached]] = {}
+    for placement in callee.placements:
+        reached = reach(caller, callee, placement)
+        if reached is None:
+            continue
+        rank = (placement.priority, locality_distance(caller.locality, placement.platform.locality))
+        ranked.setdefault(rank, []).append(reached)
+    return [tuple(ranked[rank]) for rank in sorted(ranked)]
+
+
+def serving_placements(tiers: list[tuple[Reached, ...]], ejected: frozenset[str]) -> tuple[str, ...]:
+    """The platforms whose workloads receive a request when the placements on `ejected` have
+    every endpoint ejected: the first tier with a placement left, without the ejected ones."""
+    for tier in tiers:
+        left = tuple(r.placement.platform.name for r in tier if r.placement.platform.name not in ejected)
+        if left:
+            return left
+    return ()

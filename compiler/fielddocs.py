@@ -43,11 +43,28 @@ FIELDS: dict[str, dict[str, str]] = {
         "sidecar": "Loopback ports of the Envoy sidecars meshc generates on this platform (Cloud Foundry, VMs, tests).",
         "certificates": "Where sidecars get their certificates: an SDS socket (the default, a SPIRE agent's) or "
                         "files in a directory; never key material.",
+        "locality": "Where its workloads run (region, zone, subzone): callers prefer the endpoints nearest them "
+                    "and fail over by distance (see Placements and failover).",
+        "network": "The network its workloads are on; unset, one that every network reaches. Workloads on other "
+                   "networks reach its kubernetes services only through its east-west gateway.",
+        "trustDomain": "The trust domain its certificate authority signs identities in; unset, `Mesh.trustDomain`. "
+                       "Traffic between platforms of different trust domains is refused (MESH364).",
+    },
+    "Locality": {
+        "region": "The region, such as `us-east1`.",
+        "zone": "The zone within the region; unset, the whole region.",
+        "subzone": "The subzone within the zone (needs `zone`).",
+    },
+    "EastWestGateway": {
+        "address": "The address (IP or DNS name) other networks reach the gateway at.",
+        "port": "Its mTLS port, Istio's AUTO_PASSTHROUGH port 15443 by default.",
     },
     "KubernetesPlatform": {
         "kind": "A Kubernetes cluster.",
         "flavor": "Which API the artifacts use: Istio's or the Gateway API's.",
         "clusterDomain": "The cluster's DNS domain.",
+        "eastWestGateway": "Istio's east-west gateway of the cluster, through which workloads on other networks "
+                           "reach its services (see Placements and failover).",
         "meshHosts": "Sidecar egress hosts, `namespace/host`, every service may reach besides its calls, such as "
                      "`istio-system/*` for istiod and collectors.",
         "outboundTrafficPolicy": "What a sidecar does with a host it does not know: refuse it (`REGISTRY_ONLY`) or "
@@ -71,7 +88,6 @@ FIELDS: dict[str, dict[str, str]] = {
     "VmPlatform": {
         "kind": "Virtual machines running an Envoy sidecar from a meshc bundle.",
         "flavor": "`static`: meshc's bootstrap configures everything; `istio`: the VMs join an Istio control plane.",
-        "network": "The Istio network the VMs are on.",
         "controlPlane": "The Istio control plane, as `host:port`: required for, and only for, flavor `istio`.",
     },
     "SidecarSettings": {
@@ -87,7 +103,9 @@ FIELDS: dict[str, dict[str, str]] = {
         "dir": "The directory of the certificate files: an absolute path without whitespace or control characters.",
     },
     "Service": {
-        "platform": "The platform it runs on (a name in `Mesh.platforms`).",
+        "platform": "The platform it runs on (a name in `Mesh.platforms`); or `placements`, for several.",
+        "placements": "The platforms it runs on at once, with their endpoints and failover priority (see "
+                      "Placements and failover); instead of `platform`.",
         "owner": "Free text, for people: who to ask about this service.",
         "public": "Reachable from outside the platform without a Gateway (on Cloud Foundry: an external route).",
         "ports": "The ports it serves; at least one.",
@@ -117,6 +135,12 @@ FIELDS: dict[str, dict[str, str]] = {
         "labels": "Kubernetes labels of the version's workloads, on every target: a key is a name of at most 63 "
                   "letters, digits, `-`, `_`, `.` with an optional DNS prefix and `/`; a value at most 63 of the "
                   "same characters, starting and ending with a letter or digit.",
+    },
+    "Placement": {
+        "platform": "A platform the service runs on (a name in `Mesh.platforms`), once per service.",
+        "endpoints": "Where its workloads run on this platform: required on a vm platform, forbidden elsewhere.",
+        "priority": "Its failover tier, 0 to 9: callers use a higher number only when every endpoint of the lower "
+                    "ones they reach is ejected.",
     },
     "Endpoint": {
         "address": "An IP address or host name of one workload.",

@@ -7,7 +7,7 @@ written as-is, plus resolved fields for what needed the rest of the mesh to deci
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -16,6 +16,7 @@ from compiler.model import (
     AccessPolicy,
     AccessRule,
     CloudFoundryPlatform,
+    Endpoint,
     ExternalPort,
     ExternalService,
     Gateway,
@@ -94,20 +95,55 @@ class _Callable:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """One platform a service runs on (Service.platform, or one of Service.placements)."""
+
+    platform: Platform
+    endpoints: tuple[Endpoint, ...]
+    priority: int
+    index: int | None  # position in Service.placements; None for `platform:`
+
+    def path(self, *field: object) -> tuple:
+        """The field path of this placement (or of a field in it) in the Service document."""
+        return ("platform",) if self.index is None else ("placements", self.index, *field)
+
+
+@dataclass(frozen=True)
 class ServiceNode(_Callable):
     key: Key
     spec: Service
     origin: Origin
-    platform: Platform
+    platform: Platform  # where this node's workloads run: the first placement, or the one `on` chose
     mtls: str  # effective: Service.mtls, else Mesh.mtls
     resilience: Resilience  # Mesh.defaults overlaid field by field with Service.resilience
     sidecar: Sidecar
     calls: tuple[Key, ...]  # resolved, in the order written; services and external services
+    placements: tuple[Placement, ...] = ()  # every platform it runs on, as written
 
     @property
     def identity(self) -> Key:
         """The workload's service account: Service.serviceAccount, else the service's name."""
         return Key(self.namespace, self.spec.serviceAccount or self.name)
+
+    @property
+    def placed(self) -> bool:
+        """Whether the service runs on several platforms (Service.placements)."""
+        return len(self.placements) > 1
+
+    def placement(self, platform: str) -> Placement | None:
+        return next((p for p in self.placements if p.platform.name == platform), None)
+
+    def on(self, platform: str) -> ServiceNode:
+        """The service as its workloads on `platform` see it: that platform, its endpoints there
+        and its sidecar settings there. Targets that write one platform's files use this view."""
+        if platform == self.platform.name:
+            return self
+        placement = self.placement(platform)
+        if placement is None:
+            raise KeyError(f"{self.key} does not run on platform {platform!r}")
+        spec = self.spec.model_copy(update={"endpoints": list(placement.endpoints)})
+        return replace(self, spec=spec, platform=placement.platform,
+                       sidecar=Sidecar.of(self.spec.sidecar, placement.platform.sidecar))
 
 
 @dataclass(frozen=True)
@@ -256,10 +292,22 @@ class MeshGraph:
         # a `from` entry naming no Gateway (MESH312) names the account of that name
         return key if node is None else node.identity
 
+    def trust_domain(self, platform: Platform | None) -> str:
+        """The trust domain a platform's identities are in: its own, else Mesh.trustDomain."""
+        return (platform.trustDomain if platform is not None else None) or self.mesh.trustDomain
+
     def principal(self, key: Key) -> str:
-        """Istio's principal of a service or gateway workload: <trustDomain>/ns/<ns>/sa/<account>."""
+        """Istio's principal of a service or gateway workload: <trustDomain>/ns/<ns>/sa/<account>,
+        in the trust domain of the platform it runs on."""
         account = self.identity(key)
-        return f"{self.mesh.trustDomain}/ns/{account.namespace}/sa/{account.name}"
+        node = self.services.get(key) or self.gateways.get(key)
+        domain = self.trust_domain(node.platform if node is not None else None)
+        return f"{domain}/ns/{account.namespace}/sa/{account.name}"
+
+    def placed_on(self, platform: str) -> list[ServiceNode]:
+        """Every service with workloads on `platform`, each as those workloads see it."""
+        return [service.on(platform) for service in self.services.values()
+                if service.platform.name == platform or service.placement(platform) is not None]
 
     def spiffe_id(self, key: Key) -> str:
         """SPIFFE identity of a service or gateway workload."""

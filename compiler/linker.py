@@ -14,6 +14,7 @@ from compiler.graph import (
     Key,
     MeshGraph,
     PolicyNode,
+    Placement,
     Principal,
     ResolvedAccessRule,
     ResolvedRule,
@@ -292,38 +293,27 @@ class _Linker:
 
     def link_service(self, key: Key, intent: Intent) -> ServiceNode | None:
         spec = intent.model
-        platform = self.platform(intent, "Service")
-        ok = platform is not None
-        if platform is not None and platform.kind != "vm" and spec.endpoints:
+        placements = self.link_placements(key, intent)
+        ok = placements is not None
+        platform = placements[0].platform if placements else None
+        kinds = {p.platform.kind for p in placements or ()}
+        if placements and kinds != {"kubernetes"} and spec.egressHosts:
             ok = False
-            self.report.add(
-                codes.ENDPOINTS_OFF_VM,
-                f"service {key} runs on {platform.kind} platform {platform.name!r}, which finds its workloads itself",
-                self.at(intent.origin, "endpoints", key=True),
-                hint="remove `endpoints`, or move the service to a vm platform",
-            )
-        if platform is not None and platform.kind == "vm" and not spec.endpoints:
-            ok = False
-            self.report.add(
-                codes.VM_WITHOUT_ENDPOINTS,
-                f"service {key} runs on vm platform {platform.name!r} but lists no endpoints",
-                self.at(intent.origin, "platform"),
-                hint="add `endpoints: [{address: 10.0.0.7}]`",
-            )
-        if platform is not None and platform.kind != "kubernetes" and spec.egressHosts:
-            ok = False
+            other = next(p.platform for p in placements if p.platform.kind != "kubernetes")
             self.kubernetes_only(intent, "egressHosts", f"service {key} lists egressHosts, Istio Sidecar hosts that "
-                                 f"only a kubernetes platform has; on {platform.kind} platform {platform.name!r} "
+                                 f"only a kubernetes platform has; on {other.kind} platform {other.name!r} "
                                  "its sidecar reaches exactly its calls",
                                  "declare what it reaches as an ExternalService and call it")
-        for index, endpoint in enumerate(spec.endpoints):
-            if endpoint.version is not None and endpoint.version not in spec.versions:
-                ok = False
-                self.report.add(
-                    codes.UNKNOWN_VERSION,
-                    f"endpoint version {endpoint.version!r} is not one of service {key}'s versions",
-                    self.at(intent.origin, "endpoints", index, "version"),
-                )
+        for placement in placements or ():
+            for index, endpoint in enumerate(placement.endpoints):
+                if endpoint.version is not None and endpoint.version not in spec.versions:
+                    ok = False
+                    self.report.add(
+                        codes.UNKNOWN_VERSION,
+                        f"endpoint version {endpoint.version!r} is not one of service {key}'s versions",
+                        self.at(intent.origin, *(() if placement.index is None else ("placements", placement.index)),
+                                "endpoints", index, "version"),
+                    )
         calls = []
         for index, ref in enumerate(spec.calls):
             callee = parse_ref(ref, key.namespace)
@@ -334,19 +324,71 @@ class _Linker:
                              self.at(intent.origin, "calls", index))
                 continue
             calls.append(callee)
-        if not ok:
+        if not ok or platform is None or placements is None:
             return None
         sidecar = Sidecar.of(spec.sidecar, platform.sidecar)
         return ServiceNode(
             key=key,
-            spec=spec,
+            spec=spec.model_copy(update={"endpoints": list(placements[0].endpoints)}) if spec.placements else spec,
             origin=intent.origin,
             platform=platform,
             mtls=spec.mtls or self.mesh.mtls,
             resilience=overlay_resilience(self.mesh.defaults, spec.resilience),
             sidecar=sidecar,
             calls=tuple(calls),
+            placements=tuple(placements),
         )
+
+    def link_placements(self, key: Key, intent: Intent) -> list[Placement] | None:
+        """The platforms a service runs on, each with its endpoints; None when one is wrong."""
+        spec = intent.model
+        if spec.platform is not None:
+            written = [(spec.platform, spec.endpoints, 0, None)]
+        else:
+            written = [(p.platform, p.endpoints, p.priority, index) for index, p in enumerate(spec.placements)]
+        placements: list[Placement] = []
+        ok = True
+        for name, endpoints, priority, index in written:
+            where = ("platform",) if index is None else ("placements", index)
+            platform = self.platforms.get(name)
+            if platform is None:
+                ok = False
+                known = ", ".join(sorted(self.platforms)) or "none"
+                self.report.add(codes.UNKNOWN_PLATFORM, f"Service {spec.name} runs on platform {name!r}, "
+                                f"which Mesh.platforms does not define (known: {known})",
+                                self.at(intent.origin, *where, *(("platform",) if index is not None else ())))
+                continue
+            if index is not None and len(written) > 1 and platform.kind == "cloudfoundry":
+                ok = False
+                self.report.add(codes.PLACEMENT_UNSUPPORTED,
+                                f"service {key} is placed on cloudfoundry platform {name!r} among others; a Cloud "
+                                "Foundry app is reached through its own foundation's routes, not as one "
+                                "locality of several",
+                                self.at(intent.origin, *where, "platform"),
+                                hint="place the service on kubernetes and vm platforms only")
+                continue
+            endpoints_at = ("endpoints",) if index is None else ("placements", index, "endpoints")
+            if platform.kind != "vm" and endpoints:
+                ok = False
+                self.report.add(
+                    codes.ENDPOINTS_OFF_VM,
+                    f"service {key} runs on {platform.kind} platform {platform.name!r}, which finds its workloads "
+                    "itself",
+                    self.at(intent.origin, *endpoints_at, key=True),
+                    hint="remove `endpoints`, or move the service to a vm platform",
+                )
+                continue
+            if platform.kind == "vm" and not endpoints:
+                ok = False
+                self.report.add(
+                    codes.VM_WITHOUT_ENDPOINTS,
+                    f"service {key} runs on vm platform {platform.name!r} but lists no endpoints",
+                    self.at(intent.origin, *where, *(("platform",) if index is not None else ())),
+                    hint="add `endpoints: [{address: 10.0.0.7}]`",
+                )
+                continue
+            placements.append(Placement(platform, tuple(endpoints), priority, index))
+        return placements if ok else None
 
     def check_external_hosts(self, externals: dict[Key, ExternalNode]) -> None:
         claimed: dict[str, tuple[ExternalNode, int]] = {}

@@ -248,10 +248,42 @@ class FileCertificates(Strict):
 Certificates = Annotated[SdsCertificates | FileCertificates, Field(discriminator="mode")]
 
 
+class Locality(Strict):
+    """Where a platform's workloads run: Envoy's Locality and Istio's `region/zone/subzone`."""
+
+    region: Name
+    zone: Name | None = None
+    subzone: Name | None = None
+
+    @model_validator(mode="after")
+    def _nested(self) -> Locality:
+        if self.subzone is not None and self.zone is None:
+            raise ValueError("a subzone lies inside a zone: name the zone too")
+        return self
+
+    def label(self) -> str:
+        """Istio's locality string: `region/zone/subzone`, without trailing empty parts."""
+        return "/".join(part for part in (self.region, self.zone, self.subzone) if part is not None)
+
+    def distance(self, other: Locality | None) -> int:
+        """How far `other` is from this locality, as Envoy and Istio rank failover: 0 the same
+        region, zone and subzone, 1 the same region and zone, 2 the same region, 3 otherwise."""
+        if other is None or other.region != self.region:
+            return 3
+        if other.zone != self.zone:
+            return 2
+        return 1 if other.subzone != self.subzone else 0
+
+
 class PlatformBase(Strict):
     name: Name
     sidecar: SidecarSettings = SidecarSettings()
     certificates: Certificates = SdsCertificates(mode="sds")
+    # where its workloads run, and on which network (docs/intents.md, Placements and failover)
+    locality: Locality | None = None
+    network: Name | None = None
+    # the trust domain its certificate authority signs; unset, Mesh.trustDomain
+    trustDomain: HostName | None = None
 
 
 # An Istio Sidecar egress host: `namespace/host`, the namespace `*`, `.` or `~` or a name, the
@@ -289,10 +321,18 @@ class Ownership(Strict):
         return self
 
 
+class EastWestGateway(Strict):
+    """How workloads on other networks reach a cluster's services (Istio's east-west gateway)."""
+
+    address: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.:-]+$", max_length=253)]
+    port: Port = 15443
+
+
 class KubernetesPlatform(PlatformBase):
     kind: Literal["kubernetes"]
     flavor: Literal["istio", "gateway-api"] = "istio"
     clusterDomain: HostName = "cluster.local"
+    eastWestGateway: EastWestGateway | None = None
     # Istio's administrative root namespace (MeshConfig.rootNamespace): mesh-wide policy lives there
     rootNamespace: Name = "istio-system"
     owns: Ownership = Ownership()
@@ -322,7 +362,6 @@ class CloudFoundryPlatform(PlatformBase):
 class VmPlatform(PlatformBase):
     kind: Literal["vm"]
     flavor: Literal["static", "istio"] = "static"
-    network: Name | None = None
     controlPlane: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")] | None = None
 
     @model_validator(mode="after")
@@ -408,12 +447,23 @@ class RateLimit(Strict):
         return self
 
 
+class Placement(Strict):
+    """One platform a Service runs on, when it runs on several (docs/intents.md)."""
+
+    platform: Name
+    endpoints: list[Endpoint] = []
+    # tiers of failover: a caller uses priority 1 only when every endpoint of priority 0 it
+    # reaches is ejected, and so on; within a priority, the caller's nearest locality first
+    priority: Annotated[int, Field(ge=0, le=9)] = 0
+
+
 class Service(Strict):
     apiVersion: Literal["meshc/v1"]
     kind: Literal["Service"]
     name: Name
     namespace: Name | None = None
-    platform: Name
+    platform: Name | None = None
+    placements: list[Placement] = []
     owner: Line | None = None
     public: bool = False
     ports: Annotated[list[ServicePort], Field(min_length=1)]
@@ -435,6 +485,19 @@ class Service(Strict):
         _unique([p.port for p in self.ports], "port number")
         _unique(self.calls, "call")
         return self
+
+    @model_validator(mode="after")
+    def _one_way_to_place(self) -> Service:
+        if (self.platform is None) == (not self.placements):
+            raise ValueError("a Service names `platform` (one platform) or `placements` (several), exactly one")
+        if self.placements and self.endpoints:
+            raise ValueError("with `placements`, each placement on a vm platform lists its own `endpoints`")
+        _unique([p.platform for p in self.placements], "placement platform")
+        return self
+
+    def platform_names(self) -> list[str]:
+        """Every platform the service runs on, in the order written."""
+        return [self.platform] if self.platform is not None else [p.platform for p in self.placements]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
-from policies import authorization, cel_policies, gateways, identity, mtls, ports, reachability, resilience, topology
+from policies import (
+    authorization,
+    cel_policies,
+    gateways,
+    identity,
+    mtls,
+    placements,
+    ports,
+    reachability,
+    resilience,
+    topology,
+)
 from policies.check import Check, run_check
 
 CHECKS: tuple[Check, ...] = (
     authorization.CHECK,
     cel_policies.CHECK,
+    placements.CROSS_NETWORK,
+    placements.FAILOVER_OUTLIERS,
+    placements.FAILOVER_PORTS,
     gateways.CHECK,
     identity.CHECK,
     mtls.CHECK,
@@ -17,6 +31,7 @@ CHECKS: tuple[Check, ...] = (
     reachability.CHECK,
     resilience.CHECK,
     topology.CHECK,
+    placements.TRUST_DOMAINS,
 )
 
 

@@ -295,7 +295,7 @@ def emit(graph: MeshGraph, report: Report, workloads: Container[str] | None = No
     for platform in graph.platforms.values():
         if platform.kind != "cloudfoundry":
             continue
-        services = sorted((s for s in graph.services.values() if s.platform.name == platform.name),
+        services = sorted(graph.placed_on(platform.name),
                           key=lambda s: s.name)
         base = f"{TARGET}/{platform.name}"
         shared = platform_workload(platform.name)

@@ -36,13 +36,17 @@ def emit(graph: MeshGraph, report: Report, workloads: Container[str] | None = No
         workload = service_workload(key)
         if workloads is not None and workload not in workloads:
             continue
-        artifacts.append(Artifact(
-            path=f"envoy/{key.namespace}/{key.name}.yaml",
-            content=serialised_sidecar(graph, service, once),
-            target=TARGET,
-            workload=workload,
-            sources=sidecar_sources(graph, service),
-        ))
+        # a service on several platforms has a sidecar per placement, each in its own locality
+        placed = [(f".{p.platform.name}", service.on(p.platform.name)) for p in service.placements] \
+            if service.placed else [("", service)]
+        for suffix, sidecar in placed:
+            artifacts.append(Artifact(
+                path=f"envoy/{key.namespace}/{key.name}{suffix}.yaml",
+                content=serialised_sidecar(graph, sidecar, once),
+                target=TARGET,
+                workload=workload,
+                sources=sidecar_sources(graph, service),
+            ))
     for key, gateway in graph.gateways.items():
         workload = gateway_workload(key)
         if workloads is not None and workload not in workloads:

@@ -32,7 +32,8 @@ _PATH_TYPES = {"exact": "Exact", "prefix": "PathPrefix", "regex": "RegularExpres
 
 class GatewayApiEmitter(PlatformEmitter):
     def on_platform(self, key: Key) -> bool:
-        return self.graph.services[key].platform.name == self.platform.name
+        service = self.graph.services[key]
+        return service.platform.name == self.platform.name or service.placement(self.platform.name) is not None
 
     def destination_rule(self, service: ServiceNode, with_subsets: bool = True) -> dict:
         # Versions of a service on this platform are Services of their own, not subsets.

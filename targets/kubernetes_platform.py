@@ -130,7 +130,7 @@ class PlatformEmitter:
     def plan(self) -> list[tuple[str, str, Callable[[], list[dict]]]]:
         """(path, workload, build) of every file, cheap: nothing is built here."""
         graph, name = self.graph, self.platform.name
-        local = [s for s in graph.services.values() if s.platform.name == name]
+        local = graph.placed_on(name)
         gateways = [g for g in graph.gateways.values() if g.platform.name == name]
         remote: set[Key] = set()
         externals: set[Key] = set()
@@ -195,9 +195,8 @@ class PlatformEmitter:
     def account_writers(self) -> dict[Key, Key]:
         """Service account -> the first service on the platform that runs as it, which writes it."""
         writers: dict[Key, Key] = {}
-        for key, service in self.graph.services.items():
-            if service.platform.name == self.platform.name:
-                writers.setdefault(service.identity, key)
+        for service in self.graph.placed_on(self.platform.name):
+            writers.setdefault(service.identity, service.key)
         return writers
 
     def service_account(self, service: ServiceNode) -> list[dict]:

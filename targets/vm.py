@@ -90,9 +90,7 @@ def _platform_index(graph: MeshGraph, platform: VmPlatform) -> int:
 def _bundled_services(graph: MeshGraph, platform: VmPlatform, report: Report) -> list[ServiceNode]:
     """Services of the platform, one per name (MESH440 for a second one)."""
     by_name: dict[str, ServiceNode] = {}
-    for service in graph.services.values():
-        if service.platform.name != platform.name:
-            continue
+    for service in graph.placed_on(platform.name):
         first = by_name.get(service.name)
         if first is not None:
             report.add(
@@ -246,7 +244,7 @@ def proxy_metadata(graph: MeshGraph, platform: VmPlatform, service: ServiceNode,
         "ISTIO_METAJSON_LABELS": json.dumps(dict(sorted(all_labels.items())), separators=(",", ":")),
         "POD_NAMESPACE": service.namespace,
         "SERVICE_ACCOUNT": service.identity.name,
-        "TRUST_DOMAIN": graph.mesh.trustDomain,
+        "TRUST_DOMAIN": graph.trust_domain(platform),
     }
 
 
@@ -316,7 +314,7 @@ def emit(graph: MeshGraph, report: Report, workloads: Container[str] | None = No
     for platform in graph.platforms.values():
         if platform.kind != "vm":
             continue
-        services = [s for s in graph.services.values() if s.platform.name == platform.name]
+        services = graph.placed_on(platform.name)
         if workloads is not None and not any(service_workload(s.key) in workloads for s in services):
             continue
         if platform.flavor == "istio":

@@ -41,13 +41,13 @@ def sidecar_bootstrap(graph: MeshGraph, service: ServiceNode, report, address: s
     return builder.bootstrap(listeners, service.sidecar.admin_port)
 
 
-# Serialised sidecar bootstraps by graph, then by (service, address): the envoy, cloudfoundry
-# and vm targets ship the same sidecar of a service, so it is built once per build.
-_SERIALISED: dict[int, dict[tuple[Key, str], bytes]] = {}
+# Serialised sidecar bootstraps by graph, then by (service, platform, address): the envoy,
+# cloudfoundry and vm targets ship the same sidecar of a service, so it is built once per build.
+_SERIALISED: dict[int, dict[tuple[Key, str, str], bytes]] = {}
 
 
 def serialised_sidecar(graph: MeshGraph, service: ServiceNode, report, address: str | None = None) -> bytes:
-    """serialise(sidecar_bootstrap(...)), built once per graph, service and address.
+    """serialise(sidecar_bootstrap(...)), built once per graph, service, platform and address.
 
     Its diagnostics go to the report of the target that built it first; a build shares one
     report between its targets, and the report keeps each distinct diagnostic once."""
@@ -55,10 +55,10 @@ def serialised_sidecar(graph: MeshGraph, service: ServiceNode, report, address: 
     if shared is None:
         shared = _SERIALISED[id(graph)] = {}
         weakref.finalize(graph, _SERIALISED.pop, id(graph), None)
-    key = (service.key, _inbound_address(service, address))
+    key = (service.key, service.platform.name, _inbound_address(service, address))
     content = shared.get(key)
     if content is None:
-        content = shared[key] = serialise(sidecar_bootstrap(graph, service, report, key[1]))
+        content = shared[key] = serialise(sidecar_bootstrap(graph, service, report, key[2]))
     return content
 
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from compiler import codes
-from compiler.addressing import Upstream, external_upstream, service_upstream
+from compiler.addressing import (
+    LocalityUpstream,
+    Upstream,
+    external_upstream,
+    locality_upstreams,
+    service_upstream,
+    uses_localities,
+)
 from compiler.diagnostics import Location
 from compiler.graph import (
     AccessPolicyNode,
@@ -76,9 +83,13 @@ class Proxy:
             self.add_tracing_cluster()
         clusters = [self.clusters[name] for name in sorted(self.clusters)]
         clusters += self.certificates.clusters()
+        node: dict[str, Any] = {"id": f"{self.identity.namespace}/{self.identity.name}",
+                                "cluster": f"{self.identity.name}.{self.identity.namespace}"}
+        locality = self.graph.platforms[self.platform].locality
+        if locality is not None:
+            node["locality"] = envoy_locality(locality)
         return {
-            "node": {"id": f"{self.identity.namespace}/{self.identity.name}",
-                     "cluster": f"{self.identity.name}.{self.identity.namespace}"},
+            "node": node,
             "admin": {"address": socket_address(LOOPBACK, admin_port)},
             "static_resources": {"listeners": listeners, "clusters": clusters},
         }
@@ -254,7 +265,7 @@ class Proxy:
         return {"and_rules": {"rules": conditions}}
 
     def principal(self, principal: Principal) -> dict:
-        domain = self.graph.mesh.trustDomain
+        domain = self.graph.trust_domain(self.graph.platforms[self.platform])
         if principal.kind == "any":
             name = {"prefix": f"spiffe://{domain}/"}
         elif principal.kind == "namespace":
@@ -280,8 +291,15 @@ class Proxy:
         if name in self.clusters:
             return name
         callee = self.graph.services[target.service]
-        upstream = service_upstream(callee, target.port, target.version, caller_platform=self.platform)
-        cluster = self.plain_cluster(name, upstream)
+        caller = self.graph.platforms[self.platform]
+        localities = None
+        if uses_localities(callee, caller):
+            localities = locality_upstreams(callee, target.port, target.version, caller)
+            cluster = self.locality_cluster(name, localities)
+            upstream = None
+        else:
+            upstream = service_upstream(callee, target.port, target.version, caller_platform=self.platform)
+            cluster = self.plain_cluster(name, upstream)
         resilience = callee.resilience
         if resilience.loadBalancer is not None:
             balancer = resilience.loadBalancer
@@ -303,12 +321,30 @@ class Proxy:
             }
         if needs_http2(callee.protocol(target.port)):
             cluster["typed_extension_protocol_options"] = http2_options()
-        if upstream.through_router:
+        if upstream is not None and upstream.through_router:
             cluster["transport_socket"] = self.certificates.originate(upstream.hosts[0])
         elif callee.mtls != "DISABLE":
-            cluster["transport_socket"] = self.certificates.upstream(self.graph.spiffe_id(callee.key))
+            # one server name for every endpoint: an east-west gateway forwards by it, a sidecar ignores it
+            sni = next((u.sni for u in localities or () if u.sni is not None), None)
+            cluster["transport_socket"] = self.certificates.upstream(self.graph.spiffe_id(callee.key), sni)
         self.clusters[name] = cluster
         return name
+
+    def locality_cluster(self, name: str, localities: list[LocalityUpstream]) -> dict:
+        """A cluster whose endpoints are grouped by placement: locality and failover priority."""
+        groups = []
+        for one in localities:
+            group: dict[str, Any] = {}
+            if one.locality is not None:
+                group["locality"] = envoy_locality(one.locality)
+            group["lb_endpoints"] = [{"endpoint": {"address": socket_address(host, one.upstream.port)}}
+                                     for host in one.upstream.hosts]
+            if one.tier:
+                group["priority"] = one.tier
+            groups.append(group)
+        dns = any(one.upstream.needs_dns for one in localities)
+        return {"name": name, "type": "STRICT_DNS" if dns else "STATIC",
+                "load_assignment": {"cluster_name": name, "endpoints": groups}}
 
     def external_cluster(self, external: ExternalNode, port: ExternalPort) -> str:
         name = cluster_name(external.key, port.port)
@@ -335,6 +371,12 @@ class Proxy:
             cluster["transport_socket"] = self.certificates.originate(origination.sni or hosts[0])
         self.clusters[name] = cluster
         return name
+
+
+def envoy_locality(locality) -> dict:
+    """Envoy's Locality (region, zone, sub_zone) of a platform's `locality`."""
+    fields = {"region": locality.region, "zone": locality.zone, "sub_zone": locality.subzone}
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def retry_policy(proxy: Proxy, retries: Retries, where: Location) -> dict:

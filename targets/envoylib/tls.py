@@ -86,12 +86,14 @@ class Certificates:
             "common_tls_context": self.own_certificate(certificate),
         }}
 
-    def upstream(self, peer: str) -> dict:
-        """mTLS to a mesh callee: present the SVID, accept only the callee's SPIFFE ID."""
-        return {"name": TLS_SOCKET, "typed_config": {
-            "@type": UPSTREAM_TLS,
-            "common_tls_context": {**self.own_certificate(), **self.mesh_validation(peer)},
-        }}
+    def upstream(self, peer: str, sni: str | None = None) -> dict:
+        """mTLS to a mesh callee: present the SVID, accept only the callee's SPIFFE ID; `sni`
+        for a callee reached through an east-west gateway, which forwards by it."""
+        config: dict = {"@type": UPSTREAM_TLS}
+        if sni is not None:
+            config["sni"] = sni
+        config["common_tls_context"] = {**self.own_certificate(), **self.mesh_validation(peer)}
+        return {"name": TLS_SOCKET, "typed_config": config}
 
     def originate(self, sni: str) -> dict:
         """TLS to an external service on behalf of a plain-text caller, checking its host name."""

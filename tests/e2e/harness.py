@@ -90,12 +90,14 @@ def write_private(path: Path, content: bytes) -> None:
 class _Behaviour:
     """Per-path behaviour selected by the request path, so tests sharing a backend stay
     independent: /fail-once/<token> answers 503 to the first request for <token> and 200 after;
-    /delay/<ms> answers after waiting; every other path answers 200 at once."""
+    /delay/<ms> answers after waiting; every other path answers 200 at once. A failing backend
+    (Backend.failing) answers 503 to everything."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self.stopping = threading.Event()
+        self.failing = False
 
     def count(self, path: str) -> int:
         with self.lock:
@@ -119,7 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
         behaviour = self.server.behaviour
         seen = behaviour.count(self.path)
         status = 200
-        if self.path.startswith("/fail-once/") and seen == 1:
+        if behaviour.failing or (self.path.startswith("/fail-once/") and seen == 1):
             status = 503
         elif self.path.startswith("/delay/"):
             behaviour.stopping.wait(int(self.path.split("/")[2]) / 1000)
@@ -175,6 +177,10 @@ class Backend:
     def requests(self, path: str) -> int:
         with self.server.behaviour.lock:
             return self.server.behaviour.counts.get(path, 0)
+
+    def failing(self, failing: bool) -> None:
+        """Answer 503 to every request from now on (True), or serve again (False)."""
+        self.server.behaviour.failing = failing
 
     def stop(self) -> None:
         self.server.behaviour.stopping.set()
