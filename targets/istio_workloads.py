@@ -20,19 +20,23 @@ def _template(service: ServiceNode) -> dict:
         "serviceAccount": service.identity.name,
         "ports": {port.name: port.port for port in service.spec.ports},
     }
-    network = getattr(service.platform, "network", None)
+    network = service.platform.network
     if network is not None:
         spec["network"] = network
+    if service.platform.locality is not None:
+        spec["locality"] = service.platform.locality.label()
     return spec
 
 
 def workload_documents(graph: MeshGraph, service: ServiceNode) -> list[dict]:
-    """The WorkloadGroup of a vm service, then one WorkloadEntry per endpoint in written order."""
+    """The WorkloadGroup of a vm service, then one WorkloadEntry per endpoint in written order.
+    A service on several platforms names them after the vm platform too (one group per placement)."""
     sources = (service.origin.file,)
+    stem = f"{service.name}-{service.platform.name}" if service.placed else service.name
     group = document(
         ISTIO_NETWORKING,
         "WorkloadGroup",
-        metadata(service.name, service.namespace, sources),
+        metadata(stem, service.namespace, sources),
         spec={"metadata": {"labels": {APP_LABEL: service.name}}, "template": _template(service)},
     )
     entries = []
@@ -43,7 +47,7 @@ def workload_documents(graph: MeshGraph, service: ServiceNode) -> list[dict]:
         entries.append(document(
             ISTIO_NETWORKING,
             "WorkloadEntry",
-            metadata(f"{service.name}-{number}", service.namespace, sources),
+            metadata(f"{stem}-{number}", service.namespace, sources),
             spec={"address": endpoint.address, "labels": labels, **_template(service)},
         ))
     return [group, *entries]

@@ -46,7 +46,7 @@ from targets.kubernetes_istio import (
     istio_gateway,
     virtual_service,
 )
-from targets.kubernetes_meta import APP_LABEL, document, gateway_selector, metadata, parse_source_list
+from targets.kubernetes_meta import APP_LABEL, document, gateway_selector, metadata, parse_source_list, source_list
 from targets.kubernetes_support import (
     GATEWAY_API,
     ISTIO_NETWORKING,
@@ -62,6 +62,7 @@ DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # Apply order within a file: identities and addresses first, then the DestinationRule whose
 # subsets routes use, then routes, then security and scoping; name breaks ties.
 KIND_ORDER = [
+    ("v1", "Namespace"),
     ("v1", "ServiceAccount"),
     ("v1", "Service"),
     (ISTIO_NETWORKING, "ServiceEntry"),
@@ -90,6 +91,10 @@ MESH_DEFAULT = "mesh-default"
 # Istio installation values (MeshConfig) the platform's objects need: not a Kubernetes object,
 # so not in the kustomization
 MESH_CONFIG_FILE = "istio-mesh-config.yaml"
+# Istio's multicluster objects (istio.io, Install multi-primary on different networks)
+NETWORK_LABEL = "topology.istio.io/network"
+EAST_WEST_GATEWAY = "cross-network-gateway"  # istio/istio samples/multicluster/expose-services.yaml
+EAST_WEST_SELECTOR = {"istio": "eastwestgateway"}
 
 
 def tracing_provider(provider: str) -> str:
@@ -162,6 +167,8 @@ class PlatformEmitter:
             if self.nameable(gateway):
                 plan.append((f"{self.root}/{gateway.key.namespace}/gateways/{gateway.key.name}.yaml",
                              gateway_workload(gateway.key), partial(self.gateway_documents, gateway)))
+        if self.platform.network is not None or self.platform.eastWestGateway is not None:
+            plan.append((f"{self.root}/multicluster.yaml", platform_workload(name), self.multicluster_documents))
         owns = self.platform.owns
         if owns.meshWide:
             plan.append((f"{self.root}/mesh-wide.yaml", platform_workload(name), self.mesh_wide_documents))
@@ -244,6 +251,9 @@ class PlatformEmitter:
         ]
         if service.spec.rateLimit is not None:
             docs.append(self.rate_limit_filter(service, service.spec.rateLimit))
+        for placement in service.placements:
+            if placement.platform.kind == "vm":  # endpoints Istio cannot discover: WorkloadEntries
+                docs += workload_documents(self.graph, service.on(placement.platform.name))
         return docs + self.version_services(service)
 
     def version_services(self, service: ServiceNode) -> list[dict]:
@@ -316,7 +326,46 @@ class PlatformEmitter:
             policy["loadBalancer"] = {"simple": LOAD_BALANCER_POLICIES[balancer]}
         elif balancer is not None:
             policy["loadBalancer"] = {"consistentHash": {"httpHeaderName": balancer.ringHash.header.lower()}}
+        if service.placed:
+            # Istio fails over by locality only with outlier detection (MESH366 without it)
+            policy.setdefault("loadBalancer", {})["localityLbSetting"] = {"enabled": True}
+            self.report_priorities(service)
         return policy
+
+    def report_priorities(self, service: ServiceNode) -> None:
+        """MESH478 where a placement's priority would order the placements otherwise than
+        Istio's locality order does: Istio has no field for it."""
+        for placement in service.placements:
+            if placement.priority:
+                self.report.add(
+                    codes.K8S_PLACEMENT_PRIORITY,
+                    f"placement of {service.key} on platform {placement.platform.name!r} has priority "
+                    f"{placement.priority}, which Istio on platform {self.platform.name!r} cannot carry: it "
+                    "orders the placements by locality only",
+                    self.graph.sources.locate(service.origin, *placement.path("priority")),
+                    hint="order the placements with the platforms' `locality`, or leave `priority` unset")
+
+    def multicluster_documents(self) -> list[dict]:
+        """The cluster's part of a multi-network mesh: its network on the root namespace (how
+        istiod knows the cluster's network) and the east-west gateway's Gateway, which exposes
+        every service of the cluster to other networks by SNI (AUTO_PASSTHROUGH)."""
+        platform, sources = self.platform, (self.graph.mesh_origin.file,)
+        docs = []
+        if platform.network is not None:
+            # Not labelled as meshc's: a prune by that label must never delete the namespace
+            docs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                "name": platform.rootNamespace, "labels": {NETWORK_LABEL: platform.network},
+                "annotations": {SOURCE_ANNOTATION: source_list(sources)}}})
+        gateway = platform.eastWestGateway
+        if gateway is not None:
+            domain = platform.clusterDomain
+            hosts = ["*.local"] if domain.endswith(".local") else [f"*.{domain}"]
+            docs.append(document(ISTIO_NETWORKING, "Gateway",
+                                 metadata(EAST_WEST_GATEWAY, platform.rootNamespace, sources),
+                                 spec={"selector": dict(EAST_WEST_SELECTOR), "servers": [{
+                                     "port": {"number": gateway.port, "name": "tls", "protocol": "TLS"},
+                                     "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": hosts}]}))
+        return docs
 
     def destination_rule(self, service: ServiceNode, with_subsets: bool = True) -> dict:
         spec: dict = {"host": self.hosts(service.key)}
@@ -637,14 +686,19 @@ class PlatformEmitter:
         return docs
 
     def mesh_config(self) -> dict | None:
-        """The MeshConfig extension provider the Telemetry objects name (istio.io, MeshConfig
-        extensionProviders): Istio installation values, not a Kubernetes object."""
+        """Istio installation values the platform's objects need: the MeshConfig extension
+        provider the Telemetry objects name (istio.io, MeshConfig extensionProviders) and the
+        cluster's network (`values.global.network`, istio.io multi-network installs); not a
+        Kubernetes object."""
+        config: dict = {}
         tracing = self.graph.mesh.tracing
-        if tracing is None:
-            return None
-        host, port = tracing.address.rsplit(":", 1)
-        return {"meshConfig": {"extensionProviders": [
-            {"name": tracing_provider(tracing.provider), tracing.provider: {"service": host, "port": int(port)}}]}}
+        if tracing is not None:
+            host, port = tracing.address.rsplit(":", 1)
+            config["meshConfig"] = {"extensionProviders": [
+                {"name": tracing_provider(tracing.provider), tracing.provider: {"service": host, "port": int(port)}}]}
+        if self.platform.network is not None:
+            config["values"] = {"global": {"network": self.platform.network}}
+        return config or None
 
     # -- files -------------------------------------------------------------------------------
 

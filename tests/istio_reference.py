@@ -34,6 +34,21 @@ Security (istio.io/latest/docs/reference/config/security/):
   everything, with no `rules` nothing.
 - Sidecar: `egress.hosts` entries are `namespace/dnsName`; `*` in either part is a wildcard and
   `~` names no namespace; a host is reachable when some entry's namespace and name cover it.
+
+Multicluster and locality (istio.io/latest/docs/tasks/traffic-management/locality-load-balancing/
+failover/, .../ops/deployment/deployment-models/#multiple-networks, pilot's Proxy.InNetwork):
+- A proxy sees an endpoint on its own network directly; "if either the proxy's network or the
+  given network is unspecified" they are one network. An endpoint on another network is reached
+  through that network's gateway, and only when that network has one (a `TLS` server in
+  `AUTO_PASSTHROUGH` mode on a Gateway in a cluster labelled `topology.istio.io/network`);
+  otherwise it is left out.
+- A cluster's pods are on the network of its root namespace's `topology.istio.io/network`
+  label, a WorkloadEntry on its own `network`; a WorkloadEntry's `locality` is
+  `region/zone/subzone`.
+- Locality failover needs `localityLbSetting.enabled` and outlierDetection ("This is required
+  in order for failover to function properly"). Priorities for a client: "0 Region, zone, and
+  sub-zone all match ... 1 ... different sub-zone ... 2 Different zone within the same region
+  ... (no failover defined) No match".
 """
 
 from __future__ import annotations
@@ -343,3 +358,58 @@ def sidecar_reaches(sidecar: dict[str, Any], namespace: str, host: str) -> bool:
             if namespace_ok and name_ok:
                 return True
     return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Multicluster: which endpoints a client sees, in Istio's failover priority
+
+
+@dataclass(frozen=True)
+class Workloads:
+    """Endpoints of one service as Istio finds them: a cluster's pods, or WorkloadEntries."""
+
+    source: str  # the cluster (pods) or the WorkloadEntry's name
+    network: str | None
+    locality: str | None
+
+
+def cluster_network(documents: list[dict[str, Any]], root_namespace: str) -> str | None:
+    for doc in documents:
+        if doc["kind"] == "Namespace" and doc["metadata"]["name"] == root_namespace:
+            return doc["metadata"].get("labels", {}).get("topology.istio.io/network")
+    return None
+
+
+def has_east_west_gateway(documents: list[dict[str, Any]]) -> bool:
+    return any(doc["kind"] == "Gateway" and doc["apiVersion"].startswith("networking.istio.io")
+               and any(server.get("tls", {}).get("mode") == "AUTO_PASSTHROUGH" for server in doc["spec"]["servers"])
+               for doc in documents)
+
+
+def locality_priority(client: str | None, endpoint: str | None) -> int:
+    """Istio's priority of an endpoint's locality for a client's (both `region/zone/subzone`)."""
+    mine, theirs = (client or "").split("/"), (endpoint or "").split("/")
+    mine += [""] * (3 - len(mine))
+    theirs += [""] * (3 - len(theirs))
+    if mine[0] != theirs[0]:
+        return 3
+    if mine[1] != theirs[1]:
+        return 2
+    return 1 if mine[2] != theirs[2] else 0
+
+
+def failover_order(client_network: str | None, client_locality: str | None, workloads: list[Workloads],
+                   gateways: dict[str, bool], destination_rule: dict[str, Any]) -> list[list[str]]:
+    """The sources of the endpoints a client sends to, grouped by priority, first first.
+    `gateways` says which networks have an east-west gateway."""
+    policy = destination_rule["spec"].get("trafficPolicy", {})
+    locality_on = policy.get("loadBalancer", {}).get("localityLbSetting", {}).get("enabled") and \
+        "outlierDetection" in policy
+    tiers: dict[int, list[str]] = {}
+    for one in workloads:
+        same = client_network is None or one.network is None or one.network == client_network
+        if not same and not gateways.get(one.network or "", False):
+            continue
+        rank = locality_priority(client_locality, one.locality) if locality_on else 0
+        tiers.setdefault(rank, []).append(one.source)
+    return [sorted(tiers[rank]) for rank in sorted(tiers)]

@@ -94,6 +94,17 @@ CASES = [
     ),
     ("endpoints-off-vm", {"a.yaml": SERVICE + "endpoints: [{address: 10.0.0.1}]\n"}, [("MESH205", "a.yaml", 7, 1)]),
     ("vm-without-endpoints", {"a.yaml": SERVICE.replace("platform: k8s", "platform: vms")}, [("MESH206", "a.yaml", 4, 11)]),
+    ("placement-on-cloudfoundry", {"a.yaml": SERVICE.replace("platform: k8s", "placements: [{platform: k8s}, {platform: cf}]")},
+     [("MESH230", "a.yaml", 4, 42)]),
+    ("placement-unknown-platform", {"a.yaml": SERVICE.replace("platform: k8s", "placements: [{platform: k8s}, {platform: k9}]")},
+     [("MESH201", "a.yaml", 4, 42)]),
+    ("placement-vm-without-endpoints",
+     {"a.yaml": SERVICE.replace("platform: k8s", "placements:\n  - platform: k8s\n  - platform: vms")},
+     [("MESH206", "a.yaml", 6, 15)]),
+    ("placement-endpoints-off-vm",
+     {"a.yaml": SERVICE.replace("platform: k8s", "placements:\n  - platform: k8s\n    endpoints: [{address: 10.0.0.1}]\n"
+                                                 "  - {platform: vms, endpoints: [{address: 10.0.0.2}]}")},
+     [("MESH205", "a.yaml", 6, 5)]),
     (
         "unknown-version",
         {"a.yaml": SERVICE + "---\napiVersion: meshc/v1\nkind: Route\nname: r\nservice: api\nrules: [{to: [{version: v9}]}]\n"},

@@ -55,6 +55,7 @@ MESHES = {
     "gateway-api-order": CATALOGUE / "gateway-api-order",
     "istio-redirect-prefix": CATALOGUE / "istio-redirect-prefix",
     "gateway-api-route-merge": CATALOGUE / "gateway-api-route-merge",
+    "placement-priority": CATALOGUE / "placement-priority",
 }
 
 

@@ -1,0 +1,143 @@
+"""A service on several platforms (docs/intents.md, Placements and failover), on every target:
+the Envoy sidecars' locality-weighted endpoints, Istio's multicluster objects read by
+tests/istio_reference.py, both against the evaluator (compiler.evaluate.failover_tiers), and
+every artifact through its real validator. The failover itself runs through real Envoy in
+tests/e2e/test_envoy_failover.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from compiler.build import compile_mesh
+from compiler.evaluate import failover_tiers
+from compiler.graph import Key
+from targets import envoy, kubernetes, kubernetes_platform, vm
+from tests import istio_reference
+from tests.conftest import REPO
+from tests.envoy_validate import assert_envoy_accepts, write_certificates
+from tests.k8s_schemas import validation_errors
+
+FIXTURE = REPO / "tests" / "fixtures" / "targets" / "multicluster"
+CATALOG = Key("shop", "catalog")
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    result = compile_mesh(FIXTURE)
+    assert result.graph is not None
+    assert [d for d in result.report.sorted() if d.severity != "info"] == []
+    return result
+
+
+def _tiers(graph, caller: str) -> list[list[str]]:
+    return [sorted(r.placement.platform.name for r in tier)
+            for tier in failover_tiers(graph.platforms[caller], graph.services[CATALOG])]
+
+
+def _cluster(bootstrap: dict, name: str) -> dict:
+    return next(c for c in bootstrap["static_resources"]["clusters"] if c["name"] == name)
+
+
+def test_a_static_sidecar_sees_every_placement_in_the_evaluators_tiers(compiled) -> None:
+    """report runs on the legacy VMs (us-east/b, net-east): its own placement first, then the
+    east cluster (same region, same network: its cluster DNS name), then the west cluster on
+    another network, through its east-west gateway with the SNI Istio's gateway forwards by
+    (`outbound_.<port>_.<subset>_.<host>`, istio.io "Multicluster": AUTO_PASSTHROUGH)."""
+    graph = compiled.graph
+    artifacts = {a.path: a for a in envoy.emit(graph, compiled.report)}
+    bootstrap = json.loads(artifacts["envoy/shop/report.yaml"].content)
+    cluster = _cluster(bootstrap, "outbound|8080||catalog.shop")
+    groups = [(g.get("priority", 0), g["locality"]["region"], g["locality"]["zone"],
+               [e["endpoint"]["address"]["socket_address"]["address"] for e in g["lb_endpoints"]],
+               {e["endpoint"]["address"]["socket_address"]["port_value"] for e in g["lb_endpoints"]})
+              for g in cluster["load_assignment"]["endpoints"]]
+    assert groups == [(0, "us-east", "b", ["10.0.3.7"], {8080}),
+                      (1, "us-east", "a", ["catalog.shop.svc.cluster.local"], {8080}),
+                      (2, "us-west", "a", ["198.51.100.10"], {15443})]
+    assert _tiers(graph, "legacy") == [["legacy"], ["east"], ["west"]]
+    tls = cluster["transport_socket"]["typed_config"]
+    assert tls["sni"] == "outbound_.8080_._.catalog.shop.svc.cluster.local"
+    assert cluster["outlier_detection"]["consecutive_5xx"] == 3
+    assert bootstrap["node"]["locality"] == {"region": "us-east", "zone": "b"}
+
+
+def test_a_service_on_several_platforms_has_one_sidecar_per_placement(compiled) -> None:
+    paths = {a.path for a in envoy.emit(compiled.graph, compiled.report)}
+    assert {"envoy/shop/catalog.east.yaml", "envoy/shop/catalog.west.yaml", "envoy/shop/catalog.legacy.yaml"} <= paths
+    bundles = {a.path for a in vm.emit(compiled.graph, compiled.report)}
+    assert "vm/legacy/catalog/endpoints/10.0.3.7/envoy.yaml" in bundles
+    bundle = next(a for a in vm.emit(compiled.graph, compiled.report)
+                  if a.path == "vm/legacy/catalog/endpoints/10.0.3.7/envoy.yaml")
+    assert json.loads(bundle.content)["node"]["locality"] == {"region": "us-east", "zone": "b"}
+
+
+def test_every_bootstrap_passes_envoy_validate(make_mesh, tmp_path) -> None:
+    certificates = tmp_path / "certs"
+    files = {p.name: p.read_text().replace("/etc/meshc/certs", str(certificates)) for p in FIXTURE.iterdir()}
+    compiled = compile_mesh(make_mesh(files))
+    bootstraps = {a.path: a.content for a in envoy.emit(compiled.graph, compiled.report)}
+    assert write_certificates(bootstraps, certificates) > 0
+    assert_envoy_accepts(bootstraps, tmp_path / "out")
+
+
+def _documents(artifacts, platform: str) -> list[dict]:
+    return [doc for a in artifacts if a.path.startswith(f"kubernetes/{platform}/")
+            and not a.path.endswith(("kustomization.yaml", kubernetes_platform.MESH_CONFIG_FILE))
+            for doc in yaml.safe_load_all(a.content)]
+
+
+def test_istio_objects_validate_and_fail_over_as_the_evaluator_says(compiled) -> None:
+    """Read as Istio does (tests/istio_reference.py): web on the east cluster (us-east/a) sees
+    the east pods, then the legacy VMs' WorkloadEntry (same region, another zone), then the
+    west pods through west's east-west gateway; the same order the evaluator gives."""
+    graph = compiled.graph
+    artifacts = kubernetes.emit(graph, compiled.report)
+    docs = {platform: _documents(artifacts, platform) for platform in ("east", "west")}
+    errors = [e for platform_docs in docs.values() for doc in platform_docs for e in validation_errors(doc)]
+    assert errors == []
+    networks = {p: istio_reference.cluster_network(d, "istio-system") for p, d in docs.items()}
+    assert networks == {"east": "net-east", "west": "net-west"}
+    gateways = {networks[p]: istio_reference.has_east_west_gateway(d) for p, d in docs.items()}
+    # the clusters' pods are where their nodes are: the platforms' locality
+    localities = {p: graph.platforms[p].locality.label() for p in docs}
+    workloads = [istio_reference.Workloads(p, networks[p], localities[p]) for p in docs]
+    entries = [d for d in docs["east"] if d["kind"] == "WorkloadEntry" and d["spec"]["labels"]["app"] == "catalog"]
+    workloads += [istio_reference.Workloads(e["metadata"]["name"], e["spec"].get("network"), e["spec"].get("locality"))
+                  for e in entries]
+    rule = next(d for d in docs["east"] if d["kind"] == "DestinationRule" and d["metadata"]["name"] == "catalog")
+    order = istio_reference.failover_order(networks["east"], localities["east"], workloads, gateways, rule)
+    placement_of = {"east": "east", "west": "west", "catalog-legacy-1": "legacy"}
+    assert [sorted(placement_of[s] for s in tier) for tier in order] == _tiers(graph, "east") \
+        == [["east"], ["legacy"], ["west"]]
+
+
+def test_both_flavours_turn_locality_failover_on_beside_outlier_detection(compiled) -> None:
+    artifacts = kubernetes.emit(compiled.graph, compiled.report)
+    for platform in ("east", "west"):
+        rule = next(d for d in _documents(artifacts, platform)
+                    if d["kind"] == "DestinationRule" and d["metadata"]["name"] == "catalog")
+        policy = rule["spec"]["trafficPolicy"]
+        assert policy["loadBalancer"]["localityLbSetting"] == {"enabled": True}, platform
+        assert policy["outlierDetection"]["consecutive5xxErrors"] == 3, platform
+
+
+def test_a_network_is_istio_installation_values_too(compiled) -> None:
+    artifacts = {a.path: a for a in kubernetes.emit(compiled.graph, compiled.report)}
+    values = yaml.safe_load(artifacts["kubernetes/east/istio-mesh-config.yaml"].content)
+    assert values["values"]["global"]["network"] == "net-east"
+
+
+def test_a_placement_priority_is_reported_where_istio_cannot_carry_it(make_mesh) -> None:
+    files = {p.name: p.read_text() for p in FIXTURE.iterdir()}
+    files["services.yaml"] = files["services.yaml"].replace(
+        "    endpoints: [{address: 10.0.3.7}]", "    endpoints: [{address: 10.0.3.7}]\n    priority: 1")
+    compiled = compile_mesh(make_mesh(files))
+    kubernetes.emit(compiled.graph, compiled.report)
+    found = {(str(d.code), d.location.file, d.location.line) for d in compiled.report.sorted()}
+    assert ("MESH478", "services.yaml", 29) in found
+    # Envoy carries it: the legacy VMs become the last tier for a caller on the east cluster
+    assert _tiers(compiled.graph, "east") == [["east"], ["west"], ["legacy"]]
