@@ -184,7 +184,8 @@ def placement_upstream(service: ServiceNode, placement: Placement, port: int, ve
     return Upstream(addresses, port, version_aware=True)
 
 
-def locality_upstreams(service: ServiceNode, port: int, version: str | None, caller: Platform) -> list[LocalityUpstream]:
+def locality_upstreams(service: ServiceNode, port: int, version: str | None,
+                       caller: Platform) -> list[LocalityUpstream]:
     """Every placement of `service` a caller on `caller` reaches, with its failover tier
     (docs/intents.md, Placements and failover; compiler.evaluate.failover_tiers)."""
     upstreams = []

@@ -123,7 +123,7 @@ class Reach:
                    for index in self.indexes)
 
     def platforms_of(self, kind: str, key: Key) -> set[str]:
-        found = set()
+        found: set[str] = set()
         for index in self.indexes:
             nodes = index.graph.services if kind == "service" else index.graph.gateways
             node = nodes.get(key)

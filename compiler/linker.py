@@ -13,8 +13,8 @@ from compiler.graph import (
     GatewayNode,
     Key,
     MeshGraph,
-    PolicyNode,
     Placement,
+    PolicyNode,
     Principal,
     ResolvedAccessRule,
     ResolvedRule,
@@ -342,6 +342,7 @@ class _Linker:
     def link_placements(self, key: Key, intent: Intent) -> list[Placement] | None:
         """The platforms a service runs on, each with its endpoints; None when one is wrong."""
         spec = intent.model
+        written: list[tuple[str, list, int, int | None]]
         if spec.platform is not None:
             written = [(spec.platform, spec.endpoints, 0, None)]
         else:

@@ -48,8 +48,8 @@ def flows(graph: MeshGraph) -> Iterator[Flow]:
     for gateway in graph.gateways.values():
         for route in graph.gateway_routes.get(gateway.key, ()):
             for rule in route.rules:
-                for d_index, target in enumerate(rule.destinations):
-                    yield Flow(gateway.platform, graph.services[target.service],
+                for d_index, destination in enumerate(rule.destinations):
+                    yield Flow(gateway.platform, graph.services[destination.service],
                                at(route.origin, "rules", rule.index, "to", d_index), f"Gateway {gateway.key}")
 
 

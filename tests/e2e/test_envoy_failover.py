@@ -20,9 +20,9 @@ import time
 
 import pytest
 
+from compiler.diagnostics import Report
 from compiler.evaluate import failover_tiers, serving_placements
 from compiler.graph import Key
-from compiler.diagnostics import Report
 from targets.envoylib import sidecar_bootstrap
 from tests.e2e import harness
 from tests.e2e.meshes import API, NAMESPACE, compile_graph
