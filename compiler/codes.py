@@ -1,8 +1,8 @@
 """The one table of diagnostic codes, each with its documentation.
 
 Ranges: 0xx loading and YAML (05x `meshc fmt`, 06x `meshc import`), 1xx schema, 2xx references
-and linking, 3xx semantic analysis and Policies, 4xx target-specific (41x envoy, 42x kubernetes,
-43x cloudfoundry, 44x vm), 5xx route tests (`meshc test`).
+and linking, 3xx semantic analysis and Policies, 4xx target-specific (41x and 45x envoy, 42x and
+46x-49x kubernetes, 43x cloudfoundry, 44x vm), 5xx route tests (`meshc test`).
 A code never changes meaning and is never reused; `meshc explain CODE` prints its entry and
 docs/diagnostics.md is generated from this table.
 """
@@ -682,6 +682,27 @@ K8S_PLACEMENT_PRIORITY = _code(
     cluster or per WorkloadEntry. On a kubernetes platform the service's placements are
     ordered by locality, and a `priority` that would order them otherwise is not applied.
     Express the order with the platforms' `locality`, or leave `priority` unset.""",
+)
+
+K8S_GATEWAY_API_CLIENT_VALIDATION = _code(
+    "MESH467", "k8s-gateway-api-client-validation", "error",
+    "Client certificate validation the Gateway API cannot carry as written.",
+    """On flavor gateway-api a listener's `tls.clientValidation` is the Gateway's
+    `spec.tls.frontend.perPort` entry for its port: the Gateway API validates client
+    certificates per port, for the HTTPS listeners of that port. Https listeners of one port
+    that validate differently (one CA and another, or one and none) all get the stricter
+    setting, and a `tls` listener that terminates TLS gets none, so clients without a
+    certificate would get in. Give the listeners of a port one setting, use an https listener,
+    or use flavor istio (per Server `tls.mode: MUTUAL`).""",
+)
+K8S_GATEWAY_API_TLS_PARAMETERS = _code(
+    "MESH468", "k8s-gateway-api-tls-parameters", "error",
+    "A listener's minimum TLS version or cipher suites the Gateway API cannot carry.",
+    """The Gateway API standard channel has no field for a listener's minimum TLS version or
+    cipher suites (listener `tls.options` are implementation-specific), so on flavor
+    gateway-api the implementation's defaults would apply instead of `tls.minVersion` and
+    `tls.cipherSuites`: a weaker TLS than written. Use flavor istio for the gateway (Server
+    `tls.minProtocolVersion` and `tls.cipherSuites`), or the envoy target.""",
 )
 
 # 43x: cloudfoundry ---------------------------------------------------------------------------

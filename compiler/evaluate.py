@@ -56,6 +56,11 @@ class Request:
     port: int | None = None  # a gateway: the listener port (required); a sidecar: see host_and_port
     sni: str | None = None  # the TLS server name, on gateway https and tls listeners
     scheme: str = "http"
+    # TLS the client offers a terminating gateway listener: the highest version it speaks, and
+    # the CA (a listener's clientValidation.ca) its certificate chains to, None for none
+    tls_version: str = "1.3"
+    client_ca: str | None = None
+    tls_ciphers: tuple[str, ...] | None = None  # the TLS 1.2 suites it offers; None: any
 
     @property
     def bare_path(self) -> str:
@@ -471,9 +476,15 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
         https = [candidate for candidate in secured if candidate.protocol == "https"]
         if listener is None:
             if https:
+                refused = tls_refusal(https[0], request)  # the first https listener's TLS completes it
+                if refused is not None:
+                    return Decision("refused", listener=https[0].name, reason=refused)
                 return Decision("not-found", 404, listener=https[0].name,
                                 reason=f"SNI {request.sni!r} names no listener on port {request.port}")
             return Decision("refused", reason=f"SNI {request.sni!r} names no listener on port {request.port}")
+        refused = tls_refusal(listener, request)
+        if refused is not None:
+            return Decision("refused", listener=listener.name, reason=refused)
         if listener.protocol == "https":
             owner = choose_listener(https, name)
             if owner is not None and owner is not listener:
@@ -483,6 +494,24 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
         passthrough = listener.tls is not None and listener.tls.mode == "passthrough"
         return stream_decision(graph, gateway, listener, sni if passthrough else None)
     return stream_decision(graph, gateway, on_port[0], None)
+
+
+def tls_refusal(listener: Listener, request: Request) -> str | None:
+    """Why a terminating listener refuses the client's TLS handshake, None when it completes:
+    a version below `minVersion` (default 1.2), a TLS 1.2 client offering none of the
+    listener's `cipherSuites`, or, with `clientValidation`, a client certificate that is
+    missing or does not chain to `ca`."""
+    tls = listener.tls
+    if tls is None or tls.mode != "terminate":
+        return None
+    if request.tls_version < (tls.minVersion or "1.2"):
+        return f"listener {listener.name!r} requires TLS {tls.minVersion or '1.2'} or later"
+    if request.tls_version == "1.2" and tls.cipherSuites and request.tls_ciphers is not None \
+            and not set(request.tls_ciphers) & set(tls.cipherSuites):
+        return f"listener {listener.name!r} shares no TLS 1.2 cipher suite with the client"
+    if tls.clientValidation is not None and request.client_ca != tls.clientValidation.ca:
+        return f"listener {listener.name!r} requires a client certificate from {tls.clientValidation.ca!r}"
+    return None
 
 
 def is_http_only(entry: Match) -> bool:

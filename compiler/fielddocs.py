@@ -315,6 +315,15 @@ FIELDS: dict[str, dict[str, str]] = {
     "ListenerTls": {
         "mode": "`terminate`: the gateway holds the certificate; `passthrough`: the backend terminates.",
         "certificate": "The name of the secret (Kubernetes) or SDS resource holding the certificate.",
+        "clientValidation": "Mutual TLS: clients must present a certificate that chains to this CA "
+                            "(terminating listeners).",
+        "minVersion": "The lowest TLS version accepted, `\"1.2\"` or `\"1.3\"` (quoted); unset, 1.2.",
+        "cipherSuites": "The TLS 1.2 cipher suites accepted, by OpenSSL name; unset, the proxy's defaults "
+                        "(TLS 1.3 suites are not configurable).",
+    },
+    "ClientValidation": {
+        "ca": "The CA bundle client certificates must chain to: a ConfigMap or secret with `ca.crt` "
+              "(Kubernetes), an SDS resource, or `<ca>.pem` beside the gateway's certificates (files).",
     },
     "ExternalService": {
         "hosts": "The host names it is reached at; at least one.",

@@ -809,14 +809,46 @@ class AccessPolicy(Strict):
 # Gateway
 
 
+# TLS 1.2 cipher suites by their OpenSSL (BoringSSL) names, which Envoy's
+# TlsParameters.cipher_suites and Istio's ServerTLSSettings.cipherSuites both take: Envoy's
+# non-FIPS server list (TLS 1.3 suites are not configurable: "this setting has no effect when
+# negotiating TLS 1.3").
+CipherSuite = Literal[
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-RSA-AES256-SHA",
+    "AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA", "AES256-SHA",
+]
+# TLS below 1.2 is left out: Envoy's default ciphers no longer include any it could use.
+TlsVersion = Literal["1.2", "1.3"]
+
+
+class ClientValidation(Strict):
+    """Mutual TLS at a gateway listener: clients present a certificate that chains to `ca`."""
+
+    ca: Name  # the secret/ConfigMap (Kubernetes), SDS resource or file stem holding the CA bundle
+
+
 class ListenerTls(Strict):
     mode: Literal["terminate", "passthrough"]
     certificate: Name | None = None
+    # gateway TLS settings (issue 12, auth): client certificates, protocol versions, ciphers
+    clientValidation: ClientValidation | None = None
+    minVersion: TlsVersion | None = None
+    cipherSuites: list[CipherSuite] = []
 
     @model_validator(mode="after")
     def _certificate(self) -> ListenerTls:
         if self.mode == "passthrough" and self.certificate is not None:
             raise ValueError("a passthrough listener does not terminate TLS and takes no certificate")
+        terminating = [f for f in ("clientValidation", "minVersion", "cipherSuites") if getattr(self, f)]
+        if self.mode == "passthrough" and terminating:
+            raise ValueError(f"a passthrough listener does not terminate TLS and takes no {', '.join(terminating)}")
+        _unique(list(self.cipherSuites), "cipher suite")
+        if self.cipherSuites and self.minVersion == "1.3":
+            raise ValueError("cipherSuites choose among TLS 1.2 suites, and minVersion 1.3 allows none of them "
+                             "(TLS 1.3 suites are not configurable)")
         return self
 
 

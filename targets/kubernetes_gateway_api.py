@@ -16,7 +16,7 @@ from compiler.addressing import cluster_dns_name, version_service_name
 from compiler.diagnostics import Related
 from compiler.graph import GATEWAY_API_CLASS, GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.hostnames import covers
-from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, StringMatch
+from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Listener, Match, StringMatch
 from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_platform import PlatformEmitter
 from targets.kubernetes_support import (
@@ -348,6 +348,10 @@ class GatewayApiEmitter(PlatformEmitter):
         if address is not None:
             gateway_spec["addresses"] = [{"type": "Hostname", "value": address}]
         gateway_spec["listeners"] = listeners
+        frontend = self.frontend_validation(gateway)
+        if frontend:
+            # `default` is required; empty, it validates no client: only the ports listed do
+            gateway_spec["tls"] = {"frontend": {"default": {}, "perPort": frontend}}
         docs = [*self.gateway_workload_documents(gateway),
                 document(GATEWAY_API, "Gateway", metadata(gw_name, gw_ns, sources), spec=gateway_spec)]
         if redirect_sections:
@@ -375,6 +379,55 @@ class GatewayApiEmitter(PlatformEmitter):
                 docs.append(document(GATEWAY_API, kind,
                                      metadata(route.key.name, route.key.namespace, (route.origin.file,)), spec=spec))
         return docs
+
+    # -- gateway TLS (issue 12, auth) ------------------------------------------------------------
+
+    def frontend_validation(self, gateway: GatewayNode) -> list[dict]:
+        """GatewaySpec.tls.frontend.perPort: client certificate validation "applied to all
+        Listeners handling HTTPS traffic and matching given port", a ConfigMap with `ca.crt`
+        (Core). What that cannot carry as written is reported (MESH467, MESH468)."""
+        by_port: dict[int, list[tuple[int, Listener]]] = {}
+        for index, listener in enumerate(gateway.listeners):
+            tls = listener.tls
+            if tls is None or tls.mode != "terminate":
+                continue
+            where = ("listeners", index, "tls")
+            written = [f for f in ("minVersion", "cipherSuites") if getattr(tls, f)]
+            if written:
+                self.report.add(codes.K8S_GATEWAY_API_TLS_PARAMETERS,
+                                f"Gateway {gateway.key} listener {listener.name!r} sets {' and '.join(written)}, which "
+                                "the Gateway API has no field for (listener tls.options are implementation-specific): "
+                                "the implementation's own defaults apply",
+                                self.graph.sources.locate(gateway.origin, *where, written[0]),
+                                hint="use flavor istio for this gateway (Server tls.minProtocolVersion, cipherSuites)")
+            if listener.protocol == "https":
+                by_port.setdefault(listener.port, []).append((index, listener))
+            elif tls.clientValidation is not None:
+                self.report.add(codes.K8S_GATEWAY_API_CLIENT_VALIDATION,
+                                f"Gateway {gateway.key} listener {listener.name!r} (tls) validates client "
+                                "certificates, but Gateway API frontend validation applies to HTTPS listeners only: "
+                                "clients without a certificate would get in",
+                                self.graph.sources.locate(gateway.origin, *where, "clientValidation"),
+                                hint="use flavor istio for this gateway, or an https listener")
+        per_port = []
+        for port, group in sorted(by_port.items()):
+            authorities = {listener.tls.clientValidation.ca if listener.tls and listener.tls.clientValidation else None
+                           for _, listener in group}
+            required = sorted(a for a in authorities if a is not None)
+            if not required:
+                continue
+            if len(authorities) > 1:
+                index, listener = group[0]
+                self.report.add(codes.K8S_GATEWAY_API_CLIENT_VALIDATION,
+                                f"Gateway {gateway.key}'s https listeners on port {port} validate client certificates "
+                                f"differently ({', '.join(a or 'none' for a in sorted(authorities, key=str))}), but "
+                                "Gateway API frontend validation is per port: every https listener of the port "
+                                f"requires a certificate from {', '.join(required)}",
+                                self.graph.sources.locate(gateway.origin, "listeners", index, "tls"),
+                                hint="give the listeners one clientValidation, or ports of their own")
+            per_port.append({"port": port, "tls": {"validation": {"caCertificateRefs": [
+                {"group": "", "kind": "ConfigMap", "name": ca} for ca in required]}}})
+        return per_port
 
     # -- rule order --------------------------------------------------------------------------
 

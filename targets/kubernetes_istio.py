@@ -13,7 +13,7 @@ from typing import Protocol
 
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
 from compiler.hostnames import covers, overlap
-from compiler.model import HeaderModifier, Match, StringMatch
+from compiler.model import HeaderModifier, ListenerTls, Match, StringMatch
 from targets.kubernetes_meta import document, gateway_selector, metadata
 from targets.kubernetes_support import ISTIO_NETWORKING, proto_duration, protocol_name, rule_kind
 
@@ -320,6 +320,21 @@ def https_redirects(gateway: GatewayNode, routes: Sequence[RouteNode]) -> HttpsR
     return out
 
 
+def server_tls(tls: ListenerTls) -> dict:
+    """Istio ServerTLSSettings of a terminating listener: MUTUAL with `caCertCredentialName`
+    ("For mutual TLS, the name of the secret or the configmap that holds CA certificates") when
+    clients are validated, else SIMPLE; `minProtocolVersion` and `cipherSuites` as written."""
+    settings: dict = {"mode": "MUTUAL" if tls.clientValidation is not None else "SIMPLE",
+                      "credentialName": tls.certificate}
+    if tls.clientValidation is not None:
+        settings["caCertCredentialName"] = tls.clientValidation.ca
+    if tls.minVersion is not None:
+        settings["minProtocolVersion"] = "TLSV" + tls.minVersion.replace(".", "_")
+    if tls.cipherSuites:
+        settings["cipherSuites"] = list(tls.cipherSuites)
+    return settings
+
+
 def istio_gateway(gateway: GatewayNode) -> dict:
     servers = []
     for listener in gateway.listeners:
@@ -332,7 +347,7 @@ def istio_gateway(gateway: GatewayNode) -> dict:
             if listener.tls.mode == "passthrough":
                 server["tls"] = {"mode": "PASSTHROUGH"}
             else:
-                server["tls"] = {"mode": "SIMPLE", "credentialName": listener.tls.certificate}
+                server["tls"] = server_tls(listener.tls)
         servers.append(server)
     return document(
         ISTIO_NETWORKING,

@@ -56,6 +56,7 @@ MESHES = {
     "istio-redirect-prefix": CATALOGUE / "istio-redirect-prefix",
     "gateway-api-route-merge": CATALOGUE / "gateway-api-route-merge",
     "placement-priority": CATALOGUE / "placement-priority",
+    "gateway-api-tls": CATALOGUE / "gateway-api-tls",
 }
 
 

@@ -163,17 +163,19 @@ class _GatewayBuilder:
                                          self.http_virtual_hosts(https, port, answering=listener))]
         else:
             filters = [self.stream_proxy(f"gateway|{port}|{listener.name}", listener, port)]
-        return [{"filter_chain_match": match, "transport_socket": self.proxy.certificates.terminate(tls.certificate),
+        return [{"filter_chain_match": match, "transport_socket": self.proxy.certificates.terminate(tls),
                  "filters": filters} for match in server_names_matches(listener.hosts)]
 
     def unknown_sni_chain(self, first_https: Listener, port: int) -> dict:
         """A TLS connection whose SNI names no listener (or that sends none) is completed with the
-        first https listener's certificate and answered 404 (docs/intents.md; Gateway API: traffic
+        first https listener's certificate and TLS settings (client validation, versions, ciphers:
+        a name no listener serves gets no weaker TLS than the first listener's) and answered 404
+        (docs/intents.md; Gateway API: traffic
         that matches no Listener hostname "MUST be rejected ... HTTP returns a 404"); without
         this chain Envoy closes the connection ("If no matching FilterChain is found, the default
         filter chain will be used ..., otherwise the connection will be closed")."""
         assert first_https.tls is not None  # an https listener has one (Listener's validator)
-        return {"transport_socket": self.proxy.certificates.terminate(first_https.tls.certificate),
+        return {"transport_socket": self.proxy.certificates.terminate(first_https.tls),
                 "filters": [self.http_manager(f"gateway|{port}|unknown-sni", [])]}
 
     def passthrough_chains(self, listener: Listener, on_port: list[Listener]) -> list[dict]:

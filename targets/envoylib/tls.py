@@ -8,7 +8,7 @@ workload's X.509 SVID, `ROOTCA` the trust bundle.
 from __future__ import annotations
 
 from compiler.graph import Key
-from compiler.model import FileCertificates, SdsCertificates
+from compiler.model import FileCertificates, ListenerTls, SdsCertificates
 from targets.envoylib.blocks import http2_options
 
 SDS_CLUSTER = "sds-grpc"
@@ -19,6 +19,8 @@ SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 TLS_SOCKET = "envoy.transport_sockets.tls"
 DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+# Listener minVersion to Envoy's TlsParameters.TlsProtocol.
+TLS_VERSIONS = {"1.2": "TLSv1_2", "1.3": "TLSv1_3"}
 
 
 def workload_certificate_dir(settings: FileCertificates, identity: Key) -> str:
@@ -78,13 +80,32 @@ class Certificates:
             "common_tls_context": {**self.own_certificate(), **self.mesh_validation()},
         }}
 
-    def terminate(self, certificate: str | None) -> dict:
+    def terminate(self, tls: ListenerTls) -> dict:
         """TLS termination on a gateway listener with the named certificate (the SVID without one,
-        which MESH353 reports as an error); no client certificate."""
-        return {"name": TLS_SOCKET, "typed_config": {
-            "@type": DOWNSTREAM_TLS,
-            "common_tls_context": self.own_certificate(certificate),
-        }}
+        which MESH353 reports as an error); with `clientValidation`, a client certificate that
+        chains to the named CA bundle is required (docs/intents.md, Gateway)."""
+        context: dict = self.own_certificate(tls.certificate)
+        config: dict = {"@type": DOWNSTREAM_TLS}
+        if tls.clientValidation is not None:
+            config["require_client_certificate"] = True
+            context.update(self.client_ca(tls.clientValidation.ca))
+        params: dict = {}
+        if tls.minVersion is not None:
+            params["tls_minimum_protocol_version"] = TLS_VERSIONS[tls.minVersion]
+        if tls.cipherSuites:
+            params["cipher_suites"] = list(tls.cipherSuites)
+        if params:
+            context["tls_params"] = params
+        config["common_tls_context"] = context
+        return {"name": TLS_SOCKET, "typed_config": config}
+
+    def client_ca(self, ca: str) -> dict:
+        """The validation context of a gateway's client certificates: the named CA bundle (an SDS
+        secret, or `<ca>.pem` beside the workload's certificates)."""
+        if self.settings.mode == "sds":
+            return {"validation_context_sds_secret_config": self.sds_secret(ca)}
+        directory = workload_certificate_dir(self.settings, self.identity)
+        return {"validation_context": {"trusted_ca": {"filename": f"{directory}/{ca}.pem"}}}
 
     def upstream(self, peer: str, sni: str | None = None) -> dict:
         """mTLS to a mesh callee: present the SVID, accept only the callee's SPIFFE ID; `sni`
