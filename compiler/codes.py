@@ -550,10 +550,11 @@ ENVOY_ROUTE_FEATURE_UNSUPPORTED = _code(
 )
 ENVOY_ACCESS_RULE_UNSUPPORTED = _code(
     "MESH412", "envoy-access-rule-unsupported", "warning", "An AccessPolicy rule Envoy cannot enforce as written.",
-    """Methods and paths are HTTP-only: on a tcp, tls or mongo port an allow rule that names
-    them admits nobody there and a deny rule that names them denies every caller it names
-    (as Istio does). Callers are identified by their SPIFFE certificate, so on a service with
-    `mtls: DISABLE` no caller can be identified and a rule naming callers matches nobody.""",
+    """Methods, paths, end users (requestPrincipals, claims) and headers are HTTP-only: on a
+    tcp, tls or mongo port an allow rule that names them admits nobody there and a deny rule
+    that names them denies every caller it names (as Istio does). Callers are identified by
+    their SPIFFE certificate, so on a service with `mtls: DISABLE` no caller can be identified
+    and a rule naming callers matches nobody.""",
 )
 ENVOY_RATE_LIMIT_UNSUPPORTED = _code(
     "MESH413", "envoy-rate-limit-unsupported", "warning", "rateLimit on a port that carries no HTTP requests.",

@@ -9,10 +9,15 @@ every target run it.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
-from urllib.parse import parse_qsl
+from types import MappingProxyType
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote_plus
 
 from compiler.diagnostics import Location
 from compiler.graph import (
@@ -34,6 +39,7 @@ from compiler.model import (
     HTTP_PROTOCOLS,
     HeaderEdits,
     HeaderModifier,
+    JwtProvider,
     Listener,
     Locality,
     Match,
@@ -42,7 +48,8 @@ from compiler.model import (
     StringMatch,
 )
 
-Action = Literal["forward", "redirect", "abort", "not-found", "misdirected", "refused"]
+Action = Literal["forward", "redirect", "abort", "not-found", "misdirected", "refused", "unauthenticated",
+                 "forbidden"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ class Request:
     tls_version: str = "1.3"
     client_ca: str | None = None
     tls_ciphers: tuple[str, ...] | None = None  # the TLS 1.2 suites it offers; None: any
+    # a JWT the request carries whose signature does not verify with its provider's keys (signature
+    # checks are cryptography, outside the semantics: tests sign such tokens with another key)
+    forged_token: bool = False
+    now: float | None = None  # the time tokens are checked at (seconds since the epoch); None: now
 
     @property
     def bare_path(self) -> str:
@@ -462,6 +473,10 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
     name, _ = split_host(request.host)
     http = [listener for listener in on_port if listener.protocol == "http"]
     if http:
+        passed = gateway_authentication(gateway, request)
+        if isinstance(passed, Decision):
+            return passed
+        request = passed
         listener = choose_listener(http, name)
         if listener is None:
             return Decision("not-found", 404, reason=f"no listener on port {request.port} serves {name!r}")
@@ -479,6 +494,9 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
                 refused = tls_refusal(https[0], request)  # the first https listener's TLS completes it
                 if refused is not None:
                     return Decision("refused", listener=https[0].name, reason=refused)
+                passed = gateway_authentication(gateway, request)
+                if isinstance(passed, Decision):
+                    return passed
                 return Decision("not-found", 404, listener=https[0].name,
                                 reason=f"SNI {request.sni!r} names no listener on port {request.port}")
             return Decision("refused", reason=f"SNI {request.sni!r} names no listener on port {request.port}")
@@ -486,6 +504,10 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
         if refused is not None:
             return Decision("refused", listener=listener.name, reason=refused)
         if listener.protocol == "https":
+            passed = gateway_authentication(gateway, request)
+            if isinstance(passed, Decision):
+                return passed
+            request = passed
             owner = choose_listener(https, name)
             if owner is not None and owner is not listener:
                 return Decision("misdirected", 421, listener=listener.name,
@@ -494,6 +516,16 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
         passthrough = listener.tls is not None and listener.tls.mode == "passthrough"
         return stream_decision(graph, gateway, listener, sni if passthrough else None)
     return stream_decision(graph, gateway, on_port[0], None)
+
+
+def gateway_authentication(gateway: GatewayNode, request: Request) -> Decision | Request:
+    """The gateway's `jwt` providers check every HTTP request it receives before anything else
+    decides: 401 for an invalid token (docs/intents.md, End-user authentication); else the
+    request as it is passed on."""
+    checked = authenticate(gateway.spec.jwt, request)
+    if checked.refused:
+        return Decision("unauthenticated", checked.status, reason=checked.reason)
+    return checked.passed_on(request)
 
 
 def tls_refusal(listener: Listener, request: Request) -> str | None:
@@ -608,6 +640,8 @@ class Peer:
 def principal_matches(principal: Principal, peer: Peer) -> bool:
     if principal.kind == "any":
         return peer.namespace is not None
+    if principal.kind == "unauthenticated":
+        return peer.namespace is None
     if principal.kind == "namespace":
         return principal.namespace == peer.namespace
     wanted = peer.gateway if principal.kind == "gateway" else peer.service
@@ -619,23 +653,195 @@ def path_admitted(pattern: str, path: str) -> bool:
     return path.startswith(pattern[:-1]) if pattern.endswith("*") else path == pattern
 
 
-def access_rule_matches(rule: ResolvedAccessRule, peer: Peer, method: str, path: str, port: int) -> bool:
+def value_admitted(pattern: str, value: str | None) -> bool:
+    """A header or claim value against `exact`, `prefix*`, `*suffix` or `*` (any value)."""
+    if value is None:
+        return False
+    if pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return value == pattern
+
+
+def request_principal_admitted(pattern: str, user: EndUser | None) -> bool:
+    """`*` any end user; `<issuer>/*` any subject of the issuer; `<issuer>/<subject>` (split at
+    the last `/`)."""
+    if user is None:
+        return False
+    if pattern == "*":
+        return True
+    issuer, _, subject = pattern.rpartition("/")
+    return user.issuer == issuer and (subject == "*" or user.subject == subject)
+
+
+def claim_admitted(patterns: list[str], user: EndUser | None, name: str) -> bool:
+    """A string claim, or a string in a list claim, has one of the values (`*`: any string);
+    claims of other types match nothing."""
+    value = user.claims.get(name) if user is not None else None
+    values = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
+        if isinstance(value, list) else []
+    return any(value_admitted(p, v) for p in patterns for v in values)
+
+
+def access_rule_matches(rule: ResolvedAccessRule, peer: Peer, method: str, path: str, port: int,
+                        headers: Headers = (), user: EndUser | None = None) -> bool:
+    spec = rule.spec
     return (any(principal_matches(p, peer) for p in rule.principals)
-            and (not rule.spec.methods or method in rule.spec.methods)
-            and (not rule.spec.paths or any(path_admitted(p, path.split("?", 1)[0]) for p in rule.spec.paths))
-            and (not rule.spec.ports or port in rule.spec.ports))
+            and (not spec.methods or method in spec.methods)
+            and (not spec.paths or any(path_admitted(p, path.split("?", 1)[0]) for p in spec.paths))
+            and (not spec.ports or port in spec.ports)
+            and (not spec.requestPrincipals or any(request_principal_admitted(p, user) for p in spec.requestPrincipals))
+            and all(claim_admitted(patterns, user, name) for name, patterns in spec.claims.items())
+            and all(any(value_admitted(p, header_value(headers, name)) for p in patterns)
+                    for name, patterns in spec.headers.items()))
 
 
-def admitted(graph: MeshGraph, callee: Key, peer: Peer, method: str, path: str, port: int) -> bool:
-    """Whether the callee's sidecar admits an HTTP request: no deny rule matches, and an allow
-    rule matches (without any allow rule: whatever Mesh.authorization says)."""
+def admitted(graph: MeshGraph, callee: Key, peer: Peer, method: str, path: str, port: int,
+             headers: Headers = (), user: EndUser | None = None) -> bool:
+    """Whether the callee's sidecar admits an HTTP request from `peer` with `headers`, whose
+    end user (from a valid token) is `user`: no deny rule matches, and an allow rule matches
+    (without any allow rule: whatever Mesh.authorization says)."""
     policies = graph.policies_for(callee)
-    if any(access_rule_matches(r, peer, method, path, port) for p in policies for r in p.deny):
+    if any(access_rule_matches(r, peer, method, path, port, headers, user) for p in policies for r in p.deny):
         return False
     allows = [r for p in policies for r in p.allow]
     if not allows:
         return graph.mesh.authorization == "allow"
-    return any(access_rule_matches(r, peer, method, path, port) for r in allows)
+    return any(access_rule_matches(r, peer, method, path, port, headers, user) for r in allows)
+
+
+def inbound(graph: MeshGraph, callee: Key, peer: Peer, request: Request, port: int) -> Decision:
+    """What the callee's sidecar does with an HTTP request on `port`: its `jwt` providers
+    authenticate it (401 for an invalid token), then its AccessPolicies decide (403), else it
+    reaches the application (docs/intents.md, AccessPolicy and End-user authentication)."""
+    checked = authenticate(graph.services[callee].spec.jwt, request)
+    if checked.refused:
+        return Decision("unauthenticated", checked.status, reason=checked.reason)
+    if not admitted(graph, callee, peer, request.method, request.path, port, request.headers, checked.user):
+        return Decision("forbidden", 403, reason=f"the AccessPolicies of {callee} do not admit it")
+    passed = checked.passed_on(request)
+    return Decision("forward", destinations=(Target(callee, None, port, 100),), port=port, path=passed.path,
+                    host=passed.host, request_headers=passed.headers, reason="admitted")
+
+
+# ---------------------------------------------------------------------------------------------
+# End-user authentication: JWT providers of a Service or Gateway (docs/intents.md)
+
+# Envoy JwtProvider.clock_skew_seconds: "If not specified, default is 60 seconds"; Istio keeps it.
+CLOCK_SKEW_SECONDS = 60
+DEFAULT_TOKEN_HEADER = ("authorization", "Bearer ")
+DEFAULT_TOKEN_PARAM = "access_token"
+
+
+@dataclass(frozen=True)
+class EndUser:
+    """Who a valid token says the end user is: its issuer, subject and claims."""
+
+    issuer: str
+    subject: str | None
+    claims: Mapping[str, Any]
+
+    @property
+    def principal(self) -> str:
+        """Istio's request principal, `<iss>/<sub>`."""
+        return f"{self.issuer}/{self.subject or ''}"
+
+
+@dataclass(frozen=True)
+class Authentication:
+    refused: bool = False  # answered `status`
+    user: EndUser | None = None  # None: no token (or refused)
+    reason: str = ""
+    # where a verified token was that the backend does not receive (forward: false): a location
+    # of token_locations
+    removed: tuple[str, str, str] | None = None
+    status: int = 401  # of a refusal: 401, or 403 for a token meant for other audiences
+
+    def passed_on(self, request: Request) -> Request:
+        """The request as the proxy passes it on: without the verified token's header or query
+        parameter unless its provider forwards it."""
+        if self.removed is None:
+            return request
+        kind, name, _ = self.removed
+        if kind == "header":
+            return replace(request, headers=tuple((n, v) for n, v in request.headers if n.lower() != name))
+        kept = [part for part in request.query_string.split("&") if unquote_plus(part.split("=", 1)[0]) != name]
+        return replace(request, path=request.bare_path + ("?" + "&".join(kept) if kept else ""))
+
+
+def is_cors_preflight(request: Request) -> bool:
+    """OPTIONS with Origin and Access-Control-Request-Method: a CORS preflight request."""
+    return (request.method == "OPTIONS" and request.header("origin") is not None
+            and request.header("access-control-request-method") is not None)
+
+
+def token_locations(provider: JwtProvider) -> list[tuple[str, str, str]]:
+    """("header", name, prefix) and ("param", name, "") where the provider reads its token."""
+    if provider.from_ is None:
+        return [("header", *DEFAULT_TOKEN_HEADER), ("param", DEFAULT_TOKEN_PARAM, "")]
+    return ([("header", h.name.lower(), h.prefix) for h in provider.from_.headers]
+            + [("param", name, "") for name in provider.from_.params])
+
+
+def token_at(request: Request, location: tuple[str, str, str]) -> str | None:
+    kind, name, prefix = location
+    value = request.header(name) if kind == "header" else request.query(name)
+    if value is None or not value.startswith(prefix) or not value[len(prefix):]:
+        return None
+    return value[len(prefix):]
+
+
+def token_payload(token: str) -> dict | None:
+    """The claims of a JWT (`header.payload.signature`, base64url JSON), unverified; None when
+    the text is not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def authenticate(providers: Sequence[JwtProvider], request: Request) -> Authentication:
+    """docs/intents.md, End-user authentication: no token, no end user; a token that does not
+    verify, 401; else its issuer, subject and claims."""
+    if is_cors_preflight(request):
+        return Authentication()  # Envoy bypass_cors_preflight, as Istio sets it
+    found = [(provider, location, token) for provider in providers for location in token_locations(provider)
+             if (token := token_at(request, location)) is not None]
+    if not found:
+        return Authentication()
+    _, location, token = found[0]
+    payload = token_payload(token)
+    if payload is None:
+        return Authentication(True, reason="the token is not a JWT")
+    issuer = payload.get("iss")
+    owner = next((p for p, where, _ in found if p.issuer == issuer and where == location), None)
+    if owner is None:
+        return Authentication(True, reason=f"no provider of issuer {issuer!r} reads a token there")
+    if request.forged_token:
+        return Authentication(True, reason="the token's signature does not verify")
+    now = request.now if request.now is not None else time.time()
+    expires, not_before = payload.get("exp"), payload.get("nbf")
+    if isinstance(expires, (int, float)) and expires + CLOCK_SKEW_SECONDS <= now:
+        return Authentication(True, reason="the token has expired")
+    if isinstance(not_before, (int, float)) and not_before - CLOCK_SKEW_SECONDS > now:
+        return Authentication(True, reason="the token is not valid yet")
+    audiences = payload.get("aud")
+    audiences = [audiences] if isinstance(audiences, str) else audiences if isinstance(audiences, list) else []
+    if owner.audiences and not set(owner.audiences) & set(audiences):
+        # Envoy answers JwtAudienceNotAllowed with 403, the token being valid but not for this proxy
+        return Authentication(True, reason=f"the token's audiences {audiences} name none of {owner.audiences}",
+                              status=403)
+    subject = payload.get("sub")
+    removed = None if owner.forward else location
+    return Authentication(user=EndUser(owner.issuer, subject if isinstance(subject, str) else None,
+                                       MappingProxyType(dict(payload))), removed=removed)
 
 
 # ---------------------------------------------------------------------------------------------

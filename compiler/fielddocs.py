@@ -103,6 +103,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "dir": "The directory of the certificate files: an absolute path without whitespace or control characters.",
     },
     "Service": {
+        "jwt": "End-user authentication: JWT providers whose tokens are verified on every HTTP request; "
+               "an invalid token is answered 401 (see AccessPolicy).",
         "platform": "The platform it runs on (a name in `Mesh.platforms`); or `placements`, for several.",
         "placements": "The platforms it runs on at once, with their endpoints and failover priority (see "
                       "Placements and failover); instead of `platform`.",
@@ -279,10 +281,20 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     "AccessRule": {
         "from": "Who: service references, `{namespace: ns}` (every identity of a namespace), `{gateway: ref}` "
-                "(traffic arriving through a Gateway) or `\"*\"` (any mesh identity); at least one.",
+                "(traffic arriving through a Gateway), `\"*\"` (any mesh identity) or `{unauthenticated: true}` "
+                "(no mesh identity); unset, any caller.",
         "methods": "HTTP methods (HTTP ports only); unset, any.",
         "paths": "Exact paths, or paths ending in `*` for a prefix (HTTP ports only); unset, any.",
         "ports": "Ports of the service; unset, any.",
+        "requestPrincipals": "End users: `<issuer>/<subject>` of a valid JWT, `<issuer>/*` or `\"*\"` (any valid "
+                             "token) (HTTP ports only); unset, with or without a token.",
+        "claims": "Claims of the end user's valid JWT, each with values it must have one of (exact, `prefix*`, "
+                  "`*suffix`, `\"*\"` for present) (HTTP ports only).",
+        "headers": "Request headers, each with values it must have one of (exact, `prefix*`, `*suffix`, "
+                   "`\"*\"` for present) (HTTP ports only).",
+    },
+    "UnauthenticatedSource": {
+        "unauthenticated": "`true`: a caller without a mesh identity (`\"*\"`'s complement).",
     },
     "NamespaceSource": {
         "namespace": "Every identity in this namespace.",
@@ -291,6 +303,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "gateway": "Traffic arriving through this Gateway.",
     },
     "Gateway": {
+        "jwt": "End-user authentication: JWT providers whose tokens are verified on every HTTP request; "
+               "an invalid token is answered 401 (see AccessPolicy).",
         "platform": "The platform it runs on: kubernetes or vm (Cloud Foundry's router is its own ingress).",
         "listeners": "The ports it listens on; at least one.",
         "sidecar": "The gateway Envoy's admin port on loopback (`adminPort`); unset, the platform's.",
@@ -320,6 +334,27 @@ FIELDS: dict[str, dict[str, str]] = {
         "minVersion": "The lowest TLS version accepted, `\"1.2\"` or `\"1.3\"` (quoted); unset, 1.2.",
         "cipherSuites": "The TLS 1.2 cipher suites accepted, by OpenSSL name; unset, the proxy's defaults "
                         "(TLS 1.3 suites are not configurable).",
+    },
+    "JwtProvider": {
+        "name": "The provider's name, unique among the service's or gateway's providers.",
+        "issuer": "The `iss` its tokens carry; unique among the providers.",
+        "audiences": "Audiences a token's `aud` must name one of; unset, any.",
+        "jwks": "The public keys that sign its tokens: `{uri}` or `{inline}`.",
+        "from": "Where the token is read: `headers` (`{name, prefix}`) and `params`; unset, "
+                "`Authorization: Bearer <token>` and the `access_token` query parameter.",
+        "forward": "Keep the token in the request the backend receives; unset, it is removed once verified.",
+    },
+    "Jwks": {
+        "uri": "An http(s) URL the proxy fetches the JSON Web Key Set from.",
+        "inline": "The JSON Web Key Set itself, as a JSON string.",
+    },
+    "JwtLocations": {
+        "headers": "Headers the token is read from, each `{name, prefix}` (the value after the prefix).",
+        "params": "Query parameters the token is read from.",
+    },
+    "JwtHeader": {
+        "name": "The header name.",
+        "prefix": "What precedes the token in the value, such as `Bearer ` (with its space).",
     },
     "ClientValidation": {
         "ca": "The CA bundle client certificates must chain to: a ConfigMap or secret with `ca.crt` "

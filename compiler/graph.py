@@ -225,7 +225,8 @@ class GatewayNode:
 
 
 class Principal(NamedTuple):
-    """One `from` entry: kind is service, namespace, gateway or any."""
+    """One `from` entry: kind is service, namespace, gateway, any (a mesh identity) or
+    unauthenticated (none)."""
 
     kind: str
     namespace: str | None = None

@@ -75,6 +75,8 @@ def _protocol_class(protocols: AbstractSet[str]) -> str:
 def _principal(principal: Principal) -> str:
     if principal.kind == "any":
         return "*"
+    if principal.kind == "unauthenticated":
+        return "unauthenticated"
     if principal.kind == "namespace":
         return f"namespace {principal.namespace}"
     return f"{principal.kind} {principal.namespace}/{principal.name}"

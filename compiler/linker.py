@@ -25,7 +25,7 @@ from compiler.graph import (
     frozen_mapping,
 )
 from compiler.loader import Intent, Loaded, Origin
-from compiler.model import GatewaySource, NamespaceSource, Resilience
+from compiler.model import GatewaySource, NamespaceSource, Resilience, UnauthenticatedSource
 
 
 def parse_ref(ref: str, namespace: str) -> Key:
@@ -527,10 +527,13 @@ class _Linker:
         for section in ("allow", "deny"):
             resolved = []
             for index, rule in enumerate(getattr(spec, section)):
-                principals = []
-                for s_index, source in enumerate(rule.from_):
+                # no `from`: any caller, with a mesh identity or without
+                principals = [] if rule.from_ is not None else [Principal("any"), Principal("unauthenticated")]
+                for s_index, source in enumerate(rule.from_ or ()):
                     if source == "*":
                         principals.append(Principal("any"))
+                    elif isinstance(source, UnauthenticatedSource):
+                        principals.append(Principal("unauthenticated"))
                     elif isinstance(source, NamespaceSource):
                         principals.append(Principal("namespace", source.namespace))
                     elif isinstance(source, GatewaySource):

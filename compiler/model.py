@@ -399,6 +399,74 @@ class Mesh(Strict):
 
 
 # ---------------------------------------------------------------------------------------------
+# End-user authentication (issue 12, auth): JWT providers of a Service or a Gateway
+
+
+class JwtHeader(Strict):
+    name: HeaderName
+    prefix: Annotated[Line, StringConstraints(max_length=64)] = ""  # such as "Bearer "
+
+
+class JwtLocations(Strict):
+    """Where a provider's token is read; a provider without any reads `Authorization: Bearer`
+    and the `access_token` query parameter (Envoy's and Istio's default locations)."""
+
+    headers: list[JwtHeader] = []
+    params: list[HeaderName] = []
+
+    @model_validator(mode="after")
+    def _some(self) -> JwtLocations:
+        if not self.headers and not self.params:
+            raise ValueError("`from` needs headers or params; leave it out for Authorization: Bearer")
+        _unique([h.name.lower() for h in self.headers], "header")
+        _unique(list(self.params), "query parameter")
+        return self
+
+
+def _jwks_json(text: str) -> str:
+    import json
+
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"inline JWKS is not JSON: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list) or not document["keys"]:
+        raise ValueError('inline JWKS must be a JSON Web Key Set: {"keys": [...]} with at least one key')
+    return text
+
+
+class Jwks(Strict):
+    """The provider's public keys: fetched from `uri`, or `inline` (a JSON Web Key Set)."""
+
+    uri: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s#]*)?$",
+                                          max_length=2048)] | None = None
+    inline: Annotated[str, StringConstraints(min_length=2, max_length=65536), AfterValidator(_jwks_json)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Jwks:
+        _exactly_one(self, ("uri", "inline"), "jwks")
+        return self
+
+
+class JwtProvider(Strict):
+    name: Name
+    issuer: Annotated[Line, StringConstraints(min_length=1, max_length=1024)]
+    audiences: list[Annotated[Line, StringConstraints(min_length=1, max_length=1024)]] = []
+    jwks: Jwks
+    from_: Annotated[JwtLocations | None, Field(alias="from")] = None
+    forward: bool = False  # keep the token in the request the backend receives
+
+
+def _unique_providers(providers: list[JwtProvider]) -> list[JwtProvider]:
+    _unique([p.name for p in providers], "jwt provider")
+    _unique([p.issuer for p in providers], "jwt issuer")
+    return providers
+
+
+JwtProviders = Annotated[list[JwtProvider], AfterValidator(_unique_providers)]
+
+
+# ---------------------------------------------------------------------------------------------
 # Service
 
 
@@ -478,6 +546,8 @@ class Service(Strict):
     resilience: Resilience | None = None
     rateLimit: RateLimit | None = None
     sidecar: SidecarSettings | None = None
+    # end-user authentication at the service's sidecar (issue 12, auth)
+    jwt: JwtProviders = []
 
     @model_validator(mode="after")
     def _unique_ports(self) -> Service:
@@ -771,28 +841,53 @@ class GatewaySource(Strict):
     gateway: Ref
 
 
+class UnauthenticatedSource(Strict):
+    """A caller without a mesh identity: `"*"`'s complement (issue 12, auth)."""
+
+    unauthenticated: Literal[True]
+
+
 def _source_tag(value: Any) -> str:
-    if isinstance(value, (dict, BaseModel)):
-        has_gateway = "gateway" in value if isinstance(value, dict) else isinstance(value, GatewaySource)
-        return "gateway" if has_gateway else "namespace"
+    if isinstance(value, dict):
+        return next((tag for tag in ("gateway", "unauthenticated") if tag in value), "namespace")
+    if isinstance(value, BaseModel):
+        return {GatewaySource: "gateway", UnauthenticatedSource: "unauthenticated"}.get(type(value), "namespace")
     return "service"
 
 
-# `"*"` (any mesh identity), a service reference, {namespace: ...} or {gateway: ...}
+# `"*"` (any mesh identity), a service reference, {namespace: ...}, {gateway: ...} or
+# {unauthenticated: true}
 ServiceOrAny = Annotated[str, StringConstraints(pattern=SOURCE_PATTERN)]
 Source = Annotated[
     Annotated[ServiceOrAny, Tag("service")]
     | Annotated[NamespaceSource, Tag("namespace")]
-    | Annotated[GatewaySource, Tag("gateway")],
+    | Annotated[GatewaySource, Tag("gateway")]
+    | Annotated[UnauthenticatedSource, Tag("unauthenticated")],
     Discriminator(_source_tag),
 ]
+# An end user, `<issuer>/<subject>` split at the last `/`: `*` any valid token, `<issuer>/*` any
+# subject of the issuer (docs/intents.md, AccessPolicy)
+RequestPrincipal = Annotated[Line, StringConstraints(pattern=r"^(\*|[^\s*]+/(\*|[^\s*/]+))$", max_length=2048)]
+# A value a header or claim is compared with: exact, `prefix*`, `*suffix`, or `*` (present)
+ValuePattern = Annotated[Line, StringConstraints(pattern=r"^(\*|\*?[^*]+|[^*]+\*)$", max_length=1024)]
+ClaimName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:.-]+$", max_length=256)]
 
 
 class AccessRule(Strict):
-    from_: Annotated[list[Source], Field(alias="from", min_length=1)]
+    # unset: any caller, with a mesh identity or without
+    from_: Annotated[list[Source] | None, Field(alias="from", min_length=1)] = None
     methods: list[HttpMethod] = []
     paths: list[Annotated[Line, StringConstraints(pattern=r"^(/[^\s]*|\*)$")]] = []
     ports: list[Port] = []
+    # the end user and the request (issue 12, auth): HTTP ports only
+    requestPrincipals: list[RequestPrincipal] = []
+    claims: dict[ClaimName, Annotated[list[ValuePattern], Field(min_length=1)]] = {}
+    headers: dict[HeaderName, Annotated[list[ValuePattern], Field(min_length=1)]] = {}
+
+    @property
+    def narrows_requests(self) -> bool:
+        """Whether the rule looks into HTTP requests (methods, paths, the end user, headers)."""
+        return bool(self.methods or self.paths or self.requestPrincipals or self.claims or self.headers)
 
 
 class AccessPolicy(Strict):
@@ -895,6 +990,8 @@ class Gateway(Strict):
     listeners: Annotated[list[Listener], Field(min_length=1)]
     # the gateway's Envoy admin port on loopback (outboundPort does not apply to a gateway)
     sidecar: SidecarSettings | None = None
+    # end-user authentication of every HTTP request the gateway receives (issue 12, auth)
+    jwt: JwtProviders = []
 
     @model_validator(mode="after")
     def _unique(self) -> Gateway:

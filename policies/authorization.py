@@ -18,6 +18,8 @@ from policies.check import Check
 def _names(graph: MeshGraph, principal: Principal, caller: Key, is_gateway: bool) -> bool:
     if principal.kind == "any":
         return True
+    if principal.kind == "unauthenticated":
+        return False  # a declared caller runs with a mesh identity
     if principal.kind == "namespace":
         # every identity in the namespace: a gateway's deployment may run in another one
         return principal.namespace == graph.identity(caller).namespace
@@ -38,7 +40,7 @@ def denial(graph: MeshGraph, callee: ServiceNode, caller: Key,
     for policy in policies:
         for rule in policy.deny:
             every_port = not rule.spec.ports or ports <= set(rule.spec.ports)
-            whole = not rule.spec.methods and not rule.spec.paths and every_port
+            whole = not rule.spec.narrows_requests and every_port
             if whole and _rule_names(graph, rule, caller, is_gateway):
                 return (f"deny rule {rule.index} of AccessPolicy {policy.key} denies it",
                         (Related(at(policy.origin, "deny", rule.index), "the deny rule"),))

@@ -82,7 +82,7 @@ def admitted_ports(graph: MeshGraph, caller: Key, callee: ServiceNode) -> tuple[
         for rule in allow_rules:
             if any(_matches(p, caller) for p in rule.principals):
                 ports = set(rule.spec.ports) & all_ports if rule.spec.ports else set(all_ports)
-                if rule.spec.methods or rule.spec.paths:
+                if rule.spec.narrows_requests:
                     ports &= http_ports
                 admitted |= ports
     else:
@@ -91,7 +91,7 @@ def admitted_ports(graph: MeshGraph, caller: Key, callee: ServiceNode) -> tuple[
         for rule in policy.deny:
             if any(_matches(p, caller) for p in rule.principals):
                 ports = set(rule.spec.ports) & all_ports if rule.spec.ports else set(all_ports)
-                if rule.spec.methods or rule.spec.paths:
+                if rule.spec.narrows_requests:
                     ports -= http_ports
                 admitted -= ports
     return tuple(sorted(admitted))

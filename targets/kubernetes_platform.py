@@ -16,6 +16,7 @@ from compiler import codes
 from compiler.addressing import CLOUD_FOUNDRY_ROUTER_PORT, istio_host, version_service_name
 from compiler.artifact import SOURCE_ANNOTATION, Artifact, gateway_workload, platform_workload, service_workload
 from compiler.diagnostics import Report
+from compiler.evaluate import token_locations
 from compiler.graph import (
     AccessPolicyNode,
     ExternalNode,
@@ -33,6 +34,7 @@ from compiler.model import (
     LOAD_BALANCER_POLICIES,
     ExternalPort,
     ExternalService,
+    JwtProvider,
     KubernetesPlatform,
     RateLimit,
 )
@@ -76,6 +78,7 @@ KIND_ORDER = [
     (GATEWAY_API, "TLSRoute"),
     (GATEWAY_API, "TCPRoute"),
     (ISTIO_SECURITY, "PeerAuthentication"),
+    (ISTIO_SECURITY, "RequestAuthentication"),
     (ISTIO_SECURITY, "AuthorizationPolicy"),
     (ISTIO_NETWORKING, "Sidecar"),
     (ISTIO_TELEMETRY, "Telemetry"),
@@ -243,6 +246,9 @@ class PlatformEmitter:
             self.destination_rule(service),
             *self.routing(service),
             self.peer_authentication(service),
+            *self.request_authentication(service.spec.jwt, service.name, service.namespace,
+                                         {"selector": {"matchLabels": {APP_LABEL: service.name}}},
+                                         (service.origin.file,)),
             *self.authorization_policies(service),
             self.sidecar(service),
             *self.workload_telemetry(service.namespace, service.name,
@@ -400,10 +406,17 @@ class PlatformEmitter:
                               "mtls": {"mode": service.mtls}})
 
     def principal_sources(self, policy: AccessPolicyNode, rule: ResolvedAccessRule) -> list[dict]:
-        names, namespaces = [], []
+        """Istio sources: each `from` entry's (fields inside a source are ANDed, sources ORed),
+        each with the rule's `requestPrincipals`; no `from`, one source of those alone."""
+        users = {"requestPrincipals": list(rule.spec.requestPrincipals)} if rule.spec.requestPrincipals else {}
+        if rule.spec.from_ is None:
+            return [{"source": users}] if users else []
+        names, namespaces, unauthenticated = [], [], False
         for index, principal in enumerate(rule.principals):
             if principal.kind == "any":
                 names.append("*")
+            elif principal.kind == "unauthenticated":
+                unauthenticated = True  # Istio: notPrincipals ["*"], a peer without an identity
             elif principal.kind == "namespace":
                 namespaces.append(principal.namespace)
             else:
@@ -412,13 +425,18 @@ class PlatformEmitter:
                     policy.origin, rule.section, rule.index, "from", index))
         sources: list[dict] = []
         if names:
-            sources.append({"source": {"principals": names}})
+            sources.append({"source": {"principals": names, **users}})
         if namespaces:
-            sources.append({"source": {"namespaces": namespaces}})
+            sources.append({"source": {"namespaces": namespaces, **users}})
+        if unauthenticated:
+            sources.append({"source": {"notPrincipals": ["*"], **users}})
         return sources
 
     def authorization_rule(self, policy: AccessPolicyNode, rule: ResolvedAccessRule) -> dict:
-        out: dict = {"from": self.principal_sources(policy, rule)}
+        out: dict = {}
+        sources = self.principal_sources(policy, rule)
+        if sources:
+            out["from"] = sources
         operation: dict = {}
         if rule.spec.methods:
             operation["methods"] = list(rule.spec.methods)
@@ -428,6 +446,13 @@ class PlatformEmitter:
             operation["ports"] = [str(port) for port in rule.spec.ports]
         if operation:
             out["to"] = [{"operation": operation}]
+        # Istio conditions: "request.auth.claims[name]" and "request.headers[name]", any value
+        conditions = [{"key": f"request.auth.claims[{name}]", "values": list(values)}
+                      for name, values in rule.spec.claims.items()]
+        conditions += [{"key": f"request.headers[{name.lower()}]", "values": list(values)}
+                       for name, values in rule.spec.headers.items()]
+        if conditions:
+            out["when"] = conditions
         return out
 
     def authorization_policies(self, service: ServiceNode) -> list[dict]:
@@ -630,8 +655,39 @@ class PlatformEmitter:
             docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
                                  metadata(f"{gateway.key.name}-ingress", account.namespace, sources),
                                  spec={**workload, "action": "ALLOW", "rules": [{}]}))
+        docs += self.request_authentication(gateway.spec.jwt, gateway.key.name, account.namespace, workload,
+                                            (gateway.origin.file,))
         docs += self.workload_telemetry(account.namespace, gateway.key.name, workload, sources)
         return docs
+
+    def request_authentication(self, providers: list[JwtProvider], name: str, namespace: str, workload: dict,
+                               sources: tuple[str, ...]) -> list[dict]:
+        """Istio RequestAuthentication of a service's or gateway's `jwt` providers: "It will
+        reject a request if the request contains invalid authentication information ... A
+        request that does not contain any authentication credentials will be accepted but will
+        not have any authenticated identity" (docs/intents.md, End-user authentication)."""
+        if not providers:
+            return []
+        rules = []
+        for provider in providers:
+            rule: dict = {"issuer": provider.issuer}
+            if provider.audiences:
+                rule["audiences"] = list(provider.audiences)
+            if provider.jwks.uri is not None:
+                rule["jwksUri"] = provider.jwks.uri
+            else:
+                rule["jwks"] = provider.jwks.inline
+            locations = token_locations(provider)
+            rule["fromHeaders"] = [{"name": name_, "prefix": prefix} if prefix else {"name": name_}
+                                   for kind, name_, prefix in locations if kind == "header"]
+            params = [name_ for kind, name_, _ in locations if kind == "param"]
+            if params:
+                rule["fromParams"] = params
+            if provider.forward:
+                rule["forwardOriginalToken"] = True
+            rules.append(rule)
+        return [document(ISTIO_SECURITY, "RequestAuthentication", metadata(f"{name}-jwt", namespace, sources),
+                         spec={**workload, "jwtRules": rules})]
 
     def writes_gateway_account(self, gateway: GatewayNode) -> bool:
         return self.owns("ServiceAccount") and not gateway.bound

@@ -30,8 +30,9 @@ Security (istio.io/latest/docs/reference/config/security/):
   ALLOW policies match the request, allow the request. Deny the request." A rule matches when
   one of its `from` entries, one of its `to` entries and its `when` match; inside an entry the
   fields are ANDed and any listed value matches (`paths` with a trailing `*` are prefixes, a
-  leading `*` suffixes). An ALLOW policy with `rules: [{}]` allows
-  everything, with no `rules` nothing.
+  leading `*` suffixes). `requestPrincipals` are `<ISS>/<SUB>` of the verified JWT; `when`
+  conditions on `request.headers[name]` and `request.auth.claims[name]` must all match. An
+  ALLOW policy with `rules: [{}]` allows everything, with no `rules` nothing.
 - Sidecar: `egress.hosts` entries are `namespace/dnsName`; `*` in either part is a wildcard and
   `~` names no namespace; a host is reachable when some entry's namespace and name cover it.
 
@@ -282,13 +283,17 @@ def peer_authentication_mode(policies: list[dict[str, Any]], namespace: str, lab
 @dataclass(frozen=True)
 class Caller:
     """What an AuthorizationPolicy sees of a request: the peer's principal and namespace (None
-    for a plain-text peer), and the operation."""
+    for a plain-text peer), the operation, the request principal `<iss>/<sub>` and claims of
+    the JWT RequestAuthentication verified (None: no valid token), and the headers."""
 
     principal: str | None
     namespace: str | None
     method: str = "GET"
     path: str = "/"
     port: int | None = None
+    request_principal: str | None = None
+    claims: dict[str, Any] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def value_matches(pattern: str, value: str | None) -> bool:
@@ -310,8 +315,42 @@ def field_matches(values: list[str] | None, not_values: list[str] | None, value:
 
 
 def source_matches(source: dict[str, Any], caller: Caller) -> bool:
+    """A `notPrincipals: ["*"]` source matches a peer without a principal: "not_values" match
+    when no value does (an absent principal matches none)."""
     return (field_matches(source.get("principals"), source.get("notPrincipals"), caller.principal)
-            and field_matches(source.get("namespaces"), source.get("notNamespaces"), caller.namespace))
+            and field_matches(source.get("namespaces"), source.get("notNamespaces"), caller.namespace)
+            and field_matches(source.get("requestPrincipals"), source.get("notRequestPrincipals"),
+                              caller.request_principal))
+
+
+def condition_values(key: str, caller: Caller) -> list[str] | None:
+    """The values a `when` key names: `request.headers[name]` (the header, values joined by
+    `,`), `request.auth.claims[name]` (a string claim, or each string of a list claim); None
+    when absent."""
+    if key.startswith("request.headers[") and key.endswith("]"):
+        name = key[len("request.headers["):-1].lower()
+        values = [v for n, v in caller.headers if n.lower() == name]
+        return [",".join(values)] if values else None
+    if key.startswith("request.auth.claims[") and key.endswith("]"):
+        claim = (caller.claims or {}).get(key[len("request.auth.claims["):-1])
+        if isinstance(claim, str):
+            return [claim]
+        if isinstance(claim, list):
+            return [v for v in claim if isinstance(v, str)]
+        return None
+    raise AssertionError(f"this reader does not know the condition key {key!r}")
+
+
+def condition_matches(condition: dict[str, Any], caller: Caller) -> bool:
+    """Condition: "values: A list of allowed values for the attribute"; "notValues: A list of
+    negative match of values"; a list claim matches when one of its values does; `*` is
+    present-with-any-value."""
+    found = condition_values(condition["key"], caller)
+    values, not_values = condition.get("values"), condition.get("notValues")
+    if values is not None and (found is None or not any(value_matches(v, f) for v in values for f in found)):
+        return False
+    return not (not_values is not None and found is not None
+                and any(value_matches(v, f) for v in not_values for f in found))
 
 
 def operation_matches(operation: dict[str, Any], caller: Caller) -> bool:
@@ -329,7 +368,7 @@ def rule_matches(rule: dict[str, Any], caller: Caller) -> bool:
     operations = rule.get("to")
     return ((not sources or any(source_matches(s.get("source", {}), caller) for s in sources))
             and (not operations or any(operation_matches(o.get("operation", {}), caller) for o in operations))
-            and not rule.get("when"))  # meshc emits no conditions; one would need its own reader
+            and all(condition_matches(c, caller) for c in rule.get("when", [])))
 
 
 def authorization_allows(policies: list[dict[str, Any]], namespace: str, labels: dict[str, str],

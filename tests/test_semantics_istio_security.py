@@ -7,6 +7,7 @@ egress host or TLS origination port in the output fails here even after `--snaps
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from compiler.build import emit
 from compiler.diagnostics import Report
-from compiler.evaluate import Peer, Proxy, Request, admitted, evaluate
+from compiler.evaluate import EndUser, Peer, Proxy, Request, admitted, evaluate
 from compiler.graph import Key, MeshGraph
 from tests.istio_reference import (
     Caller,
@@ -49,13 +50,28 @@ def k8s(flavor: str = "istio", **fields) -> dict:
 # AuthorizationPolicy: generated AccessPolicies, every caller, method, path and port
 
 PATHS = ["/a", "/a/b", "/b", "/b/c", "/admin/x", "/"]
-source = st.sampled_from(["web", "ops/batch", {"namespace": "ops"}, {"gateway": "edge"}, "*"])
-access_rule = st.fixed_dictionaries({"from": st.lists(source, min_size=1, max_size=2, unique_by=str)}, optional={
+source = st.sampled_from(["web", "ops/batch", {"namespace": "ops"}, {"gateway": "edge"}, "*",
+                          {"unauthenticated": True}])
+ISSUER = "https://issuer.example"
+value_pattern = st.sampled_from(["ops", "admin", "ad*", "*ps", "*"])
+access_rule = st.fixed_dictionaries({}, optional={
+    "from": st.lists(source, min_size=1, max_size=2, unique_by=str),
     "methods": st.lists(st.sampled_from(["GET", "POST"]), min_size=1, max_size=2, unique=True),
     "paths": st.lists(st.sampled_from(["/a", "/b/*", "/admin/*", "*"]), min_size=1, max_size=2, unique=True),
     "ports": st.just([8080]),
+    "requestPrincipals": st.lists(st.sampled_from(["*", f"{ISSUER}/*", f"{ISSUER}/alice", "other.example/bob"]),
+                                  min_size=1, max_size=2, unique=True),
+    "claims": st.dictionaries(st.sampled_from(["groups", "role"]), st.lists(value_pattern, min_size=1, max_size=2,
+                                                                              unique=True), min_size=1, max_size=2),
+    "headers": st.dictionaries(st.sampled_from(["x-team", "X-Canary"]), st.lists(value_pattern, min_size=1,
+                                                                                 max_size=2, unique=True),
+                               min_size=1, max_size=1),
 })
 PEERS = [Peer(service=key("web")), Peer(service=Key("ops", "batch")), Peer(gateway=key("edge")), Peer()]
+# end users of a valid token (None: no token), with string and list claims
+USERS = [None, EndUser(ISSUER, "alice", {"groups": ["ops", "dev"]}), EndUser(ISSUER, "bob", {"role": "admin"}),
+         EndUser("other.example", "bob", {"groups": "admins", "role": 7})]
+HEADERS = [(), (("x-team", "ops"),), (("x-canary", "admin"), ("x-team", "dev"), ("x-team", "ops"))]
 
 
 def principal(graph, peer: Peer) -> Caller:
@@ -78,7 +94,9 @@ def test_authorization_policies_admit_what_the_evaluator_admits(tmp_path_factory
     """Istio AuthorizationPolicy: "If there are any DENY policies that match the request, deny
     the request. If there are no ALLOW policies for the workload, allow the request. If any of
     the ALLOW policies match the request, allow the request. Deny the request." Principals are
-    `<trust domain>/ns/<namespace>/sa/<service account>`."""
+    `<trust domain>/ns/<namespace>/sa/<service account>`; request principals `<iss>/<sub>` of
+    the verified JWT, claims and headers are `when` conditions (issue 12: end users, claims,
+    headers, `{unauthenticated: true}`, rules without `from`)."""
     documents_ = [mesh(k8s(flavor), authorization=authorization),
                   service("web", platform="k8s", calls=["api"]), service("api", platform="k8s"),
                   {**service("batch", platform="k8s", calls=["shop/api"]), "namespace": "ops"},
@@ -91,13 +109,13 @@ def test_authorization_policies_admit_what_the_evaluator_admits(tmp_path_factory
     policies = of_kind(documents(graph), "AuthorizationPolicy")
     assert [e for p in policies for e in validation_errors(p)] == []
     for peer in PEERS:
-        for method in ("GET", "POST"):
-            for path in PATHS:
-                for port in (8080, 9090):
-                    caller = principal(graph, peer)
-                    istio = authorization_allows(policies, NS, {"app": "api"},
-                                                 Caller(caller.principal, caller.namespace, method, path, port))
-                    assert istio == admitted(graph, key("api"), peer, method, path, port), (peer, method, path, port)
+        caller = principal(graph, peer)
+        for method, path, port, user, headers in itertools.product(("GET", "POST"), PATHS, (8080, 9090), USERS,
+                                                                   HEADERS):
+            seen = Caller(caller.principal, caller.namespace, method, path, port,
+                          user.principal if user else None, dict(user.claims) if user else None, headers)
+            istio = authorization_allows(policies, NS, {"app": "api"}, seen)
+            assert istio == admitted(graph, key("api"), peer, method, path, port, headers, user), seen
 
 
 # ---------------------------------------------------------------------------------------------

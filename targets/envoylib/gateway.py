@@ -79,7 +79,8 @@ class _GatewayBuilder:
 
     def http_manager(self, name: str, virtual_hosts: list[dict]) -> dict:
         uses_fault = any("typed_per_filter_config" in r for vh in virtual_hosts for r in vh["routes"])
-        http_filters = ([fault_filter()] if uses_fault else []) + [router_filter()]
+        http_filters = (self.proxy.authentication(self.gateway.spec.jwt) + ([fault_filter()] if uses_fault else [])
+                        + [router_filter()])
         return self.proxy.http_connection_manager(name, virtual_hosts, http_filters, "inbound",
                                                   ignore_port_in_host=True)
 

@@ -30,7 +30,8 @@ from compiler.graph import (
     ServiceNode,
     Target,
 )
-from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, ExternalPort, Retries
+from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, ExternalPort, JwtProvider, Retries
+from targets.envoylib.authn import JWT_AUTHN_FILTER, PAYLOAD_KEY, jwks_clusters, jwt_authn_filter
 from targets.envoylib.blocks import (
     HCM,
     HCM_FILTER,
@@ -180,13 +181,24 @@ class Proxy:
         return listener
 
     def inbound_http(self, service: ServiceNode, port, local: str) -> dict:
-        http_filters = self.http_rbac(service, port)
+        # authentication (401) before authorization (403), as Istio orders jwt_authn before RBAC
+        http_filters = self.authentication(service.spec.jwt) + self.http_rbac(service, port)
         if service.spec.rateLimit is not None:
             http_filters.append(local_rate_limit(service.spec.rateLimit, f"{local}|rate_limit"))
         http_filters.append(router_filter())
         virtual_host = {"name": local, "domains": ["*"],
                         "routes": [{"match": {"prefix": "/"}, "route": {"cluster": local, "timeout": "0s"}}]}
         return self.http_connection_manager(local, [virtual_host], http_filters, "inbound")
+
+    # -- end-user authentication ---------------------------------------------------------------
+
+    def authentication(self, providers: list[JwtProvider]) -> list[dict]:
+        """The jwt_authn filter of the proxy's `jwt` providers, with the clusters of remote JWKS."""
+        if not providers:
+            return []
+        for cluster in jwks_clusters(providers):
+            self.clusters[cluster["name"]] = cluster
+        return [jwt_authn_filter(providers)]
 
     # -- authorization -------------------------------------------------------------------------
 
@@ -228,7 +240,8 @@ class Proxy:
     def rbac_policy(self, service: ServiceNode, policy: AccessPolicyNode, rule: ResolvedAccessRule,
                     http: bool) -> dict | None:
         where = self.at(policy.origin, rule.section, rule.index)
-        if service.mtls == "DISABLE":
+        identities = [p for p in rule.principals if p.kind != "unauthenticated"]
+        if service.mtls == "DISABLE" and identities and rule.spec.from_ is not None:
             self.report.add(
                 codes.ENVOY_ACCESS_RULE_UNSUPPORTED,
                 f"AccessPolicy {policy.key} names callers of {service.key}, whose mtls is DISABLE: "
@@ -236,20 +249,22 @@ class Proxy:
                 where, hint="enable mTLS (STRICT or PERMISSIVE) for the service",
             )
             return None
-        http_fields = bool(rule.spec.methods or rule.spec.paths)
-        if http_fields and not http:
+        if rule.spec.narrows_requests and not http:
             effect = "admits nobody" if rule.section == "allow" else "denies the callers it names on every request"
             self.report.add(
                 codes.ENVOY_ACCESS_RULE_UNSUPPORTED,
-                f"AccessPolicy {policy.key} {rule.section} rule {rule.index} names methods or paths, "
-                f"which a non-HTTP port of {service.key} cannot see: on that port it {effect}",
+                f"AccessPolicy {policy.key} {rule.section} rule {rule.index} names methods, paths, end users or "
+                f"headers, which a non-HTTP port of {service.key} cannot see: on that port it {effect}",
                 where, hint="limit the rule with `ports` to the HTTP ports",
             )
             if rule.section == "allow":
                 return None
         permissions = [self.permission(rule) if http else {"any": True}]
-        principals = [self.principal(p) for p in rule.principals]
-        return {"permissions": permissions, "principals": principals}
+        callers = [{"any": True}] if rule.spec.from_ is None else [self.principal(p) for p in rule.principals]
+        conditions = request_conditions(rule) if http else []
+        if conditions:  # the caller, and each condition
+            callers = [{"and_ids": {"ids": [*([] if rule.spec.from_ is None else [any_of(callers)]), *conditions]}}]
+        return {"permissions": permissions, "principals": callers}
 
     def permission(self, rule: ResolvedAccessRule) -> dict:
         conditions = []
@@ -266,6 +281,8 @@ class Proxy:
 
     def principal(self, principal: Principal) -> dict:
         domain = self.graph.trust_domain(self.graph.platforms[self.platform])
+        if principal.kind == "unauthenticated":
+            return {"not_id": self.principal(Principal("any"))}
         if principal.kind == "any":
             name = {"prefix": f"spiffe://{domain}/"}
         elif principal.kind == "namespace":
@@ -377,6 +394,62 @@ def envoy_locality(locality) -> dict:
     """Envoy's Locality (region, zone, sub_zone) of a platform's `locality`."""
     fields = {"region": locality.region, "zone": locality.zone, "sub_zone": locality.subzone}
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def value_matcher(pattern: str) -> dict:
+    """An Envoy StringMatcher for an AccessRule value: exact, `prefix*`, `*suffix`, `*` (any)."""
+    if pattern == "*":
+        return {"safe_regex": {"regex": ".*"}}
+    if pattern.endswith("*"):
+        return {"prefix": pattern[:-1]}
+    if pattern.startswith("*"):
+        return {"suffix": pattern[1:]}
+    return {"exact": pattern}
+
+
+def payload_matcher(claim: str, value: dict) -> dict:
+    """A claim of the verified JWT payload, which jwt_authn wrote to its dynamic metadata."""
+    return {"metadata": {"filter": JWT_AUTHN_FILTER, "path": [{"key": PAYLOAD_KEY}, {"key": claim}],
+                         "value": value}}
+
+
+def claim_matcher(claim: str, pattern: str) -> dict:
+    """A string claim with the value, or a list claim with a string element that has it."""
+    matcher = value_matcher(pattern)
+    return {"or_ids": {"ids": [payload_matcher(claim, {"string_match": matcher}),
+                               payload_matcher(claim, {"list_match": {"one_of": {"string_match": matcher}}})]}}
+
+
+def request_principal_matcher(pattern: str) -> dict:
+    """`*`, `<issuer>/*` or `<issuer>/<subject>` on the verified payload's `iss` and `sub`."""
+    if pattern == "*":
+        return payload_matcher("iss", {"present_match": True})
+    issuer, _, subject = pattern.rpartition("/")
+    by_issuer = payload_matcher("iss", {"string_match": {"exact": issuer}})
+    if subject == "*":
+        return by_issuer
+    return {"and_ids": {"ids": [by_issuer, payload_matcher("sub", {"string_match": {"exact": subject}})]}}
+
+
+def header_matcher(name: str, pattern: str) -> dict:
+    if pattern == "*":
+        return {"header": {"name": name.lower(), "present_match": True}}
+    return {"header": {"name": name.lower(), "string_match": value_matcher(pattern)}}
+
+
+def any_of(ids: list[dict]) -> dict:
+    return ids[0] if len(ids) == 1 else {"or_ids": {"ids": ids}}
+
+
+def request_conditions(rule: ResolvedAccessRule) -> list[dict]:
+    """RBAC principals for a rule's end users, claims and headers, each of which must match."""
+    spec = rule.spec
+    conditions = []
+    if spec.requestPrincipals:
+        conditions.append(any_of([request_principal_matcher(p) for p in spec.requestPrincipals]))
+    conditions += [any_of([claim_matcher(name, p) for p in patterns]) for name, patterns in spec.claims.items()]
+    conditions += [any_of([header_matcher(name, p) for p in patterns]) for name, patterns in spec.headers.items()]
+    return conditions
 
 
 def retry_policy(proxy: Proxy, retries: Retries, where: Location) -> dict:
