@@ -146,13 +146,12 @@ class PlatformEmitter:
             for callee in service.calls:
                 if callee in graph.externals:
                     externals.add(callee)
-                elif graph.services[callee].platform.kind in REMOTE_KINDS:
+                elif self.remote(graph.services[callee]):
                     remote.add(callee)
         for gateway in gateways:
             for route in graph.gateway_routes.get(gateway.key, ()):
                 for rule in route.rules:
-                    remote.update(t.service for t in rule.destinations
-                                  if graph.services[t.service].platform.kind in REMOTE_KINDS)
+                    remote.update(t.service for t in rule.destinations if self.remote(graph.services[t.service]))
         plan: list[tuple[str, str, Callable[[], list[dict]]]] = []
         for service in local:
             if self.nameable(service):
@@ -179,6 +178,13 @@ class PlatformEmitter:
             plan.append((f"{self.root}/{namespace}/namespace/defaults.yaml", platform_workload(name),
                          partial(self.namespace_documents, namespace)))
         return plan
+
+    def remote(self, service: ServiceNode) -> bool:
+        """Whether callers here need objects for a service that does not run here: one on Cloud
+        Foundry or VMs, or one on several platforms none of which is this one."""
+        if service.placed:
+            return service.placement(self.platform.name) is None
+        return service.platform.kind in REMOTE_KINDS
 
     def nameable(self, node: ServiceNode | GatewayNode) -> bool:
         if DNS1035_LABEL.fullmatch(node.key.name):
@@ -538,9 +544,20 @@ class PlatformEmitter:
                         spec={"workloadSelector": {"labels": {APP_LABEL: service.name}}, "configPatches": [patch]})
 
     def remote_documents(self, service: ServiceNode) -> list[dict]:
-        """What Kubernetes callers need to reach a service on Cloud Foundry or VMs."""
+        """What Kubernetes callers need to reach a service on Cloud Foundry or VMs, or on
+        several platforms but not this one: its Kubernetes Service (namespace sameness: Istio
+        merges the endpoints of every cluster's Service of one name and namespace, and the name
+        resolves here), its traffic policy and its vm placements' WorkloadEntries."""
         host = self.hosts(service.key)
         sources = (service.origin.file,)
+        if service.placed:
+            docs = [self.kubernetes_service(service.name, service.namespace, {APP_LABEL: service.name}, service,
+                                            sources)] if self.owns("Service") else []
+            docs.append(self.destination_rule(service))
+            for placement in service.placements:
+                if placement.platform.kind == "vm":
+                    docs += workload_documents(self.graph, service.on(placement.platform.name))
+            return docs + self.routing(service)
         if service.platform.kind == "vm":
             entry_spec = {
                 "hosts": [host],

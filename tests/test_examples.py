@@ -15,7 +15,7 @@ MESHES = sorted(path for path in EXAMPLES.iterdir() if (path / "mesh.yaml").is_f
 
 
 def test_examples_are_found() -> None:
-    assert {"bookinfo", "gateway-api-shop"} <= {mesh.name for mesh in MESHES}
+    assert {"bookinfo", "gateway-api-shop", "multicluster-shop"} <= {mesh.name for mesh in MESHES}
 
 
 @pytest.mark.parametrize("mesh", MESHES, ids=lambda path: path.name)
