@@ -16,6 +16,7 @@ NOTHING_TO_EMIT = {
     ("gateway-api-shop", "vm"): "vm",
     ("bookinfo-cluster", "cloudfoundry"): "cloudfoundry",
     ("bookinfo-cluster", "vm"): "vm",
+    ("multicluster-shop", "cloudfoundry"): "cloudfoundry",
 }
 GRID = [(mesh, target) for mesh in MESHES for target in sorted(REGISTRY) if (mesh, target) not in NOTHING_TO_EMIT]
 
