@@ -155,16 +155,16 @@ def uses_localities(service: ServiceNode, caller: Platform) -> bool:
     return service.placed or any(p.locality is not None or p.network is not None for p in platforms)
 
 
-def istio_sni(service: ServiceNode, port: int, version: str | None) -> str:
-    """The server name Istio's sidecars send to a callee and its east-west gateway forwards by
-    (AUTO_PASSTHROUGH): `outbound_.<port>_.<subset>_.<host>`, `_` for no subset."""
-    host = cluster_dns_name(service.name, service.namespace, _placement_domain(service))
-    return f"outbound_.{port}_.{version or ''}_.{host}"
-
-
-def _placement_domain(service: ServiceNode) -> str:
-    kubernetes = [p.platform for p in service.placements if isinstance(p.platform, KubernetesPlatform)]
-    return kubernetes[0].clusterDomain if kubernetes else "cluster.local"
+def istio_sni(service: ServiceNode, port: int, version: str | None, platform: KubernetesPlatform) -> str:
+    """The server name Istio's sidecars send to a callee and the east-west gateway of its
+    cluster `platform` forwards by (AUTO_PASSTHROUGH): `outbound_.<port>_.<subset>_.<host>`,
+    `_` for no subset. A version is a DestinationRule subset on the istio flavour, and the
+    version's own Service `<service>-<version>` on the gateway-api flavour, which has no subsets."""
+    if version is not None and platform.flavor == "gateway-api":
+        name, subset = version_service_name(service.name, version), ""
+    else:
+        name, subset = service.name, version or ""
+    return f"outbound_.{port}_.{subset}_.{cluster_dns_name(name, service.namespace, platform.clusterDomain)}"
 
 
 def placement_upstream(service: ServiceNode, placement: Placement, port: int, version: str | None,
@@ -195,5 +195,6 @@ def locality_upstreams(service: ServiceNode, port: int, version: str | None,
             upstreams.append(LocalityUpstream(
                 placement.platform.name, placement.platform.locality, tier,
                 placement_upstream(service, placement, port, version, one.through_gateway),
-                istio_sni(service, port, version) if one.through_gateway else None))
+                istio_sni(service, port, version, placement.platform)
+                if one.through_gateway and isinstance(placement.platform, KubernetesPlatform) else None))
     return upstreams

@@ -237,3 +237,63 @@ def test_example_frontend_on_west_fails_over_to_east_then_to_the_vms(example) ->
     cluster = _cluster(json.loads(artifacts["envoy/shop/frontend.west.yaml"].content), "outbound|8080||catalog.shop")
     groups = sorted((g.get("priority", 0), g["locality"]["zone"]) for g in cluster["load_assignment"]["endpoints"])
     assert groups == [(0, "us-west1-a"), (1, "us-east1-b"), (1, "us-east1-c")]
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluator's rules, one by one (docs/intents.md, Placements and failover)
+
+
+@pytest.mark.parametrize(("caller", "placement", "distance"), [
+    ("us-east/a/r1", "us-east/a/r1", 0), ("us-east/a/r1", "us-east/a/r2", 1), ("us-east/a", "us-east/b", 2),
+    ("us-east/a", "us-west/a", 3), (None, None, 0), ("us-east/a", None, 3), (None, "us-east/a", 3)])
+def test_locality_distance_is_istios_priority(caller, placement, distance) -> None:
+    from compiler.evaluate import locality_distance
+    from compiler.model import Locality
+
+    def locality(text):
+        if text is None:
+            return None
+        return Locality(**dict(zip(("region", "zone", "subzone"), text.split("/"), strict=False)))
+
+    assert locality_distance(locality(caller), locality(placement)) == distance
+    if caller is not None and placement is not None:  # the reader of Istio's objects agrees
+        assert istio_reference.locality_priority(caller, placement) == distance
+
+
+@pytest.mark.parametrize(("mine", "theirs", "same"), [
+    ("n1", "n1", True), ("n1", "n2", False), (None, "n2", True), ("n1", None, True), (None, None, True)])
+def test_an_unset_network_is_every_network(mine, theirs, same) -> None:
+    from compiler.evaluate import same_network
+    from compiler.model import VmPlatform
+
+    assert same_network(VmPlatform(name="a", kind="vm", network=mine),
+                        VmPlatform(name="b", kind="vm", network=theirs)) is same
+
+
+def test_priority_comes_before_distance_and_ejection_moves_down_the_tiers(compiled) -> None:
+    from dataclasses import replace
+
+    from compiler.evaluate import serving_placements
+
+    graph = compiled.graph
+    catalog = graph.services[CATALOG]
+    legacy_first = replace(catalog, placements=tuple(
+        replace(p, priority=0 if p.platform.name == "legacy" else 1) for p in catalog.placements))
+    tiers = failover_tiers(graph.platforms["east"], legacy_first)
+    assert [[r.placement.platform.name for r in tier] for tier in tiers] == [["legacy"], ["east"], ["west"]]
+    assert serving_placements(tiers, frozenset()) == ("legacy",)
+    assert serving_placements(tiers, frozenset({"legacy"})) == ("east",)
+    assert serving_placements(tiers, frozenset({"legacy", "east", "west"})) == ()
+
+
+def test_the_server_name_names_a_version_as_the_callees_cluster_knows_it(compiled) -> None:
+    """Istio's SNI cluster names: `outbound_.<port>_.<subset>_.<host>`; the istio flavour writes a
+    version as a DestinationRule subset, the gateway-api flavour as the Service <name>-<version>."""
+    from compiler.addressing import istio_sni
+
+    graph = compiled.graph
+    catalog = graph.services[CATALOG]
+    assert istio_sni(catalog, 8080, None, graph.platforms["west"]) == "outbound_.8080_._.catalog.shop.svc.cluster.local"
+    assert istio_sni(catalog, 8080, "v1", graph.platforms["east"]) == "outbound_.8080_.v1_.catalog.shop.svc.cluster.local"
+    assert istio_sni(catalog, 8080, "v1", graph.platforms["west"]) == \
+        "outbound_.8080_._.catalog-v1.shop.svc.cluster.local"
