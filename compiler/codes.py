@@ -245,9 +245,10 @@ DUPLICATE_OBJECT = _code(
     both are called by name.""",
 )
 SECOND_MESH_ROUTE = _code(
-    "MESH204", "second-mesh-route", "error", "A second mesh Route for one service.",
-    """At most one Route with `service:` exists per service, so the order of rules is never
-    in doubt. Merge the rules into one Route.""",
+    "MESH204", "second-mesh-route", "error", "Retired: a second mesh Route for one service.",
+    """No longer reported. Several Routes of one service are merged in a documented order
+    (docs/intents.md, "Several Routes for one host"); rules of two Routes with identical
+    matches are MESH354.""",
 )
 ENDPOINTS_OFF_VM = _code(
     "MESH205", "endpoints-off-vm", "error", "Endpoints on a service that does not run on a vm platform.",
@@ -273,10 +274,13 @@ UNKNOWN_GATEWAY = _code(
     looked up in the Route's namespace.""",
 )
 DUPLICATE_GATEWAY_HOST = _code(
-    "MESH210", "duplicate-gateway-host", "error", "Two Routes claim one host on one gateway.",
-    """At most one Route per gateway host, so which rules apply to a request is never in
-    doubt. Both Routes are reported.""",
+    "MESH210", "duplicate-gateway-host", "error", "Retired: two Routes claim one host on one gateway.",
+    """No longer reported. Several Routes for one gateway host are merged in a documented
+    order (docs/intents.md, "Several Routes for one host"); rules of two Routes with
+    identical matches are MESH354.""",
 )
+# Codes no longer reported (kept so that `meshc explain` still says what they were).
+RETIRED = frozenset({"MESH204", "MESH210"})
 PLATFORM_MISMATCH = _code(
     "MESH211", "platform-mismatch", "error", "An object or field on a platform kind that cannot carry it.",
     """A Gateway runs on a kubernetes or vm platform (Cloud Foundry's own router is its
@@ -459,6 +463,16 @@ LISTENER_WITHOUT_CERTIFICATE = _code(
     """An https listener, or a tls listener with `mode: terminate`, needs `certificate` (the
     Secret or SDS name of its certificate and key); without one it cannot complete a TLS
     handshake.""",
+)
+ROUTE_MERGE_CONFLICT = _code(
+    "MESH354", "route-merge-conflict", "error",
+    "Two Routes merged for one host have rules with an identical match.",
+    """Several Routes for one service, or for one gateway host, are merged into one list of
+    rules: the Routes in the order of their `namespace/name`, each Route's rules as written
+    (docs/intents.md, "Several Routes for one host"). A rule whose match (an entry, or no
+    `match` at all) repeats one of an earlier Route's rules never decides those requests,
+    and on the Gateway API which of the two wins would depend on the Routes' creation times.
+    Both rules are named. Narrow one of them, or move the rules into one Route.""",
 )
 UNREACHABLE_SERVICE = _code(
     "MESH360", "unreachable-service", "info", "A service that nothing calls and no gateway reaches.",

@@ -338,14 +338,17 @@ def redirect_location(redirect: Redirect, entry: Match | None, request: Request,
 # Rules to decisions
 
 
-def rule_decision(graph: MeshGraph, route: RouteNode, request: Request, port: int | None,
+def rule_decision(graph: MeshGraph, routes: tuple[RouteNode, ...], request: Request, port: int | None,
                   listener: str | None = None) -> Decision:
-    """First rule in written order that matches decides; none: 404."""
-    for rule in route.rules:
-        matched, entry = matching_entry(rule, request, port)
-        if matched:
-            return apply_rule(graph, route, rule, entry, request, listener, port)
-    return Decision("not-found", 404, listener=listener, reason=f"no rule of Route {route.key} matches")
+    """The Routes' rules merged (docs/intents.md, "Several Routes for one host"): the Routes in
+    merge order, each one's rules in written order; the first rule that matches decides; none: 404."""
+    for route in routes:
+        for rule in route.rules:
+            matched, entry = matching_entry(rule, request, port)
+            if matched:
+                return apply_rule(graph, route, rule, entry, request, listener, port)
+    names = ", ".join(str(route.key) for route in routes)
+    return Decision("not-found", 404, listener=listener, reason=f"no rule of Route {names} matches")
 
 
 def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Match | None, request: Request,
@@ -431,12 +434,12 @@ def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) ->
         return Decision("forward", external=key, port=port, upstream_port=callee.spec.upstream_port(spec),
                         tls_sni=sni, path=request.path, host=request.host, request_headers=request.headers,
                         reason=f"ExternalService {key}")
-    route = graph.route_for(key)
-    if route is None:
+    routes = graph.routes_for(key)
+    if not routes:
         return Decision("forward", destinations=(Target(key, None, port, 100),), port=port, path=request.path,
                         host=request.host, request_headers=request.headers, timeout=callee.resilience.timeout,
                         retries=callee.resilience.retries, reason=f"{key} has no Route")
-    return rule_decision(graph, route, request, port)
+    return rule_decision(graph, routes, request, port)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,20 +453,28 @@ def choose_listener(listeners: list[Listener], name: str) -> Listener | None:
     return listeners[max(scored, key=lambda s: (s[0], -s[1]))[1]] if scored else None
 
 
-def attached_route(graph: MeshGraph, gateway: GatewayNode, listener: Listener, name: str) -> RouteNode | None:
-    """Among the Routes sharing hosts with the listener, the one whose host matches most specifically;
-    none when the listener's own hosts do not serve the name (an https Host header other than
-    what the SNI chose)."""
+def attached_routes(graph: MeshGraph, gateway: GatewayNode, listener: Listener, name: str) -> tuple[RouteNode, ...]:
+    """Among the Routes sharing hosts with the listener, those whose host matches `name` most
+    specifically (several Routes writing that one host are merged, in merge order); none when
+    the listener's own hosts do not serve the name (an https Host header other than what the
+    SNI chose)."""
     if most_specific(list(listener.hosts), name) is None:
-        return None
-    best: tuple[tuple[int, int], RouteNode] | None = None
-    for route in graph.gateway_routes.get(gateway.key, ()):
+        return ()
+    return most_specific_routes(graph.gateway_routes.get(gateway.key, ()), listener, name)
+
+
+def most_specific_routes(routes: tuple[RouteNode, ...], listener: Listener, name: str) -> tuple[RouteNode, ...]:
+    """The Routes of `routes` attached to `listener` whose host matching `name` is the most
+    specific one any of them writes (they all write that same host), in merge order."""
+    scored: list[tuple[tuple[int, int], RouteNode]] = []
+    for route in routes:
         served = [h for h in route.spec.hosts if any(host_matches(lh, h) or host_matches(h, lh)
                                                      for lh in listener.hosts)]
         pattern = most_specific(served, name)
-        if pattern is not None and (best is None or specificity(pattern) > best[0]):
-            best = (specificity(pattern), route)
-    return best[1] if best else None
+        if pattern is not None:
+            scored.append((specificity(pattern), route))
+    best = max((score for score, _ in scored), default=None)
+    return tuple(route for score, route in scored if score == best)
 
 
 def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -> Decision:
@@ -589,11 +600,11 @@ def stream_decision(graph: MeshGraph, gateway: GatewayNode, listener: Listener, 
 
 
 def routed(graph: MeshGraph, gateway: GatewayNode, listener: Listener, request: Request, name: str) -> Decision:
-    route = attached_route(graph, gateway, listener, name)
-    if route is None:
+    routes = attached_routes(graph, gateway, listener, name)
+    if not routes:
         return Decision("not-found", 404, listener=listener.name,
                         reason=f"no Route of listener {listener.name!r} serves {name!r}")
-    return rule_decision(graph, route, request, request.port, listener.name)
+    return rule_decision(graph, routes, request, request.port, listener.name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -185,9 +185,9 @@ FIELDS: dict[str, dict[str, str]] = {
         "header": "The request header whose value is hashed.",
     },
     "Route": {
-        "service": "A mesh route: traffic addressed to this service (at most one mesh Route per service).",
+        "service": "A mesh route: traffic addressed to this service (several Routes of one service are merged: docs/intents.md).",
         "gateway": "An ingress route: traffic arriving at this Gateway for `hosts`.",
-        "hosts": "The host names an ingress route serves (at most one Route per gateway host).",
+        "hosts": "The host names an ingress route serves (several Routes of one gateway host are merged: docs/intents.md).",
         "rules": "Tried in order; the first that matches a request decides it (docs/intents.md, Semantics).",
     },
     "RouteRule": {

@@ -276,8 +276,9 @@ class MeshGraph:
     access_policies: Mapping[Key, AccessPolicyNode]
     policies: Mapping[str, PolicyNode]
     # derived indexes
-    service_route: Mapping[Key, RouteNode]  # service -> its mesh Route
-    gateway_routes: Mapping[Key, tuple[RouteNode, ...]]  # gateway -> ingress Routes by name
+    # service -> its mesh Routes, in merge order (docs/intents.md, "Several Routes for one host")
+    service_routes: Mapping[Key, tuple[RouteNode, ...]]
+    gateway_routes: Mapping[Key, tuple[RouteNode, ...]]  # gateway -> ingress Routes, in merge order
     service_policies: Mapping[Key, tuple[AccessPolicyNode, ...]]  # service -> AccessPolicies
     callers: Mapping[Key, tuple[Key, ...]]  # callee -> services that declare a call to it
     sources: SourceTable
@@ -314,8 +315,10 @@ class MeshGraph:
         """SPIFFE identity of a service or gateway workload."""
         return f"spiffe://{self.principal(key)}"
 
-    def route_for(self, service: Key) -> RouteNode | None:
-        return self.service_route.get(service)
+    def routes_for(self, service: Key) -> tuple[RouteNode, ...]:
+        """The service's mesh Routes in merge order: their rules are one list, each Route's in
+        written order, the Routes by `namespace/name` (docs/intents.md)."""
+        return self.service_routes.get(service, ())
 
     def policies_for(self, service: Key) -> tuple[AccessPolicyNode, ...]:
         return self.service_policies.get(service, ())

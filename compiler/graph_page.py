@@ -155,13 +155,12 @@ def page_data(graph: MeshGraph, diagnostics: list[Diagnostic], artifacts: list[A
     for service in graph.services.values():
         node = base(service_workload(service.key), "service", service.key, service.origin,
                     group(service.platform.name, service.namespace))
-        route = graph.route_for(service.key)
         node["details"] = {
             "platform": service.platform.name,
             "mtls": service.mtls,
             "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in service.spec.ports],
             "versions": sorted(service.spec.versions),
-            "routes": [_route(route)] if route else [],
+            "routes": [_route(route) for route in graph.routes_for(service.key)],
             "policies": _policies(graph, service),
             "calls": [str(k) for k in service.calls],
             "callers": [str(k) for k in graph.callers.get(service.key, ())],

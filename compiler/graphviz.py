@@ -21,7 +21,7 @@ def graph_data(graph: MeshGraph) -> dict:
                 "versions": sorted(node.spec.versions),
                 "calls": [str(k) for k in node.calls],
                 "mtls": node.mtls,
-                "route": str(graph.service_route[node.key].key) if node.key in graph.service_route else None,
+                "routes": [str(route.key) for route in graph.routes_for(node.key)],
                 "accessPolicies": [str(p.key) for p in graph.policies_for(node.key)],
             }
             for node in graph.services.values()

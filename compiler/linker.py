@@ -81,10 +81,10 @@ class _Linker:
         self.known_gateways = set(by_kind["Gateway"]) | invalid["Gateway"]
         self.services = self.link_services(by_kind["Service"])
         self.gateways = self.link_gateways(by_kind["Gateway"])
-        routes, service_route = self.link_routes(by_kind["Route"])
+        routes, service_routes = self.link_routes(by_kind["Route"])
         access_policies = self.link_access_policies(by_kind["AccessPolicy"])
         policies = {k: PolicyNode(k, i.model, i.origin) for k, i in by_kind["Policy"].items()}
-        return self.graph(mesh_intent, externals, routes, service_route, access_policies, policies)
+        return self.graph(mesh_intent, externals, routes, service_routes, access_policies, policies)
 
     def invalid_keys(self) -> dict[str, set[Any]]:
         """Identities of the documents that failed validation, by kind."""
@@ -188,45 +188,20 @@ class _Linker:
             gateways[key] = GatewayNode(key, intent.model, intent.origin, platform)
         return gateways
 
-    def link_routes(self, intents: dict[Key, Intent]) -> tuple[dict[Key, RouteNode], dict[Key, RouteNode]]:
-        """Every Route that links, and each service's one mesh Route; a second mesh Route of a
-        service, or an ingress Route claiming a host another one routes on its gateway, is dropped."""
+    def link_routes(self, intents: dict[Key, Intent]) -> tuple[dict[Key, RouteNode], dict[Key, list[RouteNode]]]:
+        """Every Route that links, and each service's mesh Routes. Several Routes of one service
+        (or of one gateway host) are merged in the order of their keys (docs/intents.md);
+        conflicting rules among them are the analysis' to report (MESH354)."""
         routes: dict[Key, RouteNode] = {}
-        service_route: dict[Key, RouteNode] = {}
-        gateway_hosts: dict[tuple[Key, str], RouteNode] = {}
+        service_routes: dict[Key, list[RouteNode]] = defaultdict(list)
         for key, intent in intents.items():
             node = self.link_route(key, intent)
             if node is None:
                 continue
             if node.service is not None:
-                if node.service in service_route:
-                    first = service_route[node.service]
-                    self.report.add(
-                        codes.SECOND_MESH_ROUTE,
-                        f"service {node.service} already has mesh Route {first.key}",
-                        self.at(intent.origin, "service"),
-                        related=(Related(self.at(first.origin, "service"), "the first Route"),),
-                    )
-                    continue
-                service_route[node.service] = node
-            elif node.gateway is not None:  # a Route without a service attaches to a gateway (link_route)
-                clash = False
-                for index, host in enumerate(node.spec.hosts):
-                    other = gateway_hosts.get((node.gateway, host))
-                    if other is not None:
-                        clash = True
-                        self.report.add(
-                            codes.DUPLICATE_GATEWAY_HOST,
-                            f"host {host!r} on gateway {node.gateway} is already routed by Route {other.key}",
-                            self.at(intent.origin, "hosts", index),
-                            related=(Related(self.at(other.origin, "name"), "the other Route"),),
-                        )
-                if clash:
-                    continue
-                for host in node.spec.hosts:
-                    gateway_hosts[(node.gateway, host)] = node
+                service_routes[node.service].append(node)
             routes[key] = node
-        return routes, service_route
+        return routes, service_routes
 
     def link_access_policies(self, intents: dict[Key, Intent]) -> dict[Key, AccessPolicyNode]:
         access_policies = {}
@@ -237,7 +212,7 @@ class _Linker:
         return access_policies
 
     def graph(self, mesh_intent: Intent, externals: dict[Key, ExternalNode], routes: dict[Key, RouteNode],
-              service_route: dict[Key, RouteNode], access_policies: dict[Key, AccessPolicyNode],
+              service_routes: dict[Key, list[RouteNode]], access_policies: dict[Key, AccessPolicyNode],
               policies: dict[str, PolicyNode]) -> MeshGraph:
         """The immutable graph, with its reverse indexes (gateway routes, service policies, callers)."""
         gateway_routes: dict[Key, list[RouteNode]] = defaultdict(list)
@@ -262,7 +237,8 @@ class _Linker:
             gateways=frozen_mapping(self.gateways),
             access_policies=frozen_mapping(access_policies),
             policies=frozen_mapping(policies),
-            service_route=frozen_mapping(service_route),
+            service_routes=frozen_mapping({k: tuple(sorted(v, key=lambda r: r.key))
+                                           for k, v in service_routes.items()}),
             gateway_routes=frozen_mapping({k: tuple(sorted(v, key=lambda r: r.key))
                                            for k, v in gateway_routes.items()}),
             service_policies=frozen_mapping({k: tuple(sorted(v, key=lambda p: p.key))

@@ -32,7 +32,7 @@ GRAPH_FIELD_KINDS: dict[str, frozenset[str]] = {
     "callers": frozenset({"Service"}),
     "externals": frozenset({"ExternalService"}),
     "routes": frozenset({"Route", "Service", "Mesh"}),
-    "service_route": frozenset({"Route", "Service", "Mesh"}),
+    "service_routes": frozenset({"Route", "Service", "Mesh"}),
     "gateway_routes": frozenset({"Route", "Service", "Mesh"}),
     "gateways": frozenset({"Gateway", "Mesh"}),
     "access_policies": frozenset({"AccessPolicy"}),

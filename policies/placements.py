@@ -38,10 +38,8 @@ def flows(graph: MeshGraph) -> Iterator[Flow]:
             if callee is None:
                 continue
             targets = [callee]
-            route = graph.route_for(key)
-            if route is not None:
-                targets += [graph.services[t.service] for rule in route.rules for t in rule.destinations
-                            if t.service != key]
+            targets += [graph.services[t.service] for route in graph.routes_for(key) for rule in route.rules
+                        for t in rule.destinations if t.service != key]
             for placement in service.placements:
                 for target in targets:
                     yield Flow(placement.platform, target, at(service.origin, "calls", index), f"service {service.key}")

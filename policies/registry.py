@@ -14,6 +14,7 @@ from policies import (
     ports,
     reachability,
     resilience,
+    route_merge,
     topology,
 )
 from policies.check import Check, run_check
@@ -30,6 +31,7 @@ CHECKS: tuple[Check, ...] = (
     ports.CHECK,
     reachability.CHECK,
     resilience.CHECK,
+    route_merge.CHECK,
     topology.CHECK,
     placements.TRUST_DOMAINS,
 )

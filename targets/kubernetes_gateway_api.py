@@ -21,6 +21,8 @@ from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_platform import PlatformEmitter
 from targets.kubernetes_support import (
     GATEWAY_API,
+    RouteGroup,
+    host_groups,
     gateway_api_duration,
     protocol_name,
     rule_kind,
@@ -48,10 +50,11 @@ class GatewayApiEmitter(PlatformEmitter):
         if not self.on_platform(service.key):
             # A callee off the platform has no Kubernetes Service to be a parent: Istio routes it.
             return super().routing(service)
-        route = self.graph.route_for(service.key)
-        if route is not None:
+        routes = self.graph.routes_for(service.key)
+        if routes:
             parent = {"group": "", "kind": "Service", "name": service.name}
-            translated = self.http_route(route, route.key.name, [parent], None, route.rules)
+            group = RouteGroup(routes)
+            translated = self.http_route(group, [parent], None, group.rules())
             # A Route of tcp and tls rules only leaves nothing the standard channel can carry.
             return [translated] if translated["spec"]["rules"] else []
         return self.default_routes(service)
@@ -247,10 +250,13 @@ class GatewayApiEmitter(PlatformEmitter):
                         self.graph.sources.locate(route.origin, *at))
         return None
 
-    def http_route(self, route: RouteNode, name: str, parents: list[dict], hostnames: list[str] | None,
-                   rules: tuple[ResolvedRule, ...]) -> dict:
+    def http_route(self, group: RouteGroup, parents: list[dict], hostnames: list[str] | None,
+                   rules: list[tuple[RouteNode, ResolvedRule]]) -> dict:
+        """One HTTPRoute for the merged Routes of `group`, their rules in merge order: within one
+        HTTPRoute the Gateway API gives ties to "the FIRST matching rule (in list order)", across
+        HTTPRoutes to the older one, which the repository does not decide."""
         translated = []
-        for rule in rules:
+        for route, rule in rules:
             if rule_kind(rule, self.protocol_of) == "http":
                 translated.append(self.http_rule(route, rule))
             else:
@@ -261,8 +267,9 @@ class GatewayApiEmitter(PlatformEmitter):
         spec: dict = {"parentRefs": parents, "rules": translated}
         if hostnames and "*" not in hostnames:  # `*` is an omitted hostnames list
             spec["hostnames"] = hostnames
-        self.report_precedence(route, rules)
-        return document(GATEWAY_API, "HTTPRoute", metadata(name, route.key.namespace, (route.origin.file,)), spec=spec)
+        self.report_precedence(rules)
+        return document(GATEWAY_API, "HTTPRoute", metadata(group.key.name, group.key.namespace, group.files),
+                        spec=spec)
 
     # -- gateways ----------------------------------------------------------------------------
 
@@ -361,12 +368,14 @@ class GatewayApiEmitter(PlatformEmitter):
                       "rules": [{"filters": [{"type": "RequestRedirect",
                                               "requestRedirect": {"scheme": "https", "statusCode": 301}}]}]}))
         parent = {"name": gw_name, "namespace": gw_ns}
-        self.report_route_merges(routes)
+        groups = host_groups(routes)
+        self.report_route_merges(groups)
+        for group in groups:
+            http_rules = [(route, rule) for route, rule in group.rules() if rule_kind(rule, self.protocol_of) == "http"]
+            if http_rules:
+                docs.append(self.http_route(group, [parent], list(group.hosts), http_rules))
         for route in routes:
             tls_rules = [r for r in route.rules if rule_kind(r, self.protocol_of) != "http"]
-            http_rules = tuple(r for r in route.rules if r not in tls_rules)
-            if http_rules:
-                docs.append(self.http_route(route, route.key.name, [parent], list(route.spec.hosts), http_rules))
             for kind, kind_rules in (("TLSRoute", [r for r in tls_rules if rule_kind(r, self.protocol_of) == "tls"]),
                                      ("TCPRoute", [r for r in tls_rules if rule_kind(r, self.protocol_of) == "tcp"])):
                 if not kind_rules:
@@ -431,33 +440,41 @@ class GatewayApiEmitter(PlatformEmitter):
 
     # -- rule order --------------------------------------------------------------------------
 
-    def report_route_merges(self, routes: tuple[RouteNode, ...]) -> None:
+    def report_route_merges(self, groups: list[RouteGroup]) -> None:
         """An error where the Gateway API's merge of HTTPRoutes with intersecting hostnames lets a
-        request no rule of the most specific Route matches reach a broader Route's rules (meshc:
-        404, no fall-through). Conservative: the broader Route is only required to have an HTTP
+        request no rule of the most specific Routes matches reach a broader Route's rules (meshc:
+        404, no fall-through). Conservative: the broader Routes are only required to have an HTTP
         rule, not one that matches such a request."""
-        for specific in routes:
-            if any(self.matches_everything(rule) for rule in specific.rules) or not self.http_rules(specific):
+        for specific in groups:
+            rules = [rule for _, rule in specific.rules()]
+            if any(self.matches_everything(rule) for rule in rules) or not self.http_rules(rules):
                 continue
-            for broader in routes:
-                host = next(((mine, index) for index, mine in enumerate(specific.spec.hosts)
-                             for theirs in broader.spec.hosts if theirs != mine and covers(theirs, mine)), None)
-                if broader is specific or host is None or not self.http_rules(broader):
+            for broader in groups:
+                host = next(((mine, theirs) for mine in specific.hosts for theirs in broader.hosts
+                             if theirs != mine and covers(theirs, mine)), None)
+                if broader is specific or host is None or not self.http_rules([r for _, r in broader.rules()]):
                     continue
+                [mine, other] = [self.routes_writing(g, h) for g, h in ((specific, host[0]), (broader, host[1]))]
                 self.report.add(
                     codes.K8S_GATEWAY_API_ROUTE_MERGE,
-                    f"requests to {host[0]!r} that no rule of Route {specific.key} matches go on to the rules of "
-                    f"Route {broader.key} on flavor gateway-api (HTTPRoutes with intersecting hostnames are "
+                    f"requests to {host[0]!r} that no rule of Route {mine[0].key} matches go on to the rules of "
+                    f"Route {other[0].key} on flavor gateway-api (HTTPRoutes with intersecting hostnames are "
                     "merged); everywhere else they are answered 404",
-                    self.graph.sources.locate(specific.origin, "hosts", host[1]),
-                    related=(Related(self.graph.sources.locate(broader.origin, "hosts", key=True),
-                                     f"Route {broader.key}, whose hosts cover it"),),
+                    self.graph.sources.locate(mine[0].origin, "hosts", mine[1]),
+                    related=(Related(self.graph.sources.locate(other[0].origin, "hosts", key=True),
+                                     f"Route {other[0].key}, whose hosts cover it"),),
                     hint="end the Route with a rule without `match`, or fold the two Routes into one",
                 )
                 break
 
-    def http_rules(self, route: RouteNode) -> list[ResolvedRule]:
-        return [r for r in route.rules if rule_kind(r, self.protocol_of) == "http"]
+    @staticmethod
+    def routes_writing(group: RouteGroup, host: str) -> tuple[RouteNode, int]:
+        """The last Route of the group (whose rules come last) and the index of `host` in its hosts."""
+        route = group.routes[-1]
+        return route, list(route.spec.hosts).index(host)
+
+    def http_rules(self, rules: list[ResolvedRule]) -> list[ResolvedRule]:
+        return [r for r in rules if rule_kind(r, self.protocol_of) == "http"]
 
     def matches_everything(self, rule: ResolvedRule) -> bool:
         """A rule every HTTP request matches: no match, or an entry naming nothing but `/`."""
@@ -467,14 +484,14 @@ class GatewayApiEmitter(PlatformEmitter):
             (entry.path is None or entry.path.prefix == "/") and entry.method is None and not entry.headers
             and not entry.query and entry.port is None and not entry.sni for entry in rule.spec.match)
 
-    def report_precedence(self, route: RouteNode, rules: tuple[ResolvedRule, ...]) -> None:
+    def report_precedence(self, rules: list[tuple[RouteNode, ResolvedRule]]) -> None:
         """An error where the Gateway API's match precedence picks a later rule than written
-        order for some request: meshc's rules are first match in written order (docs/intents.md),
-        the Gateway API orders matches itself (HTTPRouteRule.matches: exact path, longest prefix,
-        method, most headers, most query parameters; ties to the first rule)."""
-        http_rules = [r for r in rules if rule_kind(r, self.protocol_of) == "http"]
-        for later_index, later in enumerate(http_rules):
-            for earlier in http_rules[:later_index]:
+        order for some request: meshc's rules are first match in written (merge) order
+        (docs/intents.md), the Gateway API orders matches itself (HTTPRouteRule.matches: exact
+        path, longest prefix, method, most headers, most query parameters; ties to the first rule)."""
+        http_rules = [(route, r) for route, r in rules if rule_kind(r, self.protocol_of) == "http"]
+        for later_index, (later_route, later) in enumerate(http_rules):
+            for earlier_route, earlier in http_rules[:later_index]:
                 firsts: list[Match | None] = list(earlier.spec.match) or [None]
                 seconds: list[Match | None] = list(later.spec.match) or [None]
                 clash = next(((a, b) for a in firsts for b in seconds
@@ -484,13 +501,15 @@ class GatewayApiEmitter(PlatformEmitter):
                                           for cover in firsts)), None)
                 if clash is None:
                     continue
+                earlier_name = (f"rule {earlier.index}" if earlier_route is later_route
+                                else f"rule {earlier.index} of Route {earlier_route.key}")
                 self.report.add(
                     codes.K8S_GATEWAY_API_ORDER,
-                    f"rule {later.index} of Route {route.key} takes precedence over rule {earlier.index} under the "
-                    "Gateway API's match ordering for requests both match, but rule "
-                    f"{earlier.index} comes first in written order",
-                    self.graph.sources.locate(route.origin, "rules", later.index),
-                    related=(Related(self.graph.sources.locate(route.origin, "rules", earlier.index),
+                    f"rule {later.index} of Route {later_route.key} takes precedence over {earlier_name} under the "
+                    "Gateway API's match ordering for requests both match, but "
+                    f"{earlier_name} comes first in written order",
+                    self.graph.sources.locate(later_route.origin, "rules", later.index),
+                    related=(Related(self.graph.sources.locate(earlier_route.origin, "rules", earlier.index),
                                      "the earlier rule, which wins everywhere else"),),
                     hint="narrow the earlier rule or move the more specific rule first",
                 )

@@ -15,7 +15,7 @@ from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
 from compiler.hostnames import covers, overlap
 from compiler.model import HeaderModifier, ListenerTls, Match, StringMatch
 from targets.kubernetes_meta import document, gateway_selector, metadata
-from targets.kubernetes_support import ISTIO_NETWORKING, proto_duration, protocol_name, rule_kind
+from targets.kubernetes_support import ISTIO_NETWORKING, RouteGroup, proto_duration, protocol_name, rule_kind
 
 
 class HostOf(Protocol):
@@ -236,13 +236,20 @@ def routing_spec(route: RouteNode, protocol_of: Callable[[Target], str], host_of
     return sections
 
 
-def virtual_service(route: RouteNode, hosts: list[str], sources: tuple[str, ...],
-                    protocol_of: Callable[[Target], str], host_of: HostOf,
-                    inexpressible: list[tuple[ResolvedRule, str]], gateways: list[str] | None = None) -> dict:
-    spec: dict = {"hosts": hosts, **routing_spec(route, protocol_of, host_of, inexpressible)}
+def virtual_service(group: RouteGroup, hosts: list[str], protocol_of: Callable[[Target], str], host_of: HostOf,
+                    inexpressible: list[tuple[RouteNode, ResolvedRule, str]], gateways: list[str] | None = None) -> dict:
+    """One VirtualService for the merged Routes of `group`: their sections in merge order, each
+    Route's rules as written (Istio keeps the order within one VirtualService only)."""
+    sections: dict[str, list[dict]] = {}
+    for route in group.routes:
+        found: list[tuple[ResolvedRule, str]] = []
+        for kind, entries in routing_spec(route, protocol_of, host_of, found).items():
+            sections.setdefault(kind, []).extend(entries)
+        inexpressible.extend((route, rule, reason) for rule, reason in found)
+    spec: dict = {"hosts": hosts, **sections}
     if gateways is not None:
         spec["gateways"] = gateways
-    return document(ISTIO_NETWORKING, "VirtualService", metadata(route.key.name, route.key.namespace, sources),
+    return document(ISTIO_NETWORKING, "VirtualService", metadata(group.key.name, group.key.namespace, group.files),
                     spec=spec)
 
 
@@ -282,18 +289,18 @@ SCHEME_PORTS = {"http": 80, "https": 443}
 @dataclass
 class HttpsRedirects:
     """How a Gateway's httpsRedirect listeners are carried: a VirtualService per listener for
-    its hosts no Route writes, the redirect rule first in each Route whose hosts the listener
-    serves (Istio keeps one virtual host per domain, so a Route covering a listener host
-    decides that host on the listener's port too), and the (listener, Route) pairs where the
-    Route's hosts also reach a listener of that port that does not redirect, which one rule
-    matching on the port cannot tell apart."""
+    its hosts no Route writes, the redirect rule first in each VirtualService of Routes whose
+    hosts the listener serves (Istio keeps one virtual host per domain, so a Route covering a
+    listener host decides that host on the listener's port too), and the (listener, Routes)
+    pairs where the Routes' hosts also reach a listener of that port that does not redirect,
+    which one rule matching on the port cannot tell apart."""
 
     services: list[dict] = dataclasses.field(default_factory=list)
-    route_ports: dict[Key, list[int]] = dataclasses.field(default_factory=dict)
-    conflicts: list[tuple[int, RouteNode]] = dataclasses.field(default_factory=list)  # (listener index, Route)
+    group_ports: dict[Key, list[int]] = dataclasses.field(default_factory=dict)
+    conflicts: list[tuple[int, RouteGroup]] = dataclasses.field(default_factory=list)  # (listener index, Routes)
 
 
-def https_redirects(gateway: GatewayNode, routes: Sequence[RouteNode]) -> HttpsRedirects:
+def https_redirects(gateway: GatewayNode, groups: Sequence[RouteGroup]) -> HttpsRedirects:
     out = HttpsRedirects()
     for index, listener in enumerate(gateway.listeners):
         if not listener.httpsRedirect:
@@ -301,15 +308,15 @@ def https_redirects(gateway: GatewayNode, routes: Sequence[RouteNode]) -> HttpsR
         port = listener.port
         plain = [other for other in gateway.listeners
                  if other.port == port and other.protocol == "http" and not other.httpsRedirect]
-        for route in routes:
-            if not any(overlap(lh, h) for lh in listener.hosts for h in route.spec.hosts):
+        for group in groups:
+            if not any(overlap(lh, h) for lh in listener.hosts for h in group.hosts):
                 continue
-            if any(overlap(oh, h) for other in plain for oh in other.hosts for h in route.spec.hosts):
-                out.conflicts.append((index, route))
-            elif port not in out.route_ports.setdefault(route.key, []):
-                out.route_ports[route.key].append(port)
+            if any(overlap(oh, h) for other in plain for oh in other.hosts for h in group.hosts):
+                out.conflicts.append((index, group))
+            elif port not in out.group_ports.setdefault(group.key, []):
+                out.group_ports[group.key].append(port)
         own = [h for h in listener.hosts
-               if not any(covers(h_route, h) for route in routes for h_route in route.spec.hosts)]
+               if not any(covers(h_route, h) for group in groups for h_route in group.hosts)]
         if own:
             out.services.append(document(
                 ISTIO_NETWORKING, "VirtualService",

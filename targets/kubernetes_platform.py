@@ -51,6 +51,8 @@ from targets.kubernetes_istio import (
 from targets.kubernetes_meta import APP_LABEL, document, gateway_selector, metadata, parse_source_list, source_list
 from targets.kubernetes_support import (
     GATEWAY_API,
+    RouteGroup,
+    host_groups,
     ISTIO_NETWORKING,
     ISTIO_NETWORKING_ALPHA,
     ISTIO_SECURITY,
@@ -394,10 +396,10 @@ class PlatformEmitter:
 
     def routing(self, service: ServiceNode) -> list[dict]:
         """VirtualService of the service's mesh Route, else of its own timeout and retries."""
-        route = self.graph.route_for(service.key)
+        routes = self.graph.routes_for(service.key)
         host = self.hosts(service.key)
-        if route is not None:
-            return [self.virtual_service(route, [host])]
+        if routes:
+            return [self.virtual_service(RouteGroup(routes), [host])]
         http_ports = [p.port for p in service.spec.ports if p.protocol in HTTP_PROTOCOLS]
         resilience = service.resilience
         if not http_ports or (resilience.timeout is None and resilience.retries is None):
@@ -630,28 +632,27 @@ class PlatformEmitter:
 
     def gateway_documents(self, gateway: GatewayNode) -> list[dict]:
         docs = [*self.gateway_workload_documents(gateway), istio_gateway(gateway)]
-        routes = self.graph.gateway_routes.get(gateway.key, ())
-        redirects = https_redirects(gateway, routes)
-        for route in routes:
-            service = self.virtual_service(route, list(route.spec.hosts),
-                                           [f"{gateway.key.namespace}/{gateway.key.name}"])
-            ports = redirects.route_ports.get(route.key, [])
+        groups = host_groups(self.graph.gateway_routes.get(gateway.key, ()))
+        redirects = https_redirects(gateway, groups)
+        for group in groups:
+            service = self.virtual_service(group, list(group.hosts), [f"{gateway.key.namespace}/{gateway.key.name}"])
+            ports = redirects.group_ports.get(group.key, [])
             service["spec"]["http"] = [https_redirect_rule(port) for port in ports] + service["spec"].get("http", [])
             docs.append(service)
-        for index, route in redirects.conflicts:
+        for index, group in redirects.conflicts:
             listener = gateway.listeners[index]
+            names = ", ".join(f"Route {route.key}" for route in group.routes)
             self.report.add(codes.K8S_ISTIO_UNSUPPORTED,
                             f"listener {listener.name!r} of Gateway {gateway.key} redirects to https on port "
-                            f"{listener.port}, where Route {route.key} also reaches a listener that does not",
+                            f"{listener.port}, where {names} also reaches a listener that does not",
                             self.graph.sources.locate(gateway.origin, "listeners", index, "httpsRedirect"))
         return docs + redirects.services
 
-    def virtual_service(self, route: RouteNode, hosts: list[str], gateways: list[str] | None = None) -> dict:
-        """The Route's VirtualService; what Istio cannot carry is reported at the rule."""
-        inexpressible: list[tuple[ResolvedRule, str]] = []
-        translated = virtual_service(route, hosts, (route.origin.file,), self.protocol_of, self.hosts,
-                                     inexpressible, gateways)
-        for rule, reason in inexpressible:
+    def virtual_service(self, group: RouteGroup, hosts: list[str], gateways: list[str] | None = None) -> dict:
+        """The merged Routes' VirtualService; what Istio cannot carry is reported at the rule."""
+        inexpressible: list[tuple[RouteNode, ResolvedRule, str]] = []
+        translated = virtual_service(group, hosts, self.protocol_of, self.hosts, inexpressible, gateways)
+        for route, rule, reason in inexpressible:
             self.report.add(codes.K8S_ISTIO_UNSUPPORTED, f"rule {rule.index} of Route {route.key}: {reason}",
                             self.graph.sources.locate(route.origin, "rules", rule.index, "redirect", "prefix"))
         return translated

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
-from compiler.graph import ResolvedRule, Target
+from compiler.graph import Key, ResolvedRule, RouteNode, Target
 from compiler.model import STREAM_PROTOCOLS, duration_seconds
 
 ISTIO_NETWORKING = "networking.istio.io/v1"
@@ -53,3 +55,45 @@ def gateway_api_duration(millis: int) -> str:
     parts = [(hours, "h"), (minutes, "m"), (seconds, "s"), (millis_part, "ms")]
     text = "".join(f"{value}{unit}" for value, unit in parts if value)
     return text or "0s"
+
+
+@dataclass(frozen=True)
+class RouteGroup:
+    """Routes merged for some hosts, in merge order (docs/intents.md, "Several Routes for one
+    host"), written as one Kubernetes object: Istio does not merge VirtualServices for a host
+    in sidecars and merges gateway ones in an undefined order, and across HTTPRoutes the Gateway
+    API breaks ties by creation time, which the repository does not fix."""
+
+    routes: tuple[RouteNode, ...]
+    hosts: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> Key:
+        """The object's name: the one Route's, else the first Route's with a digest of them all
+        (a Route may be first in several groups of a gateway)."""
+        first = self.routes[0]
+        if len(self.routes) == 1:
+            return first.key
+        digest = hashlib.sha256("\n".join(str(r.key) for r in self.routes).encode()).hexdigest()[:8]
+        return Key(first.key.namespace, f"{first.key.name}-merged-{digest}")
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(route.origin.file for route in self.routes))
+
+    def rules(self) -> list[tuple[RouteNode, ResolvedRule]]:
+        """Every rule, with its Route, in merge order."""
+        return [(route, rule) for route in self.routes for rule in route.rules]
+
+
+def host_groups(routes: Iterable[RouteNode]) -> list[RouteGroup]:
+    """Gateway Routes grouped by host: each host goes to the group of exactly the Routes that
+    write it, in merge order; groups in the order their first host is written."""
+    writers: dict[str, list[RouteNode]] = {}
+    for route in routes:
+        for host in route.spec.hosts:
+            writers.setdefault(host, []).append(route)
+    grouped: dict[tuple[Key, ...], tuple[list[RouteNode], list[str]]] = {}
+    for host, written in writers.items():
+        grouped.setdefault(tuple(r.key for r in written), (written, []))[1].append(host)
+    return [RouteGroup(tuple(group), tuple(hosts)) for group, hosts in grouped.values()]

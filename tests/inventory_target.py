@@ -25,12 +25,11 @@ def _service(graph: MeshGraph, service: ServiceNode) -> tuple[dict, set[str]]:
             files.add(external.origin.file)
             calls.append({"external": str(callee), "hosts": list(external.spec.hosts)})
         else:
-            callee_route = graph.route_for(callee)
+            callee_routes = graph.routes_for(callee)
             files.add(graph.services[callee].origin.file)
-            if callee_route is not None:
-                files.add(callee_route.origin.file)
+            files.update(route.origin.file for route in callee_routes)
             calls.append({"service": str(callee), "ports": [port.port for port in graph.services[callee].spec.ports],
-                          "routed": callee_route is not None})
+                          "routed": bool(callee_routes)})
     served_by = set()
     for gateway_key, routes in graph.gateway_routes.items():
         for route in routes:
@@ -38,12 +37,11 @@ def _service(graph: MeshGraph, service: ServiceNode) -> tuple[dict, set[str]]:
                 gateway = graph.gateways[gateway_key]
                 files.update((route.origin.file, gateway.origin.file))
                 served_by.update(f"{host}:{listener.port}" for listener in gateway.listeners for host in listener.hosts)
-    route = graph.route_for(service.key)
-    if route is not None:
-        files.add(route.origin.file)
+    own_routes = graph.routes_for(service.key)
+    files.update(route.origin.file for route in own_routes)
     document = {"service": str(service.key), "platform": service.platform.name, "mtls": service.mtls,
                 "timeout": service.resilience.timeout, "calls": calls, "servedBy": sorted(served_by),
-                "routeRules": len(route.rules) if route else 0}
+                "routeRules": sum(len(route.rules) for route in own_routes)}
     return document, files
 
 

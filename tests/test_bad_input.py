@@ -87,10 +87,10 @@ CASES = [
         [("MESH203", "b.yaml", 3, 7)],
     ),
     (
-        "second-mesh-route",
+        "second-mesh-route-same-match",
         {"a.yaml": SERVICE, "r.yaml": "apiVersion: meshc/v1\nkind: Route\nname: r1\nservice: api\nrules: [{to: [{}]}]\n"
                                       "---\napiVersion: meshc/v1\nkind: Route\nname: r2\nservice: api\nrules: [{to: [{}]}]\n"},
-        [("MESH204", "r.yaml", 10, 10)],
+        [("MESH354", "r.yaml", 11, 9)],
     ),
     ("endpoints-off-vm", {"a.yaml": SERVICE + "endpoints: [{address: 10.0.0.1}]\n"}, [("MESH205", "a.yaml", 7, 1)]),
     ("vm-without-endpoints", {"a.yaml": SERVICE.replace("platform: k8s", "platform: vms")}, [("MESH206", "a.yaml", 4, 11)]),
@@ -122,13 +122,14 @@ CASES = [
         [("MESH209", "a.yaml", 11, 10)],
     ),
     (
-        "duplicate-gateway-host",
+        "gateway-host-routes-same-match",
         {"a.yaml": SERVICE, "g.yaml": "apiVersion: meshc/v1\nkind: Gateway\nname: g\nplatform: k8s\n"
                                       "listeners: [{name: web, port: 80, protocol: http, hosts: [a.example.com]}]\n",
          "r.yaml": "apiVersion: meshc/v1\nkind: Route\nname: r1\ngateway: g\nhosts: [a.example.com]\n"
                    "rules: [{to: [{service: api}]}]\n---\napiVersion: meshc/v1\nkind: Route\nname: r2\ngateway: g\n"
-                   "hosts: [a.example.com]\nrules: [{to: [{service: api}]}]\n"},
-        [("MESH210", "r.yaml", 12, 9)],
+                   "hosts: [a.example.com]\nrules: [{to: [{service: api}]}]\n",
+         "p.yaml": "apiVersion: meshc/v1\nkind: AccessPolicy\nname: p\nservice: api\nallow: [{from: [{gateway: g}]}]\n"},
+        [("MESH354", "r.yaml", 13, 9)],
     ),
     (
         "external-host-twice",

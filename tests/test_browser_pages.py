@@ -127,11 +127,11 @@ def test_example_page_draws_the_graph_and_shows_routes(browser, artifacts, tmp_p
     page = Page(browser, path)
     nodes, edges = expected_counts(graph)
     assert page.counts() == {"nodes": nodes, "edges": edges, "denied": 0}
-    routed = next(s for s in graph.services.values() if graph.route_for(s.key))
+    routed = next(s for s in graph.services.values() if graph.routes_for(s.key))
     page.click_node(service_workload(routed.key))
     assert page.page.inner_text("#details-title") == f"service {routed.key}"
     shown = page.page.eval_on_selector_all("#details .route", "all => all.map(r => r.dataset.route)")
-    assert shown == [str(graph.route_for(routed.key).key)]
+    assert shown == [str(route.key) for route in graph.routes_for(routed.key)]
     ports = page.page.inner_text("#details table")
     assert all(str(p.port) in ports for p in routed.spec.ports)
     for gateway in graph.gateways.values():

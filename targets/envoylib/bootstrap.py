@@ -73,9 +73,7 @@ def gateway_bootstrap(graph: MeshGraph, gateway: GatewayNode, report, address: s
 def sidecar_sources(graph: MeshGraph, service: ServiceNode) -> tuple[str, ...]:
     """Intent files a sidecar is compiled from: the mesh, the service, its policies, its callees."""
     files = {graph.mesh_origin.file, service.origin.file}
-    route = graph.route_for(service.key)
-    if route is not None:
-        files.add(route.origin.file)
+    files.update(route.origin.file for route in graph.routes_for(service.key))
     files.update(policy.origin.file for policy in graph.policies_for(service.key))
     for callee in service.calls:
         files.update(_destination_files(graph, callee))
@@ -97,8 +95,7 @@ def _destination_files(graph: MeshGraph, callee: Key) -> set[str]:
     if external is not None:
         return {external.origin.file}
     files = {graph.services[callee].origin.file}
-    route = graph.route_for(callee)
-    if route is not None:
+    for route in graph.routes_for(callee):
         files.add(route.origin.file)
         files.update(graph.services[t.service].origin.file for t in _route_targets(route))
     return files

@@ -11,12 +11,12 @@ from typing import Any
 
 from compiler import codes
 from compiler.diagnostics import Related
-from compiler.evaluate import passthrough_names
-from compiler.graph import GatewayNode, RouteNode
+from compiler.evaluate import most_specific_routes, passthrough_names
+from compiler.graph import GatewayNode, Key, RouteNode
 from compiler.hostnames import covers, most_specific, overlap, specificity
 from compiler.model import Listener
 from targets.envoylib.blocks import fault_filter, router_filter, socket_address, tcp_proxy, tls_inspector
-from targets.envoylib.outbound import http_only_fields, rule_routes, stream_rule
+from targets.envoylib.outbound import http_only_fields, merged_routes, stream_rule
 from targets.envoylib.proxy import Proxy
 
 
@@ -99,20 +99,19 @@ class _GatewayBuilder:
                     if any(overlap(lh, h) for listener in listeners for lh in listener.hosts for h in route.spec.hosts)]
         domains = dict.fromkeys([h for listener in listeners for h in listener.hosts]
                                 + [h for route in attached for h in route.spec.hosts])
-        served: dict[str, tuple[int, int | None] | None] = {}  # domain -> (listener, Route) indexes, or 404
+        by_key = {route.key: route for route in attached}
+        # domain -> (listener index, the keys of the merged Routes), or None for 404
+        served: dict[str, tuple[int, tuple[Key, ...]] | None] = {}
         for domain in domains:
             index = serving_listener(listeners, domain)
             if index is None or listeners[index].httpsRedirect:
-                served[domain] = None if index is None else (index, None)
+                served[domain] = None if index is None else (index, ())
                 continue
-            hosts = listeners[index].hosts
-            own = [n for n, r in enumerate(attached) if any(overlap(lh, h) for lh in hosts for h in r.spec.hosts)]
-            scored = [(specificity(p), -n) for n in own
-                      if (p := most_specific(list(attached[n].spec.hosts), domain)) is not None]
+            merged = tuple(r.key for r in most_specific_routes(tuple(attached), listeners[index], domain))
             # in an https chain a name of another listener is misdirected even where no Route serves it
-            served[domain] = ((index, -max(scored)[1]) if scored else
-                              (index, None) if answering is not None and listeners[index] is not answering else None)
-        groups: dict[tuple[int, int | None] | None, list[str]] = {}
+            served[domain] = ((index, merged) if merged else
+                              (index, ()) if answering is not None and listeners[index] is not answering else None)
+        groups: dict[tuple[int, tuple[Key, ...]] | None, list[str]] = {}
         for domain, decision in served.items():
             # Envoy takes the most specific domain written: one decided like its nearest broader
             # domain is left out, one decided otherwise (a 404 under a broader route) is written
@@ -122,22 +121,23 @@ class _GatewayBuilder:
         virtual_hosts: list[dict] = []
         for decision, names in groups.items():
             listener = listeners[decision[0]] if decision else None
-            route = attached[decision[1]] if decision and decision[1] is not None else None
+            routes = tuple(by_key[k] for k in decision[1]) if decision else ()
             if answering is not None and listener is not None and listener is not answering:
-                virtual_hosts.append(self.misdirected_host(listener, route, names))
+                virtual_hosts.append(self.misdirected_host(listener, routes, names))
             else:
-                virtual_hosts.append(self.virtual_host(listener, route, names, port))
+                virtual_hosts.append(self.virtual_host(listener, routes, names, port))
         return virtual_hosts
 
     @staticmethod
-    def misdirected_host(owner: Listener, route: RouteNode | None, domains: list[str]) -> dict:
+    def misdirected_host(owner: Listener, routes: tuple[RouteNode, ...], domains: list[str]) -> dict:
         """Names another https listener of the port serves, reached through this listener's SNI
         (an HTTP/2 connection reused for another host): 421 Misdirected Request, so the client
         opens a connection of its own (RFC 9110 15.5.20)."""
-        return {"name": f"{owner.name}|{route.key if route else 'unrouted'}|misdirected", "domains": domains,
+        return {"name": f"{owner.name}|{route_names(routes) or 'unrouted'}|misdirected", "domains": domains,
                 "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 421}}]}
 
-    def virtual_host(self, listener: Listener | None, route: RouteNode | None, domains: list[str], port: int) -> dict:
+    def virtual_host(self, listener: Listener | None, routes: tuple[RouteNode, ...], domains: list[str],
+                     port: int) -> dict:
         if listener is None:
             return {"name": f"gateway|{port}|unserved", "domains": domains, "routes": []}  # 404
         if listener.httpsRedirect:
@@ -149,9 +149,9 @@ class _GatewayBuilder:
                 {"match": {"prefix": "/", "headers": [ported]},
                  "redirect": {"https_redirect": True, "port_redirect": 443}},
                 {"match": {"prefix": "/"}, "redirect": {"https_redirect": True}}]}
-        assert route is not None  # an answered, non-redirect decision has a Route
-        return {"name": f"{listener.name}|{route.key}", "domains": domains,
-                "routes": rule_routes(self.proxy, route, port)}
+        assert routes  # an answered, non-redirect decision has a Route
+        return {"name": f"{listener.name}|{route_names(routes)}", "domains": domains,
+                "routes": merged_routes(self.proxy, routes, port)}
 
     def tls_chains(self, listener: Listener, on_port: list[Listener], port: int) -> list[dict]:
         tls = listener.tls
@@ -223,7 +223,7 @@ class _GatewayBuilder:
         """A tcp (or terminated tls) listener forwards to the first Route that covers it."""
         for route in self.routes:
             if self.covered_hosts(listener, route):
-                rule = stream_rule(self.proxy, route, None)
+                rule = stream_rule(self.proxy, (route,), None)
                 if rule is not None:
                     return tcp_proxy(stat_prefix, [(self.proxy.service_cluster(t), t.weight)
                                                    for t in rule.destinations])
@@ -235,6 +235,11 @@ class _GatewayBuilder:
         self.proxy.clusters[name] = {"name": name, "type": "STATIC",
                                      "load_assignment": {"cluster_name": name, "endpoints": []}}
         return name
+
+
+def route_names(routes: tuple[RouteNode, ...]) -> str:
+    """The keys of merged Routes, for a virtual host's name."""
+    return "+".join(str(route.key) for route in routes)
 
 
 def serving_listener(listeners: list[Listener], name: str) -> int | None:

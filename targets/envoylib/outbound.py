@@ -113,11 +113,11 @@ def short_name_owners(proxy: Proxy, service: ServiceNode) -> set[Key]:
 def mesh_virtual_host(proxy: Proxy, callee: ServiceNode, port: int, primary: bool, short_name: bool) -> dict:
     names = [f"{callee.name}.{callee.namespace}"] + ([callee.name] if short_name else [])
     domains = (names if primary else []) + [f"{name}:{port}" for name in names]
-    route = proxy.graph.route_for(callee.key)
-    if route is None:
+    merged = proxy.graph.routes_for(callee.key)
+    if not merged:
         routes = [default_route(proxy, callee, Target(callee.key, None, port, 100))]
     else:
-        routes = rule_routes(proxy, route, port)
+        routes = merged_routes(proxy, merged, port)
     return {"name": f"{callee.name}.{callee.namespace}:{port}", "domains": domains, "routes": routes}
 
 
@@ -182,6 +182,12 @@ def rule_routes(proxy: Proxy, route: RouteNode, port: int | None) -> list[dict]:
                 entry["redirect"] = {**action["redirect"], **path_rewrite(rule.spec.redirect.prefix, match)}
             entries.append(entry)
     return entries
+
+
+def merged_routes(proxy: Proxy, routes: tuple[RouteNode, ...], port: int | None) -> list[dict]:
+    """The Envoy routes of several Routes merged for one host: each Route's in turn, in merge
+    order (docs/intents.md, "Several Routes for one host"); Envoy takes the first that matches."""
+    return [entry for route in routes for entry in rule_routes(proxy, route, port)]
 
 
 def route_rewrite(rewrite: Rewrite, match: Match | None) -> dict:
@@ -299,18 +305,19 @@ def stream_listener(proxy: Proxy, callee_key: Key, external: ExternalNode | None
 
 def stream_targets(proxy: Proxy, callee: ServiceNode, port: int) -> list[tuple[str, int]]:
     """Weighted clusters for a byte-stream destination: the first rule a tcp proxy can take."""
-    route = proxy.graph.route_for(callee.key)
-    if route is not None:
-        chosen = stream_rule(proxy, route, port)
+    routes = proxy.graph.routes_for(callee.key)
+    if routes:
+        chosen = stream_rule(proxy, routes, port)
         if chosen is not None:
             return [(proxy.service_cluster(t), t.weight) for t in chosen.destinations]
     return [(proxy.service_cluster(Target(callee.key, None, port, 100)), 100)]
 
 
-def stream_rule(proxy: Proxy, route: RouteNode, port: int | None) -> ResolvedRule | None:
-    """The first rule a byte stream can take; every later rule for this port is reported."""
+def stream_rule(proxy: Proxy, routes: tuple[RouteNode, ...], port: int | None) -> ResolvedRule | None:
+    """The first rule of the merged Routes a byte stream can take; every later rule for this
+    port is reported."""
     chosen = None
-    for rule in route.rules:
+    for route, rule in ((route, rule) for route in routes for rule in route.rules):
         entries = [m for m in rule.spec.match if port is None or m.port in (None, port)]
         if rule.spec.match and not entries:
             continue  # for another port
