@@ -279,6 +279,13 @@ DUPLICATE_GATEWAY_HOST = _code(
     order (docs/intents.md, "Several Routes for one host"); rules of two Routes with
     identical matches are MESH354.""",
 )
+UNKNOWN_LISTENER = _code(
+    "MESH221", "unknown-listener", "error", "A Route attaches to a listener or port its gateway does not have.",
+    """An ingress Route's `listeners` name listeners of its gateway, and its `ports` are ports
+    some listener of the gateway listens on (the Gateway API's ParentReference sectionName and
+    port). A name or port the gateway does not have would attach the Route nowhere; the Route
+    is left out until it is fixed.""",
+)
 # Codes no longer reported (kept so that `meshc explain` still says what they were).
 RETIRED = frozenset({"MESH204", "MESH210"})
 PLATFORM_MISMATCH = _code(

@@ -468,6 +468,8 @@ def most_specific_routes(routes: tuple[RouteNode, ...], listener: Listener, name
     specific one any of them writes (they all write that same host), in merge order."""
     scored: list[tuple[tuple[int, int], RouteNode]] = []
     for route in routes:
+        if not route.attaches(listener):
+            continue
         served = [h for h in route.spec.hosts if any(host_matches(lh, h) or host_matches(h, lh)
                                                      for lh in listener.hosts)]
         pattern = most_specific(served, name)
@@ -580,8 +582,8 @@ def stream_decision(graph: MeshGraph, gateway: GatewayNode, listener: Listener, 
     """A byte stream: by SNI on passthrough (the rule's `sni`, else its Route's hosts), else the
     first rule of the first Route that can carry a stream; HTTP-only rules are skipped."""
     for route in graph.gateway_routes.get(gateway.key, ()):
-        hosts = [h for h in route.spec.hosts
-                 if any(host_matches(lh, h) or host_matches(h, lh) for lh in listener.hosts)]
+        hosts = [h for h in route.spec.hosts if route.attaches(listener)
+                 and any(host_matches(lh, h) or host_matches(h, lh) for lh in listener.hosts)]
         if not hosts:
             continue
         for rule in route.rules:

@@ -185,9 +185,15 @@ FIELDS: dict[str, dict[str, str]] = {
         "header": "The request header whose value is hashed.",
     },
     "Route": {
-        "service": "A mesh route: traffic addressed to this service (several Routes of one service are merged: docs/intents.md).",
+        "service": "A mesh route: traffic addressed to this service (several Routes of one service are merged: "
+                   "docs/intents.md).",
         "gateway": "An ingress route: traffic arriving at this Gateway for `hosts`.",
-        "hosts": "The host names an ingress route serves (several Routes of one gateway host are merged: docs/intents.md).",
+        "hosts": "The host names an ingress route serves (several Routes of one gateway host are merged: "
+                 "docs/intents.md).",
+        "listeners": "An ingress route attaches to these listeners of its gateway only, by name (Gateway API "
+                     "parentRefs sectionName); unset, to every listener that serves one of its hosts.",
+        "ports": "An ingress route attaches to the listeners on these ports only (Gateway API parentRefs port); "
+                 "unset, any port.",
         "rules": "Tried in order; the first that matches a request decides it (docs/intents.md, Semantics).",
     },
     "RouteRule": {

@@ -182,6 +182,12 @@ class RouteNode:
     gateway: Key | None  # ingress route
     rules: tuple[ResolvedRule, ...]
 
+    def attaches(self, listener: Listener) -> bool:
+        """Whether an ingress Route may take requests of this listener of its gateway: it names
+        the listener (or names none) and the listener's port (or none); hosts decide the rest."""
+        return ((not self.spec.listeners or listener.name in self.spec.listeners)
+                and (not self.spec.ports or listener.port in self.spec.ports))
+
     def attachment(self) -> tuple[str, Key]:
         """("service", key) for a mesh Route, ("gateway", key) for an ingress Route."""
         if self.service is not None:

@@ -454,6 +454,8 @@ class _Linker:
                                  f"Route {key} attaches to gateway {gateway}, which is not a Gateway",
                                  self.at(intent.origin, "gateway"))
                 return None
+            if not self.listeners_exist(key, intent, self.gateways[gateway]):
+                return None
         rules = []
         ok = True
         for index, rule in enumerate(spec.rules):
@@ -489,6 +491,22 @@ class _Linker:
         if not ok:
             return None
         return RouteNode(key, spec, intent.origin, service, gateway, tuple(rules))
+
+    def listeners_exist(self, key: Key, intent: Intent, gateway: GatewayNode) -> bool:
+        """Whether every listener name and port an ingress Route attaches to is its gateway's."""
+        names = [listener.name for listener in gateway.listeners]
+        ports = sorted({listener.port for listener in gateway.listeners})
+        ok = True
+        for field, values, known in (("listeners", intent.model.listeners, names),
+                                     ("ports", intent.model.ports, ports)):
+            for index, value in enumerate(values):
+                if value not in known:
+                    ok = False
+                    self.report.add(codes.UNKNOWN_LISTENER,
+                                    f"Route {key} attaches to {field[:-1]} {value!r}, which gateway {gateway.key} "
+                                    f"does not have ({field}: {', '.join(map(str, known))})",
+                                    self.at(intent.origin, field, index))
+        return ok
 
     def link_access_policy(self, key: Key, intent: Intent) -> AccessPolicyNode | None:
         spec = intent.model

@@ -815,12 +815,21 @@ class Route(Strict):
     service: Ref | None = None
     gateway: Ref | None = None
     hosts: list[HostName] = []
+    # an ingress Route attaches to these listeners of its gateway only, by name and/or by port
+    # (Gateway API ParentReference sectionName and port); unset, to every listener
+    listeners: list[Name] = []
+    ports: list[Port] = []
     rules: Annotated[list[RouteRule], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _target(self) -> Route:
         if (self.service is None) == (self.gateway is None):
             raise ValueError("a Route names either `service` (mesh route) or `gateway` (ingress route)")
+        if self.service is not None and (self.listeners or self.ports):
+            raise ValueError("`listeners` and `ports` attach an ingress Route (with `gateway`) to some of its "
+                             "gateway's listeners")
+        _unique(self.listeners, "listener")
+        _unique(self.ports, "port")
         if self.gateway is not None and not self.hosts:
             raise ValueError("an ingress Route needs `hosts`")
         if self.service is not None and self.hosts:

@@ -44,9 +44,11 @@ def _unserved_hosts(graph: MeshGraph, report: Report) -> None:
         for index, host in enumerate(route.spec.hosts):
             # Gateway API: a Route host and a listener host that intersect attach the Route for
             # the intersection (`*.example.com` under a `foo.example.com` listener serves foo)
-            if not any(overlap(lh, host) for listener in gateway.listeners for lh in listener.hosts):
+            if not any(overlap(lh, host) for listener in gateway.listeners if route.attaches(listener)
+                       for lh in listener.hosts):
+                attached = " it attaches to" if route.spec.listeners or route.spec.ports else ""
                 report.add(codes.GATEWAY_HOST_UNSERVED,
-                           f"no listener of gateway {gateway.key} serves host {host!r} of Route {route.key}",
+                           f"no listener{attached} of gateway {gateway.key} serves host {host!r} of Route {route.key}",
                            at(route.origin, "hosts", index),
                            related=(Related(at(gateway.origin, "listeners", key=True), "the gateway's listeners"),))
 

@@ -6,25 +6,28 @@ from __future__ import annotations
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, RouteNode
+from compiler.model import Match
 from policies.check import Check
 from policies.reachability import CATCH_ALL, match_covers
 
 
 def merges(graph: MeshGraph) -> list[tuple[RouteNode, ...]]:
     """Every set of several Routes whose rules are merged: a service's mesh Routes, and the
-    Routes of one gateway that write one host, each in merge order."""
+    Routes of one gateway that write one host and attach to one listener, each in merge order."""
     found = [routes for routes in graph.service_routes.values() if len(routes) > 1]
-    for routes in graph.gateway_routes.values():
-        writers: dict[str, list[RouteNode]] = {}
-        for route in routes:
-            for host in route.spec.hosts:
-                writers.setdefault(host, []).append(route)
+    for gateway_key, routes in graph.gateway_routes.items():
+        writers: dict[tuple[str, str], list[RouteNode]] = {}
+        for listener in graph.gateways[gateway_key].listeners:
+            for route in routes:
+                if route.attaches(listener):
+                    for host in route.spec.hosts:
+                        writers.setdefault((listener.name, host), []).append(route)
         distinct = {tuple(r.key for r in w): tuple(w) for w in writers.values() if len(w) > 1}
         found.extend(distinct.values())
     return found
 
 
-def _entries(route: RouteNode, index: int) -> list[tuple[object, tuple]]:
+def _entries(route: RouteNode, index: int) -> list[tuple[Match, tuple]]:
     """(match entry, its path below the Route) of one rule; a rule without `match` is one catch-all."""
     rule = route.spec.rules[index]
     if not rule.match:
@@ -57,7 +60,7 @@ def check(graph: MeshGraph, report: Report) -> None:
 CHECK = Check(
     name="route-merge",
     summary="Routes merged for one host have no two rules with an identical match",
-    reads=frozenset({"Mesh", "Service", "Route"}),
+    reads=frozenset({"Mesh", "Service", "Route", "Gateway"}),
     codes=(codes.ROUTE_MERGE_CONFLICT,),
     run=check,
 )

@@ -15,15 +15,15 @@ from compiler import codes
 from compiler.addressing import cluster_dns_name, version_service_name
 from compiler.diagnostics import Related
 from compiler.graph import GATEWAY_API_CLASS, GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
-from compiler.hostnames import covers
+from compiler.hostnames import covers, overlap
 from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Listener, Match, StringMatch
 from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_platform import PlatformEmitter
 from targets.kubernetes_support import (
     GATEWAY_API,
     RouteGroup,
-    host_groups,
     gateway_api_duration,
+    gateway_groups,
     protocol_name,
     rule_kind,
     whole_milliseconds,
@@ -368,19 +368,22 @@ class GatewayApiEmitter(PlatformEmitter):
                       "rules": [{"filters": [{"type": "RequestRedirect",
                                               "requestRedirect": {"scheme": "https", "statusCode": 301}}]}]}))
         parent = {"name": gw_name, "namespace": gw_ns}
-        groups = host_groups(routes)
+        groups = gateway_groups(gateway, routes)
         self.report_route_merges(groups)
         for group in groups:
             http_rules = [(route, rule) for route, rule in group.rules() if rule_kind(rule, self.protocol_of) == "http"]
             if http_rules:
-                docs.append(self.http_route(group, [parent], list(group.hosts), http_rules))
+                docs.append(self.http_route(group, self.parent_refs(gateway, parent, group.listeners, group.hosts,
+                                                                    group.routes), list(group.hosts), http_rules))
         for route in routes:
             tls_rules = [r for r in route.rules if rule_kind(r, self.protocol_of) != "http"]
             for kind, kind_rules in (("TLSRoute", [r for r in tls_rules if rule_kind(r, self.protocol_of) == "tls"]),
                                      ("TCPRoute", [r for r in tls_rules if rule_kind(r, self.protocol_of) == "tcp"])):
                 if not kind_rules:
                     continue
-                spec: dict = {"parentRefs": [parent]}
+                attached = tuple(lst for lst in gateway.listeners if route.attaches(lst))
+                on = None if len(attached) == len(gateway.listeners) else attached
+                spec: dict = {"parentRefs": self.parent_refs(gateway, parent, on, route.spec.hosts, (route,))}
                 if kind == "TLSRoute" and "*" not in route.spec.hosts:
                     spec["hostnames"] = list(route.spec.hosts)
                 spec["rules"] = [{"backendRefs": [self.backend(t, len(r.destinations) > 1) for t in r.destinations]}
@@ -437,6 +440,26 @@ class GatewayApiEmitter(PlatformEmitter):
             per_port.append({"port": port, "tls": {"validation": {"caCertificateRefs": [
                 {"group": "", "kind": "ConfigMap", "name": ca} for ca in required]}}})
         return per_port
+
+    def parent_refs(self, gateway: GatewayNode, parent: dict, listeners: tuple | None, hosts, routes) -> list[dict]:
+        """ParentReferences attaching an HTTPRoute to `listeners` of the Gateway (None: all):
+        by `port` ("this targets all listeners listening on the specified port") where the
+        Routes name ports only and those are exactly the listeners of the ports serving the
+        hosts; else by `sectionName` (the Gateway API listener names of each listener, one
+        per host), with `port` too where the Routes name ports ("When both Port and
+        SectionName are specified, the name and port of the selected listener must match
+        both specified values")."""
+        if listeners is None:
+            return [parent]
+        ports = sorted({listener.port for listener in listeners})
+        named = any(route.spec.listeners for route in routes)
+        by_port = any(route.spec.ports for route in routes)
+        on_ports = [lst for lst in gateway.listeners if lst.port in ports
+                    and any(overlap(lh, h) for lh in lst.hosts for h in hosts)]
+        if by_port and not named and all(lst in listeners for lst in on_ports):
+            return [{**parent, "port": port} for port in ports]
+        return [{**parent, "sectionName": name, **({"port": listener.port} if by_port else {})}
+                for listener in listeners for name, _ in self.listener_names(listener)]
 
     # -- rule order --------------------------------------------------------------------------
 

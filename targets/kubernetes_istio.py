@@ -237,7 +237,8 @@ def routing_spec(route: RouteNode, protocol_of: Callable[[Target], str], host_of
 
 
 def virtual_service(group: RouteGroup, hosts: list[str], protocol_of: Callable[[Target], str], host_of: HostOf,
-                    inexpressible: list[tuple[RouteNode, ResolvedRule, str]], gateways: list[str] | None = None) -> dict:
+                    inexpressible: list[tuple[RouteNode, ResolvedRule, str]],
+                    gateways: list[str] | None = None) -> dict:
     """One VirtualService for the merged Routes of `group`: their sections in merge order, each
     Route's rules as written (Istio keeps the order within one VirtualService only)."""
     sections: dict[str, list[dict]] = {}

@@ -15,7 +15,7 @@ from functools import cached_property, partial
 from compiler import codes
 from compiler.addressing import CLOUD_FOUNDRY_ROUTER_PORT, istio_host, version_service_name
 from compiler.artifact import SOURCE_ANNOTATION, Artifact, gateway_workload, platform_workload, service_workload
-from compiler.diagnostics import Report
+from compiler.diagnostics import Related, Report
 from compiler.evaluate import token_locations
 from compiler.graph import (
     AccessPolicyNode,
@@ -29,6 +29,7 @@ from compiler.graph import (
     ServiceNode,
     Target,
 )
+from compiler.hostnames import overlap
 from compiler.model import (
     HTTP_PROTOCOLS,
     LOAD_BALANCER_POLICIES,
@@ -51,12 +52,12 @@ from targets.kubernetes_istio import (
 from targets.kubernetes_meta import APP_LABEL, document, gateway_selector, metadata, parse_source_list, source_list
 from targets.kubernetes_support import (
     GATEWAY_API,
-    RouteGroup,
-    host_groups,
     ISTIO_NETWORKING,
     ISTIO_NETWORKING_ALPHA,
     ISTIO_SECURITY,
     ISTIO_TELEMETRY,
+    RouteGroup,
+    gateway_groups,
     proto_duration,
     protocol_name,
 )
@@ -632,10 +633,12 @@ class PlatformEmitter:
 
     def gateway_documents(self, gateway: GatewayNode) -> list[dict]:
         docs = [*self.gateway_workload_documents(gateway), istio_gateway(gateway)]
-        groups = host_groups(self.graph.gateway_routes.get(gateway.key, ()))
+        groups = gateway_groups(gateway, self.graph.gateway_routes.get(gateway.key, ()))
         redirects = https_redirects(gateway, groups)
         for group in groups:
             service = self.virtual_service(group, list(group.hosts), [f"{gateway.key.namespace}/{gateway.key.name}"])
+            if group.listeners is not None:
+                self.restrict_to_listeners(gateway, group, service["spec"])
             ports = redirects.group_ports.get(group.key, [])
             service["spec"]["http"] = [https_redirect_rule(port) for port in ports] + service["spec"].get("http", [])
             docs.append(service)
@@ -647,6 +650,30 @@ class PlatformEmitter:
                             f"{listener.port}, where {names} also reaches a listener that does not",
                             self.graph.sources.locate(gateway.origin, "listeners", index, "httpsRedirect"))
         return docs + redirects.services
+
+    def restrict_to_listeners(self, gateway: GatewayNode, group: RouteGroup, spec: dict) -> None:
+        """A VirtualService binds to a whole Gateway; Routes attached to some of its listeners
+        are carried by matching on those listeners' ports (HTTPMatchRequest.port "Specifies the
+        ports on the host that is being addressed"; on a gateway, its port). Another listener on
+        such a port that serves the hosts cannot be told apart, and is reported."""
+        assert group.listeners is not None  # called for restricted groups only
+        ports = sorted({listener.port for listener in group.listeners})
+        restrict_to_ports(spec, ports)
+        for index, other in enumerate(gateway.listeners):
+            if other in group.listeners or other.port not in ports or \
+                    not any(overlap(lh, h) for lh in other.hosts for h in group.hosts):
+                continue
+            route = next(r for r in group.routes if r.spec.listeners or r.spec.ports)
+            field = "listeners" if route.spec.listeners else "ports"
+            self.report.add(codes.K8S_ISTIO_UNSUPPORTED,
+                            f"Route {route.key} attaches to some listeners of Gateway {gateway.key}, which flavor "
+                            f"istio selects by port only: listener {other.name!r} on port {other.port} serves its "
+                            "hosts too and gets its rules",
+                            self.graph.sources.locate(route.origin, field, key=True),
+                            related=(Related(self.graph.sources.locate(gateway.origin, "listeners", index, "name"),
+                                             f"listener {other.name!r}"),),
+                            hint="give the listeners distinct ports, or attach the Route to all of them")
+            return
 
     def virtual_service(self, group: RouteGroup, hosts: list[str], gateways: list[str] | None = None) -> dict:
         """The merged Routes' VirtualService; what Istio cannot carry is reported at the rule."""
@@ -801,6 +828,22 @@ class PlatformEmitter:
                 artifacts.append(Artifact(f"{self.root}/{MESH_CONFIG_FILE}", to_yaml(mesh_config), TARGET,
                                           shared, (self.graph.mesh_origin.file,)))
         return artifacts
+
+
+def restrict_to_ports(spec: dict, ports: list[int]) -> None:
+    """Every rule of a VirtualService (its http, tls and tcp sections) matches only on `ports`:
+    each match entry once per port (an entry naming another port is dropped, a rule left
+    without one too)."""
+    for section, rules in spec.items():
+        if section in ("hosts", "gateways"):
+            continue
+        kept = []
+        for rule in rules:
+            entries = [{**entry, "port": port} for entry in rule.get("match") or [{}] for port in ports
+                       if entry.get("port", port) == port]
+            if entries:
+                kept.append({**rule, "match": entries})
+        spec[section] = kept
 
 
 def service_entry_port(spec: ExternalService, port: ExternalPort) -> dict:

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from compiler.graph import Key, ResolvedRule, RouteNode, Target
-from compiler.model import STREAM_PROTOCOLS, duration_seconds
+from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
+from compiler.hostnames import overlap
+from compiler.model import STREAM_PROTOCOLS, Listener, duration_seconds
 
 ISTIO_NETWORKING = "networking.istio.io/v1"
 ISTIO_NETWORKING_ALPHA = "networking.istio.io/v1alpha3"
@@ -62,19 +63,23 @@ class RouteGroup:
     """Routes merged for some hosts, in merge order (docs/intents.md, "Several Routes for one
     host"), written as one Kubernetes object: Istio does not merge VirtualServices for a host
     in sidecars and merges gateway ones in an undefined order, and across HTTPRoutes the Gateway
-    API breaks ties by creation time, which the repository does not fix."""
+    API breaks ties by creation time, which the repository does not fix. `listeners` restricts
+    a gateway group to some of its gateway's listeners (Route.listeners and Route.ports); None,
+    every listener that serves its hosts."""
 
     routes: tuple[RouteNode, ...]
     hosts: tuple[str, ...] = ()
+    listeners: tuple[Listener, ...] | None = None
 
     @property
     def key(self) -> Key:
-        """The object's name: the one Route's, else the first Route's with a digest of them all
-        (a Route may be first in several groups of a gateway)."""
+        """The object's name: the one Route's, else the first Route's with a digest of what the
+        group is (a Route may be first in several groups of a gateway)."""
         first = self.routes[0]
-        if len(self.routes) == 1:
+        if len(self.routes) == 1 and self.listeners is None:
             return first.key
-        digest = hashlib.sha256("\n".join(str(r.key) for r in self.routes).encode()).hexdigest()[:8]
+        named = [str(r.key) for r in self.routes] + [f"listener {lst.name}" for lst in self.listeners or ()]
+        digest = hashlib.sha256("\n".join(named).encode()).hexdigest()[:8]
         return Key(first.key.namespace, f"{first.key.name}-merged-{digest}")
 
     @property
@@ -86,14 +91,30 @@ class RouteGroup:
         return [(route, rule) for route in self.routes for rule in route.rules]
 
 
-def host_groups(routes: Iterable[RouteNode]) -> list[RouteGroup]:
-    """Gateway Routes grouped by host: each host goes to the group of exactly the Routes that
-    write it, in merge order; groups in the order their first host is written."""
+def gateway_groups(gateway: GatewayNode, routes: Iterable[RouteNode]) -> list[RouteGroup]:
+    """A gateway's Routes grouped as the evaluator merges them: for each host, on each listener
+    that serves it, the Routes that write the host and attach to the listener. Where those are
+    the same Routes on every such listener the group takes the whole gateway; otherwise one
+    group per set of Routes, restricted to the listeners it applies on. Groups in the order
+    their first host is written."""
     writers: dict[str, list[RouteNode]] = {}
     for route in routes:
         for host in route.spec.hosts:
             writers.setdefault(host, []).append(route)
-    grouped: dict[tuple[Key, ...], tuple[list[RouteNode], list[str]]] = {}
+    grouped: dict[tuple, tuple[list[RouteNode], tuple[Listener, ...] | None, list[str]]] = {}
     for host, written in writers.items():
-        grouped.setdefault(tuple(r.key for r in written), (written, []))[1].append(host)
-    return [RouteGroup(tuple(group), tuple(hosts)) for group, hosts in grouped.values()]
+        serving = [lst for lst in gateway.listeners if any(overlap(lh, host) for lh in lst.hosts)]
+        per_listener = [(lst, [r for r in written if r.attaches(lst)]) for lst in serving]
+        entries: list[tuple[list[RouteNode], tuple[Listener, ...] | None]]
+        if all(len(merged) == len(written) for _, merged in per_listener):
+            entries = [(written, None)]
+        else:
+            by_set: dict[tuple[Key, ...], tuple[list[RouteNode], list[Listener]]] = {}
+            for lst, merged in per_listener:
+                if merged:
+                    by_set.setdefault(tuple(r.key for r in merged), (merged, []))[1].append(lst)
+            entries = [(merged, tuple(on)) for merged, on in by_set.values()]
+        for merged, on in entries:
+            group_key = (tuple(r.key for r in merged), None if on is None else tuple(lst.name for lst in on))
+            grouped.setdefault(group_key, (merged, on, []))[2].append(host)
+    return [RouteGroup(tuple(merged), tuple(hosts), on) for merged, on, hosts in grouped.values()]

@@ -65,7 +65,7 @@ from compiler.evaluate import Request
 class Outcome:
     """What the VirtualService decides: forward | redirect | abort | not-found."""
 
-    action: str
+    action: str  # forward | redirect | abort | not-found | undefined (merged gateway fragments disagree)
     destinations: tuple[tuple[str, str | None, int | None, int], ...] = ()  # (host, subset, port, weight) > 0
     path: str | None = None  # path and query the destination sees
     host: str | None = None  # the Host header the destination sees
@@ -168,8 +168,16 @@ def gateway_decide(gateway: dict[str, Any], services: list[dict[str, Any]], requ
     if not matching:
         return Outcome("not-found")
     best = max(rank for rank, _ in matching)
-    [chosen] = {id(service): service for rank, service in matching if rank == best}.values()
-    return decide(chosen["spec"], request)
+    fragments = {id(service): service for rank, service in matching if rank == best}.values()
+    # Several VirtualServices of one host bound to a gateway are merged: "the order of
+    # evaluation for rules in any given source VirtualService will be retained, the
+    # cross-resource order is UNDEFINED" (istio.io, Traffic Management Best Practices), so a
+    # request two fragments both take has no defined outcome
+    decided = [outcome for fragment in fragments
+               if (outcome := decide(fragment["spec"], request)).action != "not-found"]
+    if len(decided) > 1:
+        return Outcome("undefined")
+    return decided[0] if decided else Outcome("not-found")
 
 
 def redirect_outcome(redirect: dict[str, Any], request: Request, path_and_query: str,

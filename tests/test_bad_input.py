@@ -132,6 +132,14 @@ CASES = [
         [("MESH354", "r.yaml", 13, 9)],
     ),
     (
+        "unknown-listener",
+        {"a.yaml": SERVICE, "g.yaml": "apiVersion: meshc/v1\nkind: Gateway\nname: g\nplatform: k8s\n"
+                                      "listeners: [{name: web, port: 80, protocol: http, hosts: [a.example.com]}]\n",
+         "r.yaml": "apiVersion: meshc/v1\nkind: Route\nname: r1\ngateway: g\nhosts: [a.example.com]\n"
+                   "listeners: [web, admin]\nrules: [{to: [{service: api}]}]\n"},
+        [("MESH221", "r.yaml", 6, 18)],
+    ),
+    (
         "external-host-twice",
         {"x.yaml": "apiVersion: meshc/v1\nkind: ExternalService\nname: a\nhosts: [api.example.com]\n"
                    "ports: [{name: https, port: 443, protocol: tls}]\n---\napiVersion: meshc/v1\nkind: ExternalService\n"

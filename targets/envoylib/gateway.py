@@ -32,6 +32,8 @@ class _GatewayBuilder:
         self.routes: tuple[RouteNode, ...] = proxy.graph.gateway_routes.get(gateway.key, ())
 
     def covered_hosts(self, listener: Listener, route: RouteNode) -> list[str]:
+        if not route.attaches(listener):
+            return []
         return [h for h in route.spec.hosts if any(covers(lh, h) for lh in listener.hosts)]
 
     def listeners(self, address: str) -> list[dict]:
@@ -96,7 +98,8 @@ class _GatewayBuilder:
         Listener has an exact match or more specific wildcard entry, the Gateway SHOULD return
         a 421")."""
         attached = [route for route in self.routes
-                    if any(overlap(lh, h) for listener in listeners for lh in listener.hosts for h in route.spec.hosts)]
+                    if any(overlap(lh, h) for listener in listeners if route.attaches(listener)
+                           for lh in listener.hosts for h in route.spec.hosts)]
         domains = dict.fromkeys([h for listener in listeners for h in listener.hosts]
                                 + [h for route in attached for h in route.spec.hosts])
         by_key = {route.key: route for route in attached}

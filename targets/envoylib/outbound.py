@@ -317,7 +317,7 @@ def stream_rule(proxy: Proxy, routes: tuple[RouteNode, ...], port: int | None) -
     """The first rule of the merged Routes a byte stream can take; every later rule for this
     port is reported."""
     chosen = None
-    for route, rule in ((route, rule) for route in routes for rule in route.rules):
+    for route, rule in [(owner, rule) for owner in routes for rule in owner.rules]:
         entries = [m for m in rule.spec.match if port is None or m.port in (None, port)]
         if rule.spec.match and not entries:
             continue  # for another port
