@@ -13,8 +13,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from compiler.evaluate import failover_tiers
-from compiler.graph import ExternalNode, Placement, Platform, ServiceNode
-from compiler.model import CloudFoundryPlatform, ExternalPort, KubernetesPlatform, Locality
+from compiler.graph import Placement, Platform, ServiceNode
+from compiler.model import CloudFoundryPlatform, KubernetesPlatform, Locality
 
 # istiod's Service as VMs outside the cluster name it (resolved through their hosts file).
 ISTIOD_HOST = "istiod.istio-system.svc"
@@ -131,10 +131,6 @@ def service_upstream(service: ServiceNode, port: int, version: str | None = None
     )
     return Upstream(addresses, port, version_aware=True)
 
-
-def external_upstream(external: ExternalNode, port: ExternalPort) -> Upstream:
-    """The external hosts on the port the sidecar connects to (ExternalService.upstream_port)."""
-    return Upstream(tuple(external.spec.hosts), external.spec.upstream_port(port), version_aware=False)
 
 
 @dataclass(frozen=True)

@@ -603,6 +603,23 @@ ENVOY_EXTERNAL_HOST_UNSUPPORTED = _code(
     """A wildcard host (`*.example.com`) names no address: a static sidecar resolves the hosts
     of an ExternalService by DNS, so a wildcard host is left out of its cluster.""",
 )
+ENVOY_EXTERNAL_RESOLUTION_UNSUPPORTED = _code(
+    "MESH456", "envoy-external-resolution-unsupported", "warning",
+    "An ExternalService of resolution NONE on a sidecar meshc generates.",
+    """Resolution NONE passes a connection on to the address the application dialled. A sidecar
+    meshc generates (Cloud Foundry, VMs) takes the application's traffic on loopback, without
+    the transparent redirect (iptables) that keeps the original destination, so nothing is left
+    to pass on: the sidecar refuses the port's traffic. Name the addresses with resolution
+    STATIC and `endpoints`, or the hosts with resolution DNS.""",
+)
+ENVOY_EXTERNAL_ADDRESS_RANGE = _code(
+    "MESH457", "envoy-external-address-range", "warning",
+    "An ExternalService address range a sidecar meshc generates cannot match HTTP requests on.",
+    """A sidecar meshc generates routes outbound HTTP by the Host header, and Envoy matches virtual
+    hosts by name, never by address range: an `addresses` entry of one address (`10.0.0.7`,
+    `10.0.0.7/32`) is matched as a Host, a wider block (`10.0.0.0/24`) is not, and HTTP requests
+    to an address in it are answered 404 by the sidecar. List the addresses one by one.""",
+)
 
 # 42x: kubernetes ----------------------------------------------------------------------------
 K8S_NAME_NOT_DNS1035 = _code(

