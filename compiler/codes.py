@@ -286,6 +286,15 @@ UNKNOWN_LISTENER = _code(
     port). A name or port the gateway does not have would attach the Route nowhere; the Route
     is left out until it is fixed.""",
 )
+EXTERNAL_ROUTE_DESTINATION = _code(
+    "MESH222", "external-route-destination", "error",
+    "A Route mixes mesh services and ExternalServices.",
+    """A Route whose `service` is an ExternalService (a Route on an external host: timeouts,
+    retries, splits between external hosts) sends to ExternalServices only, and only such a
+    Route sends to an ExternalService: the caller's sidecar carries it without mesh identity
+    or versions, which a mesh destination would need. Route mesh traffic with a Route on the
+    Service, external traffic with a Route on the ExternalService.""",
+)
 # Codes no longer reported (kept so that `meshc explain` still says what they were).
 RETIRED = frozenset({"MESH204", "MESH210"})
 PLATFORM_MISMATCH = _code(

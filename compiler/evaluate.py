@@ -458,7 +458,8 @@ def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) ->
     port = host_port or request.port or (http_ports[0] if http_ports else None)
     if port not in http_ports:
         return Decision("not-found", 404, reason=f"{key} has no HTTP port {port}")
-    if isinstance(callee, ExternalNode):
+    routes = graph.routes_for(key)
+    if isinstance(callee, ExternalNode) and not routes:
         spec = next(p for p in callee.spec.ports if p.port == port)
         origination = callee.spec.origination(spec)
         concrete = [h for h in callee.spec.hosts if not h.startswith("*")]
@@ -467,8 +468,8 @@ def evaluate_sidecar(graph: MeshGraph, caller: ServiceNode, request: Request) ->
                         tls_sni=sni, upstreams=external_upstreams(callee, spec, name),
                         path=request.path, host=request.host, request_headers=request.headers,
                         reason=f"ExternalService {key}")
-    routes = graph.routes_for(key)
     if not routes:
+        assert isinstance(callee, ServiceNode)  # an ExternalService without Routes was decided above
         return Decision("forward", destinations=(Target(key, None, port, 100),), port=port, path=request.path,
                         host=request.host, request_headers=request.headers, timeout=callee.resilience.timeout,
                         retries=callee.resilience.retries, reason=f"{key} has no Route")

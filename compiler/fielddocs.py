@@ -185,8 +185,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "header": "The request header whose value is hashed.",
     },
     "Route": {
-        "service": "A mesh route: traffic addressed to this service (several Routes of one service are merged: "
-                   "docs/intents.md).",
+        "service": "A mesh route: traffic addressed to this service or ExternalService (several Routes of one "
+                   "service are merged: docs/intents.md).",
         "gateway": "An ingress route: traffic arriving at this Gateway for `hosts`.",
         "hosts": "The host names an ingress route serves (several Routes of one gateway host are merged: "
                  "docs/intents.md).",

@@ -178,7 +178,7 @@ class RouteNode:
     key: Key
     spec: Route
     origin: Origin
-    service: Key | None  # mesh route
+    service: Key | None  # mesh route (of a Service, or of an ExternalService: a Route on an external host)
     gateway: Key | None  # ingress route
     rules: tuple[ResolvedRule, ...]
 

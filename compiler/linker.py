@@ -73,7 +73,7 @@ class _Linker:
         self.platforms = self.link_platforms(mesh_intent)
         by_kind = self.index_intents()
         invalid = self.invalid_keys()
-        externals = self.link_externals(by_kind["ExternalService"])
+        externals = self.externals = self.link_externals(by_kind["ExternalService"])
         self.callable = set(externals) | set(by_kind["Service"]) | invalid["Service"] | invalid["ExternalService"]
         # every Service the mesh defines, linked or not: a reference to one that failed to link
         # or to validate is not "unknown" (its own diagnostic says what is wrong)
@@ -407,16 +407,28 @@ class _Linker:
             self.report.add(codes.MISSING_FIELD, "an ingress route destination must name its `service`",
                             self.at(origin, *path))
             return None
-        node = self.services.get(service_key)
+        node: ServiceNode | ExternalNode | None = self.services.get(service_key)
+        where = (*path, "service") if ref is not None else ("service",)
+        routed_external = default is not None and default in self.externals
+        if node is None and service_key in self.externals:
+            node = self.externals[service_key]
         if node is None:
-            where = (*path, "service") if ref is not None else ("service",)
-            if service_key in self.known_services:
+            if service_key in self.known_services or service_key in self.callable:
                 return None  # the service itself failed to link or validate and was reported there
             self.unknown(codes.UNKNOWN_SERVICE, f"route destination {service_key} is not a Service",
                          self.at(origin, *where))
             return None
-        if version is not None and version not in node.spec.versions:
-            known = ", ".join(sorted(node.spec.versions)) or "none"
+        if isinstance(node, ExternalNode) != routed_external:
+            # a Route on an external host sends to external hosts only, and only it does
+            rule = ("a Route on an external host sends to ExternalServices only" if routed_external else
+                    "only a Route on an external host (`service:` an ExternalService) sends to one")
+            what = "not an ExternalService" if routed_external else "an ExternalService"
+            self.report.add(codes.EXTERNAL_ROUTE_DESTINATION, f"route destination {service_key} is {what}; {rule}",
+                            self.at(origin, *where))
+            return None
+        versions = node.spec.versions if isinstance(node, ServiceNode) else {}
+        if version is not None and version not in versions:
+            known = ", ".join(sorted(versions)) or "none"
             self.report.add(codes.UNKNOWN_VERSION,
                             f"service {service_key} has no version {version!r} (versions: {known})",
                             self.at(origin, *path, "version"))
@@ -441,8 +453,8 @@ class _Linker:
         service = gateway = None
         if spec.service is not None:
             service = parse_ref(spec.service, key.namespace)
-            if service not in self.services:
-                if service not in self.known_services:
+            if service not in self.services and service not in self.externals:
+                if service not in self.known_services and service not in self.callable:
                     self.unknown(codes.UNKNOWN_SERVICE, f"Route {key} is for service {service}, which is not a Service",
                                  self.at(intent.origin, "service"))
                 return None

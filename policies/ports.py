@@ -20,8 +20,9 @@ def _has_http_match(entry: Match) -> bool:
 
 def _entry_protocols(graph: MeshGraph, route: RouteNode, entry: Match) -> tuple[set[bool], set[int]] | None:
     """(is-HTTP flags of what the entry can apply to, the ports there), None if it applies nowhere."""
-    if route.service is not None:
-        ports = graph.services[route.service].spec.ports
+    if route.service is not None:  # a Service, or an ExternalService (a Route on an external host)
+        externals = graph.externals
+        ports = (graph.services.get(route.service) or externals[route.service]).spec.ports
         chosen = [p for p in ports if entry.port in (None, p.port)]
         return {p.protocol in HTTP_PROTOCOLS for p in chosen}, {p.port for p in ports}
     assert route.gateway is not None  # a Route without a service attaches to a gateway (linker)
@@ -114,7 +115,7 @@ def check(graph: MeshGraph, report: Report) -> None:
 CHECK = Check(
     name="ports",
     summary="matches fit the protocol and ports they are on; routed versions have endpoints and can be addressed",
-    reads=frozenset({"Mesh", "Service", "Route", "Gateway"}),
+    reads=frozenset({"Mesh", "Service", "ExternalService", "Route", "Gateway"}),
     codes=(codes.HTTP_MATCH_ON_STREAM, codes.SNI_MATCH_ON_HTTP, codes.UNKNOWN_MATCH_PORT,
            codes.VERSION_WITHOUT_ENDPOINTS, codes.VERSION_NOT_ADDRESSABLE),
     run=check,

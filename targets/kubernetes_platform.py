@@ -121,11 +121,16 @@ class Hosts:
     platform: KubernetesPlatform
 
     def __call__(self, key: Key, version: str | None = None) -> str:
+        external = self.graph.externals.get(key)
+        if external is not None:  # a destination of a Route on an external host: its first name
+            return external_host(external)
         return istio_host(self.graph.services[key], self.platform, version)
 
     def has_subsets(self, key: Key) -> bool:
-        # A Cloud Foundry app is one app whatever its version: no subset selects part of it.
-        return self.graph.services[key].platform.kind != "cloudfoundry"
+        # A Cloud Foundry app is one app whatever its version: no subset selects part of it; an
+        # ExternalService has no versions.
+        service = self.graph.services.get(key)
+        return service is not None and service.platform.kind != "cloudfoundry"
 
 
 class PlatformEmitter:
@@ -148,7 +153,7 @@ class PlatformEmitter:
         for service in local:
             for callee in service.calls:
                 if callee in graph.externals:
-                    externals.add(callee)
+                    externals.update(reached_externals(graph, callee))
                 elif self.remote(graph.services[callee]):
                     remote.add(callee)
         for gateway in gateways:
@@ -203,7 +208,8 @@ class PlatformEmitter:
     # -- documents ---------------------------------------------------------------------------
 
     def protocol_of(self, target: Target) -> str:
-        return self.graph.services[target.service].protocol(target.port)
+        callee = self.graph.services.get(target.service) or self.graph.externals[target.service]
+        return callee.protocol(target.port)
 
     # -- what the platform owns --------------------------------------------------------------
 
@@ -507,7 +513,9 @@ class PlatformEmitter:
         hosts: list[str] = []
         for callee in service.calls:
             if callee in self.graph.externals:
-                hosts.extend(f"{callee.namespace}/{host}" for host in self.graph.externals[callee].spec.hosts)
+                for key in reached_externals(self.graph, callee):
+                    hosts.extend(egress for host in self.graph.externals[key].spec.hosts
+                                 if (egress := f"{key.namespace}/{host}") not in hosts)
             else:
                 hosts.append(f"{callee.namespace}/{self.hosts(callee)}")
                 hosts.extend(f"{callee.namespace}/{host}" for host in self.extra_callee_hosts(callee))
@@ -619,6 +627,9 @@ class PlatformEmitter:
                                   for endpoint in spec.endpoints]
         docs = [document(ISTIO_NETWORKING, "ServiceEntry", metadata(external.name, external.namespace, sources),
                          spec=entry)]
+        routes = self.graph.routes_for(external.key)
+        if routes:  # a Route on the external host: a VirtualService for its hosts, the mesh's sidecars
+            docs.append(self.virtual_service(RouteGroup(routes), list(spec.hosts)))
         # Istio's egress TLS origination: the port the application calls originates TLS
         # (portLevelSettings, mode SIMPLE) and the ServiceEntry sends it to its targetPort.
         originating = []
@@ -836,6 +847,23 @@ class PlatformEmitter:
                 artifacts.append(Artifact(f"{self.root}/{MESH_CONFIG_FILE}", to_yaml(mesh_config), TARGET,
                                           shared, (self.graph.mesh_origin.file,)))
         return artifacts
+
+
+def reached_externals(graph: MeshGraph, called: Key) -> list[Key]:
+    """A called ExternalService and those the Routes on its hosts send to (a caller's sidecar
+    needs the ServiceEntry and egress of each)."""
+    reached = [called]
+    for route in graph.routes_for(called):
+        for rule in route.rules:
+            reached.extend(t.service for t in (*rule.destinations, *rule.mirrors) if t.service not in reached)
+    return reached
+
+
+def external_host(external: ExternalNode) -> str:
+    """The name an Istio destination gives an ExternalService: its first host that is not a
+    wildcard (a ServiceEntry host, which Istio routes to), else its first host."""
+    concrete = [host for host in external.spec.hosts if not host.startswith("*")]
+    return (concrete or list(external.spec.hosts))[0]
 
 
 def restrict_to_ports(spec: dict, ports: list[int]) -> None:

@@ -140,6 +140,14 @@ CASES = [
         [("MESH221", "r.yaml", 6, 18)],
     ),
     (
+        "external-route-destination",
+        {"a.yaml": SERVICE + "calls: [pay]\n",
+         "x.yaml": "apiVersion: meshc/v1\nkind: ExternalService\nname: pay\nhosts: [pay.example.com]\n"
+                   "ports: [{name: http, port: 80, protocol: http}]\n",
+         "r.yaml": "apiVersion: meshc/v1\nkind: Route\nname: r\nservice: pay\nrules: [{to: [{service: api}]}]\n"},
+        [("MESH222", "r.yaml", 5, 25)],
+    ),
+    (
         "external-host-twice",
         {"x.yaml": "apiVersion: meshc/v1\nkind: ExternalService\nname: a\nhosts: [api.example.com]\n"
                    "ports: [{name: https, port: 443, protocol: tls}]\n---\napiVersion: meshc/v1\nkind: ExternalService\n"

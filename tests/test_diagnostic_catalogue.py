@@ -57,6 +57,7 @@ MESHES = {
     "gateway-api-route-merge": CATALOGUE / "gateway-api-route-merge",
     "placement-priority": CATALOGUE / "placement-priority",
     "gateway-api-tls": CATALOGUE / "gateway-api-tls",
+    "external-resolution": CATALOGUE / "external-resolution",
 }
 
 

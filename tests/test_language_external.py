@@ -168,3 +168,98 @@ def test_the_service_entry_carries_addresses_resolution_and_endpoints(tmp_path: 
 
         assert service_entry_upstreams(entries[name], port, host) == \
             external_upstreams(graph.externals[key(name)], written, host), (name, port)
+
+
+# -- Routes on an external host ----------------------------------------------------------------
+
+PAY_ROUTE = {"apiVersion": API, "kind": "Route", "name": "pay", "service": "pay-a", "rules": [
+    {"match": [{"path": {"prefix": "/slow"}}], "timeout": "250ms", "retries": {"attempts": 2},
+     "to": [{"service": "pay-a"}]},
+    {"to": [{"service": "pay-a", "weight": 50}, {"service": "pay-b", "weight": 50}]}]}
+
+
+def payments(root: Path, endpoints: dict[str, tuple[str, int]], platform: dict | None = None):
+    on = {"platform": "k8s"} if platform else {}
+    return linked(root, [mesh(platform) if platform else mesh(), service("web", calls=["pay-a"], **on),
+                         *(external(name, [f"{name}.example.com"], resolution="STATIC",
+                                    endpoints=[{"address": address, "ports": {"http": port}}])
+                           for name, (address, port) in endpoints.items()),
+                         PAY_ROUTE])
+
+
+def test_the_evaluator_routes_an_external_host(tmp_path: Path) -> None:
+    graph = payments(tmp_path, {"pay-a": ("127.0.0.9", 9001), "pay-b": ("127.0.0.9", 9002)})
+    slow = evaluate(graph, WEB, Request("pay-a.example.com", "/slow/charge"))
+    assert ([t.service.name for t in slow.backends], slow.timeout, slow.retries.attempts) == (["pay-a"], "250ms", 2)
+    split = evaluate(graph, WEB, Request("pay-a.example.com", "/charge"))
+    assert [(t.service.name, t.weight) for t in split.backends] == [("pay-a", 50), ("pay-b", 50)]
+    assert split.host == "pay-a.example.com"  # no rewrite.host: the Host is the client's (docs/intents.md)
+
+
+def test_a_route_mixing_mesh_and_external_destinations_is_located(tmp_path: Path) -> None:
+    bad = {**PAY_ROUTE, "rules": [{"to": [{"service": "pay-a", "weight": 50}, {"service": "web", "weight": 50}]}]}
+    root = write(tmp_path, [mesh(), service("web", calls=["pay-a"]), external("pay-a", ["pay-a.example.com"]), bad])
+    [error] = [d for d in compile_mesh(root).report.sorted() if d.severity == "error"]
+    assert error.code.code == "MESH222" and "shop/web is not an ExternalService" in error.message
+    lines = (root / "03-route.yaml").read_text().splitlines()
+    assert "web" in lines[error.location.line - 1]
+
+
+def test_envoy_splits_between_two_external_hosts(tmp_path: Path, loopback: str) -> None:
+    """Two STATIC external services on 127.x behind one Route: real Envoy sends `/slow` to
+    pay-a only and splits the rest between both, each request as the evaluator decides (the
+    clusters exactly as written: type STATIC, the endpoints' ports)."""
+    binary = require_envoy()
+    names = {name: cluster_name(key(name), 80) for name in ("pay-a", "pay-b")}
+    backends = {name: _EchoServer(loopback, cluster) for name, cluster in names.items()}
+    try:
+        graph = payments(tmp_path / "mesh", {name: (loopback, b.server_address[1]) for name, b in backends.items()})
+        report = Report()
+        bootstrap = sidecar_bootstrap(graph, graph.services[key("web")], report, "127.0.0.1")
+        assert report.diagnostics == []
+        assert_envoy_accepts({"web.json": to_json(bootstrap)}, tmp_path)
+        [outbound] = [listener for listener in bootstrap["static_resources"]["listeners"]
+                      if listener["name"] == "outbound|http"]
+        [routes] = [vh["routes"] for vh in outbound["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
+                    ["virtual_hosts"] if vh["name"].startswith("pay-a.")]
+        assert [(r["route"].get("timeout"), r["route"].get("retry_policy", {}).get("num_retries")) for r in routes] \
+            == [("0.25s", 2), ("0s", None)]
+        sent = [Request("pay-a.example.com", "/slow/1")] * 4 + [Request("pay-a.example.com", f"/c/{i}")
+                                                                for i in range(40)]
+        with EnvoyRunner(graph, binary, emitted=frozenset(names.values())) as runner:
+            replies = [(request, runner.send(WEB, request)) for request in sent]
+        from targets.envoylib import disagreement
+
+        assert [(r, p) for r, reply in replies if (p := disagreement(evaluate(graph, WEB, r), reply))] == []
+        split = [reply.cluster for request, reply in replies if request.path.startswith("/c/")]
+        assert set(split) == set(names.values()) and backends["pay-a"].answered >= 4
+    finally:
+        for backend in backends.values():
+            backend.stop()
+
+
+def test_istio_routes_the_external_host_with_a_virtual_service(tmp_path: Path) -> None:
+    """The VirtualService of pay-a.example.com (its ServiceEntry host) splits to both external
+    hosts, with the rule's timeout and retries; pay-b's ServiceEntry is written and the caller's
+    Sidecar lets its host out, though web calls pay-a only."""
+    graph = payments(tmp_path, {"pay-a": ("10.0.0.1", 9001), "pay-b": ("10.0.0.2", 9002)},
+                     {"name": "k8s", "kind": "kubernetes"})
+    report = Report()
+    documents = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
+                 for doc in yaml.safe_load_all(artifact.content) if doc and "kind" in doc]
+    [virtual_service] = [d for d in documents if d["kind"] == "VirtualService"]
+    assert validation_errors(virtual_service) == []
+    spec = virtual_service["spec"]
+    assert spec["hosts"] == ["pay-a.example.com"]
+    assert (spec["http"][0]["timeout"], spec["http"][0]["retries"]["attempts"]) == ("0.25s", 2)
+    from tests.istio_reference import decide
+
+    for path in ("/slow/1", "/c"):
+        sent = Request("pay-a.example.com", path)
+        outcome = decide(spec, sent)
+        decision = evaluate(graph, WEB, sent)
+        assert sorted((host, weight) for host, _, _, weight in outcome.destinations) == sorted(
+            (graph.externals[t.service].spec.hosts[0], t.weight) for t in decision.backends), path
+    assert {d["metadata"]["name"] for d in documents if d["kind"] == "ServiceEntry"} == {"pay-a", "pay-b"}
+    [sidecar] = [d for d in documents if d["kind"] == "Sidecar" and d["metadata"]["name"] == "web"]
+    assert {"shop/pay-a.example.com", "shop/pay-b.example.com"} <= set(sidecar["spec"]["egress"][0]["hosts"])

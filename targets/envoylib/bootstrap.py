@@ -91,13 +91,12 @@ def gateway_sources(graph: MeshGraph, gateway: GatewayNode) -> tuple[str, ...]:
 
 
 def _destination_files(graph: MeshGraph, callee: Key) -> set[str]:
-    external = graph.externals.get(callee)
-    if external is not None:
-        return {external.origin.file}
-    files = {graph.services[callee].origin.file}
+    node = graph.externals.get(callee) or graph.services[callee]
+    files = {node.origin.file}
     for route in graph.routes_for(callee):
         files.add(route.origin.file)
-        files.update(graph.services[t.service].origin.file for t in _route_targets(route))
+        files.update((graph.externals.get(t.service) or graph.services[t.service]).origin.file
+                     for t in _route_targets(route))
     return files
 
 

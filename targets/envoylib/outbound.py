@@ -75,7 +75,7 @@ def outbound_listeners(proxy: Proxy, service: ServiceNode, address: str) -> list
                 )
                 continue
             taken[port.port] = f"the listener for {callee_key}"
-            stream_listeners.append(stream_listener(proxy, callee_key, external, port))
+            stream_listeners.append(stream_listener(proxy, callee_key, port))
     listeners = []
     if virtual_hosts:
         uses_fault = any("typed_per_filter_config" in r for vh in virtual_hosts for r in vh["routes"])
@@ -125,8 +125,12 @@ def mesh_virtual_host(proxy: Proxy, callee: ServiceNode, port: int, primary: boo
 def external_virtual_host(proxy: Proxy, external: ExternalNode, port, primary: bool) -> dict:
     hosts = [h for h in external.spec.hosts if not h.startswith("*")] + address_domains(proxy, external)
     domains = (hosts if primary else []) + [f"{host}:{port.port}" for host in hosts]
+    name = f"{external.name}.{external.namespace}:{port.port}"
+    routes = proxy.graph.routes_for(external.key)
+    if routes:  # a Route on the external host
+        return {"name": name, "domains": domains, "routes": merged_routes(proxy, routes, port.port)}
     cluster = proxy.external_cluster(external, port)
-    return {"name": f"{external.name}.{external.namespace}:{port.port}", "domains": domains,
+    return {"name": name, "domains": domains,
             "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s"}}]}
 
 
@@ -263,7 +267,8 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port: int | 
             {"cluster": proxy.service_cluster(target),
              "runtime_fraction": {"default_value": fractional_percent(m.percent)}}
             for target, (_, m) in zip(rule.mirrors, spec.written_mirrors(), strict=True)]
-    hash_policy = ring_hash_policy(proxy.graph.services[rule.destinations[0].service])
+    first = proxy.graph.services.get(rule.destinations[0].service)  # an ExternalService has no balancer
+    hash_policy = ring_hash_policy(first) if first is not None else None
     if hash_policy is not None:
         action["hash_policy"] = hash_policy
     entry: dict[str, Any] = {"route": action, **rule_header_mutations(spec)}
@@ -311,12 +316,9 @@ def http_only_fields(spec: RouteRule) -> list[str]:
     return fields
 
 
-def stream_listener(proxy: Proxy, callee_key: Key, external: ExternalNode | None, port) -> dict:
+def stream_listener(proxy: Proxy, callee_key: Key, port) -> dict:
     name = f"outbound|{port.port}|{callee_key.name}.{callee_key.namespace}"
-    if external is not None:
-        weighted = [(proxy.external_cluster(external, port), 100)]
-    else:
-        weighted = stream_targets(proxy, proxy.graph.services[callee_key], port.port)
+    weighted = stream_targets(proxy, callee_key, port.port)
     filters = []
     if port.protocol == "mongo":
         filters.append(mongo_proxy(name))
@@ -324,14 +326,14 @@ def stream_listener(proxy: Proxy, callee_key: Key, external: ExternalNode | None
     return {"name": name, "address": socket_address(LOOPBACK, port.port), "filter_chains": [{"filters": filters}]}
 
 
-def stream_targets(proxy: Proxy, callee: ServiceNode, port: int) -> list[tuple[str, int]]:
+def stream_targets(proxy: Proxy, callee: Key, port: int) -> list[tuple[str, int]]:
     """Weighted clusters for a byte-stream destination: the first rule a tcp proxy can take."""
-    routes = proxy.graph.routes_for(callee.key)
+    routes = proxy.graph.routes_for(callee)
     if routes:
         chosen = stream_rule(proxy, routes, port)
         if chosen is not None:
             return [(proxy.service_cluster(t), t.weight) for t in chosen.destinations]
-    return [(proxy.service_cluster(Target(callee.key, None, port, 100)), 100)]
+    return [(proxy.service_cluster(Target(callee, None, port, 100)), 100)]
 
 
 def stream_rule(proxy: Proxy, routes: tuple[RouteNode, ...], port: int | None) -> ResolvedRule | None:

@@ -303,6 +303,11 @@ class Proxy:
 
     def service_cluster(self, target: Target) -> str:
         """The cluster of a mesh destination (one version of it when given), added once."""
+        external = self.graph.externals.get(target.service)
+        if external is not None:  # a Route on an external host sends to external hosts
+            port = external.port(target.port)
+            assert isinstance(port, ExternalPort)  # the linker resolved the destination's port
+            return self.external_cluster(external, port)
         name = cluster_name(target.service, target.port, target.version)
         if name in self.clusters:
             return name
