@@ -332,15 +332,22 @@ request = st.builds(
 @settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
-@given(rules=st.lists(rule, min_size=1, max_size=4), requests=st.lists(request, min_size=20, max_size=30))
-def test_envoy_and_the_evaluator_agree_on_generated_routes(tmp_path_factory, envoy_binary: str, rules, requests) -> None:
+@given(rules=st.lists(rule, min_size=1, max_size=4), requests=st.lists(request, min_size=20, max_size=30),
+       split=st.integers(0, 4))
+def test_envoy_and_the_evaluator_agree_on_generated_routes(tmp_path_factory, envoy_binary: str, rules, requests,
+                                                           split) -> None:
     """One Envoy per generated mesh; every generated request answered as the evaluator decides.
+    The rules are written in one Route, or in two Routes of the service whose merge order (by
+    name: `api-a` first) is the written order (docs/intents.md, "Several Routes for one host").
     Bounded: ten meshes, no shrinking (each example starts an Envoy); a failure prints the
     generated rules and the requests Envoy answered otherwise."""
     started = time.monotonic()
+    split = min(split, len(rules))
+    routes = ([route("api", rules, service="api")] if split in (0, len(rules)) else
+              [route("api-b", rules[split:], service="api"), route("api-a", rules[:split], service="api")])
     graph = linked(tmp_path_factory.mktemp("generated"), [
-        mesh(), service("web", calls=["api"]), service("api", versions=("v1", "v2", "v3")),
-        route("api", rules, service="api")], allowed=("MESH301", "MESH302", "MESH332"))
+        mesh(), service("web", calls=["api"]), service("api", versions=("v1", "v2", "v3")), *routes],
+        allowed=("MESH301", "MESH302", "MESH332", "MESH354"))
     results = answers(graph, WEB, requests, envoy_binary)
     assert [(request.method, request.path, problem) for request, (*_, problem) in zip(requests, results, strict=True)
             if problem is not None] == []
@@ -378,7 +385,13 @@ def gateway_mesh(draw) -> tuple[str, list[dict], list[dict]]:
         target = {"service": f"v{index + 1}"}
         rules = ([{"match": [{"path": {"prefix": "/p"}}], "to": [target]}] if draw(st.booleans()) else
                  [{"to": [target]}])
-        routes.append(route(f"r{index}", rules, gateway="edge", hosts=route_hosts[index * 2:index * 2 + 2]))
+        # several Routes may write one host (merged by name), and attach to some listeners only
+        hosts = (route_hosts[index * 2:index * 2 + 2] if draw(st.booleans()) else
+                 draw(st.lists(st.sampled_from(GATEWAY_HOSTS[:3]), min_size=1, max_size=2, unique=True)))
+        attached = draw(st.lists(st.sampled_from([listener["name"] for listener in listeners]), max_size=2,
+                                 unique=True))
+        routes.append(route(f"r{index}", rules, gateway="edge", hosts=hosts,
+                            **({"listeners": attached} if attached else {})))
     return protocol, listeners, routes
 
 
@@ -401,7 +414,7 @@ def test_envoy_and_the_evaluator_agree_on_generated_gateways(tmp_path_factory, e
     protocol, listeners, routes = generated
     graph = linked(tmp_path_factory.mktemp("gateway"), [
         mesh(), *(service(f"v{n}") for n in (1, 2, 3)), gateway("edge", listeners), *routes],
-        allowed=("MESH351",))
+        allowed=("MESH351", "MESH354"))
     requests = [Request(host, path, port=80, sni=host.split(":")[0] if protocol == "https" else None)
                 for host, path in sent]
     results = answers(graph, EDGE, requests, envoy_binary)
