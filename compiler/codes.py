@@ -504,8 +504,9 @@ CALL_CYCLE = _code(
 )
 UNUSED_EXTERNAL = _code(
     "MESH362", "unused-external", "info", "An ExternalService that no service calls.",
-    """Egress to an ExternalService is configured only for services that list it in `calls`,
-    so one that nobody calls has no effect. Remove it, or add the call.""",
+    """Egress to an ExternalService is configured only for services that list it in `calls`
+    (and for the ExternalServices a Route on a called external host sends to), so one that
+    nobody calls or routes to has no effect. Remove it, or add the call.""",
 )
 CROSS_NETWORK_WITHOUT_GATEWAY = _code(
     "MESH363", "cross-network-without-gateway", "warning",

@@ -23,7 +23,7 @@ def _unreached(graph: MeshGraph, report: Report) -> None:
                        f"nothing calls service {key}, no Route sends traffic to it and it is not public",
                        graph.sources.locate(service.origin, "name"))
     for key, external in graph.externals.items():
-        if key not in graph.callers:
+        if key not in reached:  # called, or sent to by a Route on another external host
             report.add(codes.UNUSED_EXTERNAL, f"no service calls ExternalService {key}",
                        graph.sources.locate(external.origin, "name"))
 
