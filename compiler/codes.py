@@ -490,6 +490,16 @@ ROUTE_MERGE_CONFLICT = _code(
     and on the Gateway API which of the two wins would depend on the Routes' creation times.
     Both rules are named. Narrow one of them, or move the rules into one Route.""",
 )
+ROUTE_MERGE_SHADOWED = _code(
+    "MESH355", "route-merge-shadowed", "warning",
+    "A rule that an earlier Route merged for the same host always decides first.",
+    """Several Routes for one host are merged, the Routes by `namespace/name` (docs/intents.md,
+    "Several Routes for one host"). A rule every one of whose match entries an earlier Route's
+    rule also matches (a catch-all, a shorter path prefix, fewer conditions) never decides
+    anything: the earlier Route's rule takes those requests first. A Route named after another
+    team's Route that ends in a catch-all is shadowed entirely. Narrow the earlier rule, or
+    rename the Routes so that the more specific one comes first.""",
+)
 UNREACHABLE_SERVICE = _code(
     "MESH360", "unreachable-service", "info", "A service that nothing calls and no gateway reaches.",
     """No service lists it in `calls`, no Route sends traffic (or a mirror) to it and it is

@@ -39,10 +39,28 @@ def check(graph: MeshGraph, report: Report) -> None:
     at = graph.sources.locate
     pairs = {(earlier.key, later.key): (earlier, later) for routes in merges(graph)
              for position, later in enumerate(routes) for earlier in routes[:position]}
+    shadowed: set[tuple] = set()
     for earlier, later in pairs.values():
         theirs = [entry for index in range(len(earlier.spec.rules)) for entry in _entries(earlier, index)]
         for index in range(len(later.spec.rules)):
-            for entry, path in _entries(later, index):
+            entries = _entries(later, index)
+            # per entry: the first earlier entry covering it, and whether the two are the same
+            found = [next(((where, match_covers(entry, other)) for other, where in theirs
+                           if match_covers(other, entry)), None) for entry, _ in entries]
+            covers = [cover for cover in found if cover is not None]
+            if len(covers) == len(entries) and not all(same for _, same in covers) and \
+                    (later.key, index) not in shadowed:
+                shadowed.add((later.key, index))
+                cover = covers[0][0]
+                report.add(
+                    codes.ROUTE_MERGE_SHADOWED,
+                    f"rule {index} of Route {later.key} never decides: rule {cover[1]} of Route {earlier.key}, "
+                    "merged before it for one host, matches every request it would",
+                    at(later.origin, "rules", index),
+                    related=(Related(at(earlier.origin, *cover), f"matched first in Route {earlier.key}"),),
+                    hint="narrow the earlier rule, or name the Routes so that the more specific one comes first",
+                )
+            for entry, path in entries:
                 twin = next((where for other, where in theirs
                              if match_covers(other, entry) and match_covers(entry, other)), None)
                 if twin is None:
@@ -59,8 +77,9 @@ def check(graph: MeshGraph, report: Report) -> None:
 
 CHECK = Check(
     name="route-merge",
-    summary="Routes merged for one host have no two rules with an identical match",
+    summary="Routes merged for one host have no two rules with an identical match, nor a rule an earlier "
+            "Route's always takes first",
     reads=frozenset({"Mesh", "Service", "Route", "Gateway"}),
-    codes=(codes.ROUTE_MERGE_CONFLICT,),
+    codes=(codes.ROUTE_MERGE_CONFLICT, codes.ROUTE_MERGE_SHADOWED),
     run=check,
 )
