@@ -17,6 +17,8 @@ NOTHING_TO_EMIT = {
     ("bookinfo-cluster", "cloudfoundry"): "cloudfoundry",
     ("bookinfo-cluster", "vm"): "vm",
     ("multicluster-shop", "cloudfoundry"): "cloudfoundry",
+    ("team-routes", "cloudfoundry"): "cloudfoundry",
+    ("team-routes", "vm"): "vm",
 }
 GRID = [(mesh, target) for mesh in MESHES for target in sorted(REGISTRY) if (mesh, target) not in NOTHING_TO_EMIT]
 
