@@ -347,7 +347,7 @@ def test_envoy_and_the_evaluator_agree_on_generated_routes(tmp_path_factory, env
               [route("api-b", rules[split:], service="api"), route("api-a", rules[:split], service="api")])
     graph = linked(tmp_path_factory.mktemp("generated"), [
         mesh(), service("web", calls=["api"]), service("api", versions=("v1", "v2", "v3")), *routes],
-        allowed=("MESH301", "MESH302", "MESH332", "MESH354"))
+        allowed=("MESH301", "MESH302", "MESH332", "MESH354", "MESH355"))
     results = answers(graph, WEB, requests, envoy_binary)
     assert [(request.method, request.path, problem) for request, (*_, problem) in zip(requests, results, strict=True)
             if problem is not None] == []
@@ -414,7 +414,7 @@ def test_envoy_and_the_evaluator_agree_on_generated_gateways(tmp_path_factory, e
     protocol, listeners, routes = generated
     graph = linked(tmp_path_factory.mktemp("gateway"), [
         mesh(), *(service(f"v{n}") for n in (1, 2, 3)), gateway("edge", listeners), *routes],
-        allowed=("MESH351", "MESH354"))
+        allowed=("MESH351", "MESH354", "MESH355"))
     requests = [Request(host, path, port=80, sni=host.split(":")[0] if protocol == "https" else None)
                 for host, path in sent]
     results = answers(graph, EDGE, requests, envoy_binary)
