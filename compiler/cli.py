@@ -95,9 +95,12 @@ def _root(path: str) -> Path:
 def _print_report(compiled, fmt: str, quiet: bool, color: str, root: Path) -> None:
     from compiler.render import RENDERERS
 
-    diagnostics = compiled.report.sorted()
-    if quiet:
-        diagnostics = [d for d in diagnostics if d.severity == "error"]
+    report = compiled.report
+    if quiet:  # before sorting: a warning not printed needs no position (compiler.diagnostics.Location)
+        from compiler.diagnostics import Report
+
+        report = Report([d for d in report.diagnostics if d.severity == "error"])
+    diagnostics = report.sorted()
     use_color = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     display_root = "" if root.resolve() == Path.cwd().resolve() else os.path.relpath(root, Path.cwd())
     text = RENDERERS[fmt](diagnostics, compiled.sources, color=use_color, root=display_root)

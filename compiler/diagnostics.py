@@ -2,17 +2,86 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.codes import CODES, SEVERITY_RANK, Code, Severity
 
 
-@dataclass(frozen=True, order=True)
 class Location:
-    file: str  # posix path relative to the mesh root
-    line: int  # 1-based
-    column: int  # 1-based
+    """file:line:column (posix path relative to the mesh root; line and column 1-based).
+
+    A position looked up in the source side table is deferred (`Location.deferred`): finding
+    it means composing its file again, which costs more than the rest of most diagnostics, and
+    a diagnostic nobody prints, sorts or compares (a warning under --quiet, a value a target
+    computes in case it reports) never needs it. Equality, hashing, ordering and pickling see
+    the position, so a deferred Location is indistinguishable from a plain one.
+    """
+
+    __slots__ = ("_column", "_find", "_line", "file")
+    __match_args__ = ("file", "line", "column")
+
+    def __init__(self, file: str, line: int, column: int) -> None:
+        object.__setattr__(self, "file", file)
+        object.__setattr__(self, "_line", line)
+        object.__setattr__(self, "_column", column)
+        object.__setattr__(self, "_find", None)
+
+    @classmethod
+    def deferred(cls, file: str, find: Callable[[], tuple[int, int]]) -> Location:
+        """A Location of `file` whose line and column `find` gives when first asked for."""
+        location = cls(file, 0, 0)
+        object.__setattr__(location, "_find", find)
+        return location
+
+    def _resolve(self) -> None:
+        line, column = self._find()
+        object.__setattr__(self, "_line", line)
+        object.__setattr__(self, "_column", column)
+        object.__setattr__(self, "_find", None)
+
+    @property
+    def line(self) -> int:
+        if self._find is not None:
+            self._resolve()
+        return self._line
+
+    @property
+    def column(self) -> int:
+        if self._find is not None:
+            self._resolve()
+        return self._column
+
+    def _key(self) -> tuple[str, int, int]:
+        return (self.file, self.line, self.column)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Location is immutable: cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, Location) else NotImplemented
+
+    def __lt__(self, other: Location) -> bool:
+        return self._key() < other._key() if isinstance(other, Location) else NotImplemented
+
+    def __le__(self, other: Location) -> bool:
+        return self._key() <= other._key() if isinstance(other, Location) else NotImplemented
+
+    def __gt__(self, other: Location) -> bool:
+        return self._key() > other._key() if isinstance(other, Location) else NotImplemented
+
+    def __ge__(self, other: Location) -> bool:
+        return self._key() >= other._key() if isinstance(other, Location) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple:
+        return (Location, self._key())
+
+    def __repr__(self) -> str:
+        return f"Location(file={self.file!r}, line={self.line!r}, column={self.column!r})"
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"

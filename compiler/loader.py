@@ -68,8 +68,7 @@ class SourceTable:
         document = self.documents.get((origin.file, origin.document))
         if document is None:
             return Location(origin.file, 1, 1)
-        line, column = document.locate(tuple(path), key=key)
-        return Location(origin.file, line, column)
+        return Location.deferred(origin.file, lambda: document.locate(path, key=key))
 
     def line_text(self, location: Location) -> str | None:
         lines = self._lines.get(location.file)

@@ -82,6 +82,7 @@ class Suppressor:
         self.loaded = loaded
         self.graph = graph
         self.lines = line_suppressions
+        self.files_with_lines = {file for file, _ in line_suppressions}  # no other file's positions are needed
         self.entries = list(enumerate(graph.mesh.suppress))
         self.index = _ObjectIndex(loaded, graph.mesh) if self.entries else None
         self.used_lines: set[tuple[str, int, str]] = set()
@@ -101,7 +102,7 @@ class Suppressor:
         if where is None or not suppressible(code):
             return False
         suppressed = False
-        if code in self.lines.get((where.file, where.line), ()):
+        if where.file in self.files_with_lines and code in self.lines.get((where.file, where.line), ()):
             self.used_lines.add((where.file, where.line, code))
             suppressed = True
         if self.index is not None:
