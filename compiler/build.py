@@ -196,24 +196,26 @@ def emit(graph: MeshGraph, report: Report, targets: list[str] | None = None,
         artifacts.extend(emitted)
         size += sum(len(artifact.content) for artifact in emitted)
         if size > MAX_OUTPUT_BYTES:
-            _report_output_budget(artifacts, size, graph, report)
+            _report_output_budget([(a.sources, len(a.content)) for a in artifacts], size, graph, report)
             return []
     return sorted(artifacts, key=lambda a: a.path)
 
 
-def _report_output_budget(artifacts: list[Artifact], size: int, graph: MeshGraph, report: Report) -> None:
-    """MESH013 at the intent file that accounts for most of the output bytes: each artifact's
-    bytes are shared among its source files in proportion to their sizes (a sidecar that
-    carries a Route of thousands of rules owes its size to the Route, not to its Service)."""
+def _report_output_budget(artifacts: list[tuple[tuple[str, ...], int]], size: int, graph: MeshGraph,
+                          report: Report) -> None:
+    """MESH013 at the intent file that accounts for most of the output bytes of `artifacts`
+    (their sources and sizes): each artifact's bytes are shared among its source files in
+    proportion to their sizes (a sidecar that carries a Route of thousands of rules owes its
+    size to the Route, not to its Service)."""
     from compiler.diagnostics import Location
     from compiler.loader import MESH_FILE
 
     share: dict[str, float] = {}
-    for artifact in artifacts:
-        weights = {source: len(graph.sources.texts.get(source, "")) + 1 for source in artifact.sources}
+    for sources, length in artifacts:
+        weights = {source: len(graph.sources.texts.get(source, "")) + 1 for source in sources}
         total = sum(weights.values())
         for source, weight in weights.items():
-            share[source] = share.get(source, 0) + len(artifact.content) * weight / total
+            share[source] = share.get(source, 0) + length * weight / total
     # mesh.yaml is a source of nearly everything: the cause is the heaviest other file
     candidates = sorted(source for source in share if source != MESH_FILE) or [MESH_FILE]
     cause = max(candidates, key=lambda source: share[source])
@@ -279,6 +281,9 @@ def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref:
         compiled.finish(targets_ran=False)
         return outcome
     plan = _incremental_plan(root, changed_since, graph, ref, out_dir, chosen, outcome.notes) if changed_since else None
+    if plan is None and not check_only:
+        return _build_streamed(compiled, out_dir, chosen, every_target=not targets, fail_on=fail_on,
+                               stages=stages, outcome=outcome)
     with stages.stage("emit") as counted:
         artifacts = emit(graph, compiled.report, chosen, plan.workloads if plan else None)
         counted.append(f"{len(artifacts)} artifacts")
@@ -302,6 +307,69 @@ def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref:
     outcome.written = len(files)
     outcome.kept = len(kept) if plan else None
     return outcome
+
+
+def _build_streamed(compiled: Compiled, out_dir: Path, chosen: list[str], *, every_target: bool,
+                    fail_on: Severity, stages: Stages, outcome: BuildOutcome) -> BuildOutcome:
+    """A full build: the workloads are emitted shard by shard and each shard's artifacts are
+    written into the staging tree before the next shard is emitted, so memory tracks one shard,
+    not the whole output; the tree is swapped in only when the build does not fail."""
+    from compiler.manifest import MANIFEST, Manifest
+    from compiler.writer import OutputError, StagedTree
+
+    graph = compiled.graph
+    assert graph is not None
+    revision = graph.revision  # read before the staging tree appears beside the output (git status)
+    try:
+        with StagedTree(out_dir) as tree:
+            with stages.stage("emit") as counted:
+                records = _emit_streamed(graph, compiled.report, chosen, tree)
+                counted.append(f"{len(records)} artifacts, written as emitted")
+            compiled.finish(targets_ran=bool(records) and every_target)
+            if compiled.report.fails(fail_on):
+                return outcome
+            outcome.failed = False
+            with stages.stage("write") as counted:
+                manifest = Manifest.of_build(records, revision, targets=chosen, inputs=compiled.sources.blob_ids)
+                tree.write(MANIFEST, manifest.to_json())
+                tree.commit()
+                counted.append(f"{tree.files} files")
+    except OutputError as error:  # the output directory, not the mesh: exit 2, as after a whole emission
+        outcome.failed = False
+        outcome.output_error = str(error)
+        return outcome
+    outcome.written = tree.files
+    return outcome
+
+
+def _emit_streamed(graph: MeshGraph, report: Report, names: list[str], tree) -> list:
+    """emit() into a StagedTree, shard by shard (compiler.shards.stream_shards); the manifest
+    records of what was written, or none (and MESH013) when the output is over its budget."""
+    from compiler import shards
+    from compiler.manifest import MANIFEST, ArtifactRecord
+    from compiler.writer import OutputError
+    from targets import release_shared
+
+    count = shards.stream_shards(len(graph.services) + len(graph.gateways))
+    records: list[ArtifactRecord] = []
+    sizes: list[tuple[tuple[str, ...], int]] = []
+    size = 0
+    for index in range(count):
+        shard = shards.WorkloadShard(index, count) if count > 1 else None
+        for name in names:
+            artifacts = sorted(load_target(name).emit(graph, report, shard), key=lambda a: a.path)
+            sizes.extend((artifact.sources, len(artifact.content)) for artifact in artifacts)
+            size += sum(len(artifact.content) for artifact in artifacts)
+            if size > MAX_OUTPUT_BYTES:
+                _report_output_budget(sizes, size, graph, report)
+                return []
+            for artifact in artifacts:
+                if artifact.path == MANIFEST:
+                    raise OutputError(f"two artifacts claim {MANIFEST}")
+                tree.write(artifact.path, artifact.content)
+                records.append(ArtifactRecord.of(artifact))
+        release_shared(graph)  # every target ships a workload's sidecar in that workload's shard
+    return records
 
 
 def _incremental_plan(root: Path, since: str, graph: MeshGraph, ref: str | None, out_dir: Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -89,64 +90,102 @@ def output_directory(out_dir: Path) -> Path:
 
 
 def write_tree(out_dir: Path, files: dict[str, bytes], *, keep: frozenset[str] = frozenset()) -> None:
-    """Replace out_dir with exactly `files` plus the `keep` files of the current out_dir, unchanged.
-
-    The new tree is written beside out_dir and swapped in with one renameat2(RENAME_EXCHANGE):
-    at every moment out_dir is the complete old tree or the complete new one, and it stays a
-    real directory (docs/cli.md, "Output directory"). Kept files are hard links into the new
-    tree, reached without following a link. Staging trees that a killed build left behind are
-    removed first. On any failure out_dir is left as it was; OSError becomes OutputError.
-    """
-    out_dir = output_directory(out_dir)
-    check_replaceable(out_dir)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        remove_abandoned(out_dir)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-{os.getpid()}-", dir=out_dir.parent))
-    except OSError as error:
-        raise _environment_fault(out_dir, error) from None
-    made: set[str] = set()
-
-    def parent_of(path: str) -> Path:
-        directory = os.path.dirname(path)
-        if directory not in made:
-            os.makedirs(staging / directory, exist_ok=True)
-            made.add(directory)
-        return staging / path
-
-    previous = _PreviousTree(out_dir)
-    try:
+    """Replace out_dir with exactly `files` plus the `keep` files of the current out_dir, unchanged
+    (StagedTree says how)."""
+    with StagedTree(out_dir) as tree:
         for path, content in sorted(files.items()):
-            # descriptor-level calls: a 10,000-service build writes ~33,000 files
-            mode = 0o755 if path.endswith(".sh") else 0o644
-            if previous.link_if_same(path, content, mode, parent_of(path)):
-                continue
-            descriptor = os.open(parent_of(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            try:
-                os.fchmod(descriptor, mode)  # whatever the umask
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(descriptor, view):]
-            finally:
-                os.close(descriptor)
+            tree.write(path, content)
         for path in sorted(keep):
-            check_path(path)
-            _link_kept(out_dir, path, parent_of(path))
-        os.chmod(staging, 0o755)
-        if not out_dir.exists():
-            os.rename(staging, out_dir)
-        elif _exchange(staging, out_dir):
-            _remove_retired(staging, len(files) + len(keep))  # the previous tree, swapped out
+            tree.keep(path)
+        tree.commit()
+
+
+class StagedTree:
+    """A new output tree written beside out_dir file by file, then swapped in whole.
+
+    The tree is swapped in with one renameat2(RENAME_EXCHANGE): at every moment out_dir is the
+    complete old tree or the complete new one, and it stays a real directory (docs/cli.md,
+    "Output directory"). A file the current out_dir holds with the same bytes and mode is a
+    hard link to it, not a new file; kept files (`keep`) are hard links too, reached without
+    following a link. Staging trees that a killed build left behind are removed first. Leaving
+    the `with` block without commit() (an exception, a failed build) removes the staging tree:
+    out_dir is left as it was. OSError becomes OutputError.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = output_directory(out_dir)
+        check_replaceable(self.out_dir)
+        # made here and removed again when the build fails: a failed build leaves nothing behind
+        self._made_parents = [parent for parent in self.out_dir.parents if not parent.exists()]
+        try:
+            self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+            remove_abandoned(self.out_dir)
+            self.path = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.new-{os.getpid()}-",
+                                              dir=self.out_dir.parent))
+        except OSError as error:
+            raise _environment_fault(self.out_dir, error) from None
+        self.files = 0
+        self._made: set[str] = set()
+        self._previous = _PreviousTree(self.out_dir)
+        self._done = False
+
+    def __enter__(self) -> StagedTree:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self._previous.close()
+        if not self._done:
+            shutil.rmtree(self.path, ignore_errors=True)
+            for parent in self._made_parents:  # deepest first
+                with contextlib.suppress(OSError):
+                    os.rmdir(parent)
+        if isinstance(error, OSError):
+            raise _environment_fault(self.out_dir, error) from None
+
+    def _parent_of(self, path: str) -> Path:
+        directory = os.path.dirname(path)
+        if directory not in self._made:
+            os.makedirs(self.path / directory, exist_ok=True)
+            self._made.add(directory)
+        return self.path / path
+
+    def write(self, path: str, content: bytes) -> None:
+        """One file of the new tree (paths in sorted order cost the fewest directory lookups)."""
+        check_path(path)
+        # descriptor-level calls: a 10,000-service build writes ~33,000 files
+        mode = 0o755 if path.endswith(".sh") else 0o644
+        self.files += 1
+        if self._previous.link_if_same(path, content, mode, self._parent_of(path)):
+            return
+        try:
+            descriptor = os.open(self._parent_of(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            raise OutputError(f"two artifacts claim {path}") from None
+        try:
+            os.fchmod(descriptor, mode)  # whatever the umask
+            view = memoryview(content)
+            while view:
+                view = view[os.write(descriptor, view):]
+        finally:
+            os.close(descriptor)
+
+    def keep(self, path: str) -> None:
+        """The current out_dir's file at `path`, unchanged."""
+        check_path(path)
+        self.files += 1
+        _link_kept(self.out_dir, path, self._parent_of(path))
+
+    def commit(self) -> None:
+        """Swap the new tree in (the old one is removed, a large one after the swap)."""
+        os.chmod(self.path, 0o755)
+        if not self.out_dir.exists():
+            os.rename(self.path, self.out_dir)
+        elif _exchange(self.path, self.out_dir):
+            self._done = True
+            _remove_retired(self.path, self.files)  # the previous tree, swapped out
         else:
-            _replace_in_two_renames(staging, out_dir)
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise _environment_fault(out_dir, error) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        previous.close()
+            _replace_in_two_renames(self.path, self.out_dir)
+        self._done = True
 
 
 # From this many files on, the swapped-out tree is removed by a detached process, after the

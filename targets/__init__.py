@@ -33,6 +33,7 @@ The contract. A target module has
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -62,3 +63,12 @@ REGISTRY: dict[str, TargetInfo] = {
 
 def load(name: str) -> ModuleType:
     return importlib.import_module(REGISTRY[name].module)
+
+
+def release_shared(graph) -> None:
+    """Drop what the targets share within a build of `graph` (the serialised sidecars of
+    targets.envoylib): a build that emits shard by shard calls it between shards, so that its
+    memory tracks one shard's artifacts, not the whole output."""
+    bootstrap = sys.modules.get("targets.envoylib.bootstrap")
+    if bootstrap is not None:
+        bootstrap.release_sidecars(graph)

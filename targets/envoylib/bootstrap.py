@@ -62,6 +62,12 @@ def serialised_sidecar(graph: MeshGraph, service: ServiceNode, report, address: 
     return content
 
 
+def release_sidecars(graph: MeshGraph) -> None:
+    """Forget the serialised sidecars of `graph`. A build that emits workload shard by shard
+    calls it after each shard: every target that ships a sidecar emits it with its workload."""
+    _SERIALISED.pop(id(graph), None)
+
+
 def gateway_bootstrap(graph: MeshGraph, gateway: GatewayNode, report, address: str | None = None) -> dict:
     """The complete bootstrap of an ingress gateway, listening on `address` (default any)."""
     builder = Proxy(graph, report, gateway.key, gateway.platform.name,
