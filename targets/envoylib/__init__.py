@@ -31,7 +31,6 @@ from targets.envoylib.bootstrap import (
     sidecar_bootstrap,
     sidecar_sources,
 )
-from targets.envoylib.run import EnvoyRunner, EnvoyUnavailable, disagreement, run_through_envoy
 from targets.envoylib.tls import workload_certificate_dir
 
 __all__ = [
@@ -53,3 +52,15 @@ __all__ = [
     "sidecar_sources",
     "workload_certificate_dir",
 ]
+
+# Real Envoy processes serve `meshc test --envoy` and the tests: a build or a check does not
+# import them (their module pulls in subprocess and http servers).
+_RUN = frozenset({"EnvoyRunner", "EnvoyUnavailable", "disagreement", "run_through_envoy"})
+
+
+def __getattr__(name: str):
+    if name in _RUN:
+        from targets.envoylib import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
