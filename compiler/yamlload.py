@@ -271,7 +271,7 @@ class _Composed:
 
     def locate(self, index: int, path: tuple[Any, ...], key: bool, start: tuple[int, int]) -> tuple[int, int]:
         if self._text is not None:
-            loader = _Loader(self._text)
+            loader = _Locating(self._text)
             try:
                 while loader.check_node():
                     self._roots.append(cast(yaml.Node, loader.get_node()))
@@ -283,7 +283,7 @@ class _Composed:
         for part in path:
             found = None
             if node.__class__ is MappingNode:
-                found = next(((k, v) for k, v in node.value if _plain_data(k, _SCALAR_KEYS) == part), None)
+                found = next(((k, v) for k, v in node.value if _key_data(k) == part), None)
             elif node.__class__ is SequenceNode and type(part) is int and 0 <= part < len(node.value):
                 found = (node.value[part], node.value[part])
             if found is None:
@@ -294,6 +294,35 @@ class _Composed:
 
 
 _SCALAR_KEYS = _PositionConstructor()
+_UNRESOLVED = "meshc:unresolved"
+
+
+class _Locating(_Parser, _CoreSchemaResolver):
+    """Composes a text for its marks only. Scalars keep an unresolved tag: a path walks a few
+    keys, whose data _key_data resolves, so the other scalars of the file are never resolved."""
+
+    def __init__(self, stream: str) -> None:
+        _Parser.__init__(self, stream)
+        _CoreSchemaResolver.__init__(self)
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        return _UNRESOLVED if kind is ScalarNode else super().resolve(kind, value, implicit)
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass  # no path resolvers: nothing to track
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
+def _key_data(node: yaml.Node) -> Any:
+    """The data of a mapping key composed by _Locating (a fast-loaded document's keys are scalars)."""
+    if node.__class__ is not ScalarNode:
+        return None
+    if node.tag == _UNRESOLVED:
+        plain = not node.style
+        node = ScalarNode(_SCALAR_RESOLVER.resolve(ScalarNode, node.value, (plain, not plain)), node.value)
+    return _plain_data(node, _SCALAR_KEYS)
 
 
 @dataclass(frozen=True)
