@@ -125,6 +125,7 @@ class StagedTree:
         except OSError as error:
             raise _environment_fault(self.out_dir, error) from None
         self.files = 0
+        self._root = str(self.path)
         self._made: set[str] = set()
         self._previous = _PreviousTree(self.out_dir)
         self._done = False
@@ -142,12 +143,13 @@ class StagedTree:
         if isinstance(error, OSError):
             raise _environment_fault(self.out_dir, error) from None
 
-    def _parent_of(self, path: str) -> Path:
+    def _parent_of(self, path: str) -> str:
+        """The staging path of `path`, its directory made (strings: no Path per file)."""
         directory = os.path.dirname(path)
         if directory not in self._made:
-            os.makedirs(self.path / directory, exist_ok=True)
+            os.makedirs(f"{self._root}/{directory}", exist_ok=True)
             self._made.add(directory)
-        return self.path / path
+        return f"{self._root}/{path}"
 
     def write(self, path: str, content: bytes) -> None:
         """One file of the new tree (paths in sorted order cost the fewest directory lookups)."""
@@ -243,7 +245,7 @@ class _PreviousTree:
                 self.directory = None
         return self.directory, name
 
-    def link_if_same(self, path: str, content: bytes, mode: int, target: Path) -> bool:
+    def link_if_same(self, path: str, content: bytes, mode: int, target: str) -> bool:
         directory, name = self._directory(path)
         if directory is None:
             return False
@@ -282,7 +284,7 @@ def _environment_fault(out_dir: Path, error: OSError) -> OutputError:
     return OutputError(f"cannot write the output directory {out_dir}: {error.strerror or error}{where}")
 
 
-def _link_kept(out_dir: Path, path: str, target: Path) -> None:
+def _link_kept(out_dir: Path, path: str, target: str) -> None:
     """Hard-link a file of the current build into the new tree; refused unless it is a
     regular file reached without following a symbolic link."""
     directory, name = open_build_parent(out_dir, path)

@@ -16,6 +16,8 @@ import json
 import re
 from collections.abc import Container
 
+import orjson
+
 from compiler import codes
 from compiler.addressing import ISTIOD_HOST
 from compiler.artifact import Artifact, service_workload
@@ -186,7 +188,7 @@ def _static_bundle(graph: MeshGraph, platform: VmPlatform, service: ServiceNode,
     for _, address, directory in endpoints:
         content = serialised_sidecar(graph, service, report, address=address)
         certificates.update(certificate_files(content))
-        low_ports |= any(port < 1024 for port in listen_ports(json.loads(content)))
+        low_ports |= any(port < 1024 for port in listen_ports(orjson.loads(content)))  # 24 KB each: orjson
         files.append((f"{base}/endpoints/{directory}/envoy.yaml", content))
     settings = platform.certificates
     cert_dir = workload_certificate_dir(settings, service.key) if settings.mode == "files" else None
