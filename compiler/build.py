@@ -324,7 +324,7 @@ def _build_streamed(compiled: Compiled, out_dir: Path, chosen: list[str], *, eve
         with StagedTree(out_dir) as tree:
             with stages.stage("emit") as counted:
                 records = _emit_streamed(graph, compiled.report, chosen, tree)
-                counted.append(f"{len(records)} artifacts, written as emitted")
+                counted.append(f"{len(records)} artifacts")  # written as they are emitted
             compiled.finish(targets_ran=bool(records) and every_target)
             if compiled.report.fails(fail_on):
                 return outcome

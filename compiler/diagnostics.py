@@ -21,6 +21,10 @@ class Location:
 
     __slots__ = ("_column", "_find", "_line", "file")
     __match_args__ = ("file", "line", "column")
+    file: str
+    _line: int
+    _column: int
+    _find: Callable[[], tuple[int, int]] | None
 
     def __init__(self, file: str, line: int, column: int) -> None:
         object.__setattr__(self, "file", file)
@@ -36,7 +40,9 @@ class Location:
         return location
 
     def _resolve(self) -> None:
-        line, column = self._find()
+        find = self._find
+        assert find is not None
+        line, column = find()
         object.__setattr__(self, "_line", line)
         object.__setattr__(self, "_column", column)
         object.__setattr__(self, "_find", None)

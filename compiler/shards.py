@@ -1,6 +1,11 @@
-"""Emitting on both cores: the workloads are split in two shards, and a process forked after
-the graph is built (copy-on-write: nothing is loaded or linked twice) emits one of them while
-this process emits the other.
+"""Emitting in shards of workloads: on both cores, and shard by shard.
+
+On both cores (emit_in_two; `meshc check` and `build --check`, which hold every artifact in
+memory): the workloads are split in two shards, and a process forked after the graph is built
+(copy-on-write: nothing is loaded or linked twice) emits one of them while this process emits
+the other. Shard by shard (stream_shards; a full `meshc build`): one process emits a shard of
+at most STREAM_PROXIES proxies, writes it and releases it before the next, so the build's
+memory tracks one shard (docs/performance.md says why the build does not also fork).
 
 A shard is a set of workloads by hash of the workload name, so it needs no list of the
 workloads a target will name: every workload falls in exactly one shard. The targets'
