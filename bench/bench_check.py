@@ -36,13 +36,9 @@ MESHC = [sys.executable, "-m", "compiler", "check"]
 ENVIRONMENT = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
-def wall(command: list[str], runs: int, cache: Path | None = None, before=None) -> float:
-    """Least wall time of a command, in seconds; `before` runs (untimed) before each run."""
-    return timed(command, runs, cache, before)[0]
-
-
 def timed(command: list[str], runs: int, cache: Path | None = None, before=None) -> tuple[float, float]:
-    """Least wall time and least CPU time (user + system) of a command, in seconds."""
+    """Least wall time and least CPU time (user + system) of a command, in seconds; `before`
+    runs (untimed) before each run."""
     environment = {**ENVIRONMENT, "MESHC_CACHE_DIR": str(cache)} if cache else ENVIRONMENT
     walls, cpus = [], []
     for _ in range(runs):
@@ -58,28 +54,33 @@ def timed(command: list[str], runs: int, cache: Path | None = None, before=None)
     return min(walls), min(cpus)
 
 
-def libyaml_parse(root: Path) -> tuple[float, int]:
-    """Seconds for yaml.CSafeLoader to load every intent file, and their total bytes."""
+def libyaml_parse(root: Path) -> tuple[tuple[float, float], int]:
+    """Wall and CPU seconds for yaml.CSafeLoader to load every intent file, and their total bytes."""
     files = sorted(root.rglob("*.yaml"))
     size = sum(f.stat().st_size for f in files)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for path in files:
         list(yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader))
-    return time.perf_counter() - start, size
+    return (time.perf_counter() - start, time.process_time() - cpu), size
 
 
-def cached_runs(root: Path, runs: int, touched: Path) -> tuple[float, float, float]:
-    """A check into an empty cache, one with nothing changed, one after `touched` changed."""
+def _shown(seconds: tuple[float, float]) -> str:
+    return f"{seconds[0]:.2f} ({seconds[1]:.2f})"
+
+
+def cached_runs(root: Path, runs: int, touched: Path) -> tuple[tuple[float, float], ...]:
+    """A check into an empty cache, one with nothing changed, one after `touched` changed
+    (wall and CPU seconds of each)."""
     cache = Path(tempfile.mkdtemp(prefix="meshc-bench-cache-"))
     try:
-        first = wall([*MESHC, str(root)], runs, cache, before=lambda: shutil.rmtree(cache, ignore_errors=True))
-        unchanged = wall([*MESHC, str(root)], runs, cache)
+        first = timed([*MESHC, str(root)], runs, cache, before=lambda: shutil.rmtree(cache, ignore_errors=True))
+        unchanged = timed([*MESHC, str(root)], runs, cache)
         edits = iter(range(1, 1_000_000))
 
         def edit() -> None:
             touched.write_text(_retimed(touched.read_text(), next(edits)))
 
-        changed = wall([*MESHC, str(root)], runs, cache, before=edit)
+        changed = timed([*MESHC, str(root)], runs, cache, before=edit)
         return first, unchanged, changed
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -110,8 +111,8 @@ def main() -> None:
     for label, (seconds, cpu) in (("meshc check --no-cache", uncached), ("through the cache, unchanged", warm)):
         print(f"examples/bookinfo, {label}: {seconds:.3f} s ({seconds / python[0]:.1f}x python), "
               f"{cpu:.3f} s CPU ({cpu / python[1]:.1f}x python)")
-    print("| services | intent MB | libyaml parse s | check --no-cache s | ratio | first run s | unchanged s "
-          "| one file changed s |")
+    print("| services | intent MB | libyaml parse s (CPU s) | check --no-cache s (CPU s) | ratio (CPU) "
+          "| first run s (CPU s) | unchanged s (CPU s) | one file changed s (CPU s) |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in (int(s) for s in args.sizes.split(",")):
         root = Path(tempfile.mkdtemp(prefix=f"meshc-bench-{size}-"))
@@ -120,10 +121,11 @@ def main() -> None:
             namespace, name = service_key(size // 2)
             runs = 1 if size >= 10_000 else args.runs
             parse, total = libyaml_parse(root)
-            check = wall([*MESHC, "--no-cache", str(root)], runs)
+            check = timed([*MESHC, "--no-cache", str(root)], runs)
             first, unchanged, changed = cached_runs(root, runs, root / "services" / namespace / f"{name}.yaml")
-            print(f"| {size:,} | {total / 1e6:.1f} | {parse:.2f} | {check:.2f} | {check / parse:.1f}x | "
-                  f"{first:.2f} | {unchanged:.2f} | {changed:.2f} |")
+            print(f"| {size:,} | {total / 1e6:.1f} | {_shown(parse)} | {_shown(check)} | "
+                  f"{check[0] / parse[0]:.1f}x ({check[1] / parse[1]:.1f}x) | "
+                  f"{_shown(first)} | {_shown(unchanged)} | {_shown(changed)} |")
         finally:
             shutil.rmtree(root)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
