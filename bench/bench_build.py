@@ -4,15 +4,13 @@ plus orjson writing the same number of files and bytes.
 
     python bench/bench_build.py [--sizes 1000,10000] [--runs 3]
 
-Per mesh size and run, in this order: a build into a fresh directory in one process
-(MESHC_JOBS=1; a full build emits and writes shard by shard, compiler.build._build_streamed),
-the same build with its default (a forked process writes half the shards), a rebuild of the
-same intents into the tree that build wrote (unchanged files are linked, not written; the old tree
+Per mesh size and run, in this order: a build into a fresh directory (a full build emits and
+writes shard by shard in one process, compiler.build._build_streamed), a rebuild of the same
+intents into the tree that build wrote (unchanged files are linked, not written; the old tree
 is removed after the swap), and the floor. Prints the best of --runs of each (the machine is
 shared: the minimum is the least disturbed run), the ratio build/floor measured in the same
 run, in wall time and in CPU time (user + system of the build and the processes it waited
-for), the peak RSS of the build (the larger of its two processes on both cores) and the wall and
-CPU time per service. meshc runs from
+for), the peak RSS of the build and the wall and CPU time per service. meshc runs from
 compiled bytecode, as an installed meshc does (bench_check.ENVIRONMENT).
 """
 
@@ -37,13 +35,11 @@ from bench_check import ENVIRONMENT  # noqa: E402
 from generate import generate_mesh  # noqa: E402
 
 
-def build(root: Path, out: Path, *, fresh: bool = True, jobs: str | None = None) -> tuple[float, float, int]:
+def build(root: Path, out: Path, *, fresh: bool = True) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds and peak RSS (KiB) of one `meshc build` process."""
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
     env = {key: value for key, value in ENVIRONMENT.items() if key != "MESHC_JOBS"}
-    if jobs is not None:
-        env["MESHC_JOBS"] = jobs
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "compiler", "build", str(root), "-o", str(out), "-q"],
                                cwd=HERE.parent, stdout=subprocess.DEVNULL, env=env)
@@ -86,9 +82,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)")
-    print("| services | files | output MB | floor s (CPU s) | one process s (CPU s) | both cores s (CPU s) "
-          "| rebuild unchanged s (CPU s) | ratio wall | ratio CPU | peak RSS MB (one, both) | ms per service (CPU) |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| services | files | output MB | floor s (CPU s) | build s (CPU s) "
+          "| rebuild unchanged s (CPU s) | ratio wall | ratio CPU | peak RSS MB | ms per service (CPU) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory(prefix="meshc-bench-warm-") as warm:  # writes the bytecode a build imports
         subprocess.run([sys.executable, "-m", "compiler", "build", str(HERE.parent / "examples" / "bookinfo"),
                         "-o", str(Path(warm) / "out"), "-q"], env=ENVIRONMENT, check=True, cwd=HERE.parent)
@@ -96,13 +92,12 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix=f"meshc-bench-build-{size}-"))
         try:
             root = generate_mesh(work / "mesh", size)
-            times: dict[str, list[tuple[float, float]]] = {"one": [], "build": [], "rebuild": [], "floor": []}
-            peaks: dict[str, list[int]] = {"one": [], "build": []}
+            times: dict[str, list[tuple[float, float]]] = {"build": [], "rebuild": [], "floor": []}
+            peaks = []
             for _ in range(args.runs):
-                for kind, jobs in (("one", "1"), ("build", None)):
-                    elapsed, cpu, peak = build(root, work / "out", jobs=jobs)
-                    times[kind].append((elapsed, cpu))
-                    peaks[kind].append(peak)
+                elapsed, cpu, peak = build(root, work / "out")
+                times["build"].append((elapsed, cpu))
+                peaks.append(peak)
                 elapsed, cpu, _ = build(root, work / "out", fresh=False)
                 times["rebuild"].append((elapsed, cpu))
                 manifest = json.loads((work / "out" / "manifest.json").read_bytes())
@@ -114,10 +109,9 @@ def main() -> None:
             best = {kind: (min(w for w, _ in runs), min(c for _, c in runs)) for kind, runs in times.items()}
             (wall, cpu), (floor_wall, floor_cpu) = best["build"], best["floor"]
             print(f"| {size:,} | {len(artifacts):,} | {total / 1e6:.0f} | {_shown(best['floor'])} | "
-                  f"{_shown(best['one'])} | {_shown(best['build'])} | {_shown(best['rebuild'])} | "
+                  f"{_shown(best['build'])} | {_shown(best['rebuild'])} | "
                   f"{wall / floor_wall:.1f}x | {cpu / floor_cpu:.1f}x | "
-                  f"{max(peaks['one']) / 1024:.0f}, {max(peaks['build']) / 1024:.0f} | "
-                  f"{wall / size * 1000:.2f} ({cpu / size * 1000:.2f}) |")
+                  f"{max(peaks) / 1024:.0f} | {wall / size * 1000:.2f} ({cpu / size * 1000:.2f}) |")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")

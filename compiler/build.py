@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -342,77 +342,34 @@ def _build_streamed(compiled: Compiled, out_dir: Path, chosen: list[str], *, eve
     return outcome
 
 
-@dataclass
-class _Streamed:
-    """What emitting some shards into a StagedTree gave: the manifest records of the files
-    written, each artifact's sources and size (for MESH013), and whether the shards stopped
-    over the output budget."""
-
-    records: list = field(default_factory=list)
-    sizes: list[tuple[tuple[str, ...], int]] = field(default_factory=list)
-    size: int = 0
-    files: int = 0
-    over: bool = False
-
-
 def _emit_streamed(graph: MeshGraph, report: Report, names: list[str], tree) -> list:
-    """emit() into a StagedTree, shard by shard (compiler.shards.stream_shards), on both cores
-    when compiler.shards.wanted_jobs says so (a forked process writes the odd shards); the
-    manifest records of what was written, or none (and MESH013) when the output is over its
-    budget."""
+    """emit() into a StagedTree, shard by shard (compiler.shards.stream_shards); the manifest
+    records of what was written, or none (and MESH013) when the output is over its budget."""
     from compiler import shards
     from compiler.manifest import MANIFEST, ArtifactRecord
     from compiler.writer import OutputError
     from targets import release_shared
 
-    proxies = len(graph.services) + len(graph.gateways)
-    count = shards.stream_shards(proxies)
-    jobs = shards.wanted_jobs(proxies)
-    if jobs > 1:
-        count = max(count, 2)
-
-    def run(shard_report: Report, indexes: range) -> _Streamed:
-        done = _Streamed()
-        written = tree.files
-        for index in indexes:
-            shard = shards.WorkloadShard(index, count) if count > 1 else None
-            for name in names:
-                artifacts = sorted(load_target(name).emit(graph, shard_report, shard), key=lambda a: a.path)
-                done.sizes.extend((artifact.sources, len(artifact.content)) for artifact in artifacts)
-                done.size += sum(len(artifact.content) for artifact in artifacts)
-                if done.size > MAX_OUTPUT_BYTES:
-                    done.over = True
-                    return done
-                for artifact in artifacts:
-                    if artifact.path == MANIFEST:
-                        raise OutputError(f"two artifacts claim {MANIFEST}")
-                    tree.write(artifact.path, artifact.content)
-                    done.records.append(ArtifactRecord.of(artifact))
-            release_shared(graph)  # every target ships a workload's sidecar in that workload's shard
-        done.files = tree.files - written
-        return done
-
-    if jobs > 1:
+    count = shards.stream_shards(len(graph.services) + len(graph.gateways))
+    records: list[ArtifactRecord] = []
+    sizes: list[tuple[tuple[str, ...], int]] = []
+    size = 0
+    for index in range(count):
+        shard = shards.WorkloadShard(index, count) if count > 1 else None
         for name in names:
-            load_target(name)  # imported once, before the fork
-        own, theirs = shards.run_in_two(run, range(0, count, 2), range(1, count, 2), report)
-        if theirs is None:  # the forked process failed: its shards again, over what it wrote
-            tree.replace_unclaimed = True
-            theirs = run(report, range(1, count, 2))
-        else:
-            tree.files += theirs.files
-        parts = [own, theirs]
-    else:
-        parts = [run(report, range(count))]
-    sizes = [pair for part in parts for pair in part.sizes]
-    size = sum(part.size for part in parts)
-    if size > MAX_OUTPUT_BYTES or any(part.over for part in parts):
-        _report_output_budget(sizes, size, graph, report)
-        return []
-    paths = [record.path for part in parts for record in part.records]
-    if len(set(paths)) < len(paths):  # both processes wrote it: each saw its own file only
-        raise OutputError(f"two artifacts claim {next(p for p in paths if paths.count(p) > 1)}")
-    return [record for part in parts for record in part.records]
+            artifacts = sorted(load_target(name).emit(graph, report, shard), key=lambda a: a.path)
+            sizes.extend((artifact.sources, len(artifact.content)) for artifact in artifacts)
+            size += sum(len(artifact.content) for artifact in artifacts)
+            if size > MAX_OUTPUT_BYTES:
+                _report_output_budget(sizes, size, graph, report)
+                return []
+            for artifact in artifacts:
+                if artifact.path == MANIFEST:
+                    raise OutputError(f"two artifacts claim {MANIFEST}")
+                tree.write(artifact.path, artifact.content)
+                records.append(ArtifactRecord.of(artifact))
+        release_shared(graph)  # every target ships a workload's sidecar in that workload's shard
+    return records
 
 
 def _incremental_plan(root: Path, since: str, graph: MeshGraph, ref: str | None, out_dir: Path,

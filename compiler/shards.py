@@ -3,10 +3,9 @@
 On both cores (emit_in_two; `meshc check` and `build --check`, which hold every artifact in
 memory): the workloads are split in two shards, and a process forked after the graph is built
 (copy-on-write: nothing is loaded or linked twice) emits one of them while this process emits
-the other. Shard by shard (stream_shards; a full `meshc build`): a process emits a shard of at
-most STREAM_PROXIES proxies, writes it into the staging tree and releases it before the next,
-so the build's memory tracks one shard; on both cores (run_in_two) a forked process writes the
-odd shards itself and sends back only their manifest records and diagnostics.
+the other. Shard by shard (stream_shards; a full `meshc build`): one process emits a shard of
+at most STREAM_PROXIES proxies, writes it and releases it before the next, so the build's
+memory tracks one shard (docs/performance.md says why the build does not also fork).
 
 A shard is a set of workloads by hash of the workload name, so it needs no list of the
 workloads a target will name: every workload falls in exactly one shard. The targets'
@@ -30,7 +29,7 @@ import pickle
 import signal
 import zlib
 from collections.abc import Callable, Container
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from compiler.diagnostics import Report
 
@@ -42,7 +41,6 @@ MIN_PROXIES = 200
 JOBS_ENVIRONMENT = "MESHC_JOBS"  # 1: emit in this process only
 
 EmitShard = Callable[[Report, Container[str] | None], list[tuple[str, list["Artifact"]]]]
-Result = TypeVar("Result")
 
 
 class WorkloadShard(Container[str]):
@@ -136,58 +134,3 @@ def _receive(read_end: int) -> tuple[list[tuple], list[tuple[str, list[Artifact]
         except (EOFError, pickle.UnpicklingError):
             return None
     return records, received
-
-
-def run_in_two(run: Callable[[Report, range], Result], mine: range, theirs: range,
-               report: Report) -> tuple[Result, Result | None]:
-    """run(report, mine) here and run(own report, theirs) in a forked process, which sends back
-    its diagnostics (added to `report`) and its result: keep that small (a streamed build's
-    forked process writes its shards into the staging tree itself and sends their manifest
-    records). The second result is None when the forked process failed in any way; the caller
-    then runs `theirs` itself, over whatever the forked process left."""
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the forked process (its coverage is not collected)
-        os.close(read_end)
-        _run_and_send(run, theirs, write_end)
-    os.close(write_end)
-    try:
-        own = run(report, mine)
-        sent = _receive_one(read_end)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signal.SIGKILL)
-        raise
-    finally:
-        os.close(read_end)
-        _, status = os.waitpid(child, 0)
-    if sent is None or status != 0:
-        return own, None
-    records, result = sent
-    report.add_records(records)
-    return own, result
-
-
-def _run_and_send(run: Callable[[Report, range], Any], shards: range, write_end: int) -> None:  # pragma: no cover
-    """In the forked process: run the shards and send the diagnostics and result; never returns."""
-    code = 1
-    try:
-        report = Report()
-        result = run(report, shards)
-        _send(write_end, (report.records(), result))
-        code = 0
-    finally:
-        os._exit(code)  # no atexit handlers, no second flush of the parent's buffers
-
-
-def _send(write_end: int, sent: Any) -> None:  # pragma: no cover - runs in the forked process
-    with os.fdopen(write_end, "wb", buffering=1024 * 1024) as stream:
-        pickle.dump(sent, stream, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _receive_one(read_end: int) -> Any | None:
-    with os.fdopen(read_end, "rb", buffering=1024 * 1024, closefd=False) as stream:
-        try:
-            return pickle.load(stream)
-        except (EOFError, pickle.UnpicklingError):
-            return None

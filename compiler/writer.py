@@ -125,10 +125,6 @@ class StagedTree:
         except OSError as error:
             raise _environment_fault(self.out_dir, error) from None
         self.files = 0
-        # a file here that this process did not write, and no artifact claimed, may be replaced
-        # (a forked process that failed wrote it, and its shards are being written again)
-        self.replace_unclaimed = False
-        self._written: set[str] = set()
         self._root = str(self.path)
         self._made: set[str] = set()
         self._previous = _PreviousTree(self.out_dir)
@@ -160,18 +156,12 @@ class StagedTree:
         check_path(path)
         # descriptor-level calls: a 10,000-service build writes ~33,000 files
         mode = 0o755 if path.endswith(".sh") else 0o644
-        if path in self._written:
-            raise OutputError(f"two artifacts claim {path}")
-        self._written.add(path)
         self.files += 1
-        target = self._parent_of(path)
-        if self.replace_unclaimed and os.path.lexists(target):
-            os.unlink(target)
-        if self._previous.link_if_same(path, content, mode, target):
+        if self._previous.link_if_same(path, content, mode, self._parent_of(path)):
             return
         try:
-            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        except FileExistsError:  # another process of this build wrote it
+            descriptor = os.open(self._parent_of(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
             raise OutputError(f"two artifacts claim {path}") from None
         try:
             os.fchmod(descriptor, mode)  # whatever the umask

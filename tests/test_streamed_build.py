@@ -44,23 +44,10 @@ def _in_memory(root: Path) -> tuple[dict[str, bytes] | None, list[tuple]]:
     return files, _diagnostics(compiled.report)
 
 
-def _both_cores(monkeypatch: pytest.MonkeyPatch, processes: int) -> None:
-    """Emit in `processes` processes whatever the mesh's size and the machine's cores."""
-    monkeypatch.setattr(compiler.shards, "MIN_PROXIES", 1)
-    monkeypatch.setattr(compiler.shards.os, "cpu_count", lambda: 2)
-    if processes == 1:
-        monkeypatch.setenv(compiler.shards.JOBS_ENVIRONMENT, "1")
-    else:
-        monkeypatch.delenv(compiler.shards.JOBS_ENVIRONMENT, raising=False)
-
-
-@pytest.mark.parametrize("processes", [1, 2])
 @pytest.mark.parametrize("root", MESHES, ids=lambda root: str(root.relative_to(REPO)))
-def test_one_proxy_per_shard_writes_what_one_emission_renders(root: Path, processes: int, tmp_path: Path,
+def test_one_proxy_per_shard_writes_what_one_emission_renders(root: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """In one process, or with the odd shards written by a forked process."""
     monkeypatch.setattr(compiler.shards, "STREAM_PROXIES", 1)
-    _both_cores(monkeypatch, processes)
     outcome = build_mesh(root, tmp_path / "out", fail_on="error")
     files, diagnostics = _in_memory(root)
     assert _diagnostics(outcome.compiled.report) == diagnostics
@@ -77,33 +64,6 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_mesh(tmp_path_factory.mktemp("synthetic") / "mesh", 60)
 
 
-@pytest.mark.parametrize("dies", ["before writing", "after writing"])
-def test_a_forked_process_that_dies_is_made_up_for(synthetic: Path, dies: str, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """This process writes the forked one's shards itself, over whatever files it left."""
-    import os
-
-    monkeypatch.setattr(compiler.shards, "STREAM_PROXIES", 20)
-    _both_cores(monkeypatch, 2)
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork() -> int:
-        forks.append(1)
-        return real_fork()
-
-    monkeypatch.setattr(compiler.shards.os, "fork", counting_fork)
-    if dies == "before writing":
-        monkeypatch.setattr(compiler.shards, "_run_and_send", lambda *_: os._exit(3))
-    else:
-        monkeypatch.setattr(compiler.shards, "_send", lambda *_: os._exit(3))
-    outcome = build_mesh(synthetic, tmp_path / "out", fail_on="error")
-    assert forks == [1] and not outcome.failed and outcome.output_error is None
-    files, diagnostics = _in_memory(synthetic)
-    assert read_tree(tmp_path / "out") == files and outcome.written == len(files)
-    assert _diagnostics(outcome.compiled.report) == diagnostics
-
-
 def test_sidecars_are_released_after_each_shard(synthetic: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The sidecars the envoy, cloudfoundry and vm targets share are held for one shard at a
@@ -111,7 +71,6 @@ def test_sidecars_are_released_after_each_shard(synthetic: Path, tmp_path: Path,
     from targets.envoylib import bootstrap
 
     monkeypatch.setattr(compiler.shards, "STREAM_PROXIES", 20)
-    _both_cores(monkeypatch, 1)  # counted in this process
     held: list[int] = []
     built: list[object] = []
     real_release, real_build = targets.release_shared, bootstrap.sidecar_bootstrap
