@@ -108,6 +108,9 @@ class Proxy:
             "codec_type": "AUTO",
             "route_config": route_config,
             "http_filters": http_filters,
+            # WebSockets (an HTTP/1.1 Upgrade) pass on every HTTP port, as on Istio (docs/intents.md);
+            # Envoy refuses an upgrade its connection manager does not name
+            "upgrade_configs": [{"upgrade_type": "websocket"}],
         }
         tracing = self.tracing(direction)
         if tracing is not None:
