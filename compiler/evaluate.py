@@ -398,6 +398,25 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
 
 
 # ---------------------------------------------------------------------------------------------
+# gRPC
+
+# What a gRPC client reads from an HTTP status the proxy answers itself (grpc/grpc
+# doc/http-grpc-status-mapping.md; Envoy turns its own answers to a gRPC request into a
+# trailers-only response with this grpc-status). Every other status is UNKNOWN.
+GRPC_STATUS_OF_HTTP = {400: "INTERNAL", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "UNIMPLEMENTED",
+                       429: "UNAVAILABLE", 431: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE",
+                       504: "UNAVAILABLE"}
+
+
+def grpc_status(decision: Decision) -> str | None:
+    """The gRPC status a client sees when the proxy answers a gRPC call itself (docs/intents.md,
+    Protocols on HTTP ports); None when the call is forwarded (the server's own status)."""
+    if decision.action == "forward" or decision.status is None:
+        return None
+    return GRPC_STATUS_OF_HTTP.get(decision.status, "UNKNOWN")
+
+
+# ---------------------------------------------------------------------------------------------
 # Sidecars
 
 
