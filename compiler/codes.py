@@ -742,6 +742,15 @@ K8S_PLACEMENT_PRIORITY = _code(
     ordered by locality, and a `priority` that would order them otherwise is not applied.
     Express the order with the platforms' `locality`, or leave `priority` unset.""",
 )
+K8S_GATEWAY_API_CORS_ORIGIN = _code(
+    "MESH464", "k8s-gateway-api-cors-origin", "warning",
+    "A CORS origin regex the Gateway API cannot express.",
+    """The Gateway API's HTTPCORSFilter takes origins as `scheme://host[:port]` with a `*`
+    wildcard host, or `*`; it has no regular expressions. On a kubernetes platform of flavor
+    gateway-api a `{regex}` origin of a rule's `cors` is left out of the HTTPRoute, so the
+    origins it alone allows are refused there. Write the origins as wildcard hosts, or use
+    flavor istio (corsPolicy allowOrigins take a regex).""",
+)
 
 K8S_GATEWAY_API_CLIENT_VALIDATION = _code(
     "MESH467", "k8s-gateway-api-client-validation", "error",

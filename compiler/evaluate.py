@@ -38,6 +38,8 @@ from compiler.graph import (
 from compiler.hostnames import covers, most_specific, specificity
 from compiler.model import (
     HTTP_PROTOCOLS,
+    ORIGIN_PATTERN,
+    Cors,
     ExternalPort,
     HeaderEdits,
     HeaderModifier,
@@ -45,13 +47,15 @@ from compiler.model import (
     Listener,
     Locality,
     Match,
+    OriginMatch,
+    OriginRegex,
     Redirect,
     Retries,
     StringMatch,
 )
 
-Action = Literal["forward", "redirect", "abort", "not-found", "misdirected", "refused", "unauthenticated",
-                 "forbidden"]
+Action = Literal["forward", "redirect", "abort", "preflight", "not-found", "misdirected", "refused",
+                 "unauthenticated", "forbidden"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,15 @@ class HeaderEdit:
         dropped = set(self.remove) | {n for n, _ in self.set}
         return (tuple((n.lower(), v) for n, v in headers if n.lower() not in dropped) + self.set + self.add)
 
+    def then_set(self, headers: Headers) -> HeaderEdit:
+        """These edits followed by setting `headers` (which replace whatever the edits did to them)."""
+        if not headers:
+            return self
+        names = {n for n, _ in headers}
+        return HeaderEdit(tuple((n, v) for n, v in self.set if n not in names) + headers,
+                          tuple((n, v) for n, v in self.add if n not in names),
+                          tuple(n for n in self.remove if n not in names))
+
 
 def header_value(headers: Headers, name: str) -> str | None:
     """A header as one value: its values in order, joined by `,` (RFC 9110 5.3), None when absent."""
@@ -179,6 +192,10 @@ class Decision:
     # an abort answers in place of the destination the request was going to, with its response
     # edits: one per destination the rule may choose
     abort_edits: tuple[HeaderEdit, ...] = ()
+    # the CORS response headers the rule's policy governs for this request (docs/intents.md,
+    # CORS): compared on every answer, absent unless `edits`, `abort_edits` or a preflight's
+    # answer (in abort_edits too) sets them
+    cors_names: tuple[str, ...] = ()
     reason: str = ""  # for people: why the proxy decided so
 
     def edits_of(self, target: Target) -> tuple[HeaderEdit, HeaderEdit]:
@@ -340,6 +357,78 @@ def redirect_location(redirect: Redirect, entry: Match | None, request: Request,
 
 
 # ---------------------------------------------------------------------------------------------
+# CORS
+
+CORS_RESPONSE_HEADERS = ("access-control-allow-origin", "access-control-allow-credentials",
+                         "access-control-allow-methods", "access-control-allow-headers", "access-control-max-age",
+                         "access-control-expose-headers")
+SENT_ORIGIN = re.compile(r"^(?P<scheme>https?)://(?P<host>[-a-z0-9.]+)(:(?P<port>[1-9][0-9]{0,4}))?$")
+
+
+def origin_parts(text: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin pattern or of a sent Origin, the port the scheme's own
+    when none is written; None for `*` or what is not an origin."""
+    match = (ORIGIN_PATTERN if "*" in text else SENT_ORIGIN).fullmatch(text)
+    if match is None or text == "*":
+        return None
+    scheme = match.group("scheme")
+    port = match.group("port")
+    return scheme, match.group("host"), int(port) if port else DEFAULT_PORTS[scheme]
+
+
+def origin_allowed(pattern: OriginMatch, origin: str) -> bool:
+    """docs/intents.md, CORS: `*` any origin; `{regex}` the whole Origin; else the same scheme and
+    port (the scheme's own when not written) and host, where `*` is one or more characters of a
+    host name and `*.name` ends in `.name` after one or more of them."""
+    if isinstance(pattern, OriginRegex):
+        return full_match(pattern.regex, origin)
+    if pattern == "*":
+        return True
+    written, sent = origin_parts(pattern), origin_parts(origin) if SENT_ORIGIN.fullmatch(origin) else None
+    if written is None or sent is None or written[0] != sent[0] or written[2] != sent[2]:
+        return False
+    host, name = written[1], sent[1]
+    if host == "*":
+        return True
+    if host.startswith("*."):
+        return name.endswith(host[1:]) and len(name) > len(host) - 1
+    return name == host
+
+
+def cors_answer(cors: Cors, request: Request) -> tuple[bool, Headers] | None:
+    """(is a preflight, the CORS headers of the answer) for a request with an Origin, None for
+    one without (docs/intents.md, CORS)."""
+    origin = request.header("origin")
+    if not origin:
+        return None
+    allowed = any(origin_allowed(pattern, origin) for pattern in cors.allowOrigins)
+    headers: list[tuple[str, str]] = []
+    if request.method == "OPTIONS" and request.header("access-control-request-method"):
+        if allowed:
+            headers.append(("access-control-allow-origin", origin))
+        if cors.allowCredentials:
+            headers.append(("access-control-allow-credentials", "true"))
+        for field, name, asked in (("allowMethods", "access-control-allow-methods", "access-control-request-method"),
+                                   ("allowHeaders", "access-control-allow-headers", "access-control-request-headers")):
+            written = getattr(cors, field)
+            if written == ["*"]:
+                headers.append((name, request.header(asked) or ""))
+            elif written:
+                headers.append((name, ",".join(written)))
+        headers.append(("access-control-max-age", str(cors.max_age_seconds)))
+        if allowed and cors.exposeHeaders:
+            headers.append(("access-control-expose-headers", ",".join(cors.exposeHeaders)))
+        return True, tuple(headers)
+    if allowed:
+        headers.append(("access-control-allow-origin", origin))
+        if cors.allowCredentials:
+            headers.append(("access-control-allow-credentials", "true"))
+        if cors.exposeHeaders:
+            headers.append(("access-control-expose-headers", ",".join(cors.exposeHeaders)))
+    return False, tuple(headers)
+
+
+# ---------------------------------------------------------------------------------------------
 # Rules to decisions
 
 
@@ -366,9 +455,17 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
                         location=redirect_location(spec.redirect, entry, request, port), reason="redirect")
     fault = spec.fault
     edits = tuple(destination_edits(spec.headers, written.headers) for written in spec.to)
+    cors = cors_answer(spec.cors, request) if spec.cors is not None else None
+    cors_names: tuple[str, ...] = CORS_RESPONSE_HEADERS if cors is not None else ()
+    if cors is not None:
+        preflight, answered = cors
+        if preflight:
+            return Decision("preflight", 200, ref, listener, abort_edits=(HeaderEdit(set=answered),),
+                            cors_names=cors_names, reason="CORS preflight answered by the proxy")
+        edits = tuple((request_edit, response_edit.then_set(answered)) for request_edit, response_edit in edits)
     if fault is not None and fault.abort is not None and fault.abort.percent >= 100:
         return Decision("abort", fault.abort.status, ref, listener, abort_edits=tuple(e for _, e in edits),
-                        reason="fault abort for every request")
+                        cors_names=cors_names, reason="fault abort for every request")
     path = request.bare_path
     host = request.host
     if spec.rewrite is not None:
@@ -393,6 +490,7 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
         edits=edits,
         abort_edits=tuple(e for _, e in edits) if fault is not None and fault.abort is not None else (),
         request_headers=request.headers,
+        cors_names=cors_names,
         reason="first matching rule",
     )
 

@@ -209,6 +209,24 @@ FIELDS: dict[str, dict[str, str]] = {
                     "and Host header.",
         "headers": "Edits of the request on its way to every destination of the rule, and of the answer on its "
                    "way back.",
+        "cors": "The CORS policy of matched requests: preflights answered by the proxy, the answers to "
+                "allowed origins carrying the Access-Control headers (docs/intents.md, CORS).",
+    },
+    "Cors": {
+        "allowOrigins": "Origins allowed: `*`, `http(s)://host[:port]` (lower case; the host may be `*` or start "
+                        "with `*.`), or `{regex}` for the whole Origin; at least one, at most 64.",
+        "allowMethods": "Methods a preflight allows (Access-Control-Allow-Methods), or `[\"*\"]`: the method "
+                        "the preflight asks for.",
+        "allowHeaders": "Request headers a preflight allows (Access-Control-Allow-Headers), or `[\"*\"]`: "
+                        "the headers the preflight asks for.",
+        "exposeHeaders": "Response headers scripts may read (Access-Control-Expose-Headers); `*` not with "
+                         "allowCredentials.",
+        "maxAge": "How long a browser may keep a preflight's answer (Access-Control-Max-Age), whole seconds.",
+        "allowCredentials": "Allow requests with credentials (Access-Control-Allow-Credentials: true).",
+    },
+    "OriginRegex": {
+        "regex": "An RE2 regular expression the whole Origin header matches (not on flavor gateway-api: "
+                 "MESH464).",
     },
     "HeaderModifier": {
         "request": "Edits of the request the destination receives.",

@@ -756,6 +756,93 @@ class Redirect(Strict):
         return self
 
 
+# ---------------------------------------------------------------------------------------------
+# CORS on a rule (docs/intents.md, "CORS")
+
+# A browser's serialised origin (RFC 6454 6.2: lower-case scheme and host, the port only when it
+# is not the scheme's own), where the host may also be `*` (any host) or start with `*.` (one or
+# more labels); or `*`, any origin. The Gateway API's allowOrigins form, lower-case.
+ORIGIN_PATTERN = re.compile(
+    r"^\*$|^(?P<scheme>https?)://(?P<host>\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)"
+    r"(:(?P<port>[0-9]{1,5}))?$")
+
+
+def _origin(text: str) -> str:
+    match = ORIGIN_PATTERN.fullmatch(text)
+    if match is None:
+        raise ValueError("an origin is `*` or `http(s)://host[:port]` in lower case, the host a name, `*` or "
+                         "`*.` and a name (such as https://*.example.com)")
+    port = match.group("port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} of origin {text!r} is not between 1 and 65535")
+    return text
+
+
+Origin = Annotated[str, StringConstraints(max_length=253), AfterValidator(_origin),
+                   Field(json_schema_extra={"pattern": ORIGIN_PATTERN.pattern})]
+
+
+class OriginRegex(Strict):
+    regex: Annotated[Line, StringConstraints(min_length=1)]
+
+
+OriginMatch = Annotated[
+    Annotated[Origin, Tag("word")] | Annotated[OriginRegex, Tag("mapping")], Discriminator(_string_or_mapping)]
+CorsMethod = HttpMethod | Literal["*"]
+CorsHeader = HeaderName  # `*` is a header-name token too: every header
+
+
+def _matches_whole(pattern: str, text: str) -> bool:
+    try:
+        return re.fullmatch(pattern, text) is not None
+    except re.error:
+        return False
+
+
+def _alone(values: list[str], what: str) -> None:
+    if "*" in values and len(values) > 1:
+        raise ValueError(f"{what} takes `*` (every one) alone, not beside other values")
+
+
+class Cors(Strict):
+    """A rule's CORS policy (Gateway API HTTPCORSFilter, Istio CorsPolicy, Envoy CorsPolicy)."""
+
+    allowOrigins: Annotated[list[OriginMatch], Field(min_length=1, max_length=64)]
+    allowMethods: Annotated[list[CorsMethod], Field(max_length=10)] = []
+    allowHeaders: Annotated[list[CorsHeader], Field(max_length=64)] = []
+    exposeHeaders: Annotated[list[CorsHeader], Field(max_length=64)] = []
+    # the Gateway API's default (maxAge: 5), written out on every target
+    maxAge: Duration = "5s"
+    allowCredentials: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Cors:
+        _unique([o for o in self.allowOrigins if isinstance(o, str)], "origin")
+        for pattern in self.allowOrigins:
+            # Envoy's cors filter tries every matcher on the text `*` first: one matching it allows every origin
+            if not isinstance(pattern, str) and _matches_whole(pattern.regex, "*"):
+                raise ValueError(f"origin regex {pattern.regex!r} matches `*`, which Envoy takes as every origin; "
+                                 "write `*` for that")
+        _alone([o for o in self.allowOrigins if isinstance(o, str)]
+               + (["regex"] if any(not isinstance(o, str) for o in self.allowOrigins) else []), "allowOrigins")
+        _unique(list(self.allowMethods), "method")
+        _unique([h.lower() for h in self.allowHeaders], "allowed header")
+        _unique([h.lower() for h in self.exposeHeaders], "exposed header")
+        for field in ("allowMethods", "allowHeaders", "exposeHeaders"):
+            _alone(list(getattr(self, field)), field)
+        if self.allowCredentials and "*" in self.exposeHeaders:
+            raise ValueError("exposeHeaders `*` is taken literally by browsers when credentials are allowed "
+                             "(Fetch); list the headers")
+        seconds = duration_seconds(self.maxAge)
+        if seconds != seconds.to_integral_value():
+            raise ValueError("maxAge is whole seconds (Access-Control-Max-Age)")
+        return self
+
+    @property
+    def max_age_seconds(self) -> int:
+        return int(duration_seconds(self.maxAge))
+
+
 class RouteRule(Strict):
     match: list[Match] = []
     to: list[Destination] = []
@@ -767,6 +854,7 @@ class RouteRule(Strict):
     mirrors: list[Mirror] = []  # several mirrors, each with its own percent
     rewrite: Rewrite | None = None
     headers: HeaderModifier | None = None
+    cors: Cors | None = None
 
     def written_mirrors(self) -> list[tuple[tuple[Any, ...], Mirror]]:
         """Every mirror of the rule with its path below the rule (`mirror` or `mirrors`)."""
@@ -777,7 +865,7 @@ class RouteRule(Strict):
     @model_validator(mode="after")
     def _shape(self) -> RouteRule:
         if self.redirect is not None:
-            extra = [f for f in ("to", "retries", "fault", "mirror", "mirrors", "rewrite", "headers")
+            extra = [f for f in ("to", "retries", "fault", "mirror", "mirrors", "rewrite", "headers", "cors")
                      if getattr(self, f)]
             if extra:
                 raise ValueError(f"a redirect rule cannot also have {', '.join(extra)}")

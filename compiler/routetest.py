@@ -112,8 +112,9 @@ def header_differences(expect: RouteTestExpectation, decision: Decision) -> list
     if decision.external is not None:
         forwarded.append((str(decision.external), HeaderEdit(), HeaderEdit()))
     answers = [(who, response) for who, _, response in forwarded]
-    if decision.action == "abort":
-        answers = [(f"the {decision.status} abort", edit) for edit in decision.abort_edits or (HeaderEdit(),)]
+    if decision.action in ("abort", "preflight"):
+        answers = [(f"the {decision.status} {decision.action}", edit)
+                   for edit in decision.abort_edits or (HeaderEdit(),)]
     found: list[str] = []
     checks = (("headers", expect.headers,
                [(who, request.apply(decision.request_headers)) for who, request, _ in forwarded]),

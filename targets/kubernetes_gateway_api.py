@@ -16,7 +16,7 @@ from compiler.addressing import cluster_dns_name, version_service_name
 from compiler.diagnostics import Related
 from compiler.graph import GATEWAY_API_CLASS, GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.hostnames import covers, overlap
-from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Listener, Match, StringMatch
+from compiler.model import HTTP_PROTOCOLS, Cors, HeaderModifier, Listener, Match, StringMatch
 from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_platform import PlatformEmitter
 from targets.kubernetes_support import (
@@ -212,8 +212,31 @@ class GatewayApiEmitter(PlatformEmitter):
                     rewrite["path"] = path
             if rewrite:
                 filters.append({"type": "URLRewrite", "urlRewrite": rewrite})
+        if spec.cors is not None:
+            filters.append({"type": "CORS", "cors": self.cors(route, rule, spec.cors)})
         if filters:
             out["filters"] = filters
+        return out
+
+    def cors(self, route: RouteNode, rule: ResolvedRule, cors: Cors) -> dict:
+        """HTTPCORSFilter (Extended): origins as written (its own `scheme://host[:port]` form with
+        wildcard hosts), maxAge in seconds written out; a regex origin has no form there."""
+        origins = []
+        for index, pattern in enumerate(cors.allowOrigins):
+            if isinstance(pattern, str):
+                origins.append(pattern)
+                continue
+            self.report.add(codes.K8S_GATEWAY_API_CORS_ORIGIN,
+                            f"the CORS origin regex `{pattern.regex}` has no Gateway API form and is left out: "
+                            "the origins only it allows are refused on flavor gateway-api",
+                            self.graph.sources.locate(route.origin, "rules", rule.index, "cors", "allowOrigins", index))
+        out: dict = {"allowOrigins": origins} if origins else {}
+        for field in ("allowMethods", "allowHeaders", "exposeHeaders"):
+            if getattr(cors, field):
+                out[field] = list(getattr(cors, field))
+        out["maxAge"] = cors.max_age_seconds
+        if cors.allowCredentials:
+            out["allowCredentials"] = True
         return out
 
     def redirect(self, route: RouteNode, rule: ResolvedRule) -> dict:

@@ -13,7 +13,8 @@ from typing import Protocol
 
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
 from compiler.hostnames import covers, overlap
-from compiler.model import HeaderModifier, ListenerTls, Match, StringMatch
+from compiler.model import Cors, HeaderModifier, ListenerTls, Match, StringMatch
+from targets.envoylib import origin_matchers
 from targets.kubernetes_meta import document, gateway_selector, metadata
 from targets.kubernetes_support import ISTIO_NETWORKING, RouteGroup, proto_duration, protocol_name, rule_kind
 
@@ -202,7 +203,26 @@ def _http_action(rule: ResolvedRule, host_of: HostOf) -> dict:
         out["mirrors"] = [{"destination": _destination(target, host_of), "percentage": {"value": float(m.percent)}}
                           for target, (_, m) in zip(rule.mirrors, spec.written_mirrors(), strict=True)]
     out.update(_headers(spec.headers))
+    if spec.cors is not None:
+        out["corsPolicy"] = cors_policy(spec.cors)
     return out
+
+
+def cors_policy(cors: Cors) -> dict:
+    """Istio CorsPolicy: the origins as the StringMatches Envoy's filter takes (Istio passes them
+    through), a preflight whose Origin is not allowed answered, not forwarded
+    (`unmatchedPreflights: IGNORE`), and the max age written out (docs/intents.md, CORS)."""
+    origins = [{"regex": m["safe_regex"]["regex"]} if "safe_regex" in m else m
+               for pattern in cors.allowOrigins for m in origin_matchers(pattern)]
+    policy: dict = {"allowOrigins": origins}
+    for field in ("allowMethods", "allowHeaders", "exposeHeaders"):
+        if getattr(cors, field):
+            policy[field] = list(getattr(cors, field))
+    policy["maxAge"] = f"{cors.max_age_seconds}s"
+    if cors.allowCredentials:
+        policy["allowCredentials"] = True
+    policy["unmatchedPreflights"] = "IGNORE"
+    return policy
 
 
 def _l4_rule(rule: ResolvedRule, host_of: HostOf, with_sni: bool) -> dict:

@@ -21,6 +21,17 @@ VirtualService (istio.io/latest/docs/reference/config/networking/virtual-service
   receive all traffic"; a destination without `port` goes to the service's only port.
 - HTTPFaultInjection: a delay or abort applies to `percentage.value` percent of requests,
   else the deprecated integer `percent`, else to none (pilot's TranslateFault).
+- CorsPolicy: `allowOrigins` "String patterns that match allowed origins. An origin is allowed
+  if any of the string matchers match. If a match is found, then the outgoing
+  Access-Control-Allow-Origin would be set to the origin as provided by the client";
+  `allowMethods`, `allowHeaders`, `exposeHeaders` "serialized into" their Access-Control
+  header (pilot joins them with `,`), `maxAge` the preflight cache time (seconds), and
+  `unmatchedPreflights: IGNORE`: "preflight requests not matching the configured allowed origin
+  shouldn't be forwarded to the upstream". Pilot hands the policy to Envoy's cors filter, so a
+  preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered 200 by the
+  proxy, `*` methods or headers echo what the preflight asks for, an allowed origin's answers
+  carry Access-Control-Allow-Origin, -Allow-Credentials and -Expose-Headers, and Envoy's
+  matcher of the exact origin `*` allows every origin.
 
 Security (istio.io/latest/docs/reference/config/security/):
 - PeerAuthentication: the policy with a matching `selector` wins over the namespace-wide one
@@ -76,6 +87,7 @@ class Outcome:
     # per destination (in `destinations` order) the request headers it receives and the
     # response headers the client gets from it, when decide() is given the backend's answer
     headers: tuple[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], ...] = ()
+    cors: tuple[tuple[str, str], ...] = ()  # a CORS preflight's answer headers
 
 
 def string_matches(condition: dict[str, Any], value: str | None) -> bool:
@@ -220,12 +232,41 @@ def apply_operations(operations: list[dict[str, Any]], headers) -> tuple[tuple[s
     return joined(out)
 
 
+def cors_headers(policy: dict[str, Any], request: Request) -> tuple[bool, tuple[tuple[str, str], ...]] | None:
+    """(a preflight, the CORS headers of the answer) under a corsPolicy; None without an Origin."""
+    origin = request.header("origin")
+    if not origin:
+        return None
+    allowed = any(string_matches(m, "*") or string_matches(m, origin) for m in policy.get("allowOrigins", []))
+    out: list[tuple[str, str]] = []
+    expose = [("access-control-expose-headers", ",".join(policy["exposeHeaders"]))] if policy.get("exposeHeaders") else []
+    credentials = [("access-control-allow-credentials", "true")] if policy.get("allowCredentials") else []
+    if request.method == "OPTIONS" and request.header("access-control-request-method"):
+        assert policy.get("unmatchedPreflights") == "IGNORE"  # otherwise an unmatched one is forwarded
+        out += [("access-control-allow-origin", origin)] if allowed else []
+        out += credentials
+        for field, name, asked in (("allowMethods", "access-control-allow-methods", "access-control-request-method"),
+                                   ("allowHeaders", "access-control-allow-headers", "access-control-request-headers")):
+            if policy.get(field) == ["*"]:
+                out.append((name, request.header(asked) or ""))
+            elif policy.get(field):
+                out.append((name, ",".join(policy[field])))
+        if "maxAge" in policy:
+            out.append(("access-control-max-age", str(int(float(policy["maxAge"].rstrip("s"))))))
+        return True, tuple(out + (expose if allowed else []))
+    return False, tuple([("access-control-allow-origin", origin), *credentials, *expose] if allowed else [])
+
+
 def outcome(rule: dict[str, Any], block: dict[str, Any], request: Request, ports: dict[str, int],
             answer: tuple[tuple[str, str], ...] | None) -> Outcome:
     query = f"?{request.query_string}" if "?" in request.path else ""
     path = request.bare_path
     if "redirect" in rule:
         return redirect_outcome(rule["redirect"], request, path + query)
+    cors = cors_headers(rule["corsPolicy"], request) if "corsPolicy" in rule else None
+    if cors is not None and cors[0]:
+        return Outcome("preflight", status=200, cors=cors[1])
+    cors_set = [{"set": dict(cors[1])}] if cors is not None and cors[1] else []
     fault = rule.get("fault", {})
     abort = fault.get("abort")
     if abort is not None and percent(abort) >= 100:
@@ -245,8 +286,8 @@ def outcome(rule: dict[str, Any], block: dict[str, Any], request: Request, ports
     headers = () if answer is None else tuple(
         (apply_operations([level.get("request", {}) for level in (rule.get("headers", {}), d.get("headers", {}))],
                           request.headers),
-         apply_operations([level.get("response", {}) for level in (rule.get("headers", {}), d.get("headers", {}))],
-                          answer))
+         apply_operations([level.get("response", {}) for level in (rule.get("headers", {}), d.get("headers", {}))]
+                          + cors_set, answer))
         for _, d in chosen)
     delay = fault.get("delay")
     timing = (delay["fixedDelay"], percent(delay)) if delay is not None and percent(delay) > 0 else None

@@ -58,6 +58,7 @@ MESHES = {
     "placement-priority": CATALOGUE / "placement-priority",
     "gateway-api-tls": CATALOGUE / "gateway-api-tls",
     "external-resolution": CATALOGUE / "external-resolution",
+    "gateway-api-cors-regex": CATALOGUE / "gateway-api-cors-regex",
 }
 
 

@@ -312,12 +312,24 @@ rewrite = st.one_of(
 mirrors = st.lists(st.builds(lambda version, percent: {"version": version, "percent": percent},
                              st.sampled_from(["v1", "v2", "v3"]), st.sampled_from([0, 12.5, 100])),
                    min_size=1, max_size=2)
+# CORS (Gateway API HTTPCORSFilter, conformance httproute-cors): origins exact, with the
+# scheme's port or another, wildcard hosts, a regex, or `*`; methods and headers listed or `*`
+ORIGINS = ["https://a.example.com", "https://*.example.com", "http://a.example.com:8080", "https://*",
+           {"regex": "https://r[0-9]+\\.test"}]
+cors = st.fixed_dictionaries(
+    {"allowOrigins": st.one_of(st.just(["*"]), st.lists(st.sampled_from(ORIGINS), min_size=1, max_size=3,
+                                                        unique_by=str))},
+    optional={"allowMethods": st.sampled_from([["GET", "PUT"], ["*"], ["DELETE"]]),
+              "allowHeaders": st.sampled_from([["x-h", "content-type"], ["*"]]),
+              "exposeHeaders": st.sampled_from([["x-r"], ["x-r", "x-s"]]),
+              "maxAge": st.sampled_from(["1s", "10m"]), "allowCredentials": st.booleans()})
 destinations = st.lists(destination, min_size=1, max_size=2, unique_by=lambda d: d["version"]).map(
     lambda chosen: chosen if len(chosen) == 1 else [{**d, "weight": w} for d, w in zip(chosen, (30, 70), strict=True)])
 rule = st.one_of(
     st.fixed_dictionaries({"match": st.lists(match_entry, max_size=2), "to": destinations},
                           optional={"rewrite": rewrite, "mirrors": mirrors,
-                                    "headers": header_modifier(["x-h", "x-e"], ["content-type", "x-r"])}),
+                                    "headers": header_modifier(["x-h", "x-e"], ["content-type", "x-r"]),
+                                    "cors": cors}),
     st.fixed_dictionaries({"match": st.lists(match_entry, min_size=1, max_size=1),
                            "redirect": redirect}),
 )
@@ -327,12 +339,24 @@ request = st.builds(
     st.sampled_from(REQUEST_PATHS), st.sampled_from(["", "?q=x", "?q=xy", "?q=y"]), st.sampled_from(["GET", "POST"]),
     st.one_of(st.none(), st.sampled_from(["x", "xy", "y"])),
 )
+# Origins a browser (or another client) sends: allowed by some patterns only, the scheme's port
+# written out, another port, no more label than the wildcard needs, `null`
+SENT_ORIGINS = ["https://a.example.com", "https://b.a.example.com", "https://example.com", "http://a.example.com",
+                "http://a.example.com:8080", "https://a.example.com:443", "https://r7.test", "null"]
+cors_request = st.builds(
+    lambda sent, origin, preflight, asked: Request(sent.host, sent.path, "OPTIONS" if preflight else sent.method,
+                                                   sent.headers + (("origin", origin),) + (
+                                                       (("access-control-request-method", "PUT"),) if preflight else ())
+                                                   + ((("access-control-request-headers", asked),)
+                                                      if preflight and asked else ())),
+    request, st.sampled_from(SENT_ORIGINS), st.booleans(), st.sampled_from([None, "x-h", "x-h,x-q"]))
+any_request = st.one_of(request, cors_request)
 
 
 @settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
-@given(rules=st.lists(rule, min_size=1, max_size=4), requests=st.lists(request, min_size=20, max_size=30),
+@given(rules=st.lists(rule, min_size=1, max_size=4), requests=st.lists(any_request, min_size=20, max_size=30),
        split=st.integers(0, 4))
 def test_envoy_and_the_evaluator_agree_on_generated_routes(tmp_path_factory, envoy_binary: str, rules, requests,
                                                            split) -> None:

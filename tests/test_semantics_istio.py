@@ -18,7 +18,7 @@ from compiler.evaluate import Decision, Proxy, Request, evaluate
 from tests.istio_reference import WELL_KNOWN_PORTS, decide, joined
 from tests.k8s_schemas import validation_errors
 from tests.semantics import key, linked, mesh, route, service
-from tests.test_semantics_envoy import REQUEST_PATHS, rule
+from tests.test_semantics_envoy import any_request, rule
 
 __all__ = ["ECHO_ANSWER", "WELL_KNOWN_PORTS", "evaluator_decides", "istio_decides", "joined"]
 
@@ -44,6 +44,8 @@ def istio_decides(spec: dict, request: Request) -> tuple:
     outcome = decide(spec, request, answer=ECHO_ANSWER)
     if outcome.action == "redirect":
         return ("redirect", outcome.status, outcome.location)
+    if outcome.action == "preflight":
+        return ("preflight", joined(outcome.cors))
     if outcome.action == "forward":
         return ("route", sorted((host.split(".")[0], *rest, *edits)
                                 for (host, *rest), edits in zip(outcome.destinations, outcome.headers, strict=True)),
@@ -54,6 +56,8 @@ def istio_decides(spec: dict, request: Request) -> tuple:
 def evaluator_decides(decision: Decision) -> tuple:
     if decision.action == "redirect":
         return ("redirect", decision.status, decision.location)
+    if decision.action == "preflight":
+        return ("preflight", joined(decision.abort_edits[0].apply(())))
     if decision.action == "forward":
         return ("route", sorted((t.service.name, t.version, t.port, t.weight, joined(decision.headers_seen(t)),
                                  joined(decision.response_headers(t, ECHO_ANSWER))) for t in decision.backends),
@@ -62,12 +66,8 @@ def evaluator_decides(decision: Decision) -> tuple:
     return ("404",)
 
 
-request = st.builds(
-    lambda path, query, method, header: Request(
-        "api", path + query, method, (("x-h", header),) if header is not None else ()),
-    st.sampled_from(REQUEST_PATHS), st.sampled_from(["", "?q=x", "?q=xy", "?q=y"]), st.sampled_from(["GET", "POST"]),
-    st.one_of(st.none(), st.sampled_from(["x", "xy", "y"])),
-)
+# the envoy differential test's requests, CORS preflights and requests with an Origin among them
+request = any_request
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -21,7 +21,7 @@ every bootstrap with `envoy --mode validate` and run real Envoy processes agains
 
 from __future__ import annotations
 
-from targets.envoylib.blocks import ANY_ADDRESS, HCM_FILTER, LOOPBACK, ROUTER_FILTER, local_rate_limit
+from targets.envoylib.blocks import ANY_ADDRESS, HCM_FILTER, LOOPBACK, ROUTER_FILTER, local_rate_limit, origin_matchers
 from targets.envoylib.bootstrap import (
     OncePerIntent,
     gateway_bootstrap,
@@ -45,6 +45,7 @@ __all__ = [
     "gateway_bootstrap",
     "gateway_sources",
     "local_rate_limit",
+    "origin_matchers",
     "run_through_envoy",
     "serialise",
     "serialised_sidecar",

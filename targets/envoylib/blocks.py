@@ -11,11 +11,15 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from compiler.evaluate import DEFAULT_PORTS, origin_parts
 from compiler.graph import Key
 from compiler.model import (
     HTTP2_PROTOCOLS,
+    Cors,
     HeaderEdits,
     Match,
+    OriginMatch,
+    OriginRegex,
     RateLimit,
     StringMatch,
     duration_seconds,
@@ -31,6 +35,8 @@ REDIRECT_CODES = {
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+CORS = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
+CORS_POLICY = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
 HTTP_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 NETWORK_RBAC = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
 JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
@@ -45,6 +51,7 @@ OPENTELEMETRY = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER = "envoy.filters.http.router"
 FAULT_FILTER = "envoy.filters.http.fault"
+CORS_FILTER = "envoy.filters.http.cors"
 LOCAL_RATE_LIMIT_FILTER = "envoy.filters.http.local_ratelimit"
 
 
@@ -115,6 +122,57 @@ def router_filter() -> dict:
 def fault_filter() -> dict:
     """The HTTP fault filter, configured per route (typed_per_filter_config)."""
     return typed(FAULT_FILTER, FAULT)
+
+
+def route_filters(virtual_hosts: list[dict], between: list[dict] | None = None) -> list[dict]:
+    """The HTTP filters a route table needs: cors and fault where some route configures them
+    (typed_per_filter_config), then the router. cors comes first (it answers a preflight before
+    anything else can refuse or abort it, and its headers reach every answer to an allowed
+    origin), `between` (such as end-user authentication) next, fault last before the router."""
+    configured = {name for vh in virtual_hosts for r in vh["routes"] for name in r.get("typed_per_filter_config", {})}
+    filters = [typed(CORS_FILTER, CORS)] if CORS_FILTER in configured else []
+    filters += between or []
+    if FAULT_FILTER in configured:
+        filters.append(fault_filter())
+    return [*filters, router_filter()]
+
+
+def origin_matchers(pattern: OriginMatch) -> list[dict]:
+    """StringMatchers allowing the origins docs/intents.md's pattern allows (Envoy
+    CorsPolicy.allow_origin_string_match, Istio corsPolicy.allowOrigins): `*` as the exact `*`
+    (Envoy's filter takes a matcher of "*" as every origin); an origin without wildcard as
+    itself with and without the scheme's own port; a wildcard host as a regex; `{regex}` as is."""
+    if isinstance(pattern, OriginRegex):
+        return [{"safe_regex": {"regex": pattern.regex}}]
+    parts = origin_parts(pattern)
+    if parts is None:
+        return [{"exact": "*"}]
+    scheme, host, port = parts
+    default = DEFAULT_PORTS[scheme] == port
+    if "*" not in host:
+        base = f"{scheme}://{host}"
+        return [{"exact": base}, {"exact": f"{base}:{port}"}] if default else [{"exact": f"{base}:{port}"}]
+    name = "[-a-z0-9.]+" + re.escape(host[1:])  # `*` is one or more characters of a host name
+    return [{"safe_regex": {"regex": f"{re.escape(scheme)}://{name}" + (f"(:{port})?" if default else f":{port}")}}]
+
+
+def cors_policy(cors: Cors) -> dict:
+    """A route's CorsPolicy (typed_per_filter_config of the cors filter). A preflight whose
+    Origin is not allowed is answered, not forwarded (forward_not_matching_preflights false:
+    Istio's unmatchedPreflights IGNORE; the Gateway API answers it 200 or 204)."""
+    policy: dict[str, Any] = {
+        "@type": CORS_POLICY,
+        "allow_origin_string_match": [m for pattern in cors.allowOrigins for m in origin_matchers(pattern)],
+        "max_age": str(cors.max_age_seconds),
+        "forward_not_matching_preflights": False,
+    }
+    for field, name in (("allowMethods", "allow_methods"), ("allowHeaders", "allow_headers"),
+                        ("exposeHeaders", "expose_headers")):
+        if getattr(cors, field):
+            policy[name] = ",".join(getattr(cors, field))
+    if cors.allowCredentials:
+        policy["allow_credentials"] = True
+    return policy
 
 
 def tls_inspector() -> dict:

@@ -15,7 +15,7 @@ from compiler.evaluate import most_specific_routes, passthrough_names
 from compiler.graph import GatewayNode, Key, RouteNode
 from compiler.hostnames import covers, most_specific, overlap, specificity
 from compiler.model import Listener
-from targets.envoylib.blocks import fault_filter, router_filter, socket_address, tcp_proxy, tls_inspector
+from targets.envoylib.blocks import route_filters, socket_address, tcp_proxy, tls_inspector
 from targets.envoylib.outbound import http_only_fields, merged_routes, stream_rule
 from targets.envoylib.proxy import Proxy
 
@@ -80,9 +80,7 @@ class _GatewayBuilder:
         return result
 
     def http_manager(self, name: str, virtual_hosts: list[dict]) -> dict:
-        uses_fault = any("typed_per_filter_config" in r for vh in virtual_hosts for r in vh["routes"])
-        http_filters = (self.proxy.authentication(self.gateway.spec.jwt) + ([fault_filter()] if uses_fault else [])
-                        + [router_filter()])
+        http_filters = route_filters(virtual_hosts, self.proxy.authentication(self.gateway.spec.jwt))
         return self.proxy.http_connection_manager(name, virtual_hosts, http_filters, "inbound",
                                                   ignore_port_in_host=True)
 

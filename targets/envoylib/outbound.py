@@ -19,19 +19,20 @@ from compiler.graph import ExternalNode, Key, ResolvedRule, RouteNode, ServiceNo
 from compiler.model import HTTP_PROTOCOLS, HeaderModifier, Match, Redirect, Rewrite, RouteRule
 from targets.envoylib.blocks import (
     ANY_ADDRESS,
+    CORS_FILTER,
     FAULT,
     FAULT_FILTER,
     LOOPBACK,
     REDIRECT_CODES,
+    cors_policy,
     duration,
-    fault_filter,
     fractional_percent,
     header_mutations,
     literal_substitution,
     mongo_proxy,
     path_rewrite,
+    route_filters,
     route_match,
-    router_filter,
     socket_address,
     tcp_proxy,
 )
@@ -78,10 +79,8 @@ def outbound_listeners(proxy: Proxy, service: ServiceNode, address: str) -> list
             stream_listeners.append(stream_listener(proxy, callee_key, port))
     listeners = []
     if virtual_hosts:
-        uses_fault = any("typed_per_filter_config" in r for vh in virtual_hosts for r in vh["routes"])
-        http_filters = [fault_filter()] if uses_fault else []
-        http_filters.append(router_filter())
-        manager = proxy.http_connection_manager(OUTBOUND_HTTP, virtual_hosts, http_filters, "outbound")
+        manager = proxy.http_connection_manager(OUTBOUND_HTTP, virtual_hosts, route_filters(virtual_hosts),
+                                                "outbound")
         listeners.append({"name": OUTBOUND_HTTP, "address": socket_address(LOOPBACK, sidecar.outbound_port),
                           "filter_chains": [{"filters": [manager]}]})
     return listeners + stream_listeners
@@ -272,6 +271,8 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port: int | 
     if hash_policy is not None:
         action["hash_policy"] = hash_policy
     entry: dict[str, Any] = {"route": action, **rule_header_mutations(spec)}
+    if spec.cors is not None:
+        entry["typed_per_filter_config"] = {CORS_FILTER: cors_policy(spec.cors)}
     if spec.fault is not None:
         fault: dict[str, Any] = {"@type": FAULT}
         if spec.fault.delay is not None:
@@ -280,7 +281,7 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port: int | 
         if spec.fault.abort is not None:
             fault["abort"] = {"http_status": spec.fault.abort.status,
                               "percentage": fractional_percent(spec.fault.abort.percent)}
-        entry["typed_per_filter_config"] = {FAULT_FILTER: fault}
+        entry.setdefault("typed_per_filter_config", {})[FAULT_FILTER] = fault
     return entry
 
 

@@ -402,13 +402,15 @@ def disagreement(decision: Decision, reply: Reply) -> str | None:
             return f"the backend saw path {reply.path!r}; the semantics give {decision.path!r}"
         if reply.host != decision.host:
             return f"the backend saw Host {reply.host!r}; the semantics give {decision.host!r}"
-        return header_disagreement(decision, reply)
+        return header_disagreement(decision, reply) or cors_disagreement(decision, reply)
+    if decision.action == "preflight" and reply.cluster is not None:
+        return f"Envoy forwarded the CORS preflight to {reply.cluster}; the semantics answer it {decision.status}"
     if decision.action == "refused":
         return None if reply.status is None else f"Envoy answered {reply.status}; the semantics refuse the connection"
     if reply.status != decision.status:
         return f"Envoy answered {reply.status}; the semantics answer {decision.status} ({decision.reason})"
-    if decision.action == "abort":
-        return abort_disagreement(decision, reply)
+    if decision.action in ("abort", "preflight"):
+        return abort_disagreement(decision, reply) or cors_disagreement(decision, reply)
     if decision.action == "redirect" and canonical_location(reply.location) != canonical_location(decision.location):
         return f"Envoy redirected to {reply.location!r}; the semantics to {decision.location!r}"
     return None
@@ -432,6 +434,21 @@ def header_disagreement(decision: Decision, reply: Reply) -> str | None:
             return (f"the client got response header {name}: {header_value(reply.response_headers, name)!r}; "
                     f"the semantics give {header_value(answered, name)!r}")
     return None
+
+
+def cors_disagreement(decision: Decision, reply: Reply) -> str | None:
+    """Every CORS response header the rule's policy governs, present or absent, as the client got
+    it against the decision's answer (the backend that answered, or the proxy's own)."""
+    if not decision.cors_names:
+        return None
+    if decision.action == "forward":
+        target = next(t for t in decision.backends if cluster_name(t.service, t.port, t.version) == reply.cluster)
+        choices = [decision.response_headers(target, echo_response_headers(reply.cluster or ""))]
+    else:
+        choices = [edit.apply(()) for edit in decision.abort_edits] or [()]
+    got = {name: header_value(reply.response_headers, name) for name in decision.cors_names}
+    wanted = [{name: header_value(answer, name) for name in decision.cors_names} for answer in choices]
+    return None if got in wanted else f"the client got CORS headers {got}; the semantics give one of {wanted}"
 
 
 def abort_disagreement(decision: Decision, reply: Reply) -> str | None:
