@@ -10,12 +10,16 @@ sidecar -> application, and gateway -> callee sidecar -> application.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from compiler.graph import MeshGraph
+from tests.conftest import require_envoy
 from tests.e2e import harness
+from tests.e2e.conftest import Envoys
 from tests.e2e.meshes import (
     API,
     PLATFORM,
@@ -111,3 +115,15 @@ def start_all(mesh: ProtocolMesh, envoys) -> dict[str, harness.EnvoyProcess]:
                for name, workload in {CALLER: mesh.caller, **mesh.callees}.items()}
     started[GATEWAY] = envoys.start(GATEWAY, mesh.bootstraps[GATEWAY], mesh.gateway_admin)
     return started
+
+
+@contextlib.contextmanager
+def running(workdir: Path, applications: list[Application]) -> Iterator[tuple[ProtocolMesh, Envoys]]:
+    """The mesh built in `workdir` with every Envoy started; stopped on the way out."""
+    built = build(workdir, TestPki(), harness.LoopbackAddresses(), applications)
+    envoys = Envoys(require_envoy(), workdir)
+    try:
+        start_all(built, envoys)
+        yield built, envoys
+    finally:
+        envoys.stop_all()

@@ -20,10 +20,9 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
-from compiler.build import compile_mesh, emit
+from compiler.build import compile_mesh
 from compiler.cli import main
 from compiler.diagnostics import Report
 from compiler.evaluate import Proxy, Request, evaluate, header_value
@@ -32,8 +31,7 @@ from targets.envoylib import EnvoyRunner, disagreement, sidecar_bootstrap
 from tests.conftest import require_envoy
 from tests.envoy_validate import assert_envoy_accepts
 from tests.istio_reference import decide as istio_decide
-from tests.k8s_schemas import validation_errors
-from tests.semantics import gateway, key, linked, mesh, route, service, write
+from tests.semantics import gateway, key, kubernetes_route, linked, mesh, route, service, write
 from tests.test_semantics_gateway_api import evaluator_decides as gateway_api_evaluator
 from tests.test_semantics_gateway_api import gateway_api_decides
 from tests.test_semantics_istio import evaluator_decides as istio_evaluator
@@ -220,55 +218,44 @@ def test_route_tests_expect_cors_headers(tmp_path: Path) -> None:
                                      "at shop/api@v1:8080: expected 'https://foobar.com', got None"))]
 
 
-def kubernetes_route(tmp_path: Path, flavor: str, rules: list[dict] = RULES) -> tuple:
-    graph = shop(tmp_path, {"name": "k8s", "kind": "kubernetes", "flavor": flavor}, rules)
-    report = Report()
-    documents = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
-                 for doc in yaml.safe_load_all(artifact.content) if doc and "metadata" in doc]
-    kind = "VirtualService" if flavor == "istio" else "HTTPRoute"
-    [translated] = [d for d in documents if d["kind"] == kind and d["metadata"]["name"] == "api"]
-    assert validation_errors(translated) == []
-    return graph, translated, report
-
-
 def test_istio_carries_the_cors_policy(tmp_path: Path) -> None:
     """istio.io VirtualService CorsPolicy: allowOrigins StringMatches, `maxAge` a duration,
     `unmatchedPreflights: IGNORE` ("preflight requests not matching the configured allowed
     origin shouldn't be forwarded to the upstream")."""
-    graph, service_route, _ = kubernetes_route(tmp_path, "istio")
-    policy = service_route["spec"]["http"][0]["corsPolicy"]
+    graph, spec, _ = kubernetes_route(tmp_path, "istio", RULES)
+    policy = spec["http"][0]["corsPolicy"]
     assert policy == {"allowOrigins": [{"exact": "https://www.foo.com"}, {"exact": "https://www.foo.com:443"},
                                        {"regex": "https://[-a-z0-9.]+\\.bar\\.com(:443)?"}],
                       "allowMethods": ["GET", "OPTIONS"], "allowHeaders": ["x-header-1", "x-header-2"],
                       "exposeHeaders": ["x-header-3", "x-header-4"], "maxAge": "3600s", "allowCredentials": True,
                       "unmatchedPreflights": "IGNORE"}
     for sent, *_ in CONFORMANCE:
-        assert istio_decides(service_route["spec"], sent) == istio_evaluator(evaluate(graph, WEB, sent)), sent
-        assert istio_decide(service_route["spec"], sent).action == (
+        assert istio_decides(spec, sent) == istio_evaluator(evaluate(graph, WEB, sent)), sent
+        assert istio_decide(spec, sent).action == (
             "preflight" if sent.method == "OPTIONS" else "forward")
 
 
 def test_gateway_api_carries_the_cors_filter(tmp_path: Path) -> None:
     """Gateway API v1.6.1 HTTPRouteFilter type `CORS` (Extended), in the standard channel's CRD:
     the origins as written, maxAge in seconds."""
-    graph, http_route, report = kubernetes_route(tmp_path, "gateway-api")
-    [cors] = [f["cors"] for f in http_route["spec"]["rules"][0]["filters"] if f["type"] == "CORS"]
+    graph, spec, report = kubernetes_route(tmp_path, "gateway-api", RULES)
+    [cors] = [f["cors"] for f in spec["rules"][0]["filters"] if f["type"] == "CORS"]
     assert cors == {"allowOrigins": ["https://www.foo.com", "https://*.bar.com"], "allowMethods": ["GET", "OPTIONS"],
                     "allowHeaders": ["x-header-1", "x-header-2"], "exposeHeaders": ["x-header-3", "x-header-4"],
                     "maxAge": 3600, "allowCredentials": True}
     for sent, *_ in CONFORMANCE:
-        assert gateway_api_decides(http_route["spec"], sent) == gateway_api_evaluator(evaluate(graph, WEB, sent)), sent
+        assert gateway_api_decides(spec, sent) == gateway_api_evaluator(evaluate(graph, WEB, sent)), sent
     assert not [d for d in report.diagnostics if d.code.code in ("MESH464",) or d.code.code.startswith("MESH42")]
 
 
 def test_a_regex_origin_is_reported_on_the_gateway_api(tmp_path: Path) -> None:
     rules = [{"to": [{"version": "v1"}], "cors": {"allowOrigins": ["https://a.example.com", {"regex": "https://r[0-9]+\\.test"}]}}]
-    graph, http_route, report = kubernetes_route(tmp_path, "gateway-api", rules)
+    graph, spec, report = kubernetes_route(tmp_path, "gateway-api", rules)
     [warning] = [d for d in report.diagnostics if d.code.code == "MESH464"]
     assert "https://r[0-9]+\\.test" in warning.message and warning.location.line > 1
-    assert http_route["spec"]["rules"][0]["filters"][0]["cors"]["allowOrigins"] == ["https://a.example.com"]
+    assert spec["rules"][0]["filters"][0]["cors"]["allowOrigins"] == ["https://a.example.com"]
     sent = simple("/", "https://r7.test")
-    assert gateway_api_decides(http_route["spec"], sent) != gateway_api_evaluator(evaluate(graph, WEB, sent))
-    _, service_route, istio_report = kubernetes_route(tmp_path / "istio", "istio", rules)
-    assert {"regex": "https://r[0-9]+\\.test"} in service_route["spec"]["http"][0]["corsPolicy"]["allowOrigins"]
+    assert gateway_api_decides(spec, sent) != gateway_api_evaluator(evaluate(graph, WEB, sent))
+    _, istio_spec, istio_report = kubernetes_route(tmp_path / "istio", "istio", rules)
+    assert {"regex": "https://r[0-9]+\\.test"} in istio_spec["http"][0]["corsPolicy"]["allowOrigins"]
     assert not [d for d in istio_report.diagnostics if d.code.code == "MESH464"]

@@ -27,13 +27,9 @@ import yaml
 from compiler.build import emit
 from compiler.diagnostics import Report
 from compiler.evaluate import Proxy, Request, evaluate, grpc_status
-from tests.conftest import require_envoy
-from tests.e2e import harness
-from tests.e2e.conftest import Envoys
 from tests.istio_reference import decide as istio_decide
 from tests.k8s_schemas import validation_errors
-from tests.pki import TestPki
-from tests.protocol_mesh import CALLER, Application, ProtocolMesh, build, start_all
+from tests.protocol_mesh import CALLER, Application, ProtocolMesh, running
 from tests.semantics import key, linked, mesh, route, service
 from tests.test_semantics_gateway_api import gateway_api_decides
 
@@ -89,15 +85,9 @@ def greeter() -> Iterator[Greeter]:
 
 @pytest.fixture(scope="module")
 def grpc_mesh(tmp_path_factory: pytest.TempPathFactory, greeter: Greeter) -> Iterator[ProtocolMesh]:
-    workdir = tmp_path_factory.mktemp("grpc")
-    built = build(workdir, TestPki(), harness.LoopbackAddresses(),
-                  [Application("greeter", "grpc", greeter.port, GRPC_HOST, route_rules=RULES)])
-    envoys = Envoys(require_envoy(), workdir)
-    try:
-        start_all(built, envoys)
+    with running(tmp_path_factory.mktemp("grpc"),
+                 [Application("greeter", "grpc", greeter.port, GRPC_HOST, route_rules=RULES)]) as (built, _):
         yield built
-    finally:
-        envoys.stop_all()
 
 
 def channel(port: int, authority: str, address: str = "127.0.0.1") -> grpc.Channel:

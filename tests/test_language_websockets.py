@@ -29,12 +29,10 @@ from websockets.sync.server import Server, ServerConnection, serve
 from compiler.build import emit
 from compiler.diagnostics import Report
 from compiler.evaluate import Proxy, Request, evaluate
-from tests.conftest import require_envoy
 from tests.e2e import harness
 from tests.e2e.conftest import Envoys
 from tests.k8s_schemas import validation_errors
-from tests.pki import TestPki
-from tests.protocol_mesh import CALLER, Application, ProtocolMesh, build, start_all
+from tests.protocol_mesh import CALLER, Application, ProtocolMesh, running
 from tests.semantics import key, linked, mesh, route, service
 
 pytestmark = pytest.mark.e2e
@@ -77,16 +75,10 @@ def echo() -> Iterator[EchoServer]:
 
 @pytest.fixture(scope="module")
 def chat_mesh(tmp_path_factory: pytest.TempPathFactory, echo: EchoServer) -> Iterator[tuple[ProtocolMesh, Envoys]]:
-    workdir = tmp_path_factory.mktemp("websockets")
-    built = build(workdir, TestPki(), harness.LoopbackAddresses(),
-                  [Application("chat", "http", echo.port, CHAT_HOST,
-                               route_rules=[{"to": [{"service": "chat"}], "timeout": ROUTE_TIMEOUT}])])
-    envoys = Envoys(require_envoy(), workdir)
-    try:
-        start_all(built, envoys)
-        yield built, envoys
-    finally:
-        envoys.stop_all()
+    rules = [{"to": [{"service": "chat"}], "timeout": ROUTE_TIMEOUT}]
+    with running(tmp_path_factory.mktemp("websockets"),
+                 [Application("chat", "http", echo.port, CHAT_HOST, route_rules=rules)]) as started:
+        yield started
 
 
 def open_socket(port: int, address: str = "127.0.0.1") -> socket.socket:
