@@ -190,14 +190,7 @@ class GatewayApiEmitter(PlatformEmitter):
                             f"fault injection of rule {rule.index} of Route {route.key} is not applied "
                             "(the Gateway API has no fault filter)",
                             self.graph.sources.locate(route.origin, *at, "fault"))
-        for target, (_, mirrored) in zip(rule.mirrors, spec.written_mirrors(), strict=True):
-            mirror: dict = {"backendRef": self.backend(target, False)}  # RequestMirror may be repeated
-            percent = mirrored.percent
-            if float(percent).is_integer():
-                mirror["percent"] = int(percent)
-            else:
-                mirror["fraction"] = {"numerator": round(percent * 10_000), "denominator": 1_000_000}
-            filters.append({"type": "RequestMirror", "requestMirror": mirror})
+        filters.extend(self.mirror_filters(rule))
         if spec.headers is not None:
             filters.extend(header_filters(spec.headers))
         if spec.rewrite is not None:
@@ -217,6 +210,78 @@ class GatewayApiEmitter(PlatformEmitter):
         if filters:
             out["filters"] = filters
         return out
+
+    def mirror_filters(self, rule: ResolvedRule) -> list[dict]:
+        """A RequestMirror filter per mirror (the filter may be repeated), with its percent."""
+        filters = []
+        for target, (_, mirrored) in zip(rule.mirrors, rule.spec.written_mirrors(), strict=True):
+            mirror: dict = {"backendRef": self.backend(target, False)}
+            percent = mirrored.percent
+            if float(percent).is_integer():
+                mirror["percent"] = int(percent)
+            else:
+                mirror["fraction"] = {"numerator": round(percent * 10_000), "denominator": 1_000_000}
+            filters.append({"type": "RequestMirror", "requestMirror": mirror})
+        return filters
+
+    # -- GRPCRoute -------------------------------------------------------------------------
+
+    def grpc_shaped(self, rules: tuple[ResolvedRule, ...]) -> bool:
+        """Whether a GRPCRoute means what these rules mean (docs/intents.md, gRPC): every rule
+        sends to `grpc` ports and uses only what a GRPCRoute rule has (method matches from
+        gRPC-shaped paths, header matches, header edits, mirrors, weights), and the GRPCRoute's
+        match precedence picks, for every call, the rule written first. Otherwise the Route
+        stays an HTTPRoute, which routes gRPC calls alike (HTTP/2 to an appProtocol grpc port)."""
+        for rule in rules:
+            spec = rule.spec
+            if (spec.redirect is not None or spec.rewrite is not None or spec.cors is not None or spec.fault is not None
+                    or rule.timeout is not None or rule.retries is not None or not rule.destinations
+                    or any(self.protocol_of(t) != "grpc" for t in (*rule.destinations, *rule.mirrors))):
+                return False
+            if any(grpc_method(m) is None for m in spec.match):
+                return False
+        entries: list[tuple[int, Match | None]] = []
+        for index, rule in enumerate(rules):
+            entries.extend((index, m) for m in rule.spec.match)
+            if not rule.spec.match:
+                entries.append((index, None))
+        return not any(grpc_precedence(later) > grpc_precedence(earlier) and grpc_may_overlap(earlier, later)
+                       for index, earlier in entries for later_index, later in entries if later_index > index)
+
+    def grpc_route(self, group: RouteGroup, parents: list[dict], hostnames: list[str] | None,
+                   rules: list[tuple[RouteNode, ResolvedRule]]) -> dict:
+        """GRPCRoute (standard since v1.1): GRPCMethodMatch from the rule's paths, header matches,
+        header filters, mirrors and weighted backends, in merge order."""
+        translated = []
+        for route, rule in rules:
+            out: dict = {}
+            matches = []
+            for index, match in enumerate(rule.spec.match):
+                entry: dict = {}
+                method = grpc_method(match)
+                if method:
+                    entry["method"] = method
+                headers = self.header_matches(route, ("rules", rule.index, "match", index, "headers"), match.headers)
+                if headers:
+                    entry["headers"] = headers
+                matches.append(entry)
+            if matches:
+                out["matches"] = matches
+            filters = self.mirror_filters(rule) + (header_filters(rule.spec.headers) if rule.spec.headers else [])
+            if filters:
+                out["filters"] = filters
+            weighted = len(rule.destinations) > 1
+            out["backendRefs"] = []
+            for target, written in zip(rule.destinations, rule.spec.to, strict=True):
+                ref = self.backend(target, weighted)
+                if written.headers is not None:
+                    ref["filters"] = header_filters(written.headers)
+                out["backendRefs"].append(ref)
+            translated.append(out)
+        spec: dict = {"parentRefs": parents, "rules": translated}
+        if hostnames and "*" not in hostnames:
+            spec["hostnames"] = hostnames
+        return document(GATEWAY_API, "GRPCRoute", metadata(group.key.name, group.key.namespace, group.files), spec=spec)
 
     def cors(self, route: RouteNode, rule: ResolvedRule, cors: Cors) -> dict:
         """HTTPCORSFilter (Extended): origins as written (its own `scheme://host[:port]` form with
@@ -278,6 +343,8 @@ class GatewayApiEmitter(PlatformEmitter):
         """One HTTPRoute for the merged Routes of `group`, their rules in merge order: within one
         HTTPRoute the Gateway API gives ties to "the FIRST matching rule (in list order)", across
         HTTPRoutes to the older one, which the repository does not decide."""
+        if rules and self.grpc_shaped(tuple(rule for _, rule in rules)):
+            return self.grpc_route(group, parents, hostnames, rules)
         translated = []
         for route, rule in rules:
             if rule_kind(rule, self.protocol_of) == "http":
@@ -560,6 +627,52 @@ class GatewayApiEmitter(PlatformEmitter):
                     hint="narrow the earlier rule or move the more specific rule first",
                 )
                 break
+
+
+# A gRPC service (package and service, dotted) and method name: GRPCMethodMatch's Exact form.
+GRPC_SERVICE = re.compile(r"[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*")
+GRPC_METHOD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+
+
+def grpc_method(match: Match | None) -> dict | None:
+    """The GRPCMethodMatch of an entry (`{}` for none), or None when the entry has no GRPCRoute
+    form: a path other than `/<service>/<method>` exact or the segment prefix `/<service>` (a
+    gRPC call's path is always `/<service>/<method>`), an HTTP method, query, port or SNI
+    match, or a presence header match."""
+    if match is None:
+        return {}
+    if match.method is not None or match.query or match.port is not None or match.sni:
+        return None
+    if any(h.present for h in match.headers.values()):
+        return None
+    path = match.path
+    if path is None:
+        return {}
+    if path.exact is not None:
+        service, _, method = path.exact[1:].partition("/")
+        if GRPC_SERVICE.fullmatch(service) and GRPC_METHOD.fullmatch(method):
+            return {"type": "Exact", "service": service, "method": method}
+        return None
+    if path.prefix is not None and GRPC_SERVICE.fullmatch(path.prefix[1:].rstrip("/")):
+        return {"type": "Exact", "service": path.prefix[1:].rstrip("/")}
+    return None
+
+
+def grpc_precedence(match: Match | None) -> tuple[int, int, int]:
+    """GRPCRouteRule.matches precedence: "Characters in a matching service", "Characters in a
+    matching method", "Header matches"."""
+    method = grpc_method(match) or {}
+    headers = len(match.headers) if match is not None else 0
+    return (len(method.get("service", "")), len(method.get("method", "")), headers)
+
+
+def grpc_may_overlap(first: Match | None, second: Match | None) -> bool:
+    """Whether some call can match both entries; True when it cannot be ruled out."""
+    a, b = grpc_method(first) or {}, grpc_method(second) or {}
+    for field in ("service", "method"):
+        if field in a and field in b and a[field] != b[field]:
+            return False
+    return first is None or second is None or may_overlap(first, second)
 
 
 HEADER_FILTERS = {"request": "RequestHeaderModifier", "response": "ResponseHeaderModifier"}

@@ -78,6 +78,7 @@ KIND_ORDER = [
     (GATEWAY_API, "Gateway"),
     (ISTIO_NETWORKING, "VirtualService"),
     (GATEWAY_API, "HTTPRoute"),
+    (GATEWAY_API, "GRPCRoute"),
     (GATEWAY_API, "TLSRoute"),
     (GATEWAY_API, "TCPRoute"),
     (ISTIO_SECURITY, "PeerAuthentication"),

@@ -16,6 +16,7 @@ The services are defined without protoc: grpcio's generic handlers with raw-byte
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -179,3 +180,95 @@ def test_kubernetes_flavours_carry_grpc(tmp_path: Path, flavor: str) -> None:
         else:
             decided = gateway_api_decides(translated["spec"], sent)
             assert decided[0] == ("route" if decision.action == "forward" else "404"), method
+
+
+# Method matching on flavor gateway-api: rules a GRPCRoute can carry become one (conformance
+# grpcroute-exact-method-matching, grpcroute-header-matching, grpcroute-weight).
+GRPC_RULES = [
+    {"match": [{"path": {"exact": f"/{SERVICE}/Hello"}, "headers": {"x-canary": {"exact": "yes"}}}],
+     "to": [{"version": "v2"}], "headers": {"request": {"set": {"x-routed": "canary"}}}},
+    {"match": [{"path": {"exact": f"/{SERVICE}/Count"}}],
+     "to": [{"version": "v1", "weight": 80}, {"version": "v2", "weight": 20}]},
+    {"match": [{"path": {"prefix": f"/{SERVICE}"}}], "to": [{"version": "v1"}]},
+]
+CALLS = [(f"/{SERVICE}/Hello", (("x-canary", "yes"),)), (f"/{SERVICE}/Hello", ()), (f"/{SERVICE}/Count", ()),
+         (f"/{SERVICE}/Other", ()), ("/other.Service/Call", ())]  # every gRPC call is /<service>/<method>
+
+
+def grpc_route_decides(spec: dict, sent: Request) -> tuple:
+    """A GRPCRoute on one call, from the Gateway API's text: GRPCMethodMatch Exact "matches the
+    service and/or method" of the path `/<service>/<method>`, headers Exact or
+    RegularExpression; among matching rules "precedence MUST be given to the rule with the
+    largest number of: Characters in a matching service. Characters in a matching method. Header
+    matches", ties to the first rule; no match: "the response MUST be UNIMPLEMENTED (12)"."""
+    service, _, method = sent.bare_path[1:].partition("/")
+
+    def matches(entry: dict) -> bool:
+        wanted = entry.get("method", {})
+        if wanted.get("service", service) != service or wanted.get("method", method) != method or not method:
+            return False
+        return all((sent.header(h["name"]) == h["value"]) if h.get("type", "Exact") == "Exact" else
+                   sent.header(h["name"]) is not None and re.fullmatch(h["value"], sent.header(h["name"])) is not None
+                   for h in entry.get("headers", []))
+
+    candidates = [((len(e.get("method", {}).get("service", "")), len(e.get("method", {}).get("method", "")),
+                    len(e.get("headers", []))), -index, rule)
+                  for index, rule in enumerate(spec["rules"]) for e in rule.get("matches") or [{}] if matches(e)]
+    if not candidates:
+        return ("UNIMPLEMENTED",)
+    *_, chosen = max(candidates, key=lambda c: (c[0], c[1]))
+    weighted = len(chosen["backendRefs"]) > 1
+    sets = {h["name"]: h["value"] for f in chosen.get("filters", []) if f["type"] == "RequestHeaderModifier"
+            for h in f["requestHeaderModifier"].get("set", [])}
+    return ("route", sorted((ref["name"], ref["port"], ref.get("weight", 1) if weighted else 100) for ref in
+                            chosen["backendRefs"]), sets)
+
+
+def evaluator_grpc(decision) -> tuple:
+    if decision.action != "forward":
+        return (grpc_status(decision),)
+    edits = decision.edits_of(decision.destinations[0])[0]
+    return ("route", sorted((f"{t.service.name}-{t.version}", t.port, t.weight) for t in decision.destinations),
+            dict(edits.set))
+
+
+def test_gateway_api_writes_a_grpc_route_with_method_matches(tmp_path: Path) -> None:
+    """A Route whose rules a GRPCRoute can carry is one on flavor gateway-api (standard channel,
+    validated against its v1.6.1 CRD), and it decides every call as the evaluator does."""
+    graph, documents, report = grpc_kubernetes(tmp_path, "gateway-api", GRPC_RULES)
+    [grpc_route] = [d for d in documents if d["kind"] == "GRPCRoute"]
+    assert not [d for d in documents if d["kind"] == "HTTPRoute" and d["metadata"]["name"] == "greeter"]
+    assert validation_errors(grpc_route) == []
+    assert grpc_route["spec"]["rules"][0]["matches"] == [
+        {"method": {"type": "Exact", "service": SERVICE, "method": "Hello"},
+         "headers": [{"type": "Exact", "name": "x-canary", "value": "yes"}]}]
+    assert grpc_route["spec"]["rules"][2]["matches"] == [{"method": {"type": "Exact", "service": SERVICE}}]
+    for path, headers in CALLS:
+        sent = Request("greeter", path, "POST", (("content-type", "application/grpc"), *headers))
+        decision = evaluate(graph, Proxy(service=key("web")), sent)
+        assert grpc_route_decides(grpc_route["spec"], sent) == evaluator_grpc(decision), path
+    assert not [d for d in report.diagnostics if d.severity != "info"]
+
+
+@pytest.mark.parametrize("rules", [
+    RULES,  # a fault: the GRPCRoute has no fault filter
+    [{"match": [{"path": {"prefix": f"/{SERVICE}"}}], "to": [{"version": "v1"}]},
+     {"match": [{"path": {"exact": f"/{SERVICE}/Hello"}}], "to": [{"version": "v2"}]}],  # precedence against order
+    [{"match": [{"path": {"regex": "/meshc[.].*"}}], "to": [{"version": "v1"}]}],  # no method form
+], ids=["fault", "precedence", "regex"])
+def test_rules_a_grpc_route_cannot_carry_stay_an_http_route(tmp_path: Path, rules: list[dict]) -> None:
+    _, documents, _ = grpc_kubernetes(tmp_path, "gateway-api", rules)
+    assert [d["kind"] for d in documents if d["metadata"]["name"] == "greeter" and d["kind"].endswith("Route")] == [
+        "HTTPRoute"]
+
+
+def grpc_kubernetes(root: Path, flavor: str, rules: list[dict]):
+    graph = linked(root, [mesh({"name": "k8s", "kind": "kubernetes", "flavor": flavor}),
+                          service("web", calls=["greeter"], platform="k8s"),
+                          service("greeter", platform="k8s", versions=("v1", "v2"),
+                                  ports=[{"name": "grpc", "port": 9090, "protocol": "grpc"}]),
+                          route("greeter", rules, service="greeter")], allowed=("MESH301",))
+    report = Report()
+    documents = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
+                 for doc in yaml.safe_load_all(artifact.content) if doc and "metadata" in doc]
+    return graph, documents, report
