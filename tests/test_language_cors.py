@@ -20,9 +20,10 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
-from compiler.build import compile_mesh
+from compiler.build import compile_mesh, emit
 from compiler.cli import main
 from compiler.diagnostics import Report
 from compiler.evaluate import Proxy, Request, evaluate, header_value
@@ -259,3 +260,34 @@ def test_a_regex_origin_is_reported_on_the_gateway_api(tmp_path: Path) -> None:
     _, istio_spec, istio_report = kubernetes_route(tmp_path / "istio", "istio", rules)
     assert {"regex": "https://r[0-9]+\\.test"} in istio_spec["http"][0]["corsPolicy"]["allowOrigins"]
     assert not [d for d in istio_report.diagnostics if d.code.code == "MESH464"]
+
+
+def http_managers(bootstrap: dict) -> list[dict]:
+    return [f["typed_config"] for listener in bootstrap["static_resources"]["listeners"]
+            for chain in listener["filter_chains"] for f in chain["filters"]
+            if f["name"] == "envoy.filters.network.http_connection_manager"]
+
+
+def test_cloud_foundry_and_vm_sidecars_carry_cors_and_websockets(tmp_path: Path) -> None:
+    """The Cloud Foundry and VM targets ship the envoy target's sidecar bootstrap: each carries
+    the rule's CorsPolicy, the cors filter before the router, and WebSocket upgrades on every
+    HTTP connection manager (docs/intents.md, Protocols on HTTP ports)."""
+    cf = {"name": "cf", "kind": "cloudfoundry", "appsDomain": "apps.example.com"}
+    graph = linked(tmp_path / "mesh", [
+        mesh({"name": "vms", "kind": "vm"}, cf),
+        service("web", calls=["api"], platform="cf"), service("plant", calls=["api"]),
+        service("api", platform="cf"),
+        route("api", [{"to": [{"service": "api"}], "cors": CORS_1}], service="api")], allowed=("MESH301", "MESH431"))
+    artifacts = {a.path: a.content for a in emit(graph, Report(), ["cloudfoundry", "vm"])}
+    sidecars = {path: yaml.safe_load(content) for path, content in artifacts.items()
+                if path.endswith(("sidecars/web.yaml", "/envoy.yaml")) and b"outbound|http" in content}
+    assert len(sidecars) == 2, sorted(artifacts)
+    for path, bootstrap in sidecars.items():
+        managers = http_managers(bootstrap)
+        assert all(m["upgrade_configs"] == [{"upgrade_type": "websocket"}] for m in managers), path
+        [outbound] = [m for m in managers if m["stat_prefix"] == "outbound|http"]
+        assert [f["name"] for f in outbound["http_filters"]] == ["envoy.filters.http.cors", "envoy.filters.http.router"]
+        [policy] = {json.dumps(r["typed_per_filter_config"], sort_keys=True)
+                    for vh in outbound["route_config"]["virtual_hosts"] for r in vh["routes"]}
+        assert json.loads(policy)["envoy.filters.http.cors"]["allow_credentials"] is True, path
+        assert json.loads(policy)["envoy.filters.http.cors"]["max_age"] == "3600", path
