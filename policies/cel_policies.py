@@ -186,8 +186,12 @@ def _judge_all(jobs: list[tuple[CompiledPolicy, dict[str, Any]]]) -> list[tuple[
                 os._exit(0)
         os.close(write_end)
         with os.fdopen(read_end, "rb", buffering=0) as stream:
+            # poll, not select: select refuses a descriptor numbered 1024 or more, which a
+            # long-running process (a test run, an editor's language server) may well hand out
+            waiting = select.poll()
+            waiting.register(stream, select.POLLIN)
             while len(verdicts) < len(jobs):
-                ready, _, _ = select.select([stream], [], [], EVALUATION_SECONDS)
+                ready = waiting.poll(EVALUATION_SECONDS * 1000)
                 header = stream.read(4) if ready else b""
                 if len(header) < 4:
                     break
