@@ -274,7 +274,7 @@ def _same(old: Any, new: Any) -> bool:
 
 
 def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, out_dir,
-                     targets: list[str], skip_dirs: tuple = ()) -> IncrementalPlan:
+                     targets: list[str], skip_dirs: tuple = (), *, environment: str | None = None) -> IncrementalPlan:
     """What to re-emit so that out_dir ends up equal to a full build of the head.
 
     out_dir must hold a complete, unmodified build by this meshc, of every target asked for,
@@ -283,6 +283,9 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     a clean checkout of `since` or a later commit; otherwise FullBuildNeeded says why. The
     intents compared are the ones out_dir was made from against the head.
     Raises compiler.gitsource.GitError when `since` does not name a commit.
+    With `environment`, out_dir is that environment's build and the intents compared are
+    merged with its overlays: a base change reaches every environment, an overlay change its
+    own (the intents it changes live in base files, so then every intent is compared).
     """
     import hashlib
 
@@ -328,8 +331,16 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
     head_source = GitSource(root, head_ref, skip_dirs) if head_ref is not None else WorktreeSource(root, skip_dirs)
     after = _file_ids(head_source)
     changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+    compared = changed
+    if environment is not None:
+        from compiler.loader import declared_environments, in_folders
 
-    base = load(_Subset(base_source, changed), Report())
+        folders = [f for e in declared_environments(head_source).environments if e.name == environment
+                   for f in e.folders()]
+        overlay_files = {p for p in set(before) | set(after) if in_folders(p, folders)}
+        compared = (set(before) | set(after)) if changed & overlay_files else changed | overlay_files
+
+    base = load(_Subset(base_source, compared), Report(), environment=environment)
     base_mesh = next((i.model for i in base.intents if i.kind == "Mesh"), None)
     kept: list[ArtifactRecord] = []
     if base_mesh is None or not _same(base_mesh, head.mesh):
@@ -337,9 +348,9 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
 
     namespace = head.mesh.defaultNamespace
     old_versions = {intent_ref(i.kind, i.model, namespace): (i.kind, i.model, i.origin.file)
-                    for i in base.intents if i.origin.file in changed and i.kind != "Mesh"}
+                    for i in base.intents if i.origin.file in compared and i.kind != "Mesh"}
     new_versions = {ref: (kind, model, origin.file) for ref, (kind, model, origin) in graph_intents(head).items()
-                    if origin.file in changed and kind != "Mesh"}
+                    if origin.file in compared and kind != "Mesh"}
     versions: list[tuple[str, Any]] = []
     touched: set[str] = set()  # files where an intent was added, removed, moved or modified
     for ref in set(old_versions) | set(new_versions):

@@ -18,7 +18,7 @@ from compiler import DEFAULT_OUTPUT, codes
 from compiler.artifact import Artifact
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
-from compiler.loader import Loaded, Revision, SourceTable, WorktreeSource, load
+from compiler.loader import Loaded, Revision, SourceTable, WorktreeSource, declared_environments, load
 from compiler.stages import Stages
 from targets import REGISTRY
 from targets import load as load_target
@@ -56,7 +56,8 @@ class Compiled:
 
 def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, ...] = (),
                  analyse: bool = True, finish: bool = True, stages: Stages | None = None,
-                 source: FileSource | None = None, cache: FileCache | None = None) -> Compiled:
+                 source: FileSource | None = None, cache: FileCache | None = None,
+                 environment: str | None = None) -> Compiled:
     """Load, link and (by default) analyse the mesh at root; never raises for user errors.
 
     Errors in one stage do not hide the next one's (docs/cli.md, "Errors in stages"): what
@@ -65,7 +66,8 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     document of it left out by an error), so no check reports the holes again. Suppressions
     are applied to what analysis reported; with `finish=False` the caller runs the targets and
     then calls Compiled.finish(). `source` replaces the working tree at root; `cache` serves
-    unchanged files (compiler.cache)."""
+    unchanged files (compiler.cache). With `environment`, its overlays apply to the base
+    (compiler.environments)."""
     report = Report()
     if ref is not None:
         from compiler.gitsource import GitError, GitSource
@@ -79,7 +81,7 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
         source = WorktreeSource(root, skip_dirs)
     stages = stages or Stages()
     with stages.stage("load") as counted:
-        loaded = load(source, report, cache)
+        loaded = load(source, report, cache, environment)
         counted.append(f"{len(loaded.sources.texts)} files, {len(loaded.intents)} intents")
     from compiler.linker import link
 
@@ -130,15 +132,38 @@ def incomplete_kinds(loaded: Loaded, graph: MeshGraph) -> frozenset[str]:
 
 def check_mesh(root: Path, *, ref: str | None = None, stages: Stages | None = None,
                source: FileSource | None = None, cache: FileCache | None = None,
-               compare_with: Path | None = None) -> Compiled:
+               compare_with: Path | None = None, environments: tuple[str, ...] = ()) -> Compiled:
     """`meshc check`: compile and analyse, then run every target and lay out the output tree in
     memory, writing nothing, so that whatever a build would refuse is reported here too: a
     mesh that checks clean builds (tests/test_hostile_agreement.py). `source` and `cache` as
     for compile_mesh. With `compare_with`, the tree laid out is also compared with that output
-    directory, as `build --check` does (compiled.drift; None when the mesh has errors)."""
+    directory, as `build --check` does (compiled.drift; None when the mesh has errors).
+    A mesh with environments is checked in each of them (or in `environments`), each
+    diagnostic labelled with the environments it was found in (compiler.envbuild)."""
+    from compiler.envbuild import check_environments, mesh_source
+
+    source = source or mesh_source(root, ref, (root / DEFAULT_OUTPUT,))
+    declared = declared_environments(source) if source is not None else None
+    if environments or (declared is not None and declared.environments):
+        return check_environments(root, source, declared, environments, ref=ref, stages=stages or Stages(),
+                                  cache=cache, compare_with=compare_with)
+    files, compiled = check_one(root, ref=ref, stages=stages, source=source, cache=cache)
+    if compare_with is not None and files is not None:
+        from compiler.writer import read_tree
+
+        compiled.drift = drift(files, read_tree(compare_with))
+    return compiled
+
+
+def check_one(root: Path, *, ref: str | None = None, stages: Stages | None = None,
+              source: FileSource | None = None, cache: FileCache | None = None,
+              environment: str | None = None) -> tuple[dict[str, bytes] | None, Compiled]:
+    """check_mesh of one environment (or a mesh without any): the output tree laid out in
+    memory (None when the mesh has errors) and what was compiled."""
     stages = stages or Stages()
     compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False, stages=stages,
-                            source=source, cache=cache)
+                            source=source, cache=cache, environment=environment)
+    files = None
     graph = compiled.graph
     ran = graph is not None and not compiled.report.has_errors
     if graph is not None and ran:
@@ -150,12 +175,8 @@ def check_mesh(root: Path, *, ref: str | None = None, stages: Stages | None = No
         if not compiled.report.has_errors:
             # the revision only fills manifest.json, and is not compared: not worth reading git state for
             files = render_tree(artifacts, Revision(None, True, None), targets=sorted(REGISTRY))
-            if compare_with is not None:
-                from compiler.writer import read_tree
-
-                compiled.drift = drift(files, read_tree(compare_with))
     compiled.finish(targets_ran=ran)
-    return compiled
+    return files, compiled
 
 
 # What one build may write (MESH013); checked after each target, so a build holds at most
@@ -263,16 +284,25 @@ class BuildOutcome:
 
 def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref: str | None = None,
                fail_on: Severity = "error", check_only: bool = False, changed_since: str | None = None,
-               stages: Stages | None = None) -> BuildOutcome:
+               stages: Stages | None = None, environments: tuple[str, ...] = ()) -> BuildOutcome:
     """`meshc build`: compile, emit the targets (all when none are named), then write out_dir,
     or with `check_only` compare it. Raises compiler.writer.OutputError when out_dir cannot be
     replaced (checked before compiling: nothing is reported yet) and ChangedSinceError for an
-    unknown revision; an output problem found after compiling is outcome.output_error."""
+    unknown revision; an output problem found after compiling is outcome.output_error.
+    A mesh with environments builds each of them (or `environments`) into out_dir/<name>
+    (compiler.envbuild); compiler.envbuild.UnknownEnvironment for one it does not declare."""
     from compiler.writer import OutputError, check_replaceable, read_tree, render_tree, write_tree
 
     if not check_only:
         check_replaceable(out_dir)  # before compiling: an output directory over the intents says so
     stages = stages or Stages()
+    from compiler.envbuild import build_environments, mesh_source
+
+    source = mesh_source(root, ref, (out_dir,))
+    declared = declared_environments(source) if source is not None else None
+    if environments or (declared is not None and declared.environments):
+        return build_environments(root, out_dir, source, declared, environments, targets=targets, ref=ref,
+                                  fail_on=fail_on, check_only=check_only, changed_since=changed_since, stages=stages)
     compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False, stages=stages)
     chosen = sorted(targets or REGISTRY)
     outcome = BuildOutcome(compiled, failed=True, notes=[])
@@ -373,13 +403,13 @@ def _emit_streamed(graph: MeshGraph, report: Report, names: list[str], tree) -> 
 
 
 def _incremental_plan(root: Path, since: str, graph: MeshGraph, ref: str | None, out_dir: Path,
-                      targets: list[str], notes: list[Note]):
+                      targets: list[str], notes: list[Note], environment: str | None = None):
     """The plan of `build --changed-since`, or None (a full build) with the reason in notes."""
     from compiler.affected import FullBuildNeeded, plan_incremental
     from compiler.gitsource import GitError
 
     try:
-        plan = plan_incremental(root, since, graph, ref, out_dir, targets, (out_dir,))
+        plan = plan_incremental(root, since, graph, ref, out_dir, targets, (out_dir,), environment=environment)
     except GitError as error:
         raise ChangedSinceError(f"--changed-since: {error}") from None
     except FullBuildNeeded as reason:
@@ -400,9 +430,10 @@ def drift(wanted: dict[str, bytes], present: dict[str, bytes]) -> Drift:
 
     def comparable(files: dict[str, bytes]) -> dict[str, bytes]:
         out = dict(files)
-        if MANIFEST in out:
-            with contextlib.suppress(ManifestError):  # not a manifest meshc wrote: it differs as it is
-                out[MANIFEST] = parse_manifest(out[MANIFEST]).comparable()
+        for path in out:
+            if path == MANIFEST or (path.endswith(f"/{MANIFEST}") and path.count("/") == 1):  # <env>/manifest.json
+                with contextlib.suppress(ManifestError):  # not a manifest meshc wrote: it differs as it is
+                    out[path] = parse_manifest(out[path]).comparable()
         return out
 
     wanted, present = comparable(wanted), comparable(present)

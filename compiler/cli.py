@@ -139,39 +139,52 @@ def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+_ENVIRONMENTS = click.option(
+    "--env", "environments", multiple=True, metavar="ENV",
+    help="Only this environment of a mesh with environments (repeatable; default: every environment).")
+
 _NO_CACHE = click.option("--no-cache", is_flag=True,
                          help="Neither read nor write the check cache ($MESHC_CACHE_DIR, else ~/.cache/meshc).")
 
 
-def _checked(root: Path, ref: str | None, no_cache: bool, stages=None, compare_with: Path | None = None):
+def _checked(root: Path, ref: str | None, no_cache: bool, stages=None, compare_with: Path | None = None,
+             environments: tuple[str, ...] = ()):
     """`meshc check` of the mesh at root; a working tree goes through the check cache (compiler.cache)."""
-    if ref is None and not no_cache:
-        from compiler.cache import CheckCache, check, default_directory
+    from compiler.envbuild import UnknownEnvironment
 
-        return check(root, CheckCache(default_directory()), stages, compare_with)
-    from compiler.build import check_mesh
+    try:
+        if ref is None and not no_cache and not environments:
+            from compiler.cache import CheckCache, check, default_directory
 
-    return check_mesh(root, ref=ref, stages=stages, compare_with=compare_with)
+            return check(root, CheckCache(default_directory()), stages, compare_with)
+        from compiler.build import check_mesh
+
+        return check_mesh(root, ref=ref, stages=stages, compare_with=compare_with, environments=environments)
+    except UnknownEnvironment as error:
+        raise click.UsageError(f"--env: {error}") from None
 
 
 @main.command()
 @click.argument("path", default=".", type=click.Path(file_okay=False))
 @click.option("--fix", is_flag=True, help="Apply the mechanical fixes (renamed fields) in place, then check.")
+@_ENVIRONMENTS
 @_timings
 @_common
 @_NO_CACHE
-def check(path: str, fix: bool, timings: bool, ref: str | None, fmt: str, quiet: bool, color: str,
-          fail_on: Severity, no_cache: bool) -> None:
+def check(path: str, fix: bool, environments: tuple[str, ...], timings: bool, ref: str | None, fmt: str,
+          quiet: bool, color: str, fail_on: Severity, no_cache: bool) -> None:
     """Load, type-check, link and analyse the mesh, and run every target without writing: a mesh
     that checks clean builds (with --fix, the fixes are the only thing written).
 
-    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory).
+    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory). A
+    mesh with environments is checked in each of them, every diagnostic labelled with the
+    environments it was found in.
     """
     root = _root(path)
     if fix and ref is not None:
         raise click.UsageError("--fix edits the working tree; it does not combine with --ref")
     stages = _stages(quiet)
-    compiled = _checked(root, ref, no_cache, stages)
+    compiled = _checked(root, ref, no_cache, stages, environments=environments)
     if fix and any(d.fix for d in compiled.report.diagnostics):
         from compiler.fixes import apply_fixes
 
@@ -179,7 +192,7 @@ def check(path: str, fix: bool, timings: bool, ref: str | None, fmt: str, quiet:
             state = "renamed" if applied else "could not rename"
             click.echo(f"{rename.location}: {state} {rename.old!r} to {rename.new!r}", err=True)
         stages = _stages(quiet)
-        compiled = _checked(root, None, no_cache, stages)
+        compiled = _checked(root, None, no_cache, stages, environments=environments)
     _print_report(compiled, fmt, quiet, color, root)
     if timings:
         click.echo(stages.summary(), err=True, nl=False)
@@ -235,15 +248,20 @@ def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: 
 @click.option("--check", "check_only", is_flag=True, help="Compare with the output directory instead of writing.")
 @click.option("--changed-since", "changed_since", default=None, metavar="REV",
               help="Re-emit only the workloads that intent changes since REV reach; keep the rest of DIR.")
+@_ENVIRONMENTS
 @_timings
 @_common
 def build(path: str, output: str | None, targets: tuple[str, ...], check_only: bool, changed_since: str | None,
-          timings: bool, ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
+          environments: tuple[str, ...], timings: bool, ref: str | None, fmt: str, quiet: bool, color: str,
+          fail_on: Severity) -> None:
     """Check the mesh, then emit every target (or the named ones) into the output directory.
 
-    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory).
+    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory). A
+    mesh with environments is built into DIR/ENV for each environment (or each --env); the
+    other environments' directories stay as they are.
     """
     from compiler.build import ChangedSinceError, build_mesh
+    from compiler.envbuild import UnknownEnvironment
     from compiler.writer import OutputError
 
     _known_targets(targets)
@@ -254,9 +272,11 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
     stages = _stages(quiet)
     try:
         outcome = build_mesh(root, out_dir, targets=targets, ref=ref, fail_on=fail_on, check_only=check_only,
-                             changed_since=changed_since, stages=stages)
+                             changed_since=changed_since, stages=stages, environments=environments)
     except ChangedSinceError as error:
         raise click.UsageError(str(error)) from None
+    except UnknownEnvironment as error:
+        raise click.UsageError(f"--env: {error}") from None
     except OutputError as error:
         click.echo(f"meshc: {error}", err=True)
         sys.exit(EXIT_USAGE)

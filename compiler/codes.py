@@ -1,8 +1,8 @@
 """The one table of diagnostic codes, each with its documentation.
 
-Ranges: 0xx loading and YAML (05x `meshc fmt`, 06x `meshc import`), 1xx schema, 2xx references
-and linking, 3xx semantic analysis and Policies, 4xx target-specific (41x and 45x envoy, 42x and
-46x-49x kubernetes, 43x cloudfoundry, 44x vm), 5xx route tests (`meshc test`).
+Ranges: 0xx loading and YAML (02x environments, 05x `meshc fmt`, 06x `meshc import`), 1xx schema,
+2xx references and linking, 3xx semantic analysis and Policies, 4xx target-specific (41x and 45x
+envoy, 42x and 46x-49x kubernetes, 43x cloudfoundry, 44x vm), 5xx route tests (`meshc test`).
 A code never changes meaning and is never reused; `meshc explain CODE` prints its entry and
 docs/diagnostics.md is generated from this table.
 """
@@ -134,6 +134,44 @@ OUTPUT_DIRECTORY = _code(
     so is a directory listed in Mesh.exclude; this note says that any other one was skipped, so
     that a manifest.json added beside intents cannot hide them unseen. List the directory in
     Mesh.exclude to say it is an output directory.""",
+)
+
+# 02x: environments and overlays (docs/intents.md, "Environments") ------------------------------
+OVERLAY_INVALID = _code(
+    "MESH020", "overlay-invalid", "error", "An overlay document cannot be applied as written.",
+    """An overlay document names the document it changes by `kind`, `name` and, for a namespaced
+    kind, `namespace` (default `Mesh.defaultNamespace`); `apiVersion` may be left out. `$patch`
+    takes `add` (a document or list item the base lacks), `delete` or `replace`. An item of a
+    list that merges item by item (a list of named objects, Service.endpoints by address) names
+    the item by its key. An overlay cannot change `Mesh.environments` or `Mesh.exclude`: which
+    files are read is decided before any overlay applies.""",
+)
+OVERLAY_NOT_IN_BASE = _code(
+    "MESH021", "overlay-not-in-base", "error",
+    "An overlay changes or deletes a document, item or field the base does not have.",
+    """An overlay changes what the base has; a name it writes that matches nothing in the base
+    is a typo until it says otherwise, so it is an error here, not a new object. To add a
+    document or a list item in one environment only, write `$patch: add` in it; a field of the
+    schema that the base leaves unset may simply be written. Deleting (`null`, `$patch:
+    delete`) what the base does not have, or adding what it already has, is reported too.""",
+)
+OVERLAY_DUPLICATE = _code(
+    "MESH022", "overlay-duplicate", "error", "One overlay folder changes the same document twice.",
+    """Within one overlay folder each base document is changed by one overlay document, so the
+    order of files never decides a value. Merge the two documents, or put one of them in a
+    later overlay folder of the environment (folders apply in the order they are listed).""",
+)
+OVERLAY_FOLDER_MISSING = _code(
+    "MESH023", "overlay-folder-missing", "warning", "An environment's overlay folder does not exist.",
+    """The folder is listed in `Mesh.environments[].overlays` (or is the default
+    `environments/<name>`) but holds no intent file, so the environment is the base as
+    written. Create the folder, or fix its name.""",
+)
+
+UNKNOWN_ENVIRONMENT = _code(
+    "MESH024", "unknown-environment", "error", "The environment asked for is not declared by the mesh.",
+    """`--env NAME` (or explain-value's ENV) names an environment that `Mesh.environments` in
+    mesh.yaml does not declare (at the revision read). The message lists the ones it does.""",
 )
 
 # 05x: meshc fmt ------------------------------------------------------------------------------

@@ -28,6 +28,13 @@ FIELDS: dict[str, dict[str, str]] = {
                    "segment, `**` across segments); `build/` is always excluded.",
         "platforms": "Where services and gateways run; at least one.",
         "suppress": "Silence a diagnostic code, for one object or everywhere (see docs/policies.md).",
+        "environments": "The environments built from this mesh, each the base intents with its overlays applied "
+                        "(see Environments); none, the mesh is built as written.",
+    },
+    "Environment": {
+        "name": "The environment's name (a DNS-1123 label): `--env NAME`, and its output directory `<out>/NAME`.",
+        "overlays": "Folders below the mesh root whose files are this environment's overlays, applied in order; "
+                    "default `environments/<name>`. Files in any overlay folder are never part of the base.",
     },
     "Tracing": {
         "provider": "The tracing protocol the proxies speak.",

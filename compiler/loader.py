@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from compiler import DEFAULT_OUTPUT, MANIFEST, codes
 from compiler.diagnostics import Location, Rename, Report
+from compiler.environments import PATCH, MergedDocument, Overlays
 
 if TYPE_CHECKING:
     from compiler.yamlload import YamlDocument
@@ -58,9 +59,12 @@ class SourceTable:
     """Side table of source text and parsed documents: (file, field path) -> line, column."""
 
     texts: dict[str, str] = field(default_factory=dict)
-    documents: dict[tuple[str, int], YamlDocument] = field(default_factory=dict)
+    documents: dict[tuple[str, int], YamlDocument | MergedDocument] = field(default_factory=dict)
     # git blob id of every intent file read: manifest.json records them as the build's inputs
     blob_ids: dict[str, str] = field(default_factory=dict)
+    # in an environment: where a value an overlay set was located -> the base value it overrode
+    overridden: dict[Location, Location] = field(default_factory=dict)
+    environment: str | None = None
     # each file split into lines once, however many diagnostics echo its lines
     _lines: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -68,6 +72,12 @@ class SourceTable:
         document = self.documents.get((origin.file, origin.document))
         if document is None:
             return Location(origin.file, 1, 1)
+        if isinstance(document, MergedDocument):  # in another file when an overlay set the value
+            chain = document.chain(tuple(path))
+            location = chain[-1].location(key=key)
+            if len(chain) > 1:
+                self.overridden[location] = chain[-2].location(key=key)
+            return location
         return Location.deferred(origin.file, lambda: document.locate(path, key=key))
 
     def line_text(self, location: Location) -> str | None:
@@ -307,9 +317,12 @@ def _segment_matches(pattern: str, text: str) -> bool:
 # Loading
 
 
-def load(source: FileSource, report: Report, cache: FileCache | None = None) -> Loaded:
-    """Every intent of the mesh; with a cache, an unchanged file is neither parsed nor validated."""
-    sources = SourceTable()
+def load(source: FileSource, report: Report, cache: FileCache | None = None,
+         environment: str | None = None) -> Loaded:
+    """Every intent of the mesh; with a cache, an unchanged file is neither parsed nor validated.
+    Files in the overlay folders of Mesh.environments are never part of the base; with
+    `environment`, its overlays are applied to the base (compiler.environments)."""
+    sources = SourceTable(environment=environment)
     intents: list[Intent] = []
     listing = dict(source.files())
     if MESH_FILE not in listing:
@@ -317,7 +330,13 @@ def load(source: FileSource, report: Report, cache: FileCache | None = None) -> 
                    hint="run `meshc init DIR` to start a mesh repo, or pass the directory holding mesh.yaml")
         return Loaded(intents, sources, source)
 
-    mesh_intents = _load_file(source, MESH_FILE, listing[MESH_FILE], sources, report, cache)
+    declared = declared_environments(source, listing)
+    folders = sorted({folder for e in declared.environments for folder in e.folders()})
+    overlays = None
+    read_bytes = max(listing[MESH_FILE], 0)
+    if environment is not None:
+        overlays, read_bytes = _load_overlays(source, listing, declared, environment, sources, report, read_bytes)
+    mesh_intents = _load_file(source, MESH_FILE, listing[MESH_FILE], sources, report, cache, overlays)
     excludes = [DEFAULT_OUTPUT]
     for intent in mesh_intents:
         if intent.kind == "Mesh":
@@ -325,8 +344,8 @@ def load(source: FileSource, report: Report, cache: FileCache | None = None) -> 
     patterns = [p.strip("/") for p in excludes]
     intents.extend(mesh_intents)
     included = [path for path in sorted(listing)
-                if path != MESH_FILE and not any(glob_matches(p, path) for p in patterns)]
-    read_bytes = max(listing[MESH_FILE], 0)
+                if path != MESH_FILE and not any(glob_matches(p, path) for p in patterns)
+                and not in_folders(path, folders)]
     for number, path in enumerate(included):
         size = max(listing[path], 0)
         if read_bytes + min(size, MAX_FILE_BYTES) > MAX_INPUT_BYTES or len(sources.documents) >= MAX_DOCUMENTS:
@@ -336,9 +355,110 @@ def load(source: FileSource, report: Report, cache: FileCache | None = None) -> 
                        f"this file and the {len(included) - number - 1} after it are not read", Location(path, 1, 1))
             break
         read_bytes += min(size, MAX_FILE_BYTES)
-        intents.extend(_load_file(source, path, listing[path], sources, report, cache))
+        intents.extend(_load_file(source, path, listing[path], sources, report, cache, overlays))
+    if overlays is not None:
+        intents.extend(_added_documents(overlays, sources, report))
     _check_mesh_placement(intents, sources, report)
     return _with_holes(Loaded(intents, sources, source), report)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What mesh.yaml declares before anything is validated: the environments and the default
+    namespace overlays are matched in (both as the base writes them)."""
+
+    environments: tuple[Any, ...] = ()  # compiler.model.Environment
+    default_namespace: str = "default"
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.environments]
+
+
+def declared_environments(source: FileSource, listing: dict[str, int] | None = None) -> Declared:
+    """The environments mesh.yaml's Mesh declares; none when it cannot be read or they do not
+    validate (loading mesh.yaml reports why)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from compiler.model import Environment, Mesh, check_environments
+    from compiler.yamlload import YamlProblem, load_documents
+
+    listing = listing if listing is not None else dict(source.files())
+    if not 0 <= listing.get(MESH_FILE, -1) <= MAX_FILE_BYTES:
+        return Declared()
+    try:
+        text = source.read(MESH_FILE).decode("utf-8").removeprefix("\ufeff")
+        if "environments" not in text:  # most meshes: mesh.yaml is not parsed twice
+            return Declared()
+        documents = load_documents(text)
+    except (OSError, UnicodeDecodeError, YamlProblem):
+        return Declared()
+    mesh = next((d.data for d in documents if isinstance(d.data, dict) and d.data.get("kind") == "Mesh"), None)
+    if mesh is None:
+        return Declared()
+    namespace = mesh.get("defaultNamespace", Mesh.model_fields["defaultNamespace"].default)
+    try:
+        environments = TypeAdapter(list[Environment]).validate_python(mesh.get("environments", []), strict=True)
+        check_environments(environments)
+    except (ValidationError, ValueError):
+        return Declared()
+    return Declared(tuple(environments), namespace if isinstance(namespace, str) else "default")
+
+
+def in_folders(path: str, folders: list[str]) -> bool:
+    return any(path.startswith(folder + "/") for folder in folders)
+
+
+def _load_overlays(source: FileSource, listing: dict[str, int], declared: Declared, environment: str,
+                   sources: SourceTable, report: Report, read_bytes: int) -> tuple[Overlays, int]:
+    """The overlay documents of `environment`, parsed (not validated: they are partial)."""
+    from compiler.yamlload import YamlProblem, load_documents
+
+    overlays = Overlays(environment, default_namespace=declared.default_namespace)
+    chosen = next((e for e in declared.environments if e.name == environment), None)
+    if chosen is None:
+        report.add(codes.UNKNOWN_ENVIRONMENT, f"the mesh declares no environment {environment!r} "
+                   f"(it declares: {', '.join(declared.names) or 'none'})", Location(MESH_FILE, 1, 1))
+        return overlays, read_bytes
+    for folder in chosen.folders():
+        files = [path for path in sorted(listing) if in_folders(path, [folder])]
+        if not files:
+            report.add(codes.OVERLAY_FOLDER_MISSING, f"environment {environment}: overlay folder {folder}/ holds no "
+                       "intent file", Location(MESH_FILE, 1, 1))
+        for path in files:
+            size = max(listing[path], 0)
+            if read_bytes + min(size, MAX_FILE_BYTES) > MAX_INPUT_BYTES:
+                report.add(codes.INPUT_BUDGET, "the intent files before this one use up the input budget; "
+                           "this overlay is not read", Location(path, 1, 1))
+                continue
+            read_bytes += min(size, MAX_FILE_BYTES)
+            text = _read_text(source, path, listing[path], sources, report)
+            if text is None:
+                continue
+            try:
+                documents = load_documents(text, max_documents=max(1, MAX_DOCUMENTS - len(sources.documents)))
+            except YamlProblem as problem:
+                report.add(problem.code, problem.message, Location(path, problem.line, problem.column))
+                continue
+            overlays.add(path, folder, documents, report)
+    return overlays, read_bytes
+
+
+def _added_documents(overlays: Overlays, sources: SourceTable, report: Report) -> list[Intent]:
+    """The documents an environment's overlays add (`$patch: add`), validated as written."""
+    import dataclasses
+
+    from compiler.model import API_VERSION
+
+    intents = []
+    for overlay in overlays.additions(report):
+        data = {"apiVersion": API_VERSION, **{k: v for k, v in overlay.document.data.items() if k != PATCH}}
+        document = dataclasses.replace(overlay.document, data=data)
+        sources.documents[(overlay.file, document.index)] = document
+        intent = _validate(document, Origin(overlay.file, document.index), sources, report)
+        if intent is not None:
+            intents.append(intent)
+    return intents
 
 
 def _with_holes(loaded: Loaded, report: Report) -> Loaded:
@@ -380,25 +500,63 @@ def _check_mesh_placement(intents: list[Intent], sources: SourceTable, report: R
 
 
 def _load_file(
-    source: FileSource, path: str, size: int, sources: SourceTable, report: Report, cache: FileCache | None
+    source: FileSource, path: str, size: int, sources: SourceTable, report: Report, cache: FileCache | None,
+    overlays: Overlays | None = None,
 ) -> list[Intent]:
+    text = _read_text(source, path, size, sources, report)
+    if text is None:
+        return []
+    _record_suppressions(path, text, report)
+    # a cached file counts against the document budget as a parsed one: an entry holding more
+    # documents than the budget has left is not used, and a file the budget cut is not kept
+    budget_left = max(1, MAX_DOCUMENTS - len(sources.documents))
+    blob_id = sources.blob_ids[path]
+    entry = cache.load_file(path, blob_id) if cache is not None else None
+    if entry is not None and not _overlaid(entry, overlays):
+        restored = _restore(entry, path, text, budget_left, sources, report)
+        if restored is not None:
+            return restored
+    first = len(report.diagnostics)
+    documents, intents = _parse_and_validate(path, text, budget_left, sources, report, overlays)
+    if cache is not None and not any(overlays is not None and overlays.touches(d.data) for d in documents):
+        reported = report.records(first)
+        if not any(record[0] == codes.INPUT_BUDGET.code for record in reported):
+            cached_intents = [(i.kind, i.model, i.origin.document) for i in intents]
+            cache.store_file(path, blob_id, ([(d.data, d.line) for d in documents], cached_intents, reported))
+    return intents
+
+
+def _overlaid(entry: Any, overlays: Overlays | None) -> bool:
+    """Whether an environment's overlays change a document of a cached file (its cached intents
+    are the base's, so the file is loaded again)."""
+    if overlays is None:
+        return False
+    try:
+        return any(overlays.touches(data) for data, _ in entry[0])
+    except (TypeError, ValueError, IndexError):
+        return True
+
+
+def _read_text(source: FileSource, path: str, size: int, sources: SourceTable, report: Report) -> str | None:
+    """The text of an intent file, recorded in sources (with its blob id); None, reported, when
+    it cannot be read as UTF-8 within the size limit."""
     if size > MAX_FILE_BYTES:
         report.add(codes.FILE_TOO_LARGE, f"{size} bytes is over the {MAX_FILE_BYTES}-byte limit",
                    Location(path, 1, 1))
-        return []
+        return None
     try:
         raw = source.read(path)
     except Refused as refused:
         report.add(refused.code, refused.message, Location(path, 1, 1))
-        return []
+        return None
     except OSError as error:
         report.add(codes.UNREADABLE_FILE, f"cannot read the file: {error.strerror or error}",
                    Location(path, 1, 1))
-        return []
+        return None
     if len(raw) > MAX_FILE_BYTES:  # grew since it was listed
         report.add(codes.FILE_TOO_LARGE, f"the file is over the {MAX_FILE_BYTES}-byte limit", Location(path, 1, 1))
-        return []
-    blob_id = sources.blob_ids[path] = git_blob_id(raw)
+        return None
+    sources.blob_ids[path] = git_blob_id(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -407,30 +565,15 @@ def _load_file(
         column = error.start - (before.rfind(b"\n") + 1) + 1
         report.add(codes.UNREADABLE_FILE, f"byte 0x{raw[error.start]:02x} is not valid UTF-8",
                    Location(path, line, column))
-        return []
+        return None
     if text.startswith("\ufeff"):
         text = text[1:]
     sources.texts[path] = text
-    _record_suppressions(path, text, report)
-    # a cached file counts against the document budget as a parsed one: an entry holding more
-    # documents than the budget has left is not used, and a file the budget cut is not kept
-    budget_left = max(1, MAX_DOCUMENTS - len(sources.documents))
-    if cache is not None:
-        restored = _restore(cache.load_file(path, blob_id), path, text, budget_left, sources, report)
-        if restored is not None:
-            return restored
-    first = len(report.diagnostics)
-    documents, intents = _parse_and_validate(path, text, budget_left, sources, report)
-    if cache is not None:
-        reported = report.records(first)
-        if not any(record[0] == codes.INPUT_BUDGET.code for record in reported):
-            cached_intents = [(i.kind, i.model, i.origin.document) for i in intents]
-            cache.store_file(path, blob_id, ([(d.data, d.line) for d in documents], cached_intents, reported))
-    return intents
+    return text
 
 
 def _parse_and_validate(path: str, text: str, max_documents: int, sources: SourceTable,
-                        report: Report) -> tuple[list[YamlDocument], list[Intent]]:
+                        report: Report, overlays: Overlays | None = None) -> tuple[list[YamlDocument], list[Intent]]:
     from compiler.yamlload import YamlProblem, load_documents
 
     try:
@@ -440,7 +583,10 @@ def _parse_and_validate(path: str, text: str, max_documents: int, sources: Sourc
                    Location(path, problem.line, problem.column))
         return [], []
     intents = []
-    for document in documents:
+    for written in documents:
+        document = overlays.apply(path, written, report) if overlays is not None else written
+        if document is None:
+            continue  # deleted in this environment
         sources.documents[(path, document.index)] = document
         intent = _validate(document, Origin(path, document.index), sources, report)
         if intent is not None:

@@ -96,6 +96,9 @@ class Manifest(_Record):
     # git blob id of every intent file the build read: what `--changed-since` compares
     # against, whether or not the tree was committed when it was built
     inputs: dict[str, str] | None = None
+    # a mesh with environments: the environments whose builds are below, one directory each
+    # (each with its own manifest.json); the artifacts are theirs, paths prefixed
+    environments: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _targets_are_what_was_written(self) -> Manifest:
@@ -120,7 +123,8 @@ class Manifest(_Record):
 
     @classmethod
     def of_build(cls, artifacts: Iterable[ArtifactRecord], revision: Revision, *,
-                 targets: Iterable[str] | None = None, inputs: Mapping[str, str] | None = None) -> Manifest:
+                 targets: Iterable[str] | None = None, inputs: Mapping[str, str] | None = None,
+                 environments: Iterable[str] | None = None) -> Manifest:
         """The manifest of a build that ran `targets` (None: not recorded) and made `artifacts`."""
         records = tuple(sorted(artifacts, key=lambda record: record.path))
         written = tuple(sorted({record.target for record in records}))
@@ -131,6 +135,7 @@ class Manifest(_Record):
             targets=None if targets is None else written,
             emptyTargets=None if targets is None else tuple(sorted(set(targets) - set(written))),
             inputs=None if inputs is None else dict(sorted(inputs.items())),
+            environments=None if environments is None else tuple(sorted(environments)),
         )
 
     def to_json(self) -> bytes:
@@ -160,6 +165,8 @@ class Manifest(_Record):
             document["emptyTargets"] = list(self.emptyTargets)
         if self.inputs is not None:
             document["inputs"] = dict(self.inputs)
+        if self.environments is not None:
+            document["environments"] = list(self.environments)
         return document
 
 

@@ -384,6 +384,35 @@ class Suppression(Strict):
     name: Annotated[Line, StringConstraints(min_length=1, max_length=253)] | None = None
 
 
+# An overlay folder: relative to the mesh root, plain segments; none starts with '.', so no
+# '.', '..' or hidden folder (which the loader never reads) can be named.
+_FOLDER_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+OverlayFolder = Annotated[str, StringConstraints(pattern=rf"^{_FOLDER_SEGMENT}(/{_FOLDER_SEGMENT})*$",
+                                                 max_length=255)]
+
+
+class Environment(Strict):
+    """One environment of the mesh (docs/intents.md, "Environments"): the base intents with its
+    overlay folders applied in order. Its name is a DNS-1123 label, so it is also a safe
+    output directory name."""
+
+    name: Name
+    overlays: list[OverlayFolder] = []
+
+    def folders(self) -> list[str]:
+        return list(self.overlays) or [f"environments/{self.name}"]
+
+
+def check_environments(environments: list[Environment]) -> None:
+    _unique([e.name for e in environments], "environment")
+    folders = sorted({folder for e in environments for folder in e.folders()})
+    for folder in folders:
+        inner = next((f for f in folders if f.startswith(folder + "/")), None)
+        if inner is not None:
+            raise ValueError(f"overlay folder {inner!r} lies inside overlay folder {folder!r}; "
+                             "a file belongs to one overlay folder")
+
+
 class Mesh(Strict):
     apiVersion: Literal["meshc/v1"]
     kind: Literal["Mesh"]
@@ -397,6 +426,12 @@ class Mesh(Strict):
     exclude: list[Annotated[Line, StringConstraints(min_length=1)]] = []
     platforms: Annotated[list[Platform], Field(min_length=1)]
     suppress: list[Suppression] = []
+    environments: list[Environment] = []
+
+    @model_validator(mode="after")
+    def _environments(self) -> Mesh:
+        check_environments(self.environments)
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
