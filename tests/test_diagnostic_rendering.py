@@ -28,6 +28,7 @@ def test_every_front_end_code_has_a_case() -> None:
     covered |= {"MESH050", "MESH060", "MESH061", "MESH062", "MESH063", "MESH064"}  # meshc fmt and import: tests/test_fmt.py, tests/test_import.py
     covered |= {"MESH012", "MESH013"}  # tests/test_hostile_budgets.py: input and output budgets
     covered |= {"MESH014"}  # tests/test_hostile_boundary.py: an output directory inside the mesh root
+    covered |= {"MESH020", "MESH021", "MESH022", "MESH023", "MESH024"}  # tests/test_environments.py: overlays
     front_end = {c for c in CODES if c < "MESH300"}
     assert front_end - covered - RETIRED == set()
 
