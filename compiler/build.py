@@ -301,8 +301,9 @@ def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref:
     source = mesh_source(root, ref, (out_dir,))
     declared = declared_environments(source) if source is not None else None
     if environments or (declared is not None and declared.environments):
-        return build_environments(root, out_dir, source, declared, environments, targets=targets, ref=ref,
-                                  fail_on=fail_on, check_only=check_only, changed_since=changed_since, stages=stages)
+        return build_environments(root, out_dir, source, declared, environments, targets=targets,
+                                  chosen=sorted(targets or REGISTRY), ref=ref, fail_on=fail_on, check_only=check_only,
+                                  changed_since=changed_since, stages=stages)
     compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False, stages=stages)
     chosen = sorted(targets or REGISTRY)
     outcome = BuildOutcome(compiled, failed=True, notes=[])

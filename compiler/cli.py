@@ -579,6 +579,34 @@ def explain(code: str | None) -> None:
     click.echo(f"{found.code} ({found.name}), {found.severity} by default\n\n{found.summary}\n\n{found.explanation}")
 
 
+@main.command("explain-value")
+@click.argument("environment", metavar="ENV")
+@click.argument("document", metavar="KIND/NAME")
+@click.argument("field", metavar="FIELD")
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.option("--ref", "ref", default=None, metavar="REV", help="Read the intents from a git revision.")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+def explain_value(environment: str, document: str, field: str, path: str, ref: str | None, fmt: str) -> None:
+    """Say where a value of an environment comes from: the base line, then each overlay line that
+    set it, in order (docs/intents.md, "Environments").
+
+    KIND/NAME is a document, `Service/api` or `Service/shop/api` (namespace/name); FIELD a field
+    path as diagnostics write it, `resilience.timeout` or `ports[0].port`, where `[http]` names
+    the item of a keyed list by its key. PATH is the mesh root (default: the current directory).
+    """
+    from compiler.envbuild import UnknownEnvironment, ValueNotFound
+    from compiler.envbuild import explain_value as explain_chain
+
+    try:
+        chain = explain_chain(_root(path), environment, document, field, ref=ref)
+    except UnknownEnvironment as error:
+        raise click.UsageError(str(error)) from None
+    except ValueNotFound as error:
+        click.echo(f"meshc explain-value: {error}", err=True)
+        sys.exit(EXIT_FAIL)
+    click.echo(chain.json() if fmt == "json" else chain.text(), nl=False)
+
+
 @main.command()
 @click.argument("kind", required=False)
 def schema(kind: str | None) -> None:

@@ -66,11 +66,12 @@ def labelled(reports: list[tuple[str, Report]]) -> Report:
         combined.line_suppressions.update(report.line_suppressions)
         for d in report.diagnostics:
             key = (d.code.code, d.message, d.location, d.severity, d.related, d.hint, d.fix)
-            first, names = found.setdefault(key, (d, []))
+            _, names = found.setdefault(key, (d, []))
             if environment not in names:
                 names.append(environment)
     for diagnostic, names in found.values():
-        combined.diagnostics.append(dataclasses.replace(diagnostic, message=f"[{', '.join(names)}] {diagnostic.message}"))
+        labelled_message = f"[{', '.join(names)}] {diagnostic.message}"
+        combined.diagnostics.append(dataclasses.replace(diagnostic, message=labelled_message))
     return combined
 
 
@@ -121,16 +122,16 @@ class _Built:
 
 
 def build_environments(root: Path, out_dir: Path, source: FileSource | None, declared: Declared | None,
-                       wanted: tuple[str, ...], *, targets: tuple[str, ...], ref: str | None, fail_on: Severity,
-                       check_only: bool, changed_since: str | None, stages: Stages) -> BuildOutcome:
+                       wanted: tuple[str, ...], *, targets: tuple[str, ...], chosen: list[str], ref: str | None,
+                       fail_on: Severity, check_only: bool, changed_since: str | None,
+                       stages: Stages) -> BuildOutcome:
     """compiler.build.build_mesh of a mesh with environments."""
     from compiler.build import BuildOutcome, Compiled, compile_mesh, drift, emit
+    from compiler.loader import Revision
     from compiler.manifest import ArtifactRecord, Manifest, read_manifest
     from compiler.writer import OutputError, read_tree, render_tree, write_tree
-    from targets import REGISTRY
 
     names = chosen_environments(declared, wanted)
-    chosen = sorted(targets or REGISTRY)
     built: list[_Built] = []
     failed = False
     outcome = BuildOutcome(Compiled(None, SourceTable(), Report()), failed=True, notes=[])
@@ -167,9 +168,11 @@ def build_environments(root: Path, out_dir: Path, source: FileSource | None, dec
         return outcome
     outcome.failed = False
     files = {path: content for b in built for path, content in prefixed(b.environment, b.files).items()}
-    records = [record.model_copy(update={"path": f"{b.environment}/{record.path}"}) for b in built for record in b.records]
+    records = [record.model_copy(update={"path": f"{b.environment}/{record.path}"})
+               for b in built for record in b.records]
     keep = {f"{b.environment}/{record.path}" for b in built for record in b.kept}
-    revision = built[0].compiled.graph.revision if built and built[0].compiled.graph else None
+    graph = built[0].compiled.graph if built else None
+    revision = graph.revision if graph is not None else Revision(None, True, None)
     try:
         if check_only:
             present = read_tree(out_dir)
@@ -181,10 +184,10 @@ def build_environments(root: Path, out_dir: Path, source: FileSource | None, dec
             return outcome
         # the environments not rebuilt stay as the previous build left them
         previous = read_manifest(out_dir)
-        others = sorted(set(previous.environments or ()) - set(names)
-                        if previous is not None and previous.environments else set())
-        others = [e for e in others if declared is not None and e in declared.names]
+        others = [] if previous is None else sorted(
+            e for e in set(previous.environments or ()) - set(names) if declared is not None and e in declared.names)
         for other in others:
+            assert previous is not None
             records.extend(r for r in previous.artifacts if r.path.split("/")[0] == other)
             keep |= {r.path for r in previous.artifacts if r.path.split("/")[0] == other}
             keep.add(f"{other}/{MANIFEST}")
@@ -199,3 +202,198 @@ def build_environments(root: Path, out_dir: Path, source: FileSource | None, dec
     outcome.written = len(files)
     outcome.kept = sum(len(b.kept) for b in built) if changed_since else None
     return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# meshc explain-value
+
+
+class ValueNotFound(Exception):
+    """explain-value names a document or field that is not there (exit 1, the message says why)."""
+
+
+def parse_field(text: str) -> list[str | int]:
+    """`rules[0].to[1].weight` or `ports[http].port` as path parts: ints index a list, other
+    bracketed words name an item of a keyed list by its key."""
+    import re
+
+    parts: list[str | int] = []
+    for match in re.finditer(r"([^.\[\]]+)|\[([^\]]*)\]", text):
+        word, bracketed = match.groups()
+        if word is not None:
+            parts.append(word)
+        else:
+            parts.append(int(bracketed) if bracketed.isdigit() else f"[{bracketed}]")
+    return parts
+
+
+def _resolve(data: object, parts: list[str | int]) -> tuple:
+    """The path in the data that `parts` name, an item `[key]` by the value of its key field."""
+    from compiler.environments import OTHER_LIST_KEYS
+
+    node, path = data, list[str | int]()
+    for part in parts:
+        if isinstance(part, str) and part.startswith("[") and isinstance(node, list):
+            wanted = part[1:-1]
+            keys = ("name", *OTHER_LIST_KEYS.values())
+            index = next((i for i, item in enumerate(node)
+                          if isinstance(item, dict) and any(str(item.get(k)) == wanted for k in keys)), None)
+            if index is None:
+                return (*path, part)
+            part = index
+        path.append(part)
+        present = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        if not present:
+            return tuple(path)
+        node = node[part]  # type: ignore[index]  # a dict or a list here, as tested above
+    return tuple(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueStep:
+    role: str  # "base" or "overlay <folder>" or "deleted by overlay"
+    location: object  # compiler.diagnostics.Location
+    value: object
+    line: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueChain:
+    environment: str
+    document: str  # Kind namespace/name
+    field: str
+    value: object  # the merged value (None when deleted or unset)
+    state: str  # "set", "deleted" or "unset"
+    steps: tuple[ValueStep, ...]
+
+    def text(self) -> str:
+        import json
+
+        def shown(value: object) -> str:
+            return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+        head = f"{self.environment}: {self.document} {self.field}"
+        lines = [f"{head} = {shown(self.value)}" if self.state == "set" else
+                 f"{head}: " + ("deleted in this environment" if self.state == "deleted"
+                                else "not set (its default applies)")]
+        for index, step in enumerate(self.steps):
+            last = index == len(self.steps) - 1 and self.state == "set"
+            mark = "the value" if last else ("deletes it" if step.role.startswith("deleted") else "overridden")
+            lines.append(f"  {step.role:<30} {step.location}  {shown(step.value)}  ({mark})")
+            if step.line is not None:
+                lines.append(f"  {'':<30} | {step.line.strip()}")
+        return "\n".join(lines) + "\n"
+
+    def json(self) -> str:
+        import json
+
+        return json.dumps({"environment": self.environment, "document": self.document, "field": self.field,
+                           "state": self.state, "value": self.value,
+                           "chain": [{"role": s.role, "location": str(s.location), "value": s.value}
+                                     for s in self.steps]}, indent=2, sort_keys=True) + "\n"
+
+
+def explain_value(root: Path, environment: str, document: str, field: str, *, ref: str | None = None) -> ValueChain:
+    """Where the value of FIELD of DOCUMENT (`Kind/name` or `Kind/namespace/name`) comes from in
+    `environment`: the base line and every overlay line that set it, in order. Raises
+    UnknownEnvironment, or ValueNotFound for a document or field that is not there."""
+    from compiler import DEFAULT_OUTPUT
+    from compiler.environments import PATCH, Layer, MergedDocument, describe, identity_of
+    from compiler.loader import declared_environments, load
+    from compiler.model import KIND_MODELS, NAMESPACED_KINDS
+
+    source = mesh_source(root, ref, (root / DEFAULT_OUTPUT,))
+    if source is None:
+        raise ValueNotFound(f"cannot read the revision {ref}")
+    declared = declared_environments(source)
+    chosen_environments(declared, (environment,))
+    kind, _, rest = document.partition("/")
+    if kind not in KIND_MODELS or not rest:
+        raise ValueNotFound(f"{document!r} is not Kind/name or Kind/namespace/name "
+                            f"(kinds: {', '.join(KIND_MODELS)})")
+    namespace, _, name = rest.rpartition("/")
+    wanted = (kind, (namespace or declared.default_namespace) if kind in NAMESPACED_KINDS else None, name)
+    loaded = load(source, Report(), environment=environment)
+    found = next(((file, doc) for (file, _), doc in loaded.sources.documents.items()
+                  if identity_of(doc.data, declared.default_namespace) == wanted), None)
+    if found is None:
+        raise ValueNotFound(f"{environment} has no {describe(wanted)}")
+    file, doc = found
+    path = _resolve(doc.data, parse_field(field))
+    sources = loaded.sources
+
+    def step(role: str, layer: Layer) -> ValueStep:
+        location = layer.location()
+        value = _value_at(layer.document.data, layer.path)
+        if isinstance(value, dict):  # what the layer set, without how it said so
+            value = {k: v for k, v in value.items() if k != PATCH}
+        return ValueStep(role, location, value, sources.line_text(location))
+
+    def role(layer: Layer) -> str:
+        return "base" if layer.file == file else f"overlay {layer.file.rsplit('/', 1)[0]}"
+
+    if isinstance(doc, MergedDocument):
+        if path in doc.chains:
+            steps = tuple(step(role(layer), layer) for layer in doc.chain(path))
+            return ValueChain(environment, describe(wanted), field, _value_at(doc.data, path), "set", steps)
+        deletion = doc.deleted.get(path) or doc.deleted.get(_keyed_text(path, field))
+        if deletion is not None:
+            steps = (*(step(role(layer), layer) for layer in deletion.chain),
+                     step(f"deleted by {role(deletion.by)}", deletion.by))
+            return ValueChain(environment, describe(wanted), field, None, "deleted", steps)
+    elif _present(doc.data, path):
+        layer = Layer(file, doc, path)
+        return ValueChain(environment, describe(wanted), field, _value_at(doc.data, path), "set",
+                          (step("base", layer),))
+    if not _is_field(doc.data, path):
+        raise ValueNotFound(f"{describe(wanted)} has no field {field!r}")
+    return ValueChain(environment, describe(wanted), field, None, "unset", ())
+
+
+def _keyed_text(path: tuple, field: str) -> tuple:
+    """How a deleted keyed item is recorded: its list's path and `key=value`."""
+    parts = parse_field(field)
+    if parts and isinstance(parts[-1], str) and parts[-1].startswith("["):
+        from compiler.environments import OTHER_LIST_KEYS
+
+        wanted = parts[-1][1:-1]
+        return tuple(path[:-1]) + tuple(f"{k}={wanted}" for k in ("name", *OTHER_LIST_KEYS.values()))[:1]
+    return path
+
+
+def _present(data: object, path: tuple) -> bool:
+    node = data
+    for part in path:
+        if (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def _value_at(data: object, path: tuple) -> object:
+    node = data
+    for part in path:
+        try:
+            node = node[part]  # type: ignore[index]  # a dict or a list here, as tested above
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _is_field(data: object, path: tuple) -> bool:
+    """Whether the schema has a field at `path` (its parent present in the data)."""
+    from compiler.fields import child_annotation, model_for_document
+
+    annotation: object = model_for_document(data)
+    node = data
+    for part in path:
+        annotation = child_annotation(annotation, node, part) if annotation is not None else None
+        if annotation is None:
+            return False
+        if not _present(node, (part,)):
+            return True
+        node = node[part]  # type: ignore[index]  # a dict or a list here, as tested above
+    return True

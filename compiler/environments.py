@@ -72,7 +72,7 @@ class MergedDocument:
         YamlDocument.locate skips them."""
         node, kept = self.data, []
         for part in path:
-            if isinstance(node, dict) and part in node or (
+            if (isinstance(node, dict) and part in node) or (
                     isinstance(node, list) and type(part) is int and 0 <= part < len(node)):
                 node = node[part]
                 kept.append(part)
@@ -200,11 +200,14 @@ class _Merge:
     """One overlay document applied to a merged document."""
 
     def __init__(self, file: str, document: Any, problems: _Problems,
-                 deleted: dict[tuple[Any, ...], Deletion]) -> None:
+                 deleted: dict[tuple[Any, ...], Deletion], *, compose: bool = False) -> None:
         self.file = file
         self.document = document
         self.problems = problems
         self.deleted = deleted
+        # merging two overlays into one: an item the first lacks is added as the second wrote
+        # it, `$patch: add` included, for the base to judge
+        self.compose = compose
 
     def layer(self, path: tuple[Any, ...]) -> Layer:
         return Layer(self.file, self.document, path)
@@ -282,7 +285,8 @@ class _Merge:
             where = (*path, index)
             if not isinstance(item, dict) or not isinstance(item.get(key), (str, int)):
                 self.problems.add(codes.OVERLAY_INVALID,
-                                  f"an item of {_field_text(at)} in an overlay names the item it changes by its `{key}`",
+                                  f"an item of {_field_text(at)} in an overlay names the item it changes "
+                                  f"by its `{key}`",
                                   self.layer(where))
                 continue
             action = self.marker(item, where, PATCH_ACTIONS)
@@ -297,6 +301,11 @@ class _Merge:
                                       related=(Related(items[found].chain[-1].location(), "the item in the base"),))
                     continue
                 items.append(_wrap(item, self.file, self.document, where, None))
+            elif found is None and self.compose:
+                added = _wrap(item, self.file, self.document, where, None)
+                if action is not None:
+                    added.value[PATCH] = _Node(action, added.chain)
+                items.append(added)
             elif found is None:
                 self.problems.add(codes.OVERLAY_NOT_IN_BASE, f"the base has no {shown} to change",
                                   self.layer((*where, key)),
@@ -311,7 +320,8 @@ class _Merge:
         return _Node(items, node.chain)
 
 
-def merge_document(base_file: str, base: Any, overlays: list[tuple[str, Any]], report: Report) -> MergedDocument | None:
+def merge_document(base_file: str, base: Any, overlays: list[tuple[str, Any]], report: Report, *,
+                   compose: bool = False) -> MergedDocument | None:
     """The base YamlDocument with each (file, overlay YamlDocument) applied in order; None when
     an overlay deletes it. Problems (an overlay naming what the base lacks) go to report."""
     from compiler.fields import model_for_document
@@ -321,7 +331,7 @@ def merge_document(base_file: str, base: Any, overlays: list[tuple[str, Any]], r
     deleted: dict[tuple[Any, ...], Deletion] = {}
     problems = _Problems(report)
     for file, overlay in overlays:
-        merge = _Merge(file, overlay, problems, deleted)
+        merge = _Merge(file, overlay, problems, deleted, compose=compose)
         if overlay.data.get(PATCH) == "delete":
             return None
         if overlay.data.get("kind") == "Mesh":
@@ -347,17 +357,20 @@ def merge_document(base_file: str, base: Any, overlays: list[tuple[str, Any]], r
     return MergedDocument(base.index, data, base.line, chains, deleted)
 
 
-def merge_data(base: Any, *overlays: Any) -> Any:
+def merge_data(base: Any, *overlays: Any, compose: bool = False) -> Any:
     """Plain-data merge of overlays onto `base` (no provenance, problems ignored): what the
-    property tests of tests/test_environments_merge.py state the rules on."""
+    property tests of tests/test_environments_merge.py state the rules on. With `compose`,
+    `base` is an overlay too, and the result the overlay that does what the two do in turn."""
+    import yaml
+
     from compiler.yamlload import restore_documents
 
-    def document(data: Any) -> Any:
-        return restore_documents("", [(data, 1)])[0]
+    def document(data: Any) -> Any:  # its text only places the problems, which are dropped
+        return restore_documents(yaml.safe_dump(data, sort_keys=False), [(data, 1)])[0]
 
     report = Report()
     merged = merge_document("base.yaml", document(base), [(f"overlay{i}.yaml", document(o))
-                                                          for i, o in enumerate(overlays)], report)
+                                                          for i, o in enumerate(overlays)], report, compose=compose)
     return None if merged is None else merged.data
 
 
@@ -424,7 +437,8 @@ class Overlays:
             identity = identity_of(data, self.default_namespace)
             if identity is None or identity[0] not in KIND_MODELS:
                 report.add(codes.OVERLAY_INVALID,
-                           f"an overlay document names the document it changes by `kind` (one of {', '.join(KIND_MODELS)}),"
+                           "an overlay document names the document it changes by `kind` "
+                           f"(one of {', '.join(KIND_MODELS)}),"
                            " `name` and, for a namespaced kind, `namespace`", where)
                 continue
             action = data.get(PATCH)

@@ -221,8 +221,8 @@ def test_unknown_environment_is_a_usage_error(tmp_path: Path) -> None:
 OVERLAY_PROBLEMS = {
     "unknown document": ("environments/prod/extra.yaml", "kind: Service\nname: payments\nplatform: k8s\n",
                          "MESH021", (2, 7)),
-    "unknown list item": ("environments/prod/extra.yaml", "kind: Service\nname: web\nports:\n  - name: https\n"
-                          "    port: 8443\n", "MESH021", (4, 11)),
+    "unknown list item": ("environments/prod/extra.yaml",
+                          "kind: Service\nname: web\nports:\n  - name: https\n    port: 8443\n", "MESH021", (4, 11)),
     "deleting what is not there": ("environments/prod/extra.yaml", "kind: Service\nname: web\nowner: null\n",
                                    "MESH021", (3, 1)),
     "adding what is there": ("environments/prod/extra.yaml", "$patch: add\nkind: Service\nname: web\n", "MESH021",

@@ -1,0 +1,140 @@
+"""The laws of the overlay merge (docs/intents.md, "Environments", Laws), as hypothesis
+properties over Service documents: an empty overlay changes nothing, an overlay that only sets
+values is idempotent, applying overlays in turn equals applying their merge (no deletions), and
+every location a diagnostic names lies inside the file it names, whatever an overlay holds."""
+
+from __future__ import annotations
+
+import textwrap
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.build import check_mesh
+from compiler.environments import merge_data
+
+NAMES = st.sampled_from(["http", "grpc", "admin", "metrics"])
+DURATIONS = st.sampled_from(["1s", "250ms", "2m", "5s"])
+LABELS = st.dictionaries(st.sampled_from(["track", "tier", "zone"]), st.sampled_from(["a", "b", "c"]), max_size=2)
+
+
+def ports(min_size: int) -> st.SearchStrategy:
+    item = st.fixed_dictionaries({"name": NAMES},
+                                 optional={"port": st.integers(1, 65535), "protocol": st.sampled_from(["http", "tcp"])})
+    return st.lists(item, min_size=min_size, max_size=4, unique_by=lambda p: p["name"])
+
+
+def fields(min_ports: int) -> dict:
+    """Optional Service fields, each always of one type (as the schema makes them)."""
+    return {
+        "owner": st.sampled_from(["team-a", "team-b"]),
+        "public": st.booleans(),
+        "calls": st.lists(NAMES, max_size=3),
+        "ports": ports(min_ports),
+        "resilience": st.fixed_dictionaries({}, optional={
+            "timeout": DURATIONS, "retries": st.fixed_dictionaries({}, optional={
+                "attempts": st.integers(0, 5), "perTryTimeout": DURATIONS})}),
+        "versions": st.dictionaries(st.sampled_from(["v1", "v2", "v3"]),
+                                    st.fixed_dictionaries({}, optional={"labels": LABELS}), max_size=3),
+    }
+
+
+IDENTITY = {"kind": st.just("Service"), "name": st.just("api")}
+BASES = st.fixed_dictionaries({"apiVersion": st.just("meshc/v1"), **IDENTITY, "platform": st.just("k8s"),
+                               "ports": ports(1)},
+                              optional={k: v for k, v in fields(1).items() if k != "ports"})
+# overlays that set values only: no null, no $patch
+OVERLAYS = st.fixed_dictionaries(IDENTITY, optional=fields(0))
+
+
+@given(BASES)
+def test_an_empty_overlay_changes_nothing(base: dict) -> None:
+    assert merge_data(base, {"kind": "Service", "name": "api"}) == base
+
+
+@given(BASES, OVERLAYS)
+def test_an_overlay_that_sets_values_is_idempotent(base: dict, overlay: dict) -> None:
+    once = merge_data(base, overlay)
+    assert merge_data(once, overlay) == once
+
+
+@given(BASES, OVERLAYS, OVERLAYS)
+def test_applying_overlays_in_turn_equals_applying_their_merge(base: dict, first: dict, second: dict) -> None:
+    composed = merge_data(first, second, compose=True)
+    assert merge_data(merge_data(base, first), second) == merge_data(base, composed)
+
+
+@given(BASES, OVERLAYS)
+def test_what_an_overlay_sets_wins_and_what_it_leaves_stays(base: dict, overlay: dict) -> None:
+    merged = merge_data(base, overlay)
+    for key, value in overlay.items():
+        if key == "ports":
+            names = [p["name"] for p in base["ports"]]
+            assert [p["name"] for p in merged["ports"]] == names  # keyed: the base's items, in order
+            for item in value:
+                if item["name"] in names:
+                    got = next(p for p in merged["ports"] if p["name"] == item["name"])
+                    assert all(got[k] == v for k, v in item.items())
+        elif isinstance(value, dict):
+            assert all(k in merged[key] for k in value)
+        else:
+            assert merged[key] == value  # scalars and unkeyed lists are replaced
+    for key, value in base.items():
+        if key not in overlay:
+            assert merged[key] == value
+
+
+MESH = """\
+apiVersion: meshc/v1
+kind: Mesh
+name: shop
+authorization: allow
+platforms:
+  - {name: k8s, kind: kubernetes}
+environments:
+  - name: prod
+"""
+SERVICE = """\
+apiVersion: meshc/v1
+kind: Service
+name: api
+platform: k8s
+ports:
+  - name: http
+    port: 9090
+    protocol: http
+resilience:
+  timeout: 2s
+"""
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.sampled_from(["", "x", "5s", "http", "$patch"]))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.sampled_from(["name", "port", "protocol", "timeout", "$patch", "weird", "address"]), inner,
+                    max_size=3)), max_leaves=8)
+HOSTILE = st.fixed_dictionaries(
+    {"kind": st.sampled_from(["Service", "Mesh", "Route", "Nope"]), "name": st.sampled_from(["api", "shop", "zzz"])},
+    optional={"$patch": st.sampled_from(["add", "delete", "replace", "merge"]), "ports": VALUES, "resilience": VALUES,
+              "platform": VALUES, "endpoints": VALUES, "environments": VALUES, "owner": VALUES})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(HOSTILE, min_size=1, max_size=3))
+def test_every_diagnostic_location_lies_inside_the_file_it_names(tmp_path_factory, overlays: list[dict]) -> None:
+    root = tmp_path_factory.mktemp("mesh")
+    (root / "mesh.yaml").write_text(MESH)
+    (root / "api.yaml").write_text(SERVICE)
+    (root / "environments" / "prod").mkdir(parents=True)
+    (root / "environments" / "prod" / "overlay.yaml").write_text(
+        yaml.safe_dump_all(overlays, sort_keys=False))
+    compiled = check_mesh(root)
+    for diagnostic in compiled.report.diagnostics:
+        assert diagnostic.message.startswith("[prod] ")
+        for location in (diagnostic.location, *(r.location for r in diagnostic.related)):
+            if location is None:
+                continue
+            lines = (root / location.file).read_text().splitlines()
+            assert (root / location.file).resolve().is_relative_to(root.resolve())
+            assert 1 <= location.line <= max(1, len(lines)), (location, textwrap.indent("\n".join(lines), "  "))
+            line = lines[location.line - 1] if lines else ""
+            assert 1 <= location.column <= len(line) + 1, (location, line)
