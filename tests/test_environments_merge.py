@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from compiler.build import check_mesh
 from compiler.environments import merge_data
+from tests.test_environments import MESH, SERVICES
 
 NAMES = st.sampled_from(["http", "grpc", "admin", "metrics"])
 DURATIONS = st.sampled_from(["1s", "250ms", "2m", "5s"])
@@ -85,28 +86,6 @@ def test_what_an_overlay_sets_wins_and_what_it_leaves_stays(base: dict, overlay:
             assert merged[key] == value
 
 
-MESH = """\
-apiVersion: meshc/v1
-kind: Mesh
-name: shop
-authorization: allow
-platforms:
-  - {name: k8s, kind: kubernetes}
-environments:
-  - name: prod
-"""
-SERVICE = """\
-apiVersion: meshc/v1
-kind: Service
-name: api
-platform: k8s
-ports:
-  - name: http
-    port: 9090
-    protocol: http
-resilience:
-  timeout: 2s
-"""
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.sampled_from(["", "x", "5s", "http", "$patch"]))
 VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=3),
@@ -123,13 +102,13 @@ HOSTILE = st.fixed_dictionaries(
 def test_every_diagnostic_location_lies_inside_the_file_it_names(tmp_path_factory, overlays: list[dict]) -> None:
     root = tmp_path_factory.mktemp("mesh")
     (root / "mesh.yaml").write_text(MESH)
-    (root / "api.yaml").write_text(SERVICE)
+    (root / "shop.yaml").write_text(SERVICES)
     (root / "environments" / "prod").mkdir(parents=True)
     (root / "environments" / "prod" / "overlay.yaml").write_text(
         yaml.safe_dump_all(overlays, sort_keys=False))
     compiled = check_mesh(root)
     for diagnostic in compiled.report.diagnostics:
-        assert diagnostic.message.startswith("[prod] ")
+        assert diagnostic.message.startswith(("[prod] ", "[staging] ", "[staging, prod] "))
         for location in (diagnostic.location, *(r.location for r in diagnostic.related)):
             if location is None:
                 continue
