@@ -462,8 +462,11 @@ def import_command(inputs: tuple[str, ...], output: str, fmt: str) -> None:
 @click.option("--link-base", "link_base", default=None, metavar="URL",
               help="markdown: the repository's web address; intents link to URL/blob/COMMIT/PATH#LLINE "
                    "(default $GITHUB_SERVER_URL/$GITHUB_REPOSITORY when both are set).")
+@click.option("--env", "environments", multiple=True, metavar="ENV",
+              help="A mesh with environments: compare only this one (default: each); given twice, compare the "
+                   "two environments with each other at --head.")
 def diff(path: str, base: str, head: str | None, targets: tuple[str, ...], fmt: str, stat: bool, quiet: bool,
-         link_base: str | None) -> None:
+         link_base: str | None, environments: tuple[str, ...]) -> None:
     """Compile the mesh at two revisions (default: HEAD against the working tree) and show what
     changes.
 
@@ -471,33 +474,52 @@ def diff(path: str, base: str, head: str | None, targets: tuple[str, ...], fmt: 
     may lie anywhere inside a git repository, and meshc may run from outside it.
 
     Per target and per workload: a summary line and a unified diff of each changed artifact;
-    per changed intent: the proxies it reaches.
+    per changed intent: the proxies it reaches. A mesh with environments is compared in each
+    environment; `--env A --env B` compares environment A with environment B instead.
     """
     from compiler.build import compile_mesh, emit
     from compiler.diff import diff_meshes, render_json, render_text
+    from compiler.envbuild import UnknownEnvironment, diff_plan
 
     _known_targets(targets)
     root = _root(path)
     links = _intent_links(root, link_base) if fmt == "markdown" else None
-    sides = []
-    for ref in (base, head):
-        compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,))
-        if compiled.graph is None or compiled.report.has_errors:
-            click.echo(f"meshc diff: {ref or 'the working tree'} does not compile", err=True)
-            _print_report(compiled, "text", True, "never", root)
-            sys.exit(EXIT_FAIL)
-        sides.append((compiled.graph, emit(compiled.graph, compiled.report, list(targets) or None)))
-    result = diff_meshes(sides[0][0], sides[1][0], sides[0][1], sides[1][1])
+    try:
+        plan = diff_plan(root, base, head, environments)
+    except UnknownEnvironment as error:
+        raise click.UsageError(f"--env: {error}") from None
+    results = []
+    for (base_ref, base_env), (head_ref, head_env) in plan:
+        sides = []
+        for ref, environment in ((base_ref, base_env), (head_ref, head_env)):
+            compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), environment=environment)
+            if compiled.graph is None or compiled.report.has_errors:
+                where = f"{ref or 'the working tree'}" + (f" (environment {environment})" if environment else "")
+                click.echo(f"meshc diff: {where} does not compile", err=True)
+                _print_report(compiled, "text", True, "never", root)
+                sys.exit(EXIT_FAIL)
+            sides.append((compiled.graph, emit(compiled.graph, compiled.report, list(targets) or None)))
+        results.append(diff_meshes(sides[0][0], sides[1][0], sides[0][1], sides[1][1], (base_env, head_env)))
     if quiet:
-        sys.exit(EXIT_FAIL if result.files or result.intents else EXIT_OK)
-    if fmt == "json":
-        click.echo(render_json(result, stat=stat).decode("utf-8"), nl=False)
-    elif fmt == "markdown":
-        from compiler.diff_markdown import render_markdown
+        sys.exit(EXIT_FAIL if any(result.files or result.intents for result in results) else EXIT_OK)
+    for result in results:
+        if fmt == "json" and len(results) > 1:
+            continue
+        if fmt == "json":
+            click.echo(render_json(result, stat=stat).decode("utf-8"), nl=False)
+        elif fmt == "markdown":
+            from compiler.diff_markdown import render_markdown
 
-        click.echo(render_markdown(result, links), nl=False)
-    else:
-        click.echo(render_text(result, stat=stat), nl=False)
+            click.echo(render_markdown(result, links), nl=False)
+        else:
+            click.echo(render_text(result, stat=stat), nl=False)
+    if fmt == "json" and len(results) > 1:
+        import json
+
+        from compiler.serialize import to_json
+
+        every = [json.loads(render_json(result, stat=stat)) for result in results]
+        click.echo(to_json({"environments": every}).decode("utf-8"), nl=False)
     sys.exit(EXIT_OK)
 
 

@@ -608,6 +608,12 @@ POLICY_EVALUATION_FAILED = _code(
     also fails when it exceeds its budget (5 s and 1 GiB per object: CEL has no cost limit of
     its own here), which takes comprehensions nested in comprehensions over large lists.""",
 )
+POLICY_UNKNOWN_ENVIRONMENT = _code(
+    "MESH373", "policy-unknown-environment", "warning", "A Policy names an environment the mesh does not declare.",
+    """`Policy.environments` lists the environments the Policy judges; a name that is not in
+    `Mesh.environments` never matches, so the Policy judges nothing there (a typo, or an
+    environment since removed). Fix the name, or remove it.""",
+)
 UNUSED_SUPPRESSION = _code(
     "MESH390", "unused-suppression", "warning", "A suppression that suppresses nothing.",
     """A `# meshc: ignore[CODE]` comment or a Mesh.suppress entry that matched no diagnostic,

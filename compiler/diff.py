@@ -67,6 +67,14 @@ class MeshDiff:
     head: Revision
     files: tuple[FileChange, ...]  # sorted by target, workload, path
     intents: tuple[IntentChange, ...]  # sorted by identity
+    # the environment compiled on each side (a mesh with environments), else None
+    environments: tuple[str | None, str | None] = (None, None)
+
+    def side(self, index: int) -> str:
+        """How one side is named: its revision, and its environment if it has one."""
+        revision = describe_revision((self.base, self.head)[index])
+        environment = self.environments[index]
+        return f"{revision}, environment {environment}" if environment is not None else revision
 
     def by_target(self) -> dict[str, dict[str, list[FileChange]]]:
         grouped: dict[str, dict[str, list[FileChange]]] = defaultdict(lambda: defaultdict(list))
@@ -124,9 +132,9 @@ def compare_intents(base: MeshGraph, head: MeshGraph) -> tuple[IntentChange, ...
 
 
 def diff_meshes(base: MeshGraph, head: MeshGraph, base_artifacts: list[Artifact],
-                head_artifacts: list[Artifact]) -> MeshDiff:
+                head_artifacts: list[Artifact], environments: tuple[str | None, str | None] = (None, None)) -> MeshDiff:
     return MeshDiff(base.revision, head.revision, compare_artifacts(base_artifacts, head_artifacts),
-                    compare_intents(base, head))
+                    compare_intents(base, head), environments)
 
 
 # ------------------------------------------------------------------------------------------
@@ -163,7 +171,7 @@ def _intent_lines(change: IntentChange) -> list[str]:
 
 
 def render_text(diff: MeshDiff, *, stat: bool = False) -> str:
-    out = [f"meshc diff {describe_revision(diff.base)} -> {describe_revision(diff.head)}"]
+    out = [f"meshc diff {diff.side(0)} -> {diff.side(1)}"]
     if not diff.files and not diff.intents:
         out.append("no changes")
         return "\n".join(out) + "\n"
@@ -187,8 +195,11 @@ def render_text(diff: MeshDiff, *, stat: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def _revision_json(revision: Revision) -> dict:
-    return {"commit": revision.commit, "dirty": revision.dirty, "ref": revision.ref}
+def _revision_json(revision: Revision, environment: str | None = None) -> dict:
+    side = {"commit": revision.commit, "dirty": revision.dirty, "ref": revision.ref}
+    if environment is not None:
+        side["environment"] = environment
+    return side
 
 
 def render_json(diff: MeshDiff, *, stat: bool = False) -> bytes:
@@ -217,5 +228,6 @@ def render_json(diff: MeshDiff, *, stat: bool = False) -> bytes:
         }
         for c in diff.intents
     ]
-    return to_json({"base": _revision_json(diff.base), "head": _revision_json(diff.head),
+    return to_json({"base": _revision_json(diff.base, diff.environments[0]),
+                    "head": _revision_json(diff.head, diff.environments[1]),
                     "intents": intents, "targets": targets})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from compiler.artifact import PROXY_KINDS, parse_workload
-from compiler.diff import FileChange, IntentChange, MeshDiff, describe_revision
+from compiler.diff import FileChange, IntentChange, MeshDiff
 
 # Sizes that keep a comment readable and far below GitHub's 65,536-character limit.
 INTENTS_SHOWN = 20  # rows of the intents table shown open; the rest are folded
@@ -183,7 +183,7 @@ def blast_radius(diff: MeshDiff) -> tuple[list[str], list[str]]:
 
 
 def render_markdown(diff: MeshDiff, links: Links | None = None) -> str:
-    base, head = markdown_text(describe_revision(diff.base)), markdown_text(describe_revision(diff.head))
+    base, head = markdown_text(diff.side(0)), markdown_text(diff.side(1))
     out = ["<!-- meshc diff -->", "### meshc diff", "", f"Compares {base} \u2192 {head}.", ""]
     if not diff.files and not diff.intents:
         out.append("No intent and no artifact changes.")

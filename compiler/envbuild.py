@@ -148,8 +148,12 @@ def build_environments(root: Path, out_dir: Path, source: FileSource | None, dec
         if changed_since:
             from compiler.build import _incremental_plan
 
-            plan = _incremental_plan(root, changed_since, graph, ref, out_dir / environment, chosen, outcome.notes,
+            notes: list = []
+            plan = _incremental_plan(root, changed_since, graph, ref, out_dir / environment, chosen, notes,
                                      environment=environment)
+            outcome.notes.extend(
+                dataclasses.replace(note, text=note.text.replace("meshc: ", f"meshc: [{environment}] ", 1))
+                for note in notes)
         with stages.stage(f"emit {environment}") as counted:
             artifacts = emit(graph, compiled.report, chosen, plan.workloads if plan else None)
             counted.append(f"{len(artifacts)} artifacts")
@@ -397,3 +401,32 @@ def _is_field(data: object, path: tuple) -> bool:
             return True
         node = node[part]  # type: ignore[index]  # a dict or a list here, as tested above
     return True
+
+
+# --------------------------------------------------------------------------------------------
+# meshc diff
+
+
+def diff_plan(root: Path, base: str | None, head: str | None,
+              wanted: tuple[str, ...]) -> list[tuple[tuple[str | None, str | None], tuple[str | None, str | None]]]:
+    """The (revision, environment) pairs `meshc diff` compares: the two revisions in each
+    environment the head declares (or the `wanted` ones; an environment the base revision does
+    not declare yet is compared with the base as written), the two `wanted` environments with
+    each other at the head, or the two revisions of a mesh without environments."""
+    from compiler import DEFAULT_OUTPUT
+    from compiler.loader import declared_environments
+
+    skip = (root / DEFAULT_OUTPUT,)
+    source = mesh_source(root, head, skip)
+    declared = declared_environments(source) if source is not None else None
+    if len(wanted) > 2:
+        raise UnknownEnvironment("give one --env to compare two revisions in it, or two to compare the two")
+    if len(wanted) == 2:
+        first, second = chosen_environments(declared, wanted) if wanted[0] != wanted[1] else (wanted[0], wanted[1])
+        return [((head, first), (head, second))]
+    names = chosen_environments(declared, wanted)
+    if not names:
+        return [((base, None), (head, None))]
+    base_source = mesh_source(root, base, skip)
+    at_base = declared_environments(base_source).names if base_source is not None else []
+    return [((base, name if name in at_base else None), (head, name)) for name in names]

@@ -462,6 +462,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "when": "A CEL condition: the objects it judges; unset, every object of the kind.",
         "rule": "A CEL expression over `self`, the linked, defaulted object, that must hold.",
         "message": "What is reported where the rule does not hold.",
+        "environments": "The environments it judges (names in `Mesh.environments`); empty, every environment, and a "
+                        "mesh without environments.",
     },
 }
 

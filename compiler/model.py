@@ -1344,6 +1344,7 @@ class Policy(Strict):
     when: CelText | None = None
     rule: CelText
     message: Annotated[Line, StringConstraints(min_length=1, max_length=1024)]
+    environments: list[Name] = []
 
 
 KIND_MODELS: dict[str, type[Strict]] = {

@@ -121,10 +121,10 @@ def objects_of(graph: MeshGraph, kind: str) -> Iterator[tuple[str, Origin, dict[
         yield f"{kind} {key}", linked.origin, data
 
 
-def _evaluate(program: Any, data: dict[str, Any]) -> tuple[bool | None, str | None]:
+def _evaluate(program: Any, data: dict[str, Any], environment: str) -> tuple[bool | None, str | None]:
     """(result, None), or (None, why) when the expression fails or is not a boolean."""
     try:
-        result = program.execute({"self": data})
+        result = program.execute({"self": data, "environment": environment})
     except KeyError as error:
         return None, f"no field {error}"
     except Exception as error:  # noqa: BLE001 - whatever the evaluator raises is the expression's failure
@@ -143,12 +143,12 @@ EVALUATION_SECONDS = 5.0
 EVALUATION_MEMORY = 1024 * 1024 * 1024
 
 
-def _judge(policy: CompiledPolicy, data: dict[str, Any]) -> tuple[str, str | None]:
+def _judge(policy: CompiledPolicy, data: dict[str, Any], environment: str) -> tuple[str, str | None]:
     """("ok" | "violation" | the field that failed, why it failed) for one object."""
     for field, program in (("when", policy.when), ("rule", policy.rule)):
         if program is None:
             continue
-        result, failure = _evaluate(program, data)
+        result, failure = _evaluate(program, data, environment)
         if failure is not None:
             return field, failure
         if not result:
@@ -164,7 +164,7 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (in_use + EVALUATION_MEMORY, in_use + EVALUATION_MEMORY))
 
 
-def _judge_all(jobs: list[tuple[CompiledPolicy, dict[str, Any]]]) -> list[tuple[str, str | None]]:
+def _judge_all(jobs: list[tuple[CompiledPolicy, dict[str, Any]]], environment: str) -> list[tuple[str, str | None]]:
     """_judge of every job, in forked processes (one unless an evaluation is stopped)."""
     import pickle
     import select
@@ -180,7 +180,7 @@ def _judge_all(jobs: list[tuple[CompiledPolicy, dict[str, Any]]]) -> list[tuple[
                 os.close(read_end)
                 _limit_memory()
                 for policy, data in jobs[first:]:
-                    record = pickle.dumps(_judge(policy, data))
+                    record = pickle.dumps(_judge(policy, data, environment))
                     os.write(write_end, len(record).to_bytes(4, "big") + record)
             finally:
                 os._exit(0)
@@ -215,10 +215,22 @@ def check(graph: MeshGraph, report: Report) -> None:
     if not graph.policies:
         return
     at = graph.sources.locate
+    # the environment compiled (docs/policies.md): CEL's `environment`, and what Policy.environments selects
+    environment = graph.sources.environment or ""
+    declared = {e.name for e in graph.mesh.environments}
+    for node in graph.policies.values():
+        for index, name in enumerate(node.spec.environments):
+            if name not in declared:
+                report.add(codes.POLICY_UNKNOWN_ENVIRONMENT,
+                           f"Policy {node.name} names environment {name!r}, which the mesh does not declare "
+                           f"({', '.join(sorted(declared)) or 'it declares none'}): it never judges anything there",
+                           at(node.origin, "environments", index))
     jobs = []
     for policy in compile_policies(graph, report):
+        if policy.node.spec.environments and environment not in policy.node.spec.environments:
+            continue
         jobs += [(policy, name, origin, data) for name, origin, data in objects_of(graph, policy.node.spec.appliesTo)]
-    verdicts = _judge_all([(policy, data) for policy, _, _, data in jobs])
+    verdicts = _judge_all([(policy, data) for policy, _, _, data in jobs], environment)
     for (policy, name, origin, _), (verdict, failure) in zip(jobs, verdicts, strict=True):
         spec = policy.node.spec
         if verdict == "ok":
@@ -245,6 +257,7 @@ CHECK = Check(
     name="cel-policies",
     summary="the organisation's Policy documents",
     reads=frozenset({"Mesh", "Service", "ExternalService", "Route", "Gateway", "AccessPolicy", "Policy"}),
-    codes=(codes.POLICY_EXPRESSION_INVALID, codes.POLICY_VIOLATION, codes.POLICY_EVALUATION_FAILED),
+    codes=(codes.POLICY_EXPRESSION_INVALID, codes.POLICY_VIOLATION, codes.POLICY_EVALUATION_FAILED,
+           codes.POLICY_UNKNOWN_ENVIRONMENT),
     run=check,
 )
