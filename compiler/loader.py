@@ -435,6 +435,7 @@ def _load_overlays(source: FileSource, listing: dict[str, int], declared: Declar
             text = _read_text(source, path, listing[path], sources, report)
             if text is None:
                 continue
+            _record_suppressions(path, text, report)  # `# meshc: ignore[...]` on a line an overlay sets
             try:
                 documents = load_documents(text, max_documents=max(1, MAX_DOCUMENTS - len(sources.documents)))
             except YamlProblem as problem:

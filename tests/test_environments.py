@@ -290,3 +290,16 @@ def test_loading_an_undeclared_environment_is_located_at_mesh_yaml(tmp_path: Pat
     [diagnostic] = [d for d in compiled.report.diagnostics if d.code.code == "MESH024"]
     assert diagnostic.location.file == "mesh.yaml"
     assert "it declares: staging, prod" in diagnostic.message
+
+
+def test_a_suppression_comment_in_an_overlay_suppresses_there(tmp_path: Path) -> None:
+    """MESH320 is reported at web's `public` (base); prod's overlay makes web public itself and
+    says, on that line, that it knows."""
+    services = SERVICES.replace("public: true\nmtls: PERMISSIVE\n", "")
+    overlay = "kind: Service\nname: web\npublic: true  # meshc: ignore[MESH320]\n"
+    root = shop(tmp_path, **{"services/shop.yaml": services, "environments/prod/web.yaml": overlay})
+    assert not [d for d in check_mesh(root).report.diagnostics if d.code.code == "MESH320"]
+    root = shop(tmp_path / "unsuppressed", **{"services/shop.yaml": services,
+                                              "environments/prod/web.yaml": overlay.split("  #")[0] + "\n"})
+    [found] = [d for d in check_mesh(root).report.diagnostics if d.code.code == "MESH320"]
+    assert (found.location.file, found.location.line) == ("environments/prod/web.yaml", 3)
