@@ -205,38 +205,63 @@ def check(path: str, fix: bool, environments: tuple[str, ...], timings: bool, re
               help="Also send every case through real Envoy processes running the emitted bootstraps.")
 @click.option("--fail-under", "fail_under", type=click.FloatRange(0, 100), default=None, metavar="PERCENT",
               help="Fail when fewer than PERCENT of the Route rules decide a case.")
+@_ENVIRONMENTS
 @_common
-def test_command(path: str, through_envoy: bool, fail_under: float | None, ref: str | None, fmt: str,
-                 quiet: bool, color: str, fail_on: Severity) -> None:
+def test_command(path: str, through_envoy: bool, fail_under: float | None, environments: tuple[str, ...],
+                 ref: str | None, fmt: str, quiet: bool, color: str, fail_on: Severity) -> None:
     """Run the mesh's RouteTest cases through the reference evaluator (and, with --envoy, Envoy).
 
-    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory).
+    PATH is the mesh root, the directory holding mesh.yaml (default: the current directory). A
+    mesh with environments runs its cases in each environment (or each --env).
     """
-    from compiler.build import compile_mesh
+    from compiler.build import Compiled, compile_mesh
+    from compiler.envbuild import UnknownEnvironment, chosen_environments, labelled, mesh_source
+    from compiler.loader import declared_environments
     from compiler.routetest import run_route_tests
 
     root = _root(path)
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,))
-    run = None
-    if compiled.graph is not None and compiled.loaded is not None and not compiled.report.has_errors:
-        run = run_route_tests(compiled.graph, compiled.loaded.intents, compiled.report)
-        if through_envoy:
-            from targets import load as load_target
+    source = mesh_source(root, ref, (root / DEFAULT_OUTPUT,))
+    declared = declared_environments(source) if source is not None else None
+    try:
+        names: list[str | None] = [*chosen_environments(declared, environments)] or [None]
+    except UnknownEnvironment as error:
+        raise click.UsageError(f"--env: {error}") from None
+    runs, reports = [], []
+    for environment in names:
+        compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), environment=environment)
+        run = None
+        if compiled.graph is not None and compiled.loaded is not None and not compiled.report.has_errors:
+            run = run_route_tests(compiled.graph, compiled.loaded.intents, compiled.report)
+            if through_envoy:
+                from targets import load as load_target
 
-            envoy = load_target("envoy")
-            try:
-                envoy.run_through_envoy(compiled.graph, run, compiled.report)
-            except envoy.EnvoyUnavailable as error:
-                click.echo(f"meshc test --envoy: {error}", err=True)
-                sys.exit(EXIT_USAGE)
-    _print_report(compiled, fmt, quiet, color, root)
-    if run is None:
-        sys.exit(EXIT_FAIL)
-    click.echo(f"meshc test: {run.summary()}", err=True)
-    below = fail_under is not None and run.coverage < fail_under
-    if below:
-        click.echo(f"meshc test: rule coverage {run.coverage:.1f}% is under --fail-under {fail_under:g}%", err=True)
-    sys.exit(EXIT_FAIL if compiled.report.fails(fail_on) or below else EXIT_OK)
+                envoy = load_target("envoy")
+                try:
+                    envoy.run_through_envoy(compiled.graph, run, compiled.report)
+                except envoy.EnvoyUnavailable as error:
+                    click.echo(f"meshc test --envoy: {error}", err=True)
+                    sys.exit(EXIT_USAGE)
+        runs.append((environment, run))
+        reports.append((environment, compiled))
+    if names == [None]:
+        shown = reports[0][1]
+    else:
+        shown = Compiled(None, reports[0][1].sources, labelled([(str(e), c.report) for e, c in reports]))
+        for _, compiled in reports[1:]:
+            shown.sources.texts.update(compiled.sources.texts)
+    _print_report(shown, fmt, quiet, color, root)
+    failed = shown.report.fails(fail_on)
+    for environment, run in runs:
+        label = f"[{environment}] " if environment is not None else ""
+        if run is None:
+            failed = True
+            continue
+        click.echo(f"meshc test: {label}{run.summary()}", err=True)
+        if fail_under is not None and run.coverage < fail_under:
+            click.echo(f"meshc test: {label}rule coverage {run.coverage:.1f}% is under --fail-under {fail_under:g}%",
+                       err=True)
+            failed = True
+    sys.exit(EXIT_FAIL if failed else EXIT_OK)
 
 
 @main.command()
