@@ -369,6 +369,7 @@ class Declared:
 
     environments: tuple[Any, ...] = ()  # compiler.model.Environment
     default_namespace: str = "default"
+    exclude: tuple[str, ...] = ()  # Mesh.exclude: overlay files it matches are not read either
 
     @property
     def names(self) -> list[str]:
@@ -402,7 +403,9 @@ def declared_environments(source: FileSource, listing: dict[str, int] | None = N
         check_environments(environments)
     except (ValidationError, ValueError):
         return Declared()
-    return Declared(tuple(environments), namespace if isinstance(namespace, str) else "default")
+    exclude = mesh.get("exclude", [])
+    return Declared(tuple(environments), namespace if isinstance(namespace, str) else "default",
+                    tuple(e for e in exclude if isinstance(e, str)) if isinstance(exclude, list) else ())
 
 
 def in_folders(path: str, folders: list[str]) -> bool:
@@ -420,8 +423,10 @@ def _load_overlays(source: FileSource, listing: dict[str, int], declared: Declar
         report.add(codes.UNKNOWN_ENVIRONMENT, f"the mesh declares no environment {environment!r} "
                    f"(it declares: {', '.join(declared.names) or 'none'})", Location(MESH_FILE, 1, 1))
         return overlays, read_bytes
+    patterns = [p.strip("/") for p in (DEFAULT_OUTPUT, *declared.exclude)]
     for folder in chosen.folders():
-        files = [path for path in sorted(listing) if in_folders(path, [folder])]
+        files = [path for path in sorted(listing) if in_folders(path, [folder])
+                 and not any(glob_matches(p, path) for p in patterns)]
         if not files:
             report.add(codes.OVERLAY_FOLDER_MISSING, f"environment {environment}: overlay folder {folder}/ holds no "
                        "intent file", Location(MESH_FILE, 1, 1))

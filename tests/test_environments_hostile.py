@@ -91,3 +91,11 @@ def test_two_environments_sharing_a_folder_and_nested_folders(tmp_path: Path) ->
                                    "environments/staging/api.yaml": ""})
     compiled = check_mesh(root)
     assert any("lies inside overlay folder" in d.message for d in compiled.report.diagnostics)
+
+
+def test_mesh_exclude_applies_to_overlay_files(tmp_path: Path) -> None:
+    mesh = MESH.replace("platforms:", "exclude: ['environments/prod/notes/**']\nplatforms:")
+    root = shop(tmp_path, **{"mesh.yaml": mesh, "environments/prod/notes/draft.yaml": "not: an overlay\n"})
+    compiled = check_mesh(root)
+    assert not compiled.report.has_errors
+    assert "environments/prod/notes/draft.yaml" not in compiled.sources.texts
