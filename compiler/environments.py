@@ -28,7 +28,7 @@ PATCH_ACTIONS = ("add", "delete", "replace")
 # The fields that name a document: an overlay writes them to say which document it changes.
 IDENTITY = ("apiVersion", "kind", "name", "namespace")
 # The key of each list of objects that has one other than a required `name` (see list_key).
-OTHER_LIST_KEYS = {"Endpoint": "address"}
+OTHER_LIST_KEYS = {"Endpoint": "address", "Placement": "platform"}
 # Mesh fields an overlay cannot change: which files are read is decided before any overlay is.
 FIXED_MESH_FIELDS = ("environments", "exclude")
 

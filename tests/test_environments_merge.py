@@ -117,3 +117,28 @@ def test_every_diagnostic_location_lies_inside_the_file_it_names(tmp_path_factor
             assert 1 <= location.line <= max(1, len(lines)), (location, textwrap.indent("\n".join(lines), "  "))
             line = lines[location.line - 1] if lines else ""
             assert 1 <= location.column <= len(line) + 1, (location, line)
+
+
+def test_the_keyed_lists_are_the_documented_ones() -> None:
+    """docs/intents.md, "Environments": which lists merge item by item, on which key (a list of
+    objects that each require a `name` is keyed by name, whatever kind adds one later)."""
+    from compiler.environments import keyed_lists
+
+    documented = {"Mesh.platforms": "name", "Service.ports": "name", "Gateway.listeners": "name",
+                  "ExternalService.ports": "name", "RouteTest.cases": "name", "Service.endpoints": "address",
+                  "Placement.endpoints": "address", "Service.placements": "platform"}
+    assert documented.items() <= keyed_lists().items()
+    assert "Route.rules" not in keyed_lists() and "Service.calls" not in keyed_lists()
+
+
+def test_placements_merge_by_platform() -> None:
+    base = {"apiVersion": "meshc/v1", "kind": "Service", "name": "api", "ports": [{"name": "http", "port": 80}],
+            "placements": [{"platform": "east", "priority": 0},
+                           {"platform": "vms", "endpoints": [{"address": "10.0.0.1"}, {"address": "10.0.0.2"}]}]}
+    overlay = {"kind": "Service", "name": "api",
+               "placements": [{"platform": "vms", "priority": 1,
+                               "endpoints": [{"address": "10.0.0.2", "$patch": "delete"},
+                                             {"address": "10.0.0.3", "$patch": "add"}]}]}
+    assert merge_data(base, overlay)["placements"] == [
+        {"platform": "east", "priority": 0},
+        {"platform": "vms", "endpoints": [{"address": "10.0.0.1"}, {"address": "10.0.0.3"}], "priority": 1}]
