@@ -142,3 +142,21 @@ def test_placements_merge_by_platform() -> None:
     assert merge_data(base, overlay)["placements"] == [
         {"platform": "east", "priority": 0},
         {"platform": "vms", "endpoints": [{"address": "10.0.0.1"}, {"address": "10.0.0.3"}], "priority": 1}]
+
+
+def test_replace_and_delete_markers() -> None:
+    base = {"apiVersion": "meshc/v1", "kind": "Service", "name": "api", "platform": "k8s", "owner": "a",
+            "ports": [{"name": "http", "port": 80, "protocol": "http"}, {"name": "admin", "port": 81}],
+            "resilience": {"timeout": "1s", "retries": {"attempts": 2}}}
+    whole = merge_data(base, {"kind": "Service", "name": "api", "$patch": "replace", "platform": "vm",
+                              "ports": [{"name": "tcp", "port": 9}]})
+    assert whole == {"apiVersion": "meshc/v1", "kind": "Service", "name": "api", "platform": "vm",
+                     "ports": [{"name": "tcp", "port": 9}]}  # identity kept, nothing else of the base
+    item = merge_data(base, {"kind": "Service", "name": "api",
+                             "ports": [{"name": "http", "port": 8080, "$patch": "replace"}, {"name": "admin",
+                                                                                           "$patch": "delete"}],
+                             "resilience": {"$patch": "replace", "timeout": "2s"}, "owner": None})
+    assert item["ports"] == [{"name": "http", "port": 8080}]
+    assert item["resilience"] == {"timeout": "2s"}
+    assert "owner" not in item
+    assert merge_data(base, {"kind": "Service", "name": "api", "$patch": "delete"}) is None
