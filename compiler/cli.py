@@ -628,7 +628,7 @@ def explain(code: str | None) -> None:
 
 @main.command("explain-value")
 @click.argument("environment", metavar="ENV")
-@click.argument("document", metavar="KIND/NAME")
+@click.argument("document", metavar="DOCUMENT")
 @click.argument("field", metavar="FIELD")
 @click.argument("path", default=".", type=click.Path(file_okay=False))
 @click.option("--ref", "ref", default=None, metavar="REV", help="Read the intents from a git revision.")
@@ -637,9 +637,11 @@ def explain_value(environment: str, document: str, field: str, path: str, ref: s
     """Say where a value of an environment comes from: the base line, then each overlay line that
     set it, in order (docs/intents.md, "Environments").
 
-    KIND/NAME is a document, `Service/api` or `Service/shop/api` (namespace/name); FIELD a field
-    path as diagnostics write it, `resilience.timeout` or `ports[0].port`, where `[http]` names
-    the item of a keyed list by its key. PATH is the mesh root (default: the current directory).
+    ENV is an environment the mesh declares (default: none, name one). DOCUMENT is `Kind/name` or
+    `Kind/namespace/name`, such as `Service/api` (default: none, name one). FIELD is a field path as
+    diagnostics write it, `resilience.timeout` or `ports[0].port`, where `[http]` names the item of
+    a keyed list by its key (default: none, name one). PATH is the mesh root, the directory holding
+    mesh.yaml (default: the current directory).
     """
     from compiler.envbuild import UnknownEnvironment, ValueNotFound
     from compiler.envbuild import explain_value as explain_chain
