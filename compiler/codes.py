@@ -630,8 +630,7 @@ ENVOY_ROUTE_FEATURE_UNSUPPORTED = _code(
     tcp, tls or mongo destination is proxied as a byte stream, where Envoy takes the first
     rule without HTTP matches (those never match: MESH340) and forwards to its destinations
     by weight. Later rules for the port and the HTTP-only fields are reported instead of being
-    applied. `retryOn: retriable-status-codes` is reported too: the intent language has no
-    list of status codes to retry on.""",
+    applied.""",
 )
 ENVOY_ACCESS_RULE_UNSUPPORTED = _code(
     "MESH412", "envoy-access-rule-unsupported", "warning", "An AccessPolicy rule Envoy cannot enforce as written.",

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote_plus
@@ -52,6 +53,8 @@ from compiler.model import (
     Redirect,
     Retries,
     StringMatch,
+    retries_in_force,
+    timeout_seconds,
 )
 
 Action = Literal["forward", "redirect", "abort", "preflight", "not-found", "misdirected", "refused",
@@ -78,6 +81,7 @@ class Request:
     # checks are cryptography, outside the semantics: tests sign such tokens with another key)
     forged_token: bool = False
     now: float | None = None  # the time tokens are checked at (seconds since the epoch); None: now
+    behaviour: Behaviour | None = None  # how the destination answers its tries (`meshc test`)
 
     @property
     def bare_path(self) -> str:
@@ -1075,3 +1079,88 @@ def serving_placements(tiers: list[tuple[Reached, ...]], ejected: frozenset[str]
         if left:
             return left
     return ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Retries and timeouts: what the client receives from a destination that fails (docs/intents.md)
+
+# RFC 9110 9.2.2: the methods whose repetition has the effect of one request
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+RESET = "reset"  # a try the destination answers by closing the connection, without a status
+# what the client is answered when the last try failed so: Envoy's local replies
+RESET_STATUS = 503
+TIMEOUT_STATUS = 504
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a destination answers the tries of one request: the first `len(failures)` tries with
+    those failures (a status code, or `reset`), every later one 200; each after `delay` seconds."""
+
+    failures: tuple[int | str, ...] = ()
+    delay: Decimal = Decimal(0)
+
+    def answer(self, index: int) -> int | str:
+        return self.failures[index] if index < len(self.failures) else 200
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int  # what the client receives
+    tries: int  # how many tries the destination received
+    reason: str
+
+
+def retried(retries: Retries, failure: int | str) -> bool:
+    """Whether one failed try is retried under the retry conditions (Envoy's x-envoy-retry-on:
+    `5xx` any 5xx or no answer, `gateway-error` 502/503/504 or no answer, `reset` no answer,
+    `retriable-4xx` 409, and `statusCodes`)."""
+    conditions = set(retries.conditions())
+    if failure == RESET:
+        return bool(conditions & {"5xx", "gateway-error", "reset"})
+    assert isinstance(failure, int)
+    return ((failure >= 500 and "5xx" in conditions)
+            or (failure in (502, 503, 504) and "gateway-error" in conditions)
+            or (failure == 409 and "retriable-4xx" in conditions)
+            or failure in retries.statusCodes)
+
+
+def outcome(decision: Decision, method: str, behaviour: Behaviour) -> Outcome:
+    """What the client receives when the decision forwards to a destination that behaves so:
+    tries until one succeeds, or a failure is not retried, or the retries are spent; a try
+    slower than `perTryTimeout` is cut and counts as a failure retried under `5xx`,
+    `gateway-error` and `reset` (504 when it is the last); the whole request slower than `timeout` is 504.
+    The back-off between tries is random and not counted: cases keep their delays far from
+    the limits."""
+    in_force = retries_in_force(decision.retries)
+    limit = timeout_seconds(decision.timeout)
+    per_try = timeout_seconds(in_force.perTryTimeout)
+    may_retry = in_force.allowNonIdempotent or method in IDEMPOTENT_METHODS
+    conditions = set(in_force.conditions())
+    elapsed = Decimal(0)
+    tries = 0
+    while True:
+        answer = behaviour.answer(tries)
+        tries += 1
+        remaining = None if limit is None else limit - elapsed
+        if per_try is not None and behaviour.delay > per_try and (remaining is None or per_try < remaining):
+            elapsed += per_try
+            retry = bool(conditions & {"5xx", "gateway-error", "reset"})
+            failure: int | str = TIMEOUT_STATUS
+            why = f"try {tries} took longer than perTryTimeout {in_force.perTryTimeout}"
+        elif remaining is not None and behaviour.delay >= remaining:
+            return Outcome(TIMEOUT_STATUS, tries, f"the request took longer than its timeout {decision.timeout}")
+        else:
+            elapsed += behaviour.delay
+            if answer == 200:
+                return Outcome(200, tries, f"try {tries} succeeded")
+            failure = answer
+            retry = retried(in_force, answer)
+            why = f"try {tries} failed with {answer}"
+        final = RESET_STATUS if failure == RESET else int(failure)
+        if not retry:
+            return Outcome(final, tries, f"{why}, which retryOn does not retry")
+        if not may_retry:
+            return Outcome(final, tries, f"{why}; {method} is retried only with allowNonIdempotent")
+        if tries > in_force.attempts:
+            return Outcome(final, tries, f"{why}, the last of {in_force.attempts + 1} tries")

@@ -160,8 +160,9 @@ FIELDS: dict[str, dict[str, str]] = {
         "per": "The period, a duration such as `1s` or `1m`.",
     },
     "Resilience": {
-        "timeout": "The time a request may take, retries included.",
-        "retries": "How failed requests are retried.",
+        "timeout": "The time a request may take, retries included; `0s` for no limit.",
+        "retries": "How failed requests are retried; unset, Istio's default: 2 retries on connect-failure, "
+                   "refused-stream, unavailable, cancelled and 503.",
         "circuitBreaker": "Limits on connections and requests in flight.",
         "outlierDetection": "When a failing endpoint is taken out of the load balancing.",
         "loadBalancer": "How endpoints are chosen: `round-robin`, `least-request`, `random`, or "
@@ -169,9 +170,17 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     "Retries": {
         "attempts": "Retries after the first try (0 turns retries off).",
-        "perTryTimeout": "The time each try may take.",
+        "perTryTimeout": "The time each try may take, the first included; `0s` or unset, only `timeout` bounds "
+                         "it.",
         "retryOn": "The failures that are retried.",
+        "statusCodes": "Answers with these 4xx or 5xx status codes are retried too (Envoy's "
+                       "retriable-status-codes).",
+        "backoff": "The random wait before each retry; unset, Envoy's 25ms base and 250ms cap.",
         "allowNonIdempotent": "Also retry POST and PATCH, whose retry may repeat a side effect (meshc's opt-in).",
+    },
+    "Backoff": {
+        "base": "The base interval: retry N waits a random time below (2^N - 1) x base (at least 1ms).",
+        "max": "The longest wait; unset, 10 x base.",
     },
     "CircuitBreaker": {
         "maxConnections": "Connections to the service at most (each limit at most 2147483647, Istio's int32).",
@@ -207,7 +216,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "match": "Which requests the rule takes: any entry may match; unset, every request.",
         "to": "Where matched requests go; with several destinations, every one has a weight and they sum to 100.",
         "redirect": "Answer matched requests with a redirect instead of forwarding them.",
-        "timeout": "The time a request may take; unset, the destination service's resilience.",
+        "timeout": "The time a request may take, retries included; `0s` for no limit; unset, the destination "
+                   "service's resilience.",
         "retries": "How failed requests are retried; unset, the destination service's resilience.",
         "fault": "Faults injected into matched requests (testing resilience).",
         "mirror": "Also send a copy of matched requests to another service; the copy's answer is dropped.",
@@ -435,6 +445,13 @@ FIELDS: dict[str, dict[str, str]] = {
         "port": "The gateway listener port it arrives on; on a sidecar the port comes from `host` (default the "
                 "service's first HTTP port).",
         "sni": "The TLS server name (https and tls gateway listeners).",
+        "backend": "How the destination answers the tries of this request (to test retries and timeouts); "
+                   "unset, 200 at once.",
+    },
+    "BackendBehaviour": {
+        "failures": "The answers to the first tries in turn: a 4xx or 5xx status, or `reset` (the connection "
+                    "closed without an answer); every later try is answered 200.",
+        "delay": "How long the destination takes to answer each try.",
     },
     "RouteTestExpectation": {
         "status": "200 when the request is forwarded, else the proxy's own answer: 404, a redirect's or an "
@@ -449,6 +466,7 @@ FIELDS: dict[str, dict[str, str]] = {
                            "none of them (on an abort, the abort's answer).",
         "route": "The Route that decided.",
         "rule": "The index of the rule of `route` that decided.",
+        "tries": "How many tries the destination receives (1 without retries).",
     },
     "ExpectedDestination": {
         "service": "The service.",

@@ -18,7 +18,7 @@ from typing import Any
 from compiler import codes
 from compiler.diagnostics import Location, Report
 from compiler.loader import MAX_FILE_BYTES
-from compiler.model import LABEL, LOAD_BALANCER_POLICIES
+from compiler.model import LABEL, LOAD_BALANCER_POLICIES, RETRIABLE_STATUS_CODES
 from compiler.yamlload import YamlDocument, YamlProblem, load_documents
 
 ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
@@ -703,6 +703,9 @@ class Importer:
                 "attempts": source.get(*at, "retries", "attempts"),
                 "perTryTimeout": source.get(*at, "retries", "perTryTimeout"),
                 "retryOn": _retry_on(source.get(*at, "retries", "retryOn")),
+                "statusCodes": _retry_status_codes(source.get(*at, "retries", "retryOn")),
+                "backoff": ({"base": source.get(*at, "retries", "backoff")}
+                            if source.get(*at, "retries", "backoff") is not None else None),
             }.items() if v is not None}
         fault = self.fault(source, (*at, "fault"))
         if fault:
@@ -970,9 +973,21 @@ def _path_match(uri: dict[str, Any]) -> dict[str, Any]:
 
 
 def _retry_on(value: Any) -> list[str] | None:
+    """Istio's retryOn conditions; retriable-status-codes only with codes (meshc's statusCodes)."""
     if not isinstance(value, str):
         return None
-    return [v.strip() for v in value.split(",") if v.strip() in _RETRY_ON] or None
+    conditions = [v.strip() for v in value.split(",") if v.strip() in _RETRY_ON]
+    if not _retry_status_codes(value):
+        conditions = [c for c in conditions if c != "retriable-status-codes"]
+    return conditions or None
+
+
+def _retry_status_codes(value: Any) -> list[int] | None:
+    """The status codes in Istio's retryOn: its numbers (retry.go, parseRetryOn)."""
+    if not isinstance(value, str):
+        return None
+    codes = [int(v) for v in (part.strip() for part in value.split(",")) if v.isdigit()]
+    return [c for c in dict.fromkeys(codes) if c in RETRIABLE_STATUS_CODES] or None
 
 
 def _relative(rule: dict[str, Any], service: str) -> dict[str, Any]:

@@ -68,6 +68,24 @@ def _positive_duration(text: str) -> str:
 
 Duration = Annotated[str, AfterValidator(_positive_duration)]
 
+
+def _duration(text: str) -> str:
+    duration_seconds(text)
+    return text
+
+
+# A timeout: a duration, where zero means "no limit" (Envoy's route timeout 0s, Gateway API
+# HTTPRouteTimeouts "0s"), so a rule or a service can lift a limit it would otherwise inherit.
+Timeout = Annotated[str, AfterValidator(_duration)]
+
+
+def timeout_seconds(timeout: str | None) -> Decimal | None:
+    """The limit a timeout sets in seconds; None when there is none (unset or zero)."""
+    if timeout is None:
+        return None
+    seconds = duration_seconds(timeout)
+    return seconds if seconds > 0 else None
+
 # Line breaks and the other control characters (tab aside): no header value, path, file glob or
 # message can carry them, and in a generated file each one would start a new line or do worse,
 # so a value holding one is a located error (MESH105), never a silent compile. CEL text may
@@ -157,12 +175,89 @@ def _unique(values: list[Any], what: str) -> None:
 # Shared pieces
 
 
+# Retries, timeouts and connection settings (issue 12) -----------------------------------------
+
+# The status codes a rule may retry on: the 4xx and 5xx codes Go's net/http names, since Istio
+# reads a number in HTTPRetry.retryOn as a status code only when http.StatusText knows it
+# (pilot/pkg/networking/core/route/retry/retry.go, parseRetryOn).
+RETRIABLE_STATUS_CODES = frozenset(
+    [*range(400, 419), 421, 422, 423, 424, 425, 426, 428, 429, 431, 451, *range(500, 509), 510, 511])
+StatusCode = Annotated[int, AfterValidator(lambda code: _retriable_status(code))]
+
+
+def _retriable_status(code: int) -> int:
+    if code not in RETRIABLE_STATUS_CODES:
+        raise ValueError(f"{code} is not a 4xx or 5xx status code that can be retried "
+                         "(one HTTP names, such as 409, 429, 503)")
+    return code
+
+
+def _at_least_a_millisecond(text: str) -> str:
+    # Envoy rounds a back-off under 1ms up to 1ms; Istio refuses it (HTTPRetry.backoff >= 1ms)
+    if duration_seconds(text) < Decimal("0.001"):
+        raise ValueError("a back-off interval is at least 1ms")
+    return text
+
+
+BackoffInterval = Annotated[str, AfterValidator(_at_least_a_millisecond)]
+# Envoy's back-off cap when none is given: 10 times the base interval (router filter docs)
+BACKOFF_MAX_FACTOR = 10
+
+
+class Backoff(Strict):
+    """Envoy's fully jittered exponential back-off between tries: retry N waits a random time
+    below min((2^N - 1) x base, max)."""
+
+    base: BackoffInterval
+    max: BackoffInterval | None = None  # unset: 10 x base
+
+    def max_interval(self) -> str:
+        """`max`, else 10 x `base`, as a duration string."""
+        if self.max is not None:
+            return self.max
+        return f"{(duration_seconds(self.base) * BACKOFF_MAX_FACTOR * 1000).normalize():f}ms"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Backoff:
+        if self.max is not None and duration_seconds(self.max) < duration_seconds(self.base):
+            raise ValueError(f"the back-off max {self.max} is shorter than its base {self.base}")
+        return self
+
+
 class Retries(Strict):
     attempts: Annotated[int, Field(ge=0, le=100)]
-    perTryTimeout: Duration | None = None
+    perTryTimeout: Timeout | None = None  # each try, the first included; 0s: none of its own
     retryOn: list[RetryOn] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
+    statusCodes: list[StatusCode] = []  # answers retried whatever retryOn says
+    backoff: Backoff | None = None
     # Retrying POST/PATCH can duplicate side effects; a rule must opt in explicitly.
     allowNonIdempotent: bool = False
+
+    def conditions(self) -> list[str]:
+        """Envoy's retry_on conditions: retryOn, with retriable-status-codes when codes are listed."""
+        written: list[str] = list(dict.fromkeys(self.retryOn))
+        if self.statusCodes and "retriable-status-codes" not in written:
+            written.append("retriable-status-codes")
+        return written
+
+    @model_validator(mode="after")
+    def _codes_listed(self) -> Retries:
+        _unique(list(self.statusCodes), "status code")
+        if "retriable-status-codes" in self.retryOn and not self.statusCodes:
+            raise ValueError("retryOn retriable-status-codes retries the codes of `statusCodes`, which lists none")
+        return self
+
+
+# What a request without retries of its own gets on every target: Istio's default retry policy
+# (retry.go, DefaultPolicy), which Istio applies to every route no VirtualService gives retries,
+# so the envoy targets write it too. Istio retries every method so; so does this default.
+BUILT_IN_RETRIES = Retries(attempts=2, retryOn=["connect-failure", "refused-stream", "unavailable", "cancelled"],
+                           statusCodes=[503], allowNonIdempotent=True)
+
+
+def retries_in_force(retries: Retries | None) -> Retries:
+    """The retries a request gets: its own, else the built-in default (docs/intents.md)."""
+    return retries if retries is not None else BUILT_IN_RETRIES
 
 
 # Istio's connection pool settings are int32, Envoy's thresholds uint32: one range for both.
@@ -210,7 +305,7 @@ LoadBalancer = Annotated[
 
 
 class Resilience(Strict):
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     retries: Retries | None = None
     circuitBreaker: CircuitBreaker | None = None
     outlierDetection: OutlierDetection | None = None
@@ -882,7 +977,7 @@ class RouteRule(Strict):
     match: list[Match] = []
     to: list[Destination] = []
     redirect: Redirect | None = None
-    timeout: Duration | None = None
+    timeout: Timeout | None = None  # 0s: no limit, even where the service sets one
     retries: Retries | None = None
     fault: Fault | None = None
     mirror: Mirror | None = None
@@ -1262,6 +1357,15 @@ HostHeader = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9*]([-A-Za-z0-
 RequestPath = Annotated[Line, StringConstraints(pattern=r"^/[^\s#]*$", max_length=4096)]
 
 
+class BackendBehaviour(Strict):
+    """How the destination answers the tries of a case's request (retries and timeouts)."""
+
+    # the first tries' answers in turn: a failing status, or `reset` (the connection closed
+    # without an answer); every later try is answered 200
+    failures: Annotated[list[Annotated[int, Field(ge=400, le=599)] | Literal["reset"]], Field(max_length=20)] = []
+    delay: Timeout = "0s"  # how long the destination takes to answer each try
+
+
 class RouteTestRequest(Strict):
     host: HostHeader
     path: RequestPath = "/"  # with the query string, if any: /search?q=1
@@ -1269,6 +1373,7 @@ class RouteTestRequest(Strict):
     headers: dict[HeaderName, Annotated[Line, StringConstraints(max_length=4096)]] = {}
     port: Port | None = None
     sni: HostName | None = None
+    backend: BackendBehaviour | None = None
 
 
 class ExpectedDestination(Strict):
@@ -1293,6 +1398,8 @@ class RouteTestExpectation(Strict):
     responseHeaders: dict[HeaderName, HeaderValue | None] | None = None
     route: Ref | None = None
     rule: Annotated[int, Field(ge=0)] | None = None
+    # how many tries the destination receives (with the request's `backend` behaviour)
+    tries: Annotated[int, Field(ge=1, le=101)] | None = None
 
     @model_validator(mode="after")
     def _something(self) -> RouteTestExpectation:

@@ -11,11 +11,21 @@ from dataclasses import dataclass, field
 
 from compiler import codes
 from compiler.diagnostics import Related, Report
-from compiler.evaluate import Decision, HeaderEdit, Proxy, Request, canonical_location, evaluate, header_value
+from compiler.evaluate import (
+    Behaviour,
+    Decision,
+    HeaderEdit,
+    Proxy,
+    Request,
+    canonical_location,
+    evaluate,
+    header_value,
+    outcome,
+)
 from compiler.graph import Key, MeshGraph
 from compiler.linker import parse_ref
 from compiler.loader import Intent
-from compiler.model import RouteTest, RouteTestCase, RouteTestExpectation
+from compiler.model import RouteTest, RouteTestCase, RouteTestExpectation, duration_seconds
 
 
 @dataclass(frozen=True)
@@ -63,23 +73,34 @@ class TestRun:
 
 def as_request(case: RouteTestCase) -> Request:
     spec = case.request
+    backend = spec.backend
+    behaviour = (Behaviour(tuple(backend.failures), duration_seconds(backend.delay)) if backend is not None
+                 else None)
     return Request(host=spec.host, path=spec.path, method=spec.method, headers=tuple(spec.headers.items()),
-                   port=spec.port, sni=spec.sni)
+                   port=spec.port, sni=spec.sni, behaviour=behaviour)
 
 
-def answer(decision: Decision) -> int | None:
-    """The status the client sees: 200 from a destination, else the proxy's own."""
-    return 200 if decision.action == "forward" else decision.status
+def answer(decision: Decision, request: Request) -> tuple[int | None, int]:
+    """The status the client sees (200 from a destination, else the proxy's own) and the tries
+    the destination receives; a destination with a behaviour answers as it says."""
+    if decision.action != "forward":
+        return decision.status, 0
+    if request.behaviour is not None and decision.external is None:
+        result = outcome(decision, request.method, request.behaviour)
+        return result.status, result.tries
+    return 200, 1
 
 
-def differences(expect: RouteTestExpectation, decision: Decision, namespace: str) -> list[str]:
+def differences(expect: RouteTestExpectation, decision: Decision, namespace: str, request: Request) -> list[str]:
     found: list[str] = []
 
     def differ(what: str, wanted: object, got: object) -> None:
         if wanted is not None and wanted != got:
             found.append(f"{what}: expected {wanted}, got {got}")
 
-    differ("status", expect.status, answer(decision))
+    status, tries = answer(decision, request)
+    differ("status", expect.status, status)
+    differ("tries", expect.tries, tries)
     if expect.to is not None:
         got: list[tuple[Key, str | None, int | None, int]] = [
             (t.service, t.version, t.port, t.weight) for t in decision.backends]
@@ -157,7 +178,7 @@ def run_route_tests(graph: MeshGraph, intents: list[Intent], report: Report) -> 
             decision = evaluate(graph, proxy, request)
             if decision.rule is not None:
                 run.covered.add((decision.rule.route, decision.rule.index))
-            found = tuple(differences(case.expect, decision, test.namespace))
+            found = tuple(differences(case.expect, decision, test.namespace, request))
             run.cases.append(CaseRun(test, index, case, intent, proxy, request, decision, found))
             if found:
                 report_failure(graph, run.cases[-1], report)

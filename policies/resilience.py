@@ -6,7 +6,7 @@ from __future__ import annotations
 from compiler import codes
 from compiler.diagnostics import Location, Related, Report
 from compiler.graph import MeshGraph, ResolvedRule, RouteNode, ServiceNode
-from compiler.model import Retries, duration_seconds
+from compiler.model import Retries, timeout_seconds
 from policies.check import Check
 
 NON_IDEMPOTENT = frozenset({"POST", "PATCH", "CONNECT"})  # RFC 9110, section 9.2.2
@@ -28,11 +28,12 @@ def _service_retries_location(graph: MeshGraph, service: ServiceNode) -> Locatio
 
 def _budget_overrun(report: Report, retries: Retries, timeout: str | None, where: Location,
                     timeout_at: Location, what: str) -> None:
-    if retries.attempts == 0 or retries.perTryTimeout is None or timeout is None:
+    per_try, limit = timeout_seconds(retries.perTryTimeout), timeout_seconds(timeout)
+    if retries.attempts == 0 or per_try is None or limit is None:
         return
     tries = retries.attempts + 1
-    budget = tries * duration_seconds(retries.perTryTimeout)
-    if budget > duration_seconds(timeout):
+    budget = tries * per_try
+    if budget > limit:
         report.add(
             codes.RETRY_BUDGET_EXCEEDS_TIMEOUT,
             f"{what}: {tries} tries x perTryTimeout {retries.perTryTimeout} take up to {budget.normalize():f}s, "
@@ -79,13 +80,14 @@ def _route_timeouts(graph: MeshGraph, report: Report) -> None:
         for rule in route.rules:
             if rule.spec.timeout is None:
                 continue
-            limit = duration_seconds(rule.spec.timeout)
-            shorter = [c for c in callers
-                       if c.resilience.timeout is not None and duration_seconds(c.resilience.timeout) < limit]
+            limit = timeout_seconds(rule.spec.timeout)  # None: no limit, longer than any caller's
+            shorter = [c for c in callers if (own := timeout_seconds(c.resilience.timeout)) is not None
+                       and (limit is None or own < limit)]
             if shorter:
+                waits = f"up to {rule.spec.timeout}" if limit is not None else "without limit (0s)"
                 report.add(
                     codes.ROUTE_TIMEOUT_EXCEEDS_CALLER,
-                    f"rule {rule.index} of Route {route.key} waits up to {rule.spec.timeout}, longer than the "
+                    f"rule {rule.index} of Route {route.key} waits {waits}, longer than the "
                     f"timeout of its caller{'s' if len(shorter) > 1 else ''} "
                     + ", ".join(f"{c.key} ({c.resilience.timeout})" for c in shorter),
                     at(route.origin, "rules", rule.index, "timeout"),

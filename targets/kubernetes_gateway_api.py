@@ -16,7 +16,17 @@ from compiler.addressing import cluster_dns_name, version_service_name
 from compiler.diagnostics import Related
 from compiler.graph import GATEWAY_API_CLASS, GatewayNode, Key, ResolvedRule, RouteNode, ServiceNode, Target
 from compiler.hostnames import covers, overlap
-from compiler.model import HTTP_PROTOCOLS, Cors, HeaderModifier, Listener, Match, StringMatch
+from compiler.model import (
+    HTTP_PROTOCOLS,
+    Cors,
+    HeaderModifier,
+    Listener,
+    Match,
+    Retries,
+    StringMatch,
+    duration_seconds,
+    timeout_seconds,
+)
 from targets.kubernetes_meta import document, metadata
 from targets.kubernetes_platform import PlatformEmitter
 from targets.kubernetes_support import (
@@ -66,12 +76,13 @@ class GatewayApiEmitter(PlatformEmitter):
             return []
         if resilience.retries is not None:
             self.report_default_retries(service)
-        if resilience.timeout is None:
+        timeouts = self.timeouts(resilience.timeout, resilience.retries, service.origin, ("resilience", "timeout"),
+                                 ("resilience", "retries", "perTryTimeout"))
+        if not timeouts:
             return []
         docs = []
         for port in http_ports:
-            timeout = self.duration(resilience.timeout, service.origin, ("resilience", "timeout"))
-            rule = {"backendRefs": [{"name": service.name, "port": port.port}], "timeouts": {"request": timeout}}
+            rule = {"backendRefs": [{"name": service.name, "port": port.port}], "timeouts": timeouts}
             name = service.name if len(http_ports) == 1 else f"{service.name}-{port.name}"
             docs.append(document(GATEWAY_API, "HTTPRoute",
                                  metadata(name, service.namespace, (service.origin.file, self.graph.mesh_origin.file)),
@@ -95,6 +106,24 @@ class GatewayApiEmitter(PlatformEmitter):
                             self.graph.sources.locate(self.graph.mesh_origin, "defaults", "retries"))
 
     # -- route translation -------------------------------------------------------------------
+
+    def timeouts(self, timeout: str | None, retries: Retries | None, origin, timeout_at: tuple,
+                 per_try_at: tuple) -> dict:
+        """HTTPRouteTimeouts: `request` the whole request ("0s" disables it), `backendRequest`
+        each request to a backend, the per-try timeout, never above `request` (the CRD's rule:
+        "backendRequest timeout cannot be longer than request timeout"), which cuts it anyway."""
+        out: dict = {}
+        if timeout is not None:
+            out["request"] = self.duration(timeout, origin, timeout_at)
+        per_try = retries.perTryTimeout if retries is not None else None
+        if timeout_seconds(per_try) is not None:
+            assert per_try is not None  # a limit was found in it
+            limit = timeout_seconds(timeout)
+            if limit is not None and limit < duration_seconds(per_try):
+                out["backendRequest"] = out["request"]
+            else:
+                out["backendRequest"] = self.duration(per_try, origin, per_try_at)
+        return out
 
     def duration(self, text: str, origin, path: tuple) -> str:
         millis, rounded = whole_milliseconds(text)
@@ -175,9 +204,11 @@ class GatewayApiEmitter(PlatformEmitter):
             if written.headers is not None:
                 ref["filters"] = header_filters(written.headers)  # HTTPBackendRef.filters, Extended support
             out["backendRefs"].append(ref)
-        if rule.timeout is not None:
-            timeout_at = (*at, "timeout") if spec.timeout is not None else ("rules", rule.index)
-            out["timeouts"] = {"request": self.duration(rule.timeout, route.origin, timeout_at)}
+        timeout_at = (*at, "timeout") if spec.timeout is not None else ("rules", rule.index)
+        per_try_at = (*at, "retries", "perTryTimeout") if spec.retries is not None else ("rules", rule.index)
+        timeouts = self.timeouts(rule.timeout, rule.retries, route.origin, timeout_at, per_try_at)
+        if timeouts:
+            out["timeouts"] = timeouts
         if spec.retries is not None:
             self.report.add(codes.K8S_GATEWAY_API_RETRIES,
                             f"retries of rule {rule.index} of Route {route.key} are not applied "

@@ -13,7 +13,17 @@ from typing import Protocol
 
 from compiler.graph import GatewayNode, Key, ResolvedRule, RouteNode, Target
 from compiler.hostnames import covers, overlap
-from compiler.model import Cors, HeaderModifier, ListenerTls, Match, StringMatch
+from compiler.model import (
+    BACKOFF_MAX_FACTOR,
+    Cors,
+    HeaderModifier,
+    ListenerTls,
+    Match,
+    Retries,
+    StringMatch,
+    duration_seconds,
+    timeout_seconds,
+)
 from targets.envoylib import origin_matchers
 from targets.kubernetes_meta import document, gateway_selector, metadata
 from targets.kubernetes_support import ISTIO_NETWORKING, RouteGroup, proto_duration, protocol_name, rule_kind
@@ -104,12 +114,73 @@ def _route(rule: ResolvedRule, host_of: HostOf, http: bool = True) -> list[dict]
     ]
 
 
-def _retries(retries) -> dict:
-    out: dict = {"attempts": retries.attempts}
-    if retries.attempts and retries.retryOn:
-        out["retryOn"] = ",".join(retries.retryOn)
-    if retries.perTryTimeout is not None:
+# Methods Istio's HTTPRetry would retry but meshc retries only with allowNonIdempotent
+NON_IDEMPOTENT_METHODS = ("CONNECT", "PATCH", "POST")
+
+
+def _retries(retries: Retries) -> dict:
+    """HTTPRetry: status codes are numbers in retryOn (retry.go parseRetryOn adds
+    retriable-status-codes itself); `backoff` is Envoy's base interval, whose cap Envoy keeps at
+    10 x base; a per-try timeout of zero is Istio's default (the route's timeout)."""
+    conditions = [c for c in retries.conditions() if c != "retriable-status-codes"]
+    retry_on = ",".join([*conditions, *map(str, retries.statusCodes)])
+    if not retries.attempts or not retry_on:
+        # Istio fills an empty retryOn with its default conditions: no condition is no retry
+        return {"attempts": 0}
+    out: dict = {"attempts": retries.attempts, "retryOn": retry_on}
+    if retries.perTryTimeout is not None and timeout_seconds(retries.perTryTimeout) is not None:
         out["perTryTimeout"] = proto_duration(retries.perTryTimeout)
+    if retries.backoff is not None:
+        out["backoff"] = proto_duration(retries.backoff.base)
+    return out
+
+
+def _timeout(timeout: str | None, retries: Retries | None) -> dict:
+    """HTTPRoute.timeout: none for no limit (Istio's default is none, and its CRD refuses 0s);
+    a single try's perTryTimeout, which Istio drops with `attempts: 0`, bounds the request."""
+    single_try = retries.perTryTimeout if retries is not None and retries.attempts == 0 else None
+    limits = [t for t in (timeout_seconds(timeout), timeout_seconds(single_try)) if t is not None]
+    return {"timeout": proto_duration(f"{min(limits)}s")} if limits else {}
+
+
+BACKOFF_CAP = ("Istio's HTTPRetry.backoff is the base interval only, so Envoy caps the back-off at 10 x base; "
+               "backoff.max is not carried on flavor istio")
+
+
+def backoff_capped_otherwise(retries: Retries) -> bool:
+    """A back-off whose cap is not Envoy's default 10 x base, which is all Istio can write."""
+    backoff = retries.backoff
+    return (backoff is not None and backoff.max is not None
+            and duration_seconds(backoff.max) != duration_seconds(backoff.base) * BACKOFF_MAX_FACTOR)
+
+
+def with_retries(entries: list[dict], retries: Retries | None, timeout: str | None) -> list[dict]:
+    """http entries carrying a rule's timeout and retries (unset: nothing, Istio's default is
+    meshc's built-in one). HTTPRetry retries every method, so unless `allowNonIdempotent` each
+    entry is preceded by its twin for POST, PATCH and CONNECT without retries."""
+    timed = [{**entry, **_timeout(timeout, retries)} for entry in entries]
+    if retries is None:
+        return timed
+    policy = _retries(retries)
+    retried = [{**entry, "retries": policy} for entry in timed]
+    if retries.allowNonIdempotent or not policy["attempts"]:
+        return retried
+    once = {"attempts": 0}
+    out: list[dict] = []
+    for entry in retried:
+        twins = []
+        for match in entry.get("match") or [{}]:
+            method = match.get("method", {}).get("exact")
+            if method is None:
+                twins.append({**match, "method": {"regex": "|".join(NON_IDEMPOTENT_METHODS)}})
+            elif method in NON_IDEMPOTENT_METHODS:
+                twins.append(match)
+        if twins == entry.get("match"):
+            out.append({**entry, "retries": once})  # only POST, PATCH or CONNECT: never retried
+            continue
+        if twins:
+            out.append({**entry, "match": twins, "retries": once})
+        out.append(entry)
     return out
 
 
@@ -186,10 +257,6 @@ def _http_action(rule: ResolvedRule, host_of: HostOf) -> dict:
         out["redirect"] = redirect
         return out
     out["route"] = _route(rule, host_of)
-    if rule.timeout is not None:
-        out["timeout"] = proto_duration(rule.timeout)
-    if rule.retries is not None:
-        out["retries"] = _retries(rule.retries)
     if spec.fault is not None:
         fault: dict = {}
         if spec.fault.delay is not None:
@@ -249,8 +316,12 @@ def routing_spec(route: RouteNode, protocol_of: Callable[[Target], str], host_of
         kind = rule_kind(rule, protocol_of)
         if kind == "http" and rule.spec.redirect is not None and rule.spec.redirect.prefix is not None:
             sections.setdefault("http", []).extend(_redirect_rules(rule, host_of, inexpressible))
-        elif kind == "http":
+        elif kind == "http" and rule.spec.redirect is not None:
             sections.setdefault("http", []).extend(_http_rules(rule, host_of))
+        elif kind == "http":
+            sections.setdefault("http", []).extend(with_retries(_http_rules(rule, host_of), rule.retries, rule.timeout))
+            if rule.retries is not None and backoff_capped_otherwise(rule.retries):
+                inexpressible.append((rule, BACKOFF_CAP))
         else:
             sections.setdefault(kind, []).append(_l4_rule(rule, host_of, with_sni=kind == "tls"))
     return sections
@@ -282,11 +353,7 @@ def default_virtual_service(name: str, namespace: str, host: str, ports: list[in
         rule: dict = {"route": [{"destination": {"host": host, "port": {"number": port}}}]}
         if len(ports) > 1:
             rule["match"] = [{"port": port}]
-        if timeout is not None:
-            rule["timeout"] = proto_duration(timeout)
-        if retries is not None:
-            rule["retries"] = _retries(retries)
-        rules.append(rule)
+        rules.extend(with_retries([rule], retries, timeout))
     return document(ISTIO_NETWORKING, "VirtualService", metadata(name, namespace, sources),
                     spec={"hosts": [host], "http": rules})
 

@@ -43,6 +43,8 @@ from compiler.serialize import to_yaml, to_yaml_documents
 from targets.envoylib import HCM_FILTER, ROUTER_FILTER, local_rate_limit
 from targets.istio_workloads import workload_documents
 from targets.kubernetes_istio import (
+    BACKOFF_CAP,
+    backoff_capped_otherwise,
     default_virtual_service,
     https_redirect_rule,
     https_redirects,
@@ -412,6 +414,12 @@ class PlatformEmitter:
         resilience = service.resilience
         if not http_ports or (resilience.timeout is None and resilience.retries is None):
             return []
+        if resilience.retries is not None and backoff_capped_otherwise(resilience.retries):
+            own = service.spec.resilience is not None and service.spec.resilience.retries is not None
+            self.report.add(codes.K8S_ISTIO_UNSUPPORTED, f"retries of {service.key}: {BACKOFF_CAP}",
+                            self.graph.sources.locate(service.origin, "resilience", "retries", "backoff", "max") if own
+                            else self.graph.sources.locate(self.graph.mesh_origin, "defaults", "retries", "backoff",
+                                                           "max"))
         return [default_virtual_service(service.name, service.namespace, host, http_ports, resilience.timeout,
                                         resilience.retries, (service.origin.file, self.graph.mesh_origin.file))]
 

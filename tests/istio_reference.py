@@ -501,3 +501,43 @@ def failover_order(client_network: str | None, client_locality: str | None, work
         rank = locality_priority(client_locality, one.locality) if locality_on else 0
         tiers.setdefault(rank, []).append(one.source)
     return [sorted(tiers[rank]) for rank in sorted(tiers)]
+
+
+# Retries and timeouts (istio.io VirtualService HTTPRoute.timeout "default is disabled";
+# HTTPRetry; pilot's pilot/pkg/networking/core/route/retry/retry.go ConvertPolicy: no `retries`
+# is DefaultPolicy, `attempts: 0` disables, retryOn numbers are status codes and add
+# retriable-status-codes, an empty retryOn keeps the default conditions, `backoff` is the base).
+ISTIO_DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int
+    conditions: frozenset[str]
+    status_codes: tuple[int, ...]
+    per_try_timeout: str | None
+    backoff_base: str | None
+
+
+def matched_rule(spec: dict[str, Any], request: Request) -> dict[str, Any] | None:
+    """The first HTTPRoute of the VirtualService that matches the request."""
+    for rule in spec.get("http", []):
+        if any(match_block(block, request) for block in rule.get("match") or [{}]):
+            return rule
+    return None
+
+
+def retry_policy(rule: dict[str, Any]) -> RetryPolicy | None:
+    """Envoy's retry policy for one HTTPRoute, as pilot converts it; None: no retries."""
+    retries = rule.get("retries")
+    if retries is None:
+        return RetryPolicy(2, frozenset(ISTIO_DEFAULT_RETRY_ON.split(",")), (503,), None, None)
+    if retries.get("attempts", 0) <= 0:
+        return None
+    conditions, codes = set(ISTIO_DEFAULT_RETRY_ON.split(",")), (503,)
+    if retries.get("retryOn"):
+        parts = [p.strip() for p in retries["retryOn"].split(",") if p.strip()]
+        codes = tuple(int(p) for p in parts if p.isdigit())
+        conditions = {p for p in parts if not p.isdigit()} | ({"retriable-status-codes"} if codes else set())
+    return RetryPolicy(retries["attempts"], frozenset(conditions), codes, retries.get("perTryTimeout"),
+                       retries.get("backoff"))

@@ -64,14 +64,15 @@ def key(name: str) -> Key:
     return Key(NS, name)
 
 
-def kubernetes_route(root: Path, flavor: str, rules: list[dict]) -> tuple[MeshGraph, dict, Report]:
+def kubernetes_route(root: Path, flavor: str, rules: list[dict],
+                     allowed: tuple[str, ...] = ()) -> tuple[MeshGraph, dict, Report]:
     """Route `api` (versions v1 v2 v3, called by web) on a kubernetes platform of `flavor`: the
     graph, the spec of its VirtualService (istio) or HTTPRoute (gateway-api), checked against the
     CRD, and what emitting reported."""
     graph = linked(root, [mesh({"name": "k8s", "kind": "kubernetes", "flavor": flavor}),
                           service("web", calls=["api"], platform="k8s"),
                           service("api", versions=("v1", "v2", "v3"), platform="k8s"),
-                          route("api", rules, service="api")], allowed=("MESH301",))
+                          route("api", rules, service="api")], allowed=("MESH301", *allowed))
     report = Report()
     documents = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
                  for doc in yaml.safe_load_all(artifact.content) if doc and "metadata" in doc]

@@ -66,7 +66,7 @@ CASES = [
     ("bad-call", {"a.yaml": SERVICE + "calls: [../../etc]\n"}, [("MESH106", "a.yaml", 7, 9)]),
     ("duration", {"a.yaml": SERVICE + "resilience: {timeout: 10}\n"}, [("MESH105", "a.yaml", 7, 23)]),
     ("duration-unit", {"a.yaml": SERVICE + "resilience: {timeout: 10d}\n"}, [("MESH107", "a.yaml", 7, 23)]),
-    ("duration-zero", {"a.yaml": SERVICE + "resilience: {timeout: 0ms}\n"}, [("MESH107", "a.yaml", 7, 23)]),
+    ("duration-zero", {"a.yaml": SERVICE + "rateLimit: {requests: 1, per: 0ms}\n"}, [("MESH107", "a.yaml", 7, 31)]),
     (
         "weights",
         {"a.yaml": SERVICE + "---\napiVersion: meshc/v1\nkind: Route\nname: r\nservice: api\nrules:\n"

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from compiler.diagnostics import Report
-from compiler.evaluate import Proxy, Request, evaluate
+from compiler.evaluate import RESET, Behaviour, Proxy, Request, evaluate
 from compiler.serialize import to_json
 from targets.envoylib import EnvoyRunner, disagreement, gateway_bootstrap
+from targets.envoylib.run import outcome_disagreement
 from tests.conftest import require_envoy
 from tests.envoy_validate import assert_envoy_accepts
 from tests.semantics import gateway, key, linked, mesh, route, service
@@ -38,7 +39,8 @@ def answers(graph, proxy: Proxy, requests: list[Request], binary: str) -> list[t
             decision = evaluate(graph, proxy, request)
             reply = runner.send(proxy, request)
             assert reply is not None, request
-            out.append((decision, reply, disagreement(decision, reply)))
+            out.append((decision, reply, outcome_disagreement(decision, request, reply) if request.behaviour
+                        else disagreement(decision, reply)))
         return out
 
 
@@ -325,19 +327,28 @@ cors = st.fixed_dictionaries(
               "maxAge": st.sampled_from(["1s", "10m"]), "allowCredentials": st.booleans()})
 destinations = st.lists(destination, min_size=1, max_size=2, unique_by=lambda d: d["version"]).map(
     lambda chosen: chosen if len(chosen) == 1 else [{**d, "weight": w} for d, w in zip(chosen, (30, 70), strict=True)])
+# retries (issue 12): the conditions and codes a destination's failures meet or miss
+retries = st.fixed_dictionaries({"attempts": st.integers(0, 2)}, optional={
+    "retryOn": st.lists(st.sampled_from(["5xx", "gateway-error", "reset", "retriable-4xx"]), unique=True, max_size=2),
+    "statusCodes": st.lists(st.sampled_from([429, 503]), unique=True, max_size=1),
+    "allowNonIdempotent": st.booleans(),
+})
 rule = st.one_of(
     st.fixed_dictionaries({"match": st.lists(match_entry, max_size=2), "to": destinations},
-                          optional={"rewrite": rewrite, "mirrors": mirrors,
+                          optional={"rewrite": rewrite, "mirrors": mirrors, "retries": retries,
+                                    "timeout": st.sampled_from(["0s", "10s"]),
                                     "headers": header_modifier(["x-h", "x-e"], ["content-type", "x-r"]),
                                     "cors": cors}),
     st.fixed_dictionaries({"match": st.lists(match_entry, min_size=1, max_size=1),
                            "redirect": redirect}),
 )
 request = st.builds(
-    lambda path, query, method, header: Request(
-        "api", path + query, method, (("x-h", header),) if header is not None else ()),
+    lambda path, query, method, header, failures: Request(
+        "api", path + query, method, (("x-h", header),) if header is not None else (),
+        behaviour=Behaviour(tuple(failures)) if failures else None),
     st.sampled_from(REQUEST_PATHS), st.sampled_from(["", "?q=x", "?q=xy", "?q=y"]), st.sampled_from(["GET", "POST"]),
     st.one_of(st.none(), st.sampled_from(["x", "xy", "y"])),
+    st.lists(st.sampled_from([409, 429, 500, 503, RESET]), max_size=3),
 )
 # Origins a browser (or another client) sends: allowed by some patterns only, the scheme's port
 # written out, another port, no more label than the wildcard needs, `null`

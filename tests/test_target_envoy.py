@@ -412,7 +412,6 @@ def test_inexpressible_intents_are_reported_at_their_location(tmp_path: Path) ->
     # HTTP matches on byte streams, sni on HTTP routes and unserved gateway hosts are the
     # analysis' to report (MESH340, MESH341, MESH351); the target reports what only Envoy limits.
     assert codes_at(report) == {
-        ("MESH411", "routes.yaml:8:14"),  # retriable-status-codes without codes
         ("MESH411", "routes.yaml:17:5"),  # store rule 1: timeout on a tcp port
         ("MESH412", "access.yaml:6:5"),  # store has mtls DISABLE: no caller identity
         ("MESH412", "access.yaml:28:5"),  # methods on a tcp-only service (allow)

@@ -130,7 +130,8 @@ def external_virtual_host(proxy: Proxy, external: ExternalNode, port, primary: b
         return {"name": name, "domains": domains, "routes": merged_routes(proxy, routes, port.port)}
     cluster = proxy.external_cluster(external, port)
     return {"name": name, "domains": domains,
-            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s"}}]}
+            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "timeout": "0s",
+                                                            "retry_policy": retry_policy(None, sticky=False)}}]}
 
 
 def address_domains(proxy: Proxy, external: ExternalNode) -> list[str]:
@@ -158,12 +159,10 @@ def default_route(proxy: Proxy, callee: ServiceNode, target: Target) -> dict:
     action: dict[str, Any] = {"cluster": proxy.service_cluster(target)}
     resilience = callee.resilience
     action["timeout"] = duration(resilience.timeout) if resilience.timeout else "0s"
-    if resilience.retries is not None:
-        own = callee.spec.resilience is not None and callee.spec.resilience.retries is not None
-        where = (proxy.at(callee.origin, "resilience", "retries") if own
-                 else proxy.at(proxy.graph.mesh_origin, "defaults", "retries"))
-        action["retry_policy"] = retry_policy(proxy, resilience.retries, where)
     hash_policy = ring_hash_policy(callee)
+    retries = retry_policy(resilience.retries, sticky=hash_policy is not None)
+    if retries is not None:
+        action["retry_policy"] = retries
     if hash_policy is not None:
         action["hash_policy"] = hash_policy
     return {"match": {"prefix": "/"}, "route": action}
@@ -257,17 +256,16 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port: int | 
             {"name": n, "weight": w, **destination_header_mutations(written.headers)}
             for (n, w), written in zip(weighted, spec.to, strict=True)]}}
     action["timeout"] = duration(rule.timeout) if rule.timeout else "0s"
-    if rule.retries is not None:
-        where = (proxy.at(route.origin, "rules", rule.index, "retries") if spec.retries
-                 else proxy.at(route.origin, "service"))
-        action["retry_policy"] = retry_policy(proxy, rule.retries, where)
+    first = proxy.graph.services.get(rule.destinations[0].service)  # an ExternalService has no balancer
+    hash_policy = ring_hash_policy(first) if first is not None else None
+    retries = retry_policy(rule.retries, sticky=hash_policy is not None)
+    if retries is not None:
+        action["retry_policy"] = retries
     if rule.mirrors:
         action["request_mirror_policies"] = [
             {"cluster": proxy.service_cluster(target),
              "runtime_fraction": {"default_value": fractional_percent(m.percent)}}
             for target, (_, m) in zip(rule.mirrors, spec.written_mirrors(), strict=True)]
-    first = proxy.graph.services.get(rule.destinations[0].service)  # an ExternalService has no balancer
-    hash_policy = ring_hash_policy(first) if first is not None else None
     if hash_policy is not None:
         action["hash_policy"] = hash_policy
     entry: dict[str, Any] = {"route": action, **rule_header_mutations(spec)}

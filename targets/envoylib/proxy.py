@@ -29,7 +29,15 @@ from compiler.graph import (
     ServiceNode,
     Target,
 )
-from compiler.model import HTTP_PROTOCOLS, LOAD_BALANCER_POLICIES, ExternalPort, JwtProvider, Retries
+from compiler.model import (
+    HTTP_PROTOCOLS,
+    LOAD_BALANCER_POLICIES,
+    ExternalPort,
+    JwtProvider,
+    Retries,
+    retries_in_force,
+    timeout_seconds,
+)
 from targets.envoylib.authn import JWT_AUTHN_FILTER, PAYLOAD_KEY, jwks_clusters, jwt_authn_filter
 from targets.envoylib.blocks import (
     HCM,
@@ -38,6 +46,7 @@ from targets.envoylib.blocks import (
     LOOPBACK,
     NETWORK_RBAC,
     OPENTELEMETRY,
+    PREVIOUS_HOSTS,
     ZIPKIN,
     cluster_name,
     duration,
@@ -476,20 +485,32 @@ def request_conditions(rule: ResolvedAccessRule) -> list[dict]:
     return conditions
 
 
-def retry_policy(proxy: Proxy, retries: Retries, where: Location) -> dict:
-    """An Envoy RetryPolicy; conditions it cannot express are reported at `where`."""
-    conditions = [c for c in retries.retryOn if c != "retriable-status-codes"]
-    if len(conditions) != len(retries.retryOn):
-        proxy.report.add(
-            codes.ENVOY_ROUTE_FEATURE_UNSUPPORTED,
-            "retryOn retriable-status-codes needs a list of status codes, which the intent has no field for; "
-            "it is left out",
-            where, hint="use 5xx, gateway-error or retriable-4xx",
-        )
-    policy: dict[str, Any] = {"retry_on": ",".join(conditions), "num_retries": retries.attempts}
-    if retries.perTryTimeout is not None:
-        policy["per_try_timeout"] = duration(retries.perTryTimeout)
-    if not retries.allowNonIdempotent:
+# Istio's retries prefer an endpoint not tried yet, except under consistent hashing (retry.go)
+PREVIOUS_HOSTS_PREDICATE = {"name": "envoy.retry_host_predicates.previous_hosts",
+                            "typed_config": {"@type": PREVIOUS_HOSTS}}
+HOST_SELECTION_RETRY_MAX_ATTEMPTS = 5  # Istio's, with the predicate
+
+
+def retry_policy(retries: Retries | None, sticky: bool) -> dict | None:
+    """The Envoy RetryPolicy of the retries in force (unset: meshc's built-in default, Istio's),
+    or None when there are no retries and no per-try timeout. `sticky`: the destination hashes
+    requests to endpoints (ringHash), so a retry may go back to the same one."""
+    in_force = retries_in_force(retries)
+    per_try = timeout_seconds(in_force.perTryTimeout)
+    if in_force.attempts == 0 and per_try is None:
+        return None
+    policy: dict[str, Any] = {"retry_on": ",".join(in_force.conditions()), "num_retries": in_force.attempts}
+    if in_force.statusCodes:
+        policy["retriable_status_codes"] = list(in_force.statusCodes)
+    if per_try is not None:
+        policy["per_try_timeout"] = duration(per_try)
+    if in_force.backoff is not None:
+        policy["retry_back_off"] = {"base_interval": duration(in_force.backoff.base),
+                                    "max_interval": duration(in_force.backoff.max_interval())}
+    if not sticky:
+        policy["retry_host_predicate"] = [PREVIOUS_HOSTS_PREDICATE]
+        policy["host_selection_retry_max_attempts"] = HOST_SELECTION_RETRY_MAX_ATTEMPTS
+    if not in_force.allowNonIdempotent:
         idempotent = "|".join(IDEMPOTENT_METHODS)
         policy["retriable_request_headers"] = [
             {"name": ":method", "string_match": {"safe_regex": {"regex": idempotent}}}]

@@ -17,6 +17,7 @@ sidecar's other listeners are counted as not run.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import random
@@ -25,6 +26,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,7 +37,7 @@ from typing import Any
 
 from compiler import codes
 from compiler.diagnostics import Related, Report
-from compiler.evaluate import Decision, Headers, Proxy, Request, canonical_location, header_value
+from compiler.evaluate import RESET, Decision, Headers, Proxy, Request, canonical_location, header_value, outcome
 from compiler.graph import MeshGraph
 from compiler.serialize import to_json
 from targets.envoylib.blocks import HCM_FILTER, cluster_name
@@ -44,6 +46,8 @@ from targets.envoylib.tls import DOWNSTREAM_TLS, TLS_SOCKET
 
 READY_TIMEOUT = 30.0
 ANSWER_HEADER = "x-meshc-cluster"
+# `key;delay-seconds;failure;failure...`: how an echo backend answers the tries of one request
+BEHAVIOUR_HEADER = "x-meshc-behaviour"
 
 
 class EnvoyUnavailable(RuntimeError):
@@ -67,6 +71,15 @@ class _Echo(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         if length:
             self.rfile.read(length)
+        failure = self._behave()
+        if failure == RESET:
+            self.close_connection = True  # closed without a status line: Envoy sees a reset
+            return
+        if failure is not None:
+            self.send_response(int(failure))
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         body = json.dumps({"cluster": self.server.cluster, "path": self.path, "host": self.headers.get("host"),
                            "headers": [[name.lower(), value] for name, value in self.headers.items()]}).encode()
         self.send_response(200)
@@ -75,6 +88,18 @@ class _Echo(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _behave(self) -> int | str | None:
+        """A request carrying BEHAVIOUR_HEADER (a RouteTest case's `backend`) is answered as it
+        says for its try: after its delay, with its failure for this try, or None for 200."""
+        script = self.headers.get(BEHAVIOUR_HEADER)
+        if script is None or (self.headers.get("host") or "").split(":")[0].endswith("-shadow"):
+            return None  # a mirrored copy (Envoy appends -shadow to its Host) is not a try
+        key, delay, *failures = script.split(";")
+        index = self.server.next_try(key)
+        time.sleep(float(delay))
+        answer = failures[index] if index < len(failures) else None
+        return answer if answer in (None, RESET) else int(answer)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_TRACE = _answer
 
@@ -91,6 +116,7 @@ class _EchoServer(ThreadingHTTPServer):
         super().__init__((address, 0), _Echo)
         self.cluster = cluster
         self.answered = 0  # requests answered, mirrored copies included
+        self.tries: dict[str, int] = {}  # tries of each request that carries a behaviour
         self.lock = threading.Lock()
         self.tls = tls  # behind a TLS passthrough chain the backend terminates TLS
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -108,6 +134,18 @@ class _EchoServer(ThreadingHTTPServer):
     def count(self) -> None:
         with self.lock:
             self.answered += 1
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet when Envoy cut a try short (a per-try or request timeout) before its answer."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    def next_try(self, key: str) -> int:
+        """The index of this try of request `key` (0 for its first)."""
+        with self.lock:
+            index = self.tries.get(key, 0)
+            self.tries[key] = index + 1
+            return index
 
     def stop(self) -> None:
         self.shutdown()
@@ -196,6 +234,7 @@ class Reply:
     location: str | None = None
     headers: Headers = ()  # the request headers the backend received
     response_headers: Headers = ()  # the response headers the client received
+    tries: int = 0  # tries the backends received of a request with a behaviour
 
 
 class EnvoyRunner:
@@ -214,6 +253,7 @@ class EnvoyRunner:
         self.address = f"127.{random.randrange(100, 250)}.{random.randrange(1, 250)}.{random.randrange(2, 250)}"
         self.running: dict[Proxy, Running] = {}
         self.certificate: tuple[Path, Path] | None = None
+        self.requests = itertools.count()  # names the tries of one request for its backend
 
     def __enter__(self) -> EnvoyRunner:
         return self
@@ -338,6 +378,12 @@ class EnvoyRunner:
         port = running.ports.get(named) if named is not None else None
         if port is None:
             return None
+        headers = {"host": request.host, **dict(request.headers)}
+        key = None
+        if request.behaviour is not None:
+            key = f"try{next(self.requests)}"
+            headers[BEHAVIOUR_HEADER] = ";".join(
+                [key, str(request.behaviour.delay), *map(str, request.behaviour.failures)])
         connection = http.client.HTTPConnection(running.address, port, timeout=10)
         try:
             if self.over_tls(proxy, request):
@@ -346,8 +392,7 @@ class EnvoyRunner:
                 raw = socket.create_connection((running.address, port), timeout=10)
                 # terminated by Envoy, or passed through to a backend that terminates it
                 connection.sock = client.wrap_socket(raw, server_hostname=request.sni)
-            connection.request(request.method, request.path,
-                               headers={"host": request.host, **dict(request.headers)})
+            connection.request(request.method, request.path, headers=headers)
             response = connection.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException):
@@ -356,9 +401,10 @@ class EnvoyRunner:
             connection.close()
         cluster = response.getheader(ANSWER_HEADER)
         seen = json.loads(body) if cluster is not None else {}
+        tries = sum(echo.tries.get(key, 0) for echo in running.echoes) if key is not None else 0
         return Reply(response.status, cluster, seen.get("path"), seen.get("host"), response.getheader("location"),
                      tuple((name, value) for name, value in seen.get("headers", ())),
-                     tuple((name.lower(), value) for name, value in response.getheaders()))
+                     tuple((name.lower(), value) for name, value in response.getheaders()), tries)
 
     def listeners_on(self, proxy: Proxy, port: int | None) -> list:
         if proxy.gateway is None:
@@ -416,6 +462,20 @@ def disagreement(decision: Decision, reply: Reply) -> str | None:
     return None
 
 
+def outcome_disagreement(decision: Decision, request: Request, reply: Reply) -> str | None:
+    """For a request whose backend fails as its behaviour says: the status the client got and
+    the tries the backend received, against the evaluator's outcome; then, for a success, the
+    rest of the decision."""
+    assert request.behaviour is not None
+    if decision.action != "forward" or decision.external is not None:
+        return disagreement(decision, reply)
+    expected = outcome(decision, request.method, request.behaviour)
+    if (reply.status, reply.tries) != (expected.status, expected.tries):
+        return (f"Envoy answered {reply.status} after {reply.tries} tries; the semantics answer {expected.status} "
+                f"after {expected.tries} ({expected.reason})")
+    return disagreement(decision, reply) if expected.status == 200 else None
+
+
 def header_disagreement(decision: Decision, reply: Reply) -> str | None:
     """Request headers the backend saw and response headers the client got, for every header
     the client sent or the edits name, against the decision for the backend that answered."""
@@ -470,7 +530,8 @@ def run_through_envoy(graph: MeshGraph, run, report: Report, binary: str | None 
                 run.not_through_envoy += 1
                 continue
             run.through_envoy += 1
-            problem = disagreement(case.decision, reply)
+            problem = (outcome_disagreement(case.decision, case.request, reply) if case.request.behaviour is not None
+                       else disagreement(case.decision, reply))
             if problem is None:
                 continue
             related: tuple[Related, ...] = ()

@@ -181,7 +181,8 @@ def build_sidecars(workdir: Path, pki: TestPki, addresses: harness.LoopbackAddre
         {
             "apiVersion": API, "kind": "Route", "name": "reviews-routing", "service": "reviews",
             "rules": [
-                {"match": [{"headers": {"end-user": {"exact": "jason"}}}], "to": [{"version": "v2"}]},
+                {"match": [{"headers": {"end-user": {"exact": "jason"}}}], "to": [{"version": "v2"}],
+                 "retries": {"attempts": 0}},
                 {"match": [{"path": {"prefix": "/split"}}],
                  "to": [{"version": "v1", "weight": 80}, {"version": "v2", "weight": 20}]},
                 {"match": [{"path": {"prefix": "/fail-once/"}}], "to": [{"version": "v1"}],

@@ -59,7 +59,10 @@ class Failover:
              "ports": [{"name": "http", "port": self.catalog_port, "protocol": "http"}],
              "placements": [{"platform": place, "endpoints": [{"address": self.catalog_address[place]}]}
                             for place in ("west", "east-b", "east-a")],  # written order does not decide
-             "resilience": {"outlierDetection": {"consecutive5xx": CONSECUTIVE_FAILURES, "interval": "100ms",
+             # retries off: a failed placement's 503 reaches the caller, so the failover under test
+             # is outlier detection's alone (the built-in default retries a 503 on another endpoint)
+             "resilience": {"retries": {"attempts": 0},
+                            "outlierDetection": {"consecutive5xx": CONSECUTIVE_FAILURES, "interval": "100ms",
                                                  "baseEjectionTime": f"{EJECTION}s", "maxEjectionPercent": 100}}},
         ]
         self.graph = compile_graph(harness.write_intents(workdir / "failover-mesh", documents))

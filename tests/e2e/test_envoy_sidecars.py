@@ -79,8 +79,9 @@ def test_retry_turns_a_first_attempt_503_into_a_200(mesh: SidecarMesh) -> None:
 
 
 def test_without_a_retry_policy_the_first_503_reaches_the_caller(mesh: SidecarMesh) -> None:
-    # The header rule has no retries (and the mesh sets no defaults): the same backend failure
-    # is returned as is, so the 200 above is the retry policy's doing.
+    # The header rule turns retries off (`attempts: 0`; without it the built-in default, Istio's,
+    # would retry the 503): the same backend failure is returned as is, so the 200 above is the
+    # retry policy's doing.
     path = f"/fail-once/{uuid.uuid4().hex}"
     reply = mesh.call("frontend", "reviews", path, headers={"end-user": "jason"})
     assert (reply.status, reply.backend) == (503, "reviews-v2")
