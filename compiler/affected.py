@@ -14,6 +14,7 @@ A workload is what runs an artifact: "service:<ns>/<name>" (a sidecar), "gateway
 - ExternalService E: the sidecars of E's callers.
 - Gateway G: G's proxy; when G's account is not its name (a bound `deployment`, flavor
   gateway-api's `<gateway>-istio`), the services whose AccessPolicies name G.
+- Patch: the one workload it names (a patch edits only that workload's artifacts).
 - Policy: nothing (Policies only add diagnostics). Mesh: everything.
 
 Every service or gateway reached also reaches its platform's platform-wide files. Both
@@ -73,6 +74,7 @@ def graph_intents(graph: MeshGraph) -> dict[IntentRef, tuple[str, Any, Any]]:
         ("Route", graph.routes),
         ("Gateway", graph.gateways),
         ("AccessPolicy", graph.access_policies),
+        ("Patch", graph.patches),
     ):
         for key, node in nodes.items():
             out[IntentRef(kind, str(key))] = (kind, node.spec, node.origin)
@@ -177,6 +179,13 @@ class Reach:
                     self._service(protected, out)
         elif kind == "AccessPolicy":
             self._service(parse_ref(model.service, key.namespace), out)
+        elif kind == "Patch":
+            if model.platform is not None:
+                out.add(platform_workload(model.platform))
+            elif model.service is not None:
+                out.add(service_workload(parse_ref(model.service, key.namespace)))
+            else:
+                out.add(gateway_workload(parse_ref(model.gateway, key.namespace)))
         elif kind == "Route":
             if model.service is not None:
                 service = parse_ref(model.service, key.namespace)

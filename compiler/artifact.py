@@ -32,6 +32,7 @@ class Artifact:
     target: str
     workload: str  # what runs it: see the module docstring and service_workload() and friends
     sources: tuple[str, ...]  # intent files it was compiled from, sorted
+    patches: tuple[str, ...] = ()  # the Patches (namespace/name) that edited it, sorted (compiler.patches)
 
 
 class Workload(NamedTuple):

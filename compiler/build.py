@@ -108,8 +108,9 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     return compiled
 
 
-# Policies judge each object on its own: one Policy left out does not change another's verdict.
-_INDEPENDENT_KINDS = frozenset({"Policy"})
+# Policies judge each object on its own: one Policy left out does not change another's verdict;
+# each Patch is listed on its own.
+_INDEPENDENT_KINDS = frozenset({"Policy", "Patch"})
 
 
 def incomplete_kinds(loaded: Loaded, graph: MeshGraph) -> frozenset[str]:
@@ -122,7 +123,7 @@ def incomplete_kinds(loaded: Loaded, graph: MeshGraph) -> frozenset[str]:
     written = Counter(intent.kind for intent in loaded.intents)
     linked = {"Service": len(graph.services), "ExternalService": len(graph.externals), "Route": len(graph.routes),
               "Gateway": len(graph.gateways), "AccessPolicy": len(graph.access_policies),
-              "Policy": len(graph.policies)}
+              "Policy": len(graph.policies), "Patch": len(graph.patches)}
     kinds = {document.kind for document in loaded.invalid}
     kinds |= {kind for kind, count in linked.items() if count < written[kind]}
     if written["Mesh"] > 1 or len(graph.platforms) < len(graph.mesh.platforms):
@@ -219,6 +220,10 @@ def emit(graph: MeshGraph, report: Report, targets: list[str] | None = None,
         if size > MAX_OUTPUT_BYTES:
             _report_output_budget([(a.sources, len(a.content)) for a in artifacts], size, graph, report)
             return []
+    from compiler.patches import apply_patches
+
+    checks = {name: getattr(load_target(name), "patch_problem", None) for name in names}
+    artifacts = apply_patches(graph, artifacts, report, checks, workloads)  # last, on every target's data
     return sorted(artifacts, key=lambda a: a.path)
 
 

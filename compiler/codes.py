@@ -225,7 +225,7 @@ UNKNOWN_API_VERSION = _code(
 )
 UNKNOWN_KIND = _code(
     "MESH102", "unknown-kind", "error", "kind is not one of the intent kinds.",
-    """The kinds are Mesh, Service, Route, AccessPolicy, Gateway, ExternalService and Policy.
+    """The kinds are Mesh, Service, Route, AccessPolicy, Gateway, ExternalService, Policy, RouteTest and Patch.
     Kinds are case-sensitive.""",
 )
 UNKNOWN_FIELD = _code(
@@ -365,6 +365,25 @@ PLACEMENT_UNSUPPORTED = _code(
     Foundry app is reached through its foundation's own routes, one app per foundation, so it
     cannot be one placement of several. Keep the Cloud Foundry app a Service of its own, or
     place the service on kubernetes and vm platforms only.""",
+)
+PATCH_UNKNOWN_WORKLOAD = _code(
+    "MESH235", "patch-unknown-workload", "error", "A Patch names a service, gateway or platform the mesh lacks.",
+    """A Patch edits the output of one workload: the sidecar of a Service (`service`), the proxy
+    of a Gateway (`gateway`) or the files shared by a platform (`platform`). References without
+    a namespace are looked up in the Patch's namespace. Nothing is patched while it names
+    nothing.""",
+)
+PATCH_NOT_APPLIED = _code(
+    "MESH236", "patch-not-applied", "error", "A Patch cannot be applied to its target's output as written.",
+    """A Patch is applied when the targets have built their artifacts, and each way it can fail is
+    located: the target emits no artifact for the workload (at `target`); none of the
+    workload's artifacts holds the object, or it matches several (at `object`: the message
+    lists the objects the target does emit, docs/targets/*.md says what each writes); a JSON
+    Patch operation's `path` or `from` refers to nothing (RFC 6901: a missing member, an index
+    past the end, a member of a string), a `test` found another value (RFC 6902 section 4.6:
+    1 and 1.0 are equal, "1" and 1 are not), a `move` into its own child, or copies that would
+    grow the document past a million nodes (at the operation's member); the result is not a
+    JSON object (at `jsonPatch` or `mergePatch`). Nothing is written while it stands.""",
 )
 
 # 3xx: semantic analysis and Policies ---------------------------------------------------------
@@ -614,6 +633,22 @@ POLICY_UNKNOWN_ENVIRONMENT = _code(
     `Mesh.environments` never matches, so the Policy judges nothing there (a typo, or an
     environment since removed). Fix the name, or remove it.""",
 )
+PATCH_LISTED = _code(
+    "MESH387", "patch-listed", "info", "A Patch edits a target's output: listed so that it is never invisible.",
+    """Every Patch of the mesh is listed at the Patch, with the object, workload and target it
+    edits, by `meshc check` and every build. A patch is an escape hatch for what the language
+    cannot say yet: the Semantics, the reference evaluator and `meshc test` do not know what it
+    does, and `meshc diff` marks the artifacts it edits. This note cannot be suppressed.""",
+)
+HEADERS_ON_STREAM = _code(
+    "MESH389", "headers-on-stream", "error", "Header edits on a rule that routes tcp or tls byte streams.",
+    """A rule whose destinations are tcp, tls or mongo ports, or that matches on `sni`, forwards
+    bytes, not HTTP requests: there are no request or response headers to set, add or remove,
+    and no target can apply them (Envoy's tcp_proxy, Istio's VirtualService `tcp` and `tls`
+    routes and the Gateway API's TCPRoute and TLSRoute have no header filter). The edits would
+    silently mean nothing, so they are an error at the `headers` field. Remove them, or route
+    an HTTP port.""",
+)
 UNUSED_SUPPRESSION = _code(
     "MESH390", "unused-suppression", "warning", "A suppression that suppresses nothing.",
     """A `# meshc: ignore[CODE]` comment or a Mesh.suppress entry that matched no diagnostic,
@@ -660,6 +695,16 @@ ENVOY_AMBIGUOUS_HOST = _code(
     service calls two services of the same name in different namespaces, the short name goes
     to the one in the caller's own namespace; if neither is, the short name is left out and
     both are reached only as `<service>.<namespace>`.""",
+)
+PATCHED_ENVOY_BOOTSTRAP = _code(
+    "MESH416", "patched-envoy-bootstrap", "error", "A patched Envoy bootstrap lost the shape meshc writes.",
+    """After the patches, the bootstrap is checked offline for what meshc and its readers rely
+    on: `static_resources.listeners` and `static_resources.clusters` are lists of objects with
+    unique string names, every listener has a socket address with a port, and every cluster a
+    listener sends to (`cluster`, weighted clusters, mirrors) is one of the bootstrap's
+    clusters. What Envoy itself accepts is proved by `envoy --mode validate` (CI runs it on
+    patched bootstraps, tests/test_patches.py); this check catches at build time what the
+    compiler can see.""",
 )
 ENVOY_EXTERNAL_HOST_UNSUPPORTED = _code(
     "MESH418", "envoy-external-host-unsupported", "warning", "An ExternalService host a static Envoy cannot resolve.",
@@ -715,10 +760,10 @@ K8S_GATEWAY_API_UNSUPPORTED = _code(
     "MESH424", "k8s-gateway-api-unsupported", "warning", "A route feature the Gateway API cannot express as written.",
     """On flavor gateway-api: mesh Routes are HTTPRoutes with a Service parent (GAMMA), and
     the standard channel has no mesh TCPRoute or TLSRoute, so tcp and tls rules of a mesh
-    Route are not emitted; a `rewrite` or a redirect's `prefix` needs exactly one path prefix
-    match in its rule (ReplacePrefixMatch), or only exact and regex path matches
-    (ReplaceFullPath); durations are whole milliseconds, so a finer timeout is
-    rounded up. The message says which applies.""",
+    Route are not emitted; a `rewrite` or a redirect's `prefix` needs at most one match entry
+    with a path prefix or no path in its rule (ReplacePrefixMatch, with PathPrefix `/` written
+    out for no path), or only exact and regex path matches (ReplaceFullPath); durations are
+    whole milliseconds, so a finer timeout is rounded up. The message says which applies.""",
 )
 K8S_GATEWAY_API_ORDER = _code(
     "MESH426", "k8s-gateway-api-order", "error",
@@ -769,6 +814,13 @@ K8S_UNOWNED_REFERENCE = _code(
     called otherwise, the policy admits nobody and the route has no backend. Name the chart's
     account in the intent, or let the platform own the kind.""",
 )
+PATCHED_KUBERNETES_OBJECT = _code(
+    "MESH482", "patched-kubernetes-object", "error", "A patch changes what identifies a Kubernetes object.",
+    """A patch edits an object in place; it cannot change its apiVersion, kind,
+    metadata.name or metadata.namespace, which the kustomization, the ownership rules and
+    every reference to the object rely on (a patch cannot create or move objects either).
+    Patch the fields you need and leave the identity as meshc wrote it.""",
+)
 K8S_CF_CALLEE_PORT = _code(
     "MESH425", "k8s-cf-callee-port", "warning",
     "A port of a Cloud Foundry callee that Kubernetes callers cannot reach.",
@@ -817,6 +869,12 @@ K8S_GATEWAY_API_TLS_PARAMETERS = _code(
 )
 
 # 43x: cloudfoundry ---------------------------------------------------------------------------
+PATCHED_CF_MANIFEST = _code(
+    "MESH430", "patched-cf-manifest", "error", "A patch changes the apps of a Cloud Foundry manifest.",
+    """The manifest's `applications` stay a list of objects naming the same apps in the same
+    order: the sidecars, network policies and routes meshc wrote beside the manifest are for
+    those apps. Patch the fields of an app, not which apps there are.""",
+)
 CF_CALLER_OFF_PLATFORM = _code(
     "MESH431", "cf-caller-off-platform", "warning",
     "A service outside a Cloud Foundry platform calls an app on it.",
@@ -880,6 +938,13 @@ VM_CERTIFICATES_IGNORED = _code(
     """On flavor istio the Istio agent on the VM obtains the workload certificate from the
     control plane (with the service account token and root-cert.pem of the bundle), so the
     platform's `certificates` setting is not used. Remove it, or use flavor static.""",
+)
+PATCHED_VM_BOOTSTRAP = _code(
+    "MESH448", "patched-vm-bootstrap", "error", "A patch changes what a vm bundle's install script was written for.",
+    """A vm bundle's install script and systemd unit are written from the bootstrap before it
+    is patched: the ports below 1024 Envoy binds (the unit's CAP_NET_BIND_SERVICE) and the
+    certificate files it reads. A patch that changes the listen ports or the certificate
+    files of a vm bootstrap would leave them wrong, so it is refused.""",
 )
 
 # 5xx: route tests (`meshc test`) ----------------------------------------------------------

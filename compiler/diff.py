@@ -30,6 +30,7 @@ class FileChange:
     status: str  # added | removed | changed
     before: bytes | None
     after: bytes | None
+    patches: tuple[str, ...] = ()  # the Patches that edited it (the head's; the base's for a removed file)
 
     def unified(self) -> list[str]:
         before = _lines(self.before)
@@ -75,6 +76,7 @@ class MeshDiff:
         revision = describe_revision((self.base, self.head)[index])
         environment = self.environments[index]
         return f"{revision}, environment {environment}" if environment is not None else revision
+    patched: tuple[Artifact, ...] = ()  # every artifact of the head a Patch edited, changed or not, by path
 
     def by_target(self) -> dict[str, dict[str, list[FileChange]]]:
         grouped: dict[str, dict[str, list[FileChange]]] = defaultdict(lambda: defaultdict(list))
@@ -94,7 +96,7 @@ def compare_artifacts(base: list[Artifact], head: list[Artifact]) -> tuple[FileC
         status = "added" if old is None else "removed" if new is None else "changed"
         which = new if new is not None else before[path]
         changes.append(FileChange(path, which.target, which.workload, status,
-                                  old.content if old else None, new.content if new else None))
+                                  old.content if old else None, new.content if new else None, which.patches))
     return tuple(sorted(changes, key=lambda c: (c.target, c.workload, c.path)))
 
 
@@ -134,7 +136,8 @@ def compare_intents(base: MeshGraph, head: MeshGraph) -> tuple[IntentChange, ...
 def diff_meshes(base: MeshGraph, head: MeshGraph, base_artifacts: list[Artifact],
                 head_artifacts: list[Artifact], environments: tuple[str | None, str | None] = (None, None)) -> MeshDiff:
     return MeshDiff(base.revision, head.revision, compare_artifacts(base_artifacts, head_artifacts),
-                    compare_intents(base, head), environments)
+                    compare_intents(base, head), environments,
+                    patched=tuple(a for a in sorted(head_artifacts, key=lambda a: a.path) if a.patches))
 
 
 # ------------------------------------------------------------------------------------------
@@ -170,10 +173,23 @@ def _intent_lines(change: IntentChange) -> list[str]:
     return lines
 
 
+def patched_by(patches: tuple[str, ...]) -> str:
+    return "patched by " + ", ".join(f"Patch {name}" for name in patches)
+
+
+def _patched_lines(diff: MeshDiff) -> list[str]:
+    """The head's patched artifacts: a Patch is never invisible, changed or not (docs/cli.md)."""
+    if not diff.patched:
+        return []
+    return ["", "patched (edited by Patches, outside the semantics):",
+            *(f"  {a.path} ({a.target} {a.workload}): {patched_by(a.patches)}" for a in diff.patched)]
+
+
 def render_text(diff: MeshDiff, *, stat: bool = False) -> str:
     out = [f"meshc diff {diff.side(0)} -> {diff.side(1)}"]
     if not diff.files and not diff.intents:
         out.append("no changes")
+        out.extend(_patched_lines(diff))
         return "\n".join(out) + "\n"
     if diff.intents:
         out.append("")
@@ -185,12 +201,15 @@ def render_text(diff: MeshDiff, *, stat: bool = False) -> str:
     for target, workloads in sorted(grouped.items()):
         for workload, changes in sorted(workloads.items()):
             out.append(f"  {_workload_line(target, workload, changes)}")
+    out.extend(_patched_lines(diff))
     if not stat:
         for target, workloads in sorted(grouped.items()):
             for workload, changes in sorted(workloads.items()):
                 out.append("")
                 out.append(f"== {_workload_line(target, workload, changes)}")
                 for change in changes:
+                    if change.patches:
+                        out.append(f"{change.path}: {patched_by(change.patches)}")
                     out.extend(change.unified())
     return "\n".join(out) + "\n"
 
@@ -212,6 +231,8 @@ def render_json(diff: MeshDiff, *, stat: bool = False) -> bytes:
                 added, removed = change.counts()
                 entry: dict[str, Any] = {"path": change.path, "status": change.status,
                                          "linesAdded": added, "linesRemoved": removed}
+                if change.patches:
+                    entry["patches"] = list(change.patches)
                 if not stat:
                     entry["diff"] = "\n".join(change.unified()) + "\n"
                 files.append(entry)
@@ -228,6 +249,8 @@ def render_json(diff: MeshDiff, *, stat: bool = False) -> bytes:
         }
         for c in diff.intents
     ]
+    patched = [{"path": a.path, "target": a.target, "workload": a.workload, "patches": list(a.patches)}
+               for a in diff.patched]
     return to_json({"base": _revision_json(diff.base, diff.environments[0]),
                     "head": _revision_json(diff.head, diff.environments[1]),
-                    "intents": intents, "targets": targets})
+                    "intents": intents, "targets": targets, "patched": patched})

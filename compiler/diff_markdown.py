@@ -182,11 +182,31 @@ def blast_radius(diff: MeshDiff) -> tuple[list[str], list[str]]:
     return lines, notes
 
 
+PATCHED_LISTED = 50  # patched artifacts listed; past this the comment says how many it left out
+
+
+def _patched_section(diff: MeshDiff) -> list[str]:
+    """Every artifact of the head a Patch edits, changed by this diff or not: a patch is never
+    invisible in review (docs/cli.md)."""
+    if not diff.patched:
+        return []
+    rows = [f"| {markdown_text(a.path)} | {markdown_text(a.workload)} | "
+            f"{', '.join(markdown_text(name) for name in a.patches)} |" for a in diff.patched[:PATCHED_LISTED]]
+    out = ["", "#### Patched artifacts", "",
+           (f"{len(diff.patched)} artifact{'s' if len(diff.patched) != 1 else ''} of the head "
+            f"{'are' if len(diff.patched) != 1 else 'is'} edited by Patches, outside the semantics."), "",
+           "| artifact | workload | Patches |", "| --- | --- | --- |", *rows]
+    if len(diff.patched) > PATCHED_LISTED:
+        out += ["", f"{len(diff.patched) - PATCHED_LISTED} more are not listed here: `meshc diff` lists them all."]
+    return out
+
+
 def render_markdown(diff: MeshDiff, links: Links | None = None) -> str:
     base, head = markdown_text(diff.side(0)), markdown_text(diff.side(1))
     out = ["<!-- meshc diff -->", "### meshc diff", "", f"Compares {base} \u2192 {head}.", ""]
     if not diff.files and not diff.intents:
         out.append("No intent and no artifact changes.")
+        out += _patched_section(diff)
         return "\n".join(out) + "\n"
     proxies = {w for c in diff.intents for w in c.proxies}
     everything = any(c.everything for c in diff.intents)
@@ -202,4 +222,5 @@ def render_markdown(diff: MeshDiff, links: Links | None = None) -> str:
         out += ["", *_intents_section(diff, links), "", "#### Blast radius", "", "```mermaid", *lines, "```"]
         if notes:
             out += ["", " ".join(notes)]
+    out += _patched_section(diff)
     return "\n".join(out) + "\n"

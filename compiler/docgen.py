@@ -105,6 +105,7 @@ def _named_types() -> list[tuple[Any, str]]:
         (model.HeaderName, "header name"), (model.LabelKey, "label key"), (model.LabelValue, "label value"),
         (model.SidecarEgressHost, "`namespace/host`"), (model.HostHeader, "host[:port]"),
         (model.RequestPath, "path"), (model.CelText, "CEL expression"), (model.ServiceOrAny, "reference or `*`"),
+        (model.JsonData, "JSON data"), (model.JsonPointer, "JSON Pointer"),
     ]
 
 
@@ -134,7 +135,7 @@ def _type_text(hint: Any, named: list[tuple[Any, str]]) -> str:
         return f"map of {_type_text(args[0], named)} to {_type_text(args[1], named)}"
     if isinstance(hint, type) and issubclass(hint, BaseModel):
         return f"[{hint.__name__}](#{hint.__name__.lower()})"
-    return {bool: "bool", int: "integer", float: "number", str: "text"}[hint]
+    return {bool: "bool", int: "integer", float: "number", str: "text", Any: "JSON data"}[hint]
 
 
 def _flow(value: Any) -> str:

@@ -483,6 +483,31 @@ FIELDS: dict[str, dict[str, str]] = {
         "environments": "The environments it judges (names in `Mesh.environments`); empty, every environment, and a "
                         "mesh without environments.",
     },
+    "Patch": {
+        "target": "The target whose output it edits: `envoy`, `kubernetes`, `cloudfoundry` or `vm`.",
+        "service": "The Service whose sidecar's artifacts it edits (or `gateway`, or `platform`).",
+        "gateway": "The Gateway whose proxy's artifacts it edits.",
+        "platform": "The platform whose shared files it edits (a Cloud Foundry manifest, a kustomization, "
+                    "ServiceEntries of external services).",
+        "object": "The object it edits among the workload's artifacts of the target.",
+        "mergePatch": "An RFC 7396 JSON merge patch: members merge into the object, `null` removes one.",
+        "jsonPatch": "RFC 6902 JSON Patch operations, applied in order, all or nothing.",
+        "reason": "Why the patch is needed; shown in its MESH387 note.",
+    },
+    "PatchObject": {
+        "kind": "`EnvoyBootstrap`, `CloudFoundryManifest`, or the kind of a Kubernetes object "
+                "(`VirtualService`, `HTTPRoute`, ...).",
+        "apiVersion": "The object's apiVersion, when the kind alone is ambiguous.",
+        "name": "The object's metadata.name (required for Kubernetes objects).",
+        "namespace": "The object's metadata.namespace; unset, any.",
+    },
+    "JsonPatchOperation": {
+        "op": "`add`, `remove`, `replace`, `move`, `copy` or `test` (RFC 6902 section 4).",
+        "path": "An RFC 6901 JSON Pointer: `/`-separated members and array indexes, `~0` for `~` and `~1` for "
+                "`/`; `-` is the end of an array (add).",
+        "from": "The JSON Pointer a `move` or `copy` reads from.",
+        "value": "The value an `add` or `replace` writes, or a `test` compares (JSON data, `null` allowed).",
+    },
 }
 
 

@@ -7,7 +7,7 @@ written as-is, plus resolved fields for what needed the rest of the mesh to deci
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -23,6 +23,7 @@ from compiler.model import (
     KubernetesPlatform,
     Listener,
     Mesh,
+    Patch,
     Policy,
     Resilience,
     Retries,
@@ -271,6 +272,17 @@ class PolicyNode:
 
 
 @dataclass(frozen=True)
+class PatchNode:
+    """A Patch with its workload resolved: "service:<ns>/<name>", "gateway:<ns>/<name>" or
+    "platform:<name>" (compiler.artifact's workload names)."""
+
+    key: Key
+    spec: Patch
+    origin: Origin
+    workload: str
+
+
+@dataclass(frozen=True)
 class MeshGraph:
     mesh: Mesh
     mesh_origin: Origin
@@ -289,6 +301,8 @@ class MeshGraph:
     callers: Mapping[Key, tuple[Key, ...]]  # callee -> services that declare a call to it
     sources: SourceTable
     read_revision: Callable[[], Revision]  # lazy: only builds pay for asking git
+    # applied last, to the targets' output (compiler.patches)
+    patches: Mapping[Key, PatchNode] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def revision(self) -> Revision:

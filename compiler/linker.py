@@ -13,6 +13,7 @@ from compiler.graph import (
     GatewayNode,
     Key,
     MeshGraph,
+    PatchNode,
     Placement,
     PolicyNode,
     Principal,
@@ -84,6 +85,7 @@ class _Linker:
         routes, service_routes = self.link_routes(by_kind["Route"])
         access_policies = self.link_access_policies(by_kind["AccessPolicy"])
         policies = {k: PolicyNode(k, i.model, i.origin) for k, i in by_kind["Policy"].items()}
+        self.patches = self.link_patches(by_kind["Patch"])
         return self.graph(mesh_intent, externals, routes, service_routes, access_policies, policies)
 
     def invalid_keys(self) -> dict[str, set[Any]]:
@@ -246,6 +248,7 @@ class _Linker:
             callers=frozen_mapping({k: tuple(sorted(v)) for k, v in callers.items()}),
             sources=self.sources,
             read_revision=lambda: loaded.revision,
+            patches=frozen_mapping(self.patches),
         )
 
     # ----------------------------------------------------------------------------------------
@@ -558,6 +561,39 @@ class _Linker:
         if not ok:
             return None
         return AccessPolicyNode(key, spec, intent.origin, service, sections["allow"], sections["deny"])
+
+
+    def link_patches(self, intents: dict[Key, Intent]) -> dict[Key, PatchNode]:
+        """Patches whose workload exists (MESH235 otherwise); what they patch is found when
+        the targets have emitted (compiler.patches)."""
+        from compiler.artifact import gateway_workload, platform_workload, service_workload
+
+        patches: dict[Key, PatchNode] = {}
+        for key, intent in intents.items():
+            spec = intent.model
+            if spec.platform is not None:
+                if spec.platform not in self.platforms:
+                    self.report.add(codes.PATCH_UNKNOWN_WORKLOAD,
+                                    f"Patch {key} patches platform {spec.platform!r}, which Mesh.platforms does not "
+                                    f"define (known: {', '.join(sorted(self.platforms)) or 'none'})",
+                                    self.at(intent.origin, "platform"))
+                    continue
+                workload = platform_workload(spec.platform)
+            else:
+                field = "service" if spec.service is not None else "gateway"
+                ref = parse_ref(getattr(spec, field), key.namespace)
+                known, linked = ((self.known_services, self.services) if field == "service"
+                                 else (self.known_gateways, self.gateways))
+                if ref not in linked:
+                    if ref not in known:
+                        self.unknown(codes.PATCH_UNKNOWN_WORKLOAD,
+                                     f"Patch {key} patches {field} {ref}, which is not a "
+                                     f"{'Service' if field == 'service' else 'Gateway'} of the mesh",
+                                     self.at(intent.origin, field))
+                    continue
+                workload = (service_workload if field == "service" else gateway_workload)(ref)
+            patches[key] = PatchNode(key, spec, intent.origin, workload)
+        return patches
 
 
 def link(loaded: Loaded, report: Report) -> MeshGraph | None:

@@ -1454,6 +1454,123 @@ class Policy(Strict):
     environments: list[Name] = []
 
 
+# ---------------------------------------------------------------------------------------------
+# Patch: a typed, located edit of one target's output for one workload (docs/intents.md, Patch)
+
+# What a JSON or YAML writer can carry exactly: orjson writes 64-bit integers, no NaN or
+# infinity (it would write null), and UTF-8 text only (no lone surrogates).
+_JSON_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _json_data(value: Any) -> Any:
+    """`value` when it is JSON data both serialisers write as it is: objects with string keys,
+    arrays, strings, integers in 64 bits, finite numbers, booleans and null."""
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:
+        node, where = pending.pop()
+        problem = None
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    problem = f"the key {key!r} is not a string"
+                    break
+                pending.append((child, f"{where}/{key.replace('~', '~0').replace('/', '~1')}"))
+        elif isinstance(node, list):
+            pending.extend((child, f"{where}/{index}") for index, child in enumerate(node))
+        elif isinstance(node, bool) or node is None:
+            pass
+        elif isinstance(node, int):
+            if not _JSON_INT_RANGE[0] <= node <= _JSON_INT_RANGE[1]:
+                problem = "the integer does not fit in 64 bits"
+        elif isinstance(node, float):
+            if node != node or node in (float("inf"), float("-inf")):
+                problem = "JSON has no NaN or infinity"
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                problem = "the string holds a lone surrogate, which is not text"
+        else:
+            problem = f"a {type(node).__name__} is not JSON data"
+        if problem is not None:
+            raise PydanticCustomError("json_data", "{problem} (at JSON Pointer '{where}' of the value)",
+                                      {"problem": problem, "where": where})
+    return value
+
+
+JsonData = Annotated[Any, AfterValidator(_json_data)]
+# RFC 6901: '/'-separated reference tokens, '~' escaped as '~0' and '/' as '~1'; '' is the whole document
+JsonPointer = Annotated[str, StringConstraints(pattern=r"^(/([^/~]|~[01])*)*$", max_length=4096),
+                        _without(_CONTROL_CHARACTER)]
+PATCH_TARGETS = ("cloudfoundry", "envoy", "kubernetes", "vm")  # the registry's names (tests/test_patches.py)
+PatchTarget = Literal["cloudfoundry", "envoy", "kubernetes", "vm"]
+# Objects a patch names by kind alone: the one Envoy bootstrap of a proxy, a Cloud Foundry manifest.
+UNNAMED_OBJECT_KINDS = ("EnvoyBootstrap", "CloudFoundryManifest")
+
+
+class PatchObject(Strict):
+    """Which object of the workload's artifacts: a kind, and for Kubernetes objects its name."""
+
+    kind: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z0-9]{0,62}$")]
+    apiVersion: Annotated[str, StringConstraints(
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$", max_length=253)] | None = None
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)] | None = None
+    namespace: Name | None = None
+
+
+class JsonPatchOperation(Strict):
+    """One RFC 6902 operation; `value` and `from` as the op needs them."""
+
+    op: Literal["add", "remove", "replace", "move", "copy", "test"]
+    path: JsonPointer
+    from_: Annotated[JsonPointer | None, Field(alias="from")] = None
+    value: JsonData = None
+
+    @model_validator(mode="after")
+    def _members(self) -> JsonPatchOperation:
+        takes_value = self.op in ("add", "replace", "test")
+        takes_from = self.op in ("move", "copy")
+        if takes_value != ("value" in self.model_fields_set):
+            raise ValueError(f"the {self.op} operation {'needs' if takes_value else 'takes no'} `value`")
+        if takes_from != (self.from_ is not None):
+            raise ValueError(f"the {self.op} operation {'needs' if takes_from else 'takes no'} `from`")
+        return self
+
+    def as_operation(self) -> dict[str, Any]:
+        """The operation as RFC 6902 writes it (compiler.jsonpatch.apply_json_patch)."""
+        out: dict[str, Any] = {"op": self.op, "path": self.path}
+        if self.from_ is not None:
+            out["from"] = self.from_
+        if "value" in self.model_fields_set:
+            out["value"] = self.value
+        return out
+
+
+class Patch(Strict):
+    apiVersion: Literal["meshc/v1"]
+    kind: Literal["Patch"]
+    name: Name
+    namespace: Name | None = None
+    target: PatchTarget
+    # the workload whose artifacts are patched: exactly one of these
+    service: Ref | None = None
+    gateway: Ref | None = None
+    platform: Name | None = None
+    object: PatchObject
+    mergePatch: Annotated[dict[str, Any], AfterValidator(_json_data)] | None = None  # RFC 7396
+    jsonPatch: Annotated[list[JsonPatchOperation], Field(min_length=1)] | None = None  # RFC 6902
+    reason: Annotated[Line, StringConstraints(min_length=1, max_length=1024)] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Patch:
+        _exactly_one(self, ("service", "gateway", "platform"), "a Patch")
+        _exactly_one(self, ("mergePatch", "jsonPatch"), "a Patch")
+        if self.object.name is None and self.object.kind not in UNNAMED_OBJECT_KINDS:
+            raise ValueError(f"object: a {self.object.kind} is named by `name` (only "
+                             f"{' and '.join(UNNAMED_OBJECT_KINDS)} are named by kind alone)")
+        return self
+
+
 KIND_MODELS: dict[str, type[Strict]] = {
     "Mesh": Mesh,
     "Service": Service,
@@ -1463,5 +1580,7 @@ KIND_MODELS: dict[str, type[Strict]] = {
     "ExternalService": ExternalService,
     "Policy": Policy,
     "RouteTest": RouteTest,
+    "Patch": Patch,
 }
-NAMESPACED_KINDS = frozenset({"Service", "Route", "AccessPolicy", "Gateway", "ExternalService", "RouteTest"})
+NAMESPACED_KINDS = frozenset({"Service", "Route", "AccessPolicy", "Gateway", "ExternalService", "RouteTest",
+                              "Patch"})

@@ -10,7 +10,8 @@ Two ways to suppress, both naming the code:
   the one the object lives in (Mesh.defaultNamespace when it names none). Without `name`, the
   entry suppresses the code everywhere.
 
-Only 3xx codes can be suppressed: loading, schema and linking errors leave nothing to compile.
+Only 3xx and 4xx codes can be suppressed (not MESH387, which lists every Patch): loading,
+schema and linking errors leave nothing to compile.
 A suppression that matched nothing, or names an unknown or unsuppressible code, is itself
 reported (MESH390), so suppressions do not outlive the problem they hid.
 """
@@ -32,7 +33,8 @@ _COMMENT = re.compile(r"#\s*meshc:")
 
 def suppressible(code: str) -> bool:
     """Semantic (3xx) and target (4xx) diagnostics can be suppressed; nothing earlier can."""
-    return code in codes.CODES and code[:5] in ("MESH3", "MESH4") and code != codes.UNUSED_SUPPRESSION.code
+    return (code in codes.CODES and code[:5] in ("MESH3", "MESH4")
+            and code not in (codes.UNUSED_SUPPRESSION.code, codes.PATCH_LISTED.code))  # a Patch is never hidden
 
 
 class _ObjectIndex:

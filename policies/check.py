@@ -18,7 +18,7 @@ from compiler.codes import Code
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
 
-KINDS = ("Mesh", "Service", "ExternalService", "Route", "Gateway", "AccessPolicy", "Policy")
+KINDS = ("Mesh", "Service", "ExternalService", "Route", "Gateway", "AccessPolicy", "Policy", "Patch")
 
 # The intent kinds each MeshGraph field is made from. Linked nodes carry resolved values:
 # a service's platform, effective mTLS, resilience and sidecar ports come from the Mesh; a
@@ -38,6 +38,7 @@ GRAPH_FIELD_KINDS: dict[str, frozenset[str]] = {
     "access_policies": frozenset({"AccessPolicy"}),
     "service_policies": frozenset({"AccessPolicy"}),
     "policies": frozenset({"Policy"}),
+    "patches": frozenset({"Patch"}),
 }
 # Positions of the source text and the revision: where things are, not what they say.
 GRAPH_FIELDS_WITHOUT_KINDS = frozenset({"sources", "read_revision"})

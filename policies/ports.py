@@ -1,14 +1,14 @@
-"""Routes and ports: matches a port's protocol cannot see, match ports that do not exist,
-versions of vm services with no endpoint to send to, versions of Cloud Foundry apps (which
-have none to select)."""
+"""Routes and ports: matches a port's protocol cannot see, header edits on byte streams, match
+ports that do not exist, versions of vm services with no endpoint to send to, versions of Cloud
+Foundry apps (which have none to select)."""
 
 from __future__ import annotations
 
 from compiler import codes
 from compiler.diagnostics import Related, Report
-from compiler.graph import MeshGraph, RouteNode, Target
+from compiler.graph import MeshGraph, ResolvedRule, RouteNode, Target
 from compiler.hostnames import covers as host_covers
-from compiler.model import HTTP_PROTOCOLS, Match
+from compiler.model import HTTP_PROTOCOLS, STREAM_PROTOCOLS, Match
 from policies.check import Check
 
 HTTP_LISTENERS = frozenset({"http", "https"})
@@ -63,6 +63,36 @@ def _check_matches(graph: MeshGraph, route: RouteNode, report: Report) -> None:
                            at(route.origin, *where, "sni"), hint="match HTTP routes on headers")
 
 
+def _stream_protocol(graph: MeshGraph, rule: ResolvedRule) -> str | None:
+    """`tls` for a rule matching on SNI, the protocol of its destinations' port when it is a byte
+    stream (tcp, tls, mongo), else None (the rule routes HTTP requests)."""
+    if any(entry.sni for entry in rule.spec.match):
+        return "tls"
+    if not rule.destinations:
+        return None
+    first = rule.destinations[0]  # a Service or, for a Route on an external host, an ExternalService
+    callee = graph.services.get(first.service) or graph.externals[first.service]
+    protocol = callee.protocol(first.port)
+    return protocol if protocol in STREAM_PROTOCOLS else None
+
+
+def _check_header_edits(graph: MeshGraph, route: RouteNode, report: Report) -> None:
+    """MESH389: `headers` on a rule, or on one of its destinations, that forwards byte streams."""
+    for rule in route.rules:
+        protocol = _stream_protocol(graph, rule)
+        if protocol is None:
+            continue
+        edited: list[tuple[object, ...]] = [("rules", rule.index, "headers")] if rule.spec.headers is not None else []
+        edited += [("rules", rule.index, "to", index, "headers")
+                   for index, destination in enumerate(rule.spec.to) if destination.headers is not None]
+        for path in edited:
+            report.add(codes.HEADERS_ON_STREAM,
+                       f"rule {rule.index} of Route {route.key} forwards {protocol} byte streams, which have no HTTP "
+                       "headers: these header edits would mean nothing on every target",
+                       graph.sources.locate(route.origin, *path, key=True),
+                       hint="remove `headers`, or route an HTTP port")
+
+
 def _check_versions(graph: MeshGraph, route: RouteNode, report: Report) -> None:
     at = graph.sources.locate
 
@@ -109,14 +139,16 @@ def _check_versions(graph: MeshGraph, route: RouteNode, report: Report) -> None:
 def check(graph: MeshGraph, report: Report) -> None:
     for route in graph.routes.values():
         _check_matches(graph, route, report)
+        _check_header_edits(graph, route, report)
         _check_versions(graph, route, report)
 
 
 CHECK = Check(
     name="ports",
-    summary="matches fit the protocol and ports they are on; routed versions have endpoints and can be addressed",
+    summary="matches and header edits fit the protocol and ports they are on; routed versions have endpoints "
+            "and can be addressed",
     reads=frozenset({"Mesh", "Service", "ExternalService", "Route", "Gateway"}),
-    codes=(codes.HTTP_MATCH_ON_STREAM, codes.SNI_MATCH_ON_HTTP, codes.UNKNOWN_MATCH_PORT,
+    codes=(codes.HTTP_MATCH_ON_STREAM, codes.HEADERS_ON_STREAM, codes.SNI_MATCH_ON_HTTP, codes.UNKNOWN_MATCH_PORT,
            codes.VERSION_WITHOUT_ENDPOINTS, codes.VERSION_NOT_ADDRESSABLE),
     run=check,
 )

@@ -330,3 +330,20 @@ def document_sources(document: dict) -> set[str]:
         files.update(parse_source_list(app["metadata"]["annotations"][SOURCE_ANNOTATION]))
     return files
 
+
+def patch_problem(kind: str, before: dict, after: dict) -> tuple[codes.Code, str] | None:
+    """What a Patch (compiler.patches) may not change in a manifest: which apps there are, in
+    order; the sidecars, network policies and routes beside it are written for them."""
+    if kind != "CloudFoundryManifest":
+        return None
+
+    def apps(manifest: dict) -> list | None:
+        listed = manifest.get("applications")
+        if not isinstance(listed, list) or not all(isinstance(app, dict) for app in listed):
+            return None
+        return [app.get("name") for app in listed]
+
+    if apps(after) != apps(before):
+        return codes.PATCHED_CF_MANIFEST, f"the applications become {apps(after)}, not {apps(before)}"
+    return None
+

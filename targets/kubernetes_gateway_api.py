@@ -191,6 +191,11 @@ class GatewayApiEmitter(PlatformEmitter):
         spec, at = rule.spec, ("rules", rule.index)
         out: dict = {}
         matches = self.http_matches(route, rule)
+        if replaces_root_prefix(rule):
+            # "If no matches are specified, the default is a prefix path match on "/"" (and a
+            # match without `path` is PathPrefix "/"): written out, as ReplacePrefixMatch needs
+            # "exactly one PathPrefix match"
+            matches = [{**(matches[0] if matches else {}), "path": {"type": "PathPrefix", "value": "/"}}]
         if matches:
             out["matches"] = matches
         filters = []
@@ -356,16 +361,18 @@ class GatewayApiEmitter(PlatformEmitter):
     def path_modifier(self, route: RouteNode, rule: ResolvedRule, replacement: str, at: tuple) -> dict | None:
         """HTTPPathModifier giving docs/intents.md's replacement of what the rule's match matched:
         ReplacePrefixMatch for the rule's one path prefix match (the CRD's rule: "exactly one
-        PathPrefix match must be specified"), ReplaceFullPath when every match is an exact or
-        regex path; anything else is reported and left out."""
+        PathPrefix match must be specified"; no path is PathPrefix "/", replaces_root_prefix),
+        ReplaceFullPath when every match is an exact or regex path; anything else is reported
+        and left out."""
         matches = rule.spec.match
-        if len(matches) == 1 and matches[0].path is not None and matches[0].path.prefix is not None:
+        if replaces_root_prefix(rule) or (len(matches) == 1 and matches[0].path is not None
+                                          and matches[0].path.prefix is not None):
             return {"type": "ReplacePrefixMatch", "replacePrefixMatch": replacement}
         if matches and all(m.path is not None and m.path.prefix is None for m in matches):
             return {"type": "ReplaceFullPath", "replaceFullPath": replacement}
         self.report.add(codes.K8S_GATEWAY_API_UNSUPPORTED,
-                        "replacing a matched prefix needs exactly one path prefix match in its rule (or only exact "
-                        "and regex paths) on flavor gateway-api; it is not applied",
+                        "replacing a matched prefix needs at most one match entry, with a path prefix or no path, in "
+                        "its rule (or only exact and regex paths) on flavor gateway-api; it is not applied",
                         self.graph.sources.locate(route.origin, *at))
         return None
 
@@ -707,6 +714,15 @@ def grpc_may_overlap(first: Match | None, second: Match | None) -> bool:
 
 
 HEADER_FILTERS = {"request": "RequestHeaderModifier", "response": "ResponseHeaderModifier"}
+
+
+def replaces_root_prefix(rule: ResolvedRule) -> bool:
+    """A rewrite or redirect `prefix` after no path match: docs/intents.md's matched prefix is
+    `/` then, which is the Gateway API's own default match (PathPrefix "/")."""
+    spec = rule.spec
+    prefix = (spec.rewrite is not None and spec.rewrite.prefix is not None) or \
+        (spec.redirect is not None and spec.redirect.prefix is not None)
+    return prefix and len(spec.match) <= 1 and all(m.path is None for m in spec.match)
 
 
 def header_filters(modifier: HeaderModifier) -> list[dict]:

@@ -23,7 +23,7 @@ from compiler.addressing import ISTIOD_HOST
 from compiler.artifact import Artifact, service_workload
 from compiler.diagnostics import Related, Report
 from compiler.graph import MeshGraph, ServiceNode, VmPlatform
-from compiler.serialize import to_yaml, to_yaml_documents
+from compiler.serialize import to_json, to_yaml, to_yaml_documents
 from targets.envoylib import serialised_sidecar, sidecar_sources, workload_certificate_dir
 from targets.istio_workloads import workload_documents
 from targets.kubernetes_meta import APP_LABEL
@@ -332,3 +332,19 @@ def emit(graph: MeshGraph, report: Report, workloads: Container[str] | None = No
                 tuple(sorted({graph.mesh_origin.file, service.origin.file}))
             artifacts += [Artifact(path, content, TARGET, workload, sources) for path, content in bundle]
     return artifacts
+
+
+def patch_problem(kind: str, before: dict, after: dict) -> tuple[codes.Code, str] | None:
+    """What a Patch (compiler.patches) may not change in a bundle's bootstrap: the install
+    script and the unit were written from the unpatched one (its low ports, its certificates)."""
+    if kind != "EnvoyBootstrap":
+        return None
+    if listen_ports(before) != listen_ports(after):
+        return codes.PATCHED_VM_BOOTSTRAP, (f"the listen ports change from {listen_ports(before)} to "
+                                            f"{listen_ports(after)}, which the bundle's unit and install script "
+                                            "were written for")
+    if certificate_files(to_json(before)) != certificate_files(to_json(after)):
+        return codes.PATCHED_VM_BOOTSTRAP, ("the certificate files it reads change, which the bundle's install "
+                                            "script was written for")
+    return None
+

@@ -80,3 +80,28 @@ def kubernetes_route(root: Path, flavor: str, rules: list[dict],
     [translated] = [d for d in documents if d["kind"] == kind and d["metadata"]["name"] == "api"]
     assert validation_errors(translated) == []
     return graph, translated["spec"], report
+
+
+def rules_reported(graph: MeshGraph, report: Report, route_key: Key, prefix: str | tuple[str, ...]) -> set[int | None]:
+    """The rules of Route `route_key` that a diagnostic whose code starts with `prefix` points
+    into, at its location or a related one: their indexes, and None when one points into the
+    Route but at no rule (it is about the whole Route). A property test excuses a target's
+    disagreement with the evaluator only when the rule that decided was reported."""
+    route = graph.routes[route_key]
+    starts = [graph.sources.locate(route.origin, "rules", index).line for index in range(len(route.rules))]
+    found: set[int | None] = set()
+    for diagnostic in report.diagnostics:
+        if not diagnostic.code.code.startswith(prefix):
+            continue
+        for location in (diagnostic.location, *(related.location for related in diagnostic.related)):
+            if location is None or location.file != route.origin.file:
+                continue
+            inside = [index for index, line in enumerate(starts) if line <= location.line]
+            found.add(inside[-1] if inside else None)
+    return found
+
+
+def excused(reported: set[int | None], *deciding: int | None) -> bool:
+    """Whether a disagreement on a request is explained: a diagnostic about the whole Route, or
+    about a rule that decided it (the evaluator's, or the one the target's reader chose)."""
+    return None in reported or bool(reported.intersection(d for d in deciding if d is not None))

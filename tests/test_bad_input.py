@@ -165,6 +165,12 @@ CASES = [
         {"a.yaml": SERVICE.replace("k8s", "cf"), "b.yaml": SERVICE.replace("k8s", "cf") + "namespace: other\n"},
         [("MESH212", "b.yaml", 3, 7)],
     ),
+    (
+        "patch-unknown-workload",
+        {"p.yaml": "apiVersion: meshc/v1\nkind: Patch\nname: p\ntarget: envoy\nservice: nobody\n"
+                   "object: {kind: EnvoyBootstrap}\nmergePatch: {node: {id: x}}\n"},
+        [("MESH235", "p.yaml", 5, 10)],
+    ),
 ]
 
 

@@ -59,6 +59,7 @@ MESHES = {
     "gateway-api-tls": CATALOGUE / "gateway-api-tls",
     "external-resolution": CATALOGUE / "external-resolution",
     "gateway-api-cors-regex": CATALOGUE / "gateway-api-cors-regex",
+    "patches": CATALOGUE / "patches",
 }
 
 

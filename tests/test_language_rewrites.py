@@ -118,3 +118,30 @@ def test_gateway_api_rewrites_as_the_evaluator_does(tmp_path: Path) -> None:
     for path in EXPECTED:
         sent = Request("api.shop:8080", path)
         assert gateway_api_decides(spec, sent) == gateway_api_evaluator(evaluate(graph, WEB, sent)), path
+
+
+def test_a_prefix_after_no_path_match_is_the_gateway_apis_default_prefix(tmp_path: Path) -> None:
+    """Issue 12's gap: a rewrite or redirect `prefix` on a rule without a path match was MESH424
+    on flavor gateway-api. docs/intents.md: "after an entry without `path` the matched prefix is
+    `/`"; the Gateway API (HTTPRouteRule.matches): "If no matches are specified, the default is a
+    prefix path match on "/"", and an HTTPRouteMatch's path defaults to PathPrefix "/". So the
+    rule is written with that one PathPrefix match, which ReplacePrefixMatch needs ("exactly one
+    PathPrefix match must be specified"), and it means what the evaluator says."""
+    rules = [{"match": [{"method": "POST"}], "redirect": {"prefix": "/forms", "status": 307}},
+             {"match": [{"headers": {"x-legacy": {"exact": "1"}}}], "to": [{"version": "v2"}],
+              "rewrite": {"prefix": "/legacy"}},
+             {"to": [{"version": "v1"}], "rewrite": {"prefix": "/api"}}]
+    graph, spec, report = kubernetes_route(tmp_path, "gateway-api", rules)
+    assert [d.code.code for d in report.diagnostics if d.code.code.startswith("MESH42")] == []
+    root_prefix = {"type": "PathPrefix", "value": "/"}
+    assert [rule["matches"] for rule in spec["rules"]] == [
+        [{"path": root_prefix, "method": "POST"}],
+        [{"path": root_prefix, "headers": [{"type": "Exact", "name": "x-legacy", "value": "1"}]}],
+        [{"path": root_prefix}]]
+    modifiers = [f.get("urlRewrite", f.get("requestRedirect"))["path"] for r in spec["rules"] for f in r["filters"]]
+    assert modifiers == [{"type": "ReplacePrefixMatch", "replacePrefixMatch": p} for p in ("/forms", "/legacy", "/api")]
+    for sent in [Request("api", "/a/b?q=1"), Request("api", "/", headers=(("x-legacy", "1"),)),
+                 Request("api", "/x", "POST"), Request("api", "/x/", headers=(("x-legacy", "1"),))]:
+        decided = gateway_api_decides(spec, sent)
+        assert decided == gateway_api_evaluator(evaluate(graph, WEB, sent)), sent
+    assert gateway_api_decides(spec, Request("api", "/a/b?q=1"))[2] == "/api/a/b?q=1"

