@@ -683,8 +683,9 @@ class Importer:
                                      source.get(*at, "route", index, "weight"))
             if found is not None:
                 destinations.append(found)
-            if source.get(*at, "route", index, "headers") is not None:
-                self.drop(source, (*at, "route", index, "headers"), "header manipulation")
+                edits = self.header_edits(source, (*at, "route", index, "headers"))
+                if edits is not None:
+                    found["headers"] = edits  # HTTPRouteDestination.headers: this destination only
         if len(destinations) == 1:
             destinations[0].pop("weight", None)
         if destinations:
@@ -710,12 +711,12 @@ class Importer:
         fault = self.fault(source, (*at, "fault"))
         if fault:
             rule["fault"] = fault
-        mirror = source.peek(*at, "mirror")
-        if isinstance(mirror, dict):
-            mirrored = self.destination(source, (*at, "mirror"), None)
-            percent = source.get(*at, "mirrorPercentage", "value")
-            if mirrored is not None:
-                rule["mirror"] = {**mirrored, **({"percent": percent} if percent is not None else {})}
+        self.mirrors(source, at, rule)
+        edits = self.header_edits(source, (*at, "headers"))
+        if edits is not None:
+            rule["headers"] = edits
+            if any("headers" in d for d in destinations):
+                self.edited_once(source, at, rule)
         uri = source.get(*at, "rewrite", "uri")
         if isinstance(uri, str):
             if any("regex" in m.get("path", {}) for m in matches):
@@ -729,6 +730,89 @@ class Importer:
                             source.locate(*at))
             return None
         return rule
+
+    def mirrors(self, source: Source, at: tuple[Any, ...], rule: dict[str, Any]) -> None:
+        """HTTPRoute `mirror` with `mirrorPercentage` (or the deprecated integer `mirrorPercent`),
+        and `mirrors`: each HTTPMirrorPolicy's `destination` with its own `percentage`; an
+        omitted percentage mirrors every request, as meshc's default `percent: 100` does."""
+        if isinstance(source.peek(*at, "mirror"), dict):
+            if source.peek(*at, "mirrors") is not None:
+                self.drop(source, (*at, "mirrors"), "`mirror` and `mirrors` together (Istio takes one or the other)")
+            mirrored = self.destination(source, (*at, "mirror"), None)
+            percent = source.get(*at, "mirrorPercentage", "value")
+            if percent is None:
+                percent = source.get(*at, "mirrorPercent")
+            if mirrored is not None:
+                rule["mirror"] = {**mirrored, **({"percent": percent} if percent is not None else {})}
+            return
+        mirrors = []
+        for index, _ in source.items(*at, "mirrors"):
+            mirrored = self.destination(source, (*at, "mirrors", index, "destination"), None)
+            percent = source.get(*at, "mirrors", index, "percentage", "value")
+            if mirrored is not None:
+                mirrors.append({**mirrored, **({"percent": percent} if percent is not None else {})})
+        if mirrors:
+            rule["mirrors"] = mirrors
+
+    def header_edits(self, source: Source, at: tuple[Any, ...]) -> dict[str, Any] | None:
+        """Istio's Headers (`request` and `response`, each `set`, `add`, `remove`) as meshc's
+        header edits, which mean the same (docs/intents.md); edits meshc cannot carry, such as
+        a value with Envoy's `%...%` command operators or an edit of `host`, are reported whole."""
+        if source.peek(*at) is None:
+            return None
+        edits: dict[str, Any] = {}
+        for direction in ("request", "response"):
+            written = {operation: source.get(*at, direction, operation) for operation in ("set", "add", "remove")}
+            written = {operation: value for operation, value in written.items() if value}
+            if written:
+                edits[direction] = written
+            source.get(*at, direction)
+        return self.carried(source, at, edits)
+
+    def carried(self, source: Source, at: tuple[Any, ...], edits: dict[str, Any]) -> dict[str, Any] | None:
+        """`edits` when meshc's header edits can carry them; else reported at `at`, and None."""
+        from pydantic import ValidationError
+
+        from compiler.model import HeaderModifier
+
+        try:
+            HeaderModifier.model_validate(edits)
+        except ValidationError as error:
+            reason = error.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            self.drop(source, at, f"header edits meshc cannot carry: {reason}")
+            return None
+        return edits
+
+    def header_filter(self, source: Source, at: tuple[Any, ...]) -> dict[str, Any] | None:
+        """A Gateway API RequestHeaderModifier or ResponseHeaderModifier filter (HTTPHeaderFilter:
+        `set` and `add` lists of {name, value}, `remove` names) as meshc's edits of that direction."""
+        kind = source.get(*at, "type")
+        direction, key = (("request", "requestHeaderModifier") if kind == "RequestHeaderModifier"
+                          else ("response", "responseHeaderModifier"))
+        written: dict[str, Any] = {}
+        for operation in ("set", "add"):
+            entries = source.get(*at, key, operation, default=[])
+            if entries:
+                written[operation] = {e.get("name"): e.get("value") for e in entries if isinstance(e, dict)}
+        if source.get(*at, key, "remove"):
+            written["remove"] = source.get(*at, key, "remove")
+        source.get(*at, key)
+        return self.carried(source, at, {direction: written})
+
+    def edited_once(self, source: Source, at: tuple[Any, ...], rule: dict[str, Any]) -> None:
+        """A header edited by the rule and by a destination: Envoy applies the destination's
+        edits first and the route's after them, which meshc does not promise (docs/intents.md:
+        one place per header); the destination's edits of such a header are reported."""
+        ruled = {name.lower() for edits in rule["headers"].values() for operation in edits.values()
+                 for name in operation}
+        for index, destination in enumerate(rule.get("to", [])):
+            edits = destination.get("headers", {})
+            shared = sorted(ruled & {name.lower() for e in edits.values() for op in e.values() for name in op})
+            if shared:
+                del destination["headers"]
+                self.drop(source, (*at, "route", index, "headers"),
+                          f"header {shared[0]!r} is edited by the rule and by this destination: meshc edits a header "
+                          "in one place")
 
     def http_match(self, source: Source, at: tuple[Any, ...]) -> dict[str, Any] | None:
         match: dict[str, Any] = {}
@@ -844,6 +928,11 @@ class Importer:
             if source.get(*ref, "port") is not None:
                 target["port"] = source.get(*ref, "port")
             target["weight"] = source.get(*ref, "weight", default=1)
+            for f_index, _ in source.items(*ref, "filters"):  # HTTPBackendRef.filters: this backend only
+                if source.peek(*ref, "filters", f_index, "type") in ("RequestHeaderModifier", "ResponseHeaderModifier"):
+                    edits = self.header_filter(source, (*ref, "filters", f_index))
+                    if edits is not None:
+                        target.setdefault("headers", {}).update(edits)
             out.append(target)
         if len(out) == 1:
             out[0].pop("weight")
@@ -907,7 +996,13 @@ class Importer:
 
     def route_filter(self, source: Source, at: tuple[Any, ...], rule: dict[str, Any]) -> None:
         kind = source.get(*at, "type")
-        if kind == "URLRewrite" and source.get(*at, "urlRewrite", "path", "type") == "ReplacePrefixMatch":
+        if kind in ("RequestHeaderModifier", "ResponseHeaderModifier"):
+            edits = self.header_filter(source, at)
+            if edits is not None:
+                rule.setdefault("headers", {}).update(edits)
+        elif kind == "RequestMirror":
+            self.request_mirror(source, at, rule)
+        elif kind == "URLRewrite" and source.get(*at, "urlRewrite", "path", "type") == "ReplacePrefixMatch":
             rule["rewrite"] = {"prefix": source.get(*at, "urlRewrite", "path", "replacePrefixMatch")}
         elif kind == "RequestRedirect":
             # HTTPRequestRedirectFilter.statusCode defaults to 302 (meshc's default is 301)
@@ -921,6 +1016,28 @@ class Importer:
             rule["redirect"] = {k: v for k, v in redirect.items() if v is not None}
         else:
             self.drop(source, at, f"filter {kind}")
+
+    def request_mirror(self, source: Source, at: tuple[Any, ...], rule: dict[str, Any]) -> None:
+        """HTTPRequestMirrorFilter: `backendRef`, and `percent` or `fraction` (numerator over a
+        denominator of 100 by default); neither mirrors every request."""
+        ref = (*at, "requestMirror", "backendRef")
+        namespace = source.get(*ref, "namespace", default=source.namespace)
+        found = self.services.get((namespace, source.get(*ref, "name")))
+        source.get(*ref, "kind")
+        source.get(*ref, "group")
+        if found is None:
+            self.unresolved(source, ref, f"mirror backend {source.get(*ref, 'name')!r} is no imported Service")
+            return
+        mirror: dict[str, Any] = {"service": self.ref(found, source.namespace)}
+        if source.get(*ref, "port") is not None:
+            mirror["port"] = source.get(*ref, "port")
+        percent = source.get(*at, "requestMirror", "percent")
+        numerator = source.get(*at, "requestMirror", "fraction", "numerator")
+        if numerator is not None:
+            percent = 100 * numerator / source.get(*at, "requestMirror", "fraction", "denominator", default=100)
+        if percent is not None:
+            mirror["percent"] = percent
+        rule.setdefault("mirrors", []).append(mirror)
 
     def grpc_route(self, source: Source) -> None:
         rules = []
@@ -997,6 +1114,8 @@ def _relative(rule: dict[str, Any], service: str) -> dict[str, Any]:
         out["to"] = [{k: v for k, v in d.items() if not (k == "service" and v == service)} for d in out["to"]]
     if "mirror" in out and out["mirror"].get("service") == service:
         out["mirror"] = {k: v for k, v in out["mirror"].items() if k != "service"}
+    if "mirrors" in out:
+        out["mirrors"] = [{k: v for k, v in m.items() if not (k == "service" and v == service)} for m in out["mirrors"]]
     return out
 
 
