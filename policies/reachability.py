@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compiler import codes
 from compiler.diagnostics import Related, Report
+from compiler.evaluate import segment_prefix_matches
 from compiler.graph import MeshGraph, RouteNode
 from compiler.hostnames import covers as host_covers
 from compiler.model import Match, PathMatch, StringMatch
@@ -28,6 +29,9 @@ def _path_covers(broad: PathMatch | None, narrow: PathMatch | None) -> bool:
         return True
     if narrow is None:
         return False
+    if broad.prefix is not None:  # a segment prefix (docs/intents.md): `/port` does not cover `/port-and-host`
+        path = narrow.exact if narrow.exact is not None else narrow.prefix
+        return path is not None and segment_prefix_matches(broad.prefix, path.rstrip("/") or "/")
     return _string_covers(broad, narrow)
 
 

@@ -45,3 +45,20 @@ def test_every_analysis_code_has_a_fixture() -> None:
 def fixture_meshes() -> list[Path]:
     """Every mesh root under tests/fixtures/checks (for tests that want many small meshes)."""
     return [FIXTURES / code / side for code in CODES for side in ("violating", "clean")]
+
+
+def test_a_path_prefix_covers_whole_segments_only() -> None:
+    """docs/intents.md: a path `prefix` matches element by element (Gateway API PathPrefix), so
+    `/port` never takes `/port-and-host`: a rule for it after a `/port` rule is reachable and is
+    not MESH301 (the Gateway API conformance test httproute-redirect-port writes exactly this)."""
+    from compiler.model import Match, PathMatch
+    from policies.reachability import match_covers
+
+    def prefix(value: str) -> Match:
+        return Match(path=PathMatch(prefix=value))
+
+    assert not match_covers(prefix("/port"), prefix("/port-and-host"))
+    assert not match_covers(prefix("/port"), Match(path=PathMatch(exact="/portable")))
+    assert match_covers(prefix("/port"), prefix("/port/x"))
+    assert match_covers(prefix("/port/"), Match(path=PathMatch(exact="/port")))
+    assert match_covers(prefix("/"), prefix("/anything"))
