@@ -913,20 +913,28 @@ class Importer:
         ref = name if namespace == source.namespace else f"{namespace}/{name}"
         return (ref, None) if kind == "Gateway" else (None, ref)
 
+    def backend_ref(self, source: Source, ref: tuple[Any, ...], what: str) -> dict[str, Any] | None:
+        """A Gateway API BackendObjectReference as a destination ({service, port}), or None
+        (reported) when it names no imported Service."""
+        namespace = source.get(*ref, "namespace", default=source.namespace)
+        found = self.services.get((namespace, source.get(*ref, "name")))
+        source.get(*ref, "kind")
+        source.get(*ref, "group")
+        if found is None:
+            self.unresolved(source, ref, f"{what} {source.get(*ref, 'name')!r} is no imported Service")
+            return None
+        target: dict[str, Any] = {"service": self.ref(found, source.namespace)}
+        if source.get(*ref, "port") is not None:
+            target["port"] = source.get(*ref, "port")
+        return target
+
     def backends(self, source: Source, at: tuple[Any, ...]) -> list[dict[str, Any]]:
         out = []
         for index, _ in source.items(*at, "backendRefs"):
             ref = (*at, "backendRefs", index)
-            namespace = source.get(*ref, "namespace", default=source.namespace)
-            found = self.services.get((namespace, source.get(*ref, "name")))
-            source.get(*ref, "kind")
-            source.get(*ref, "group")
-            if found is None:
-                self.unresolved(source, ref, f"backend {source.get(*ref, 'name')!r} is no imported Service")
+            target = self.backend_ref(source, ref, "backend")
+            if target is None:
                 continue
-            target: dict[str, Any] = {"service": self.ref(found, source.namespace)}
-            if source.get(*ref, "port") is not None:
-                target["port"] = source.get(*ref, "port")
             target["weight"] = source.get(*ref, "weight", default=1)
             for f_index, _ in source.items(*ref, "filters"):  # HTTPBackendRef.filters: this backend only
                 if source.peek(*ref, "filters", f_index, "type") in ("RequestHeaderModifier", "ResponseHeaderModifier"):
@@ -1020,17 +1028,9 @@ class Importer:
     def request_mirror(self, source: Source, at: tuple[Any, ...], rule: dict[str, Any]) -> None:
         """HTTPRequestMirrorFilter: `backendRef`, and `percent` or `fraction` (numerator over a
         denominator of 100 by default); neither mirrors every request."""
-        ref = (*at, "requestMirror", "backendRef")
-        namespace = source.get(*ref, "namespace", default=source.namespace)
-        found = self.services.get((namespace, source.get(*ref, "name")))
-        source.get(*ref, "kind")
-        source.get(*ref, "group")
-        if found is None:
-            self.unresolved(source, ref, f"mirror backend {source.get(*ref, 'name')!r} is no imported Service")
+        mirror = self.backend_ref(source, (*at, "requestMirror", "backendRef"), "mirror backend")
+        if mirror is None:
             return
-        mirror: dict[str, Any] = {"service": self.ref(found, source.namespace)}
-        if source.get(*ref, "port") is not None:
-            mirror["port"] = source.get(*ref, "port")
         percent = source.get(*at, "requestMirror", "percent")
         numerator = source.get(*at, "requestMirror", "fraction", "numerator")
         if numerator is not None:
