@@ -164,7 +164,7 @@ def test_precommit_hook_runs_fmt_check() -> None:
 # and the data as it was, and its result does not depend on the input's order or style.
 
 
-USER_KEYED = {"versions", "labels", "headers", "query"}  # names the user chose: their order is kept
+USER_KEYED = {"versions", "labels", "headers", "query", "set", "add", "responseHeaders"}  # names the user chose: their order is kept
 
 
 def _relayout(data, rng: random.Random, parent: object = None):
