@@ -19,6 +19,8 @@ NOTHING_TO_EMIT = {
     ("multicluster-shop", "cloudfoundry"): "cloudfoundry",
     ("team-routes", "cloudfoundry"): "cloudfoundry",
     ("team-routes", "vm"): "vm",
+    ("gateway-api-conformance", "cloudfoundry"): "cloudfoundry",
+    ("gateway-api-conformance", "vm"): "vm",
 }
 GRID = [(mesh, target) for mesh in MESHES for target in sorted(REGISTRY) if (mesh, target) not in NOTHING_TO_EMIT]
 
