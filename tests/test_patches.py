@@ -21,6 +21,7 @@ from compiler.build import check_mesh, compile_mesh, emit
 from compiler.evaluate import Proxy, Request, header_value
 from compiler.jsonpatch import PatchFailure, apply_json_patch, apply_merge_patch, resolve
 from compiler.model import PATCH_TARGETS
+from compiler.serialize import to_yaml
 from targets import REGISTRY
 from targets.envoylib import EnvoyRunner
 from tests.conftest import require_envoy, require_shared_schemas
@@ -488,3 +489,18 @@ def test_an_incremental_build_after_a_patch_changes_equals_a_full_build(tmp_path
         if relative.name != "manifest.json":
             assert (out / relative).read_bytes() == (full / relative).read_bytes(), relative
     assert b'"port_value": 15997' in (out / "envoy/bookinfo/reviews.yaml").read_bytes()
+
+
+def test_every_bootstrap_of_the_workload_is_patched(tmp_path: Path) -> None:
+    """A service placed on several platforms has a sidecar per placement (examples/multicluster-
+    shop): a Patch of its EnvoyBootstrap edits each of them, and nothing else."""
+    from tests.conftest import EXAMPLES, copy_mesh
+
+    root = copy_mesh(EXAMPLES / "multicluster-shop", tmp_path / "mesh")
+    (root / "patch.yaml").write_bytes(to_yaml(patch("catalog-node", target="envoy", service="catalog",
+                                                    object={"kind": "EnvoyBootstrap"},
+                                                    mergePatch={"node": {"metadata": {"patched": "yes"}}})))
+    _, artifacts = built(root, ["envoy"])
+    patched = sorted(path for path, a in artifacts.items() if b'"patched"' in a.content)
+    assert len(patched) > 1 and patched == sorted(path for path, a in artifacts.items() if a.patches)
+    assert all(artifacts[path].workload == "service:shop/catalog" for path in patched)
