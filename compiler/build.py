@@ -383,6 +383,7 @@ def _emit_streamed(graph: MeshGraph, report: Report, names: list[str], tree) -> 
     records of what was written, or none (and MESH013) when the output is over its budget."""
     from compiler import shards
     from compiler.manifest import MANIFEST, ArtifactRecord
+    from compiler.patches import apply_patches
     from compiler.writer import OutputError
     from targets import release_shared
 
@@ -393,7 +394,10 @@ def _emit_streamed(graph: MeshGraph, report: Report, names: list[str], tree) -> 
     for index in range(count):
         shard = shards.WorkloadShard(index, count) if count > 1 else None
         for name in names:
-            artifacts = sorted(load_target(name).emit(graph, report, shard), key=lambda a: a.path)
+            target = load_target(name)
+            artifacts = sorted(target.emit(graph, report, shard), key=lambda a: a.path)
+            # the Patches of this shard's workloads, as emit() applies them (compiler.patches)
+            artifacts = apply_patches(graph, artifacts, report, {name: getattr(target, "patch_problem", None)}, shard)
             sizes.extend((artifact.sources, len(artifact.content)) for artifact in artifacts)
             size += sum(len(artifact.content) for artifact in artifacts)
             if size > MAX_OUTPUT_BYTES:
