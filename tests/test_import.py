@@ -393,9 +393,9 @@ def test_istio_header_edits_and_mirrors_round_trip(tmp_path: Path) -> None:
     sent_headers = (("x-debug", "1"), ("x-trace", "client"), ("x-tenant", "other"))
     for path in ("/split", "/split/a?q=1", "/other"):
         request = Request("reviews", path, "GET", sent_headers)
-        route = graph.route_for(Key("default", "reviews"))
-        assert route is not None
-        assert istio_decides(spec, request) == evaluator_decides(rule_decision(graph, route, request, 9080)), path
+        routes = graph.routes_for(Key("default", "reviews"))
+        assert routes
+        assert istio_decides(spec, request) == evaluator_decides(rule_decision(graph, routes, request, 9080)), path
 
 
 def test_istio_edits_meshc_cannot_carry_are_reported_where_they_stand(tmp_path: Path) -> None:
@@ -472,6 +472,6 @@ def test_gateway_api_header_filters_and_mirrors_round_trip(tmp_path: Path) -> No
     [spec] = [d.data["spec"] for d in load_documents(GATEWAY_API_EDITS)]
     request = Request("reviews", "/split/a", "GET", (("x-debug", "1"), ("x-trace", "client")))
     expected = gateway_api_decides(spec, request)
-    route = graph.route_for(Key("default", "reviews"))
-    assert route is not None
-    assert evaluator_decides(rule_decision(graph, route, request, 9080)) == expected
+    routes = graph.routes_for(Key("default", "reviews"))
+    assert routes
+    assert evaluator_decides(rule_decision(graph, routes, request, 9080)) == expected
