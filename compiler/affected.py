@@ -10,7 +10,7 @@ A workload is what runs an artifact: "service:<ns>/<name>" (a sidecar), "gateway
   principal; without one it is S's name, which no edit of S changes).
 - Route of service S: S itself and S's callers' sidecars; gateways whose Routes send to S.
   Ingress Route on gateway G: G's proxy.
-- AccessPolicy of S: S's sidecar (inbound authorisation is the callee's).
+- AccessPolicy of S: S's sidecar (inbound authorisation is the callee's); of a Gateway G: G.
 - ExternalService E: the sidecars of E's callers.
 - Gateway G: G's proxy; when G's account is not its name (a bound `deployment`, flavor
   gateway-api's `<gateway>-istio`), the services whose AccessPolicies name G.
@@ -101,7 +101,7 @@ class _Index:
         for policy in graph.access_policies.values():
             for access in (*policy.allow, *policy.deny):
                 for principal in access.principals:
-                    if principal.kind in ("service", "gateway"):
+                    if principal.kind in ("service", "gateway") and policy.service is not None:
                         self.admitted_by[(principal.kind, principal.key())].add(policy.service)
 
 
@@ -178,7 +178,10 @@ class Reach:
                 for protected in self.admitting("gateway", key):
                     self._service(protected, out)
         elif kind == "AccessPolicy":
-            self._service(parse_ref(model.service, key.namespace), out)
+            if model.service is not None:
+                self._service(parse_ref(model.service, key.namespace), out)
+            else:  # a gateway's clients: that gateway's configuration
+                self._gateway(parse_ref(model.gateway, key.namespace), out)
         elif kind == "Patch":
             if model.platform is not None:
                 out.add(platform_workload(model.platform))

@@ -358,6 +358,15 @@ EXTERNAL_HOST_CLAIMED_TWICE = _code(
     or rejects conflicting ServiceEntries). Both locations are reported. List the host in one
     ExternalService, with all the ports it serves.""",
 )
+ACCESS_SOURCE_OUT_OF_PLACE = _code(
+    "MESH218", "access-source-out-of-place", "error",
+    "An AccessPolicy `from` entry that cannot name the callers of what it protects.",
+    """A service's callers are mesh workloads (and plain-text clients); a Gateway's are outside
+    clients, which carry no mesh identity. So `ipBlocks` and `remoteIpBlocks` (addresses of a
+    gateway's clients) belong to an AccessPolicy with `gateway`, and service references,
+    `{namespace}`, `{gateway}` and `"*"` (mesh identities) to one with `service`. Move the
+    entry to an AccessPolicy of the right kind.""",
+)
 PLACEMENT_UNSUPPORTED = _code(
     "MESH230", "placement-unsupported", "error", "A Service placement on a platform that cannot take part.",
     """A Service with several `placements` runs on kubernetes and vm platforms: their
@@ -649,6 +658,13 @@ HEADERS_ON_STREAM = _code(
     silently mean nothing, so they are an error at the `headers` field. Remove them, or route
     an HTTP port.""",
 )
+JWT_WITHOUT_HTTP = _code(
+    "MESH391", "jwt-without-http", "warning", "JWT providers where no HTTP request arrives.",
+    """`jwt` providers verify the tokens of HTTP requests (docs/intents.md, End-user
+    authentication). A Service whose ports are all tcp, tls or mongo, or a Gateway without an
+    http or https listener, receives byte streams: its providers verify nothing, and an
+    AccessPolicy rule on end users there admits nobody. Remove `jwt`, or serve HTTP.""",
+)
 UNUSED_SUPPRESSION = _code(
     "MESH390", "unused-suppression", "warning", "A suppression that suppresses nothing.",
     """A `# meshc: ignore[CODE]` comment or a Mesh.suppress entry that matched no diagnostic,
@@ -866,6 +882,17 @@ K8S_GATEWAY_API_TLS_PARAMETERS = _code(
     gateway-api the implementation's defaults would apply instead of `tls.minVersion` and
     `tls.cipherSuites`: a weaker TLS than written. Use flavor istio for the gateway (Server
     `tls.minProtocolVersion` and `tls.cipherSuites`), or the envoy target.""",
+)
+
+K8S_TRUSTED_PROXIES = _code(
+    "MESH469", "k8s-trusted-proxies", "warning",
+    "A Gateway's trustedProxies, which Istio takes from the gateway deployment's proxy configuration.",
+    """`Gateway.trustedProxies` says which X-Forwarded-For entry is a client's original address
+    (what `remoteIpBlocks` checks). Istio reads it from the gateway proxy's
+    `gatewayTopology.numTrustedProxies` (the deployment's `proxy.istio.io/config` annotation or
+    MeshConfig `defaultConfig`), which is not among the objects meshc writes: until it is set
+    there to the same number, Istio's remote address is the connection's source. Set it in
+    the gateway's deployment or the mesh configuration.""",
 )
 
 # 43x: cloudfoundry ---------------------------------------------------------------------------

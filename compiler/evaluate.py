@@ -82,6 +82,7 @@ class Request:
     forged_token: bool = False
     now: float | None = None  # the time tokens are checked at (seconds since the epoch); None: now
     behaviour: Behaviour | None = None  # how the destination answers its tries (`meshc test`)
+    client_address: str | None = None  # where a gateway's client connects from
 
     @property
     def bare_path(self) -> str:
@@ -641,7 +642,7 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
     name, _ = split_host(request.host)
     http = [listener for listener in on_port if listener.protocol == "http"]
     if http:
-        passed = gateway_authentication(gateway, request)
+        passed = gateway_checks(graph, gateway, request)
         if isinstance(passed, Decision):
             return passed
         request = passed
@@ -662,7 +663,7 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
                 refused = tls_refusal(https[0], request)  # the first https listener's TLS completes it
                 if refused is not None:
                     return Decision("refused", listener=https[0].name, reason=refused)
-                passed = gateway_authentication(gateway, request)
+                passed = gateway_checks(graph, gateway, request)
                 if isinstance(passed, Decision):
                     return passed
                 return Decision("not-found", 404, listener=https[0].name,
@@ -672,7 +673,7 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
         if refused is not None:
             return Decision("refused", listener=listener.name, reason=refused)
         if listener.protocol == "https":
-            passed = gateway_authentication(gateway, request)
+            passed = gateway_checks(graph, gateway, request)
             if isinstance(passed, Decision):
                 return passed
             request = passed
@@ -686,13 +687,15 @@ def evaluate_gateway(graph: MeshGraph, gateway: GatewayNode, request: Request) -
     return stream_decision(graph, gateway, on_port[0], None)
 
 
-def gateway_authentication(gateway: GatewayNode, request: Request) -> Decision | Request:
-    """The gateway's `jwt` providers check every HTTP request it receives before anything else
-    decides: 401 for an invalid token (docs/intents.md, End-user authentication); else the
-    request as it is passed on."""
+def gateway_checks(graph: MeshGraph, gateway: GatewayNode, request: Request) -> Decision | Request:
+    """What a gateway decides of every HTTP request before routing: its `jwt` providers
+    authenticate it (401), its AccessPolicies admit it or not (403); else the request as it is
+    passed on (docs/intents.md, End-user authentication and AccessPolicy)."""
     checked = authenticate(gateway.spec.jwt, request)
     if checked.refused:
         return Decision("unauthenticated", checked.status, reason=checked.reason)
+    if not gateway_admitted(graph, gateway, request, checked.user):
+        return Decision("forbidden", 403, reason=f"the AccessPolicies of gateway {gateway.key} do not admit it")
     return checked.passed_on(request)
 
 
@@ -798,6 +801,9 @@ class Peer:
 
     service: Key | None = None
     gateway: Key | None = None
+    # a gateway's client: the address its connection comes from, and its original address
+    address: str | None = None
+    remote_address: str | None = None
 
     @property
     def namespace(self) -> str | None:
@@ -805,7 +811,21 @@ class Peer:
         return key.namespace if key is not None else None
 
 
+def in_blocks(blocks: Sequence[str], address: str | None) -> bool:
+    if address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(block, strict=False) for block in blocks)
+
+
 def principal_matches(principal: Principal, peer: Peer) -> bool:
+    if principal.kind == "ipBlocks":
+        return in_blocks(principal.blocks, peer.address)
+    if principal.kind == "remoteIpBlocks":
+        return in_blocks(principal.blocks, peer.remote_address)
     if principal.kind == "any":
         return peer.namespace is not None
     if principal.kind == "unauthenticated":
@@ -879,6 +899,35 @@ def admitted(graph: MeshGraph, callee: Key, peer: Peer, method: str, path: str, 
     if not allows:
         return graph.mesh.authorization == "allow"
     return any(access_rule_matches(r, peer, method, path, port, headers, user) for r in allows)
+
+
+def gateway_client(gateway: GatewayNode, request: Request) -> Peer:
+    """A gateway's client: the connection's source address, and its original address, which is
+    the `trustedProxies`-th X-Forwarded-For entry from the right (the connection's source without
+    trusted proxies, or when the header has fewer entries: Envoy's trusted client address with
+    use_remote_address and xff_num_trusted_hops)."""
+    hops = gateway.spec.trustedProxies
+    forwarded = header_value(request.headers, "x-forwarded-for")
+    entries = [entry.strip() for entry in forwarded.split(",")] if forwarded else []
+    remote = entries[-hops] if hops and len(entries) >= hops else request.client_address
+    return Peer(address=request.client_address, remote_address=remote)
+
+
+def gateway_admitted(graph: MeshGraph, gateway: GatewayNode, request: Request, user: EndUser | None) -> bool:
+    """A gateway's AccessPolicies: no deny rule matches, and, when there are allow rules, one of
+    them does; a gateway without allow rules admits every client (it exists for them), whatever
+    Mesh.authorization says of services."""
+    policies = graph.gateway_policies_for(gateway.key)
+    client = gateway_client(gateway, request)
+    port = request.port or 0
+
+    def matches(rule: ResolvedAccessRule) -> bool:
+        return access_rule_matches(rule, client, request.method, request.path, port, request.headers, user)
+
+    if any(matches(r) for p in policies for r in p.deny):
+        return False
+    allows = [r for p in policies for r in p.allow]
+    return not allows or any(matches(r) for r in allows)
 
 
 def inbound(graph: MeshGraph, callee: Key, peer: Peer, request: Request, port: int) -> Decision:

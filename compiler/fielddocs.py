@@ -317,6 +317,7 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     "AccessPolicy": {
         "service": "The service it protects.",
+        "gateway": "Or the Gateway whose clients it admits (requests through it, before routing).",
         "allow": "Requests any of these rules matches are admitted.",
         "deny": "Requests any of these rules matches are refused, whatever allows them.",
     },
@@ -334,6 +335,13 @@ FIELDS: dict[str, dict[str, str]] = {
         "headers": "Request headers, each with values it must have one of (exact, `prefix*`, `*suffix`, "
                    "`\"*\"` for present) (HTTP ports only).",
     },
+    "IpBlocksSource": {
+        "ipBlocks": "Gateway clients whose connection comes from one of these addresses or CIDR blocks.",
+    },
+    "RemoteIpBlocksSource": {
+        "remoteIpBlocks": "Gateway clients whose original address (behind `Gateway.trustedProxies`) is in one of "
+                          "these addresses or CIDR blocks.",
+    },
     "UnauthenticatedSource": {
         "unauthenticated": "`true`: a caller without a mesh identity (`\"*\"`'s complement).",
     },
@@ -346,6 +354,8 @@ FIELDS: dict[str, dict[str, str]] = {
     "Gateway": {
         "jwt": "End-user authentication: JWT providers whose tokens are verified on every HTTP request; "
                "an invalid token is answered 401 (see AccessPolicy).",
+        "trustedProxies": "Proxies in front of the gateway that append the client to X-Forwarded-For: the "
+                          "client's original address is that many entries from the right (0: the connection's).",
         "platform": "The platform it runs on: kubernetes or vm (Cloud Foundry's router is its own ingress).",
         "listeners": "The ports it listens on; at least one.",
         "sidecar": "The gateway Envoy's admin port on loopback (`adminPort`); unset, the platform's.",
@@ -445,6 +455,11 @@ FIELDS: dict[str, dict[str, str]] = {
         "port": "The gateway listener port it arrives on; on a sidecar the port comes from `host` (default the "
                 "service's first HTTP port).",
         "sni": "The TLS server name (https and tls gateway listeners).",
+        "clientCa": "The CA the client's certificate chains to (a listener's `clientValidation.ca`); unset, the "
+                    "client presents none.",
+        "tlsVersion": "The highest TLS version the client speaks, `\"1.2\"` or `\"1.3\"`.",
+        "clientAddress": "The IP address a gateway's client connects from (AccessPolicy `ipBlocks`); "
+                         "an `x-forwarded-for` header in `headers` gives `remoteIpBlocks` their address.",
         "backend": "How the destination answers the tries of this request (to test retries and timeouts); "
                    "unset, 200 at once.",
     },

@@ -232,12 +232,13 @@ class GatewayNode:
 
 
 class Principal(NamedTuple):
-    """One `from` entry: kind is service, namespace, gateway, any (a mesh identity) or
-    unauthenticated (none)."""
+    """One `from` entry: kind is service, namespace, gateway, any (a mesh identity),
+    unauthenticated (none), or at a gateway ipBlocks and remoteIpBlocks (with `blocks`)."""
 
     kind: str
     namespace: str | None = None
     name: str | None = None
+    blocks: tuple[str, ...] = ()
 
     def key(self) -> Key:
         """The service or gateway a `service` or `gateway` principal names."""
@@ -259,9 +260,10 @@ class AccessPolicyNode:
     key: Key
     spec: AccessPolicy
     origin: Origin
-    service: Key
+    service: Key | None  # the service it protects, or
     allow: tuple[ResolvedAccessRule, ...]
     deny: tuple[ResolvedAccessRule, ...]
+    gateway: Key | None = None  # the Gateway whose clients it admits
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,10 @@ class MeshGraph:
         """The service's mesh Routes in merge order: their rules are one list, each Route's in
         written order, the Routes by `namespace/name` (docs/intents.md)."""
         return self.service_routes.get(service, ())
+
+    def gateway_policies_for(self, gateway: Key) -> tuple[AccessPolicyNode, ...]:
+        """The AccessPolicies of a Gateway's clients, by name."""
+        return tuple(sorted((p for p in self.access_policies.values() if p.gateway == gateway), key=lambda p: p.key))
 
     def policies_for(self, service: Key) -> tuple[AccessPolicyNode, ...]:
         return self.service_policies.get(service, ())

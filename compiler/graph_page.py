@@ -77,6 +77,8 @@ def _principal(principal: Principal) -> str:
         return "*"
     if principal.kind == "unauthenticated":
         return "unauthenticated"
+    if principal.blocks:
+        return f"{principal.kind} {', '.join(principal.blocks)}"
     if principal.kind == "namespace":
         return f"namespace {principal.namespace}"
     return f"{principal.kind} {principal.namespace}/{principal.name}"
@@ -233,7 +235,8 @@ def page_data(graph: MeshGraph, diagnostics: list[Diagnostic], artifacts: list[A
         kind, attached = route.attachment()
         places.document(route.origin, service_workload(attached) if kind == "service" else gateway_workload(attached))
     for policy in graph.access_policies.values():
-        places.document(policy.origin, service_workload(policy.service))
+        places.document(policy.origin, service_workload(policy.service) if policy.service is not None
+                        else gateway_workload(policy.gateway) if policy.gateway is not None else None)
     for cel_policy in graph.policies.values():
         places.document(cel_policy.origin, None)
     places.document(graph.mesh_origin, None)

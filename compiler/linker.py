@@ -26,7 +26,14 @@ from compiler.graph import (
     frozen_mapping,
 )
 from compiler.loader import Intent, Loaded, Origin
-from compiler.model import GatewaySource, NamespaceSource, Resilience, UnauthenticatedSource
+from compiler.model import (
+    GatewaySource,
+    IpBlocksSource,
+    NamespaceSource,
+    RemoteIpBlocksSource,
+    Resilience,
+    UnauthenticatedSource,
+)
 
 
 def parse_ref(ref: str, namespace: str) -> Key:
@@ -223,7 +230,8 @@ class _Linker:
                 gateway_routes[route.gateway].append(route)
         service_policies: dict[Key, list[AccessPolicyNode]] = defaultdict(list)
         for policy in access_policies.values():
-            service_policies[policy.service].append(policy)
+            if policy.service is not None:
+                service_policies[policy.service].append(policy)
         callers: dict[Key, list[Key]] = defaultdict(list)
         for service in self.services.values():
             for callee in service.calls:
@@ -525,13 +533,22 @@ class _Linker:
 
     def link_access_policy(self, key: Key, intent: Intent) -> AccessPolicyNode | None:
         spec = intent.model
-        service = parse_ref(spec.service, key.namespace)
         ok = True
-        if service not in self.services:
-            if service not in self.known_services:
-                self.unknown(codes.UNKNOWN_SERVICE, f"AccessPolicy {key} is for {service}, which is not a Service",
-                             self.at(intent.origin, "service"))
-            ok = False
+        service = gateway = None
+        if spec.service is not None:
+            service = parse_ref(spec.service, key.namespace)
+            if service not in self.services:
+                if service not in self.known_services:
+                    self.unknown(codes.UNKNOWN_SERVICE, f"AccessPolicy {key} is for {service}, which is not a Service",
+                                 self.at(intent.origin, "service"))
+                ok = False
+        else:
+            gateway = parse_ref(spec.gateway, key.namespace)
+            if gateway not in self.gateways:
+                if gateway not in self.known_gateways:
+                    self.unknown(codes.UNKNOWN_GATEWAY, f"AccessPolicy {key} is for gateway {gateway}, "
+                                 "which is not a Gateway", self.at(intent.origin, "gateway"))
+                ok = False
         sections = {}
         for section in ("allow", "deny"):
             resolved = []
@@ -539,7 +556,12 @@ class _Linker:
                 # no `from`: any caller, with a mesh identity or without
                 principals = [] if rule.from_ is not None else [Principal("any"), Principal("unauthenticated")]
                 for s_index, source in enumerate(rule.from_ or ()):
-                    if source == "*":
+                    if not self.source_in_place(key, intent, source, gateway is not None, (section, index, s_index)):
+                        ok = False
+                    if isinstance(source, (IpBlocksSource, RemoteIpBlocksSource)):
+                        kind = "ipBlocks" if isinstance(source, IpBlocksSource) else "remoteIpBlocks"
+                        principals.append(Principal(kind, blocks=tuple(getattr(source, kind))))
+                    elif source == "*":
                         principals.append(Principal("any"))
                     elif isinstance(source, UnauthenticatedSource):
                         principals.append(Principal("unauthenticated"))
@@ -560,7 +582,24 @@ class _Linker:
             sections[section] = tuple(resolved)
         if not ok:
             return None
-        return AccessPolicyNode(key, spec, intent.origin, service, sections["allow"], sections["deny"])
+        return AccessPolicyNode(key, spec, intent.origin, service, sections["allow"], sections["deny"], gateway)
+
+    def source_in_place(self, key: Key, intent: Intent, source: object, at_gateway: bool,
+                        where: tuple[str, int, int]) -> bool:
+        """Addresses name a gateway's clients, mesh identities a service's callers (MESH218)."""
+        addresses = isinstance(source, (IpBlocksSource, RemoteIpBlocksSource))
+        identity = not addresses and not isinstance(source, UnauthenticatedSource)
+        if at_gateway and identity:
+            problem = "names a mesh identity, which a gateway's outside clients do not carry"
+        elif not at_gateway and addresses:
+            problem = "names client addresses, which only a gateway's AccessPolicy can check"
+        else:
+            return True
+        section, index, s_index = where
+        self.report.add(codes.ACCESS_SOURCE_OUT_OF_PLACE, f"AccessPolicy {key} {section} rule {index} {problem}",
+                        self.at(intent.origin, section, index, "from", s_index),
+                        hint="use `gateway:` for ipBlocks and remoteIpBlocks, `service:` for mesh identities")
+        return False
 
 
     def link_patches(self, intents: dict[Key, Intent]) -> dict[Key, PatchNode]:

@@ -1069,17 +1069,34 @@ class GatewaySource(Strict):
     gateway: Ref
 
 
+class IpBlocksSource(Strict):
+    """Clients of a gateway whose connection comes from one of the blocks (Istio source.ipBlocks)."""
+
+    ipBlocks: Annotated[list[Cidr], Field(min_length=1)]
+
+
+class RemoteIpBlocksSource(Strict):
+    """Clients of a gateway whose original address, behind `Gateway.trustedProxies`, is in one of
+    the blocks (Istio source.remoteIpBlocks)."""
+
+    remoteIpBlocks: Annotated[list[Cidr], Field(min_length=1)]
+
+
 class UnauthenticatedSource(Strict):
     """A caller without a mesh identity: `"*"`'s complement (issue 12, auth)."""
 
     unauthenticated: Literal[True]
 
 
+_SOURCE_TAGS = ("gateway", "unauthenticated", "ipBlocks", "remoteIpBlocks")
+
+
 def _source_tag(value: Any) -> str:
     if isinstance(value, dict):
-        return next((tag for tag in ("gateway", "unauthenticated") if tag in value), "namespace")
+        return next((tag for tag in _SOURCE_TAGS if tag in value), "namespace")
     if isinstance(value, BaseModel):
-        return {GatewaySource: "gateway", UnauthenticatedSource: "unauthenticated"}.get(type(value), "namespace")
+        return {GatewaySource: "gateway", UnauthenticatedSource: "unauthenticated", IpBlocksSource: "ipBlocks",
+                RemoteIpBlocksSource: "remoteIpBlocks"}.get(type(value), "namespace")
     return "service"
 
 
@@ -1090,7 +1107,9 @@ Source = Annotated[
     Annotated[ServiceOrAny, Tag("service")]
     | Annotated[NamespaceSource, Tag("namespace")]
     | Annotated[GatewaySource, Tag("gateway")]
-    | Annotated[UnauthenticatedSource, Tag("unauthenticated")],
+    | Annotated[UnauthenticatedSource, Tag("unauthenticated")]
+    | Annotated[IpBlocksSource, Tag("ipBlocks")]
+    | Annotated[RemoteIpBlocksSource, Tag("remoteIpBlocks")],
     Discriminator(_source_tag),
 ]
 # An end user, `<issuer>/<subject>` split at the last `/`: `*` any valid token, `<issuer>/*` any
@@ -1123,9 +1142,15 @@ class AccessPolicy(Strict):
     kind: Literal["AccessPolicy"]
     name: Name
     namespace: Name | None = None
-    service: Ref
+    service: Ref | None = None
+    gateway: Ref | None = None  # or the Gateway whose clients it admits (issue 12, auth)
     allow: list[AccessRule] = []
     deny: list[AccessRule] = []
+
+    @model_validator(mode="after")
+    def _target(self) -> AccessPolicy:
+        _exactly_one(self, ("service", "gateway"), "an AccessPolicy")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1220,6 +1245,9 @@ class Gateway(Strict):
     sidecar: SidecarSettings | None = None
     # end-user authentication of every HTTP request the gateway receives (issue 12, auth)
     jwt: JwtProviders = []
+    # proxies in front of the gateway that append to X-Forwarded-For: the client's address is
+    # the one this many entries from its right end (Envoy xff_num_trusted_hops)
+    trustedProxies: Annotated[int, Field(ge=0, le=16)] = 0
 
     @model_validator(mode="after")
     def _unique(self) -> Gateway:
@@ -1374,6 +1402,10 @@ class RouteTestRequest(Strict):
     port: Port | None = None
     sni: HostName | None = None
     backend: BackendBehaviour | None = None
+    # the TLS client (issue 12, auth): the CA its certificate chains to, and its highest version
+    clientCa: Name | None = None
+    tlsVersion: TlsVersion = "1.3"
+    clientAddress: IpAddress | None = None  # where a gateway's client connects from (ipBlocks)
 
 
 class ExpectedDestination(Strict):

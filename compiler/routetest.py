@@ -77,7 +77,8 @@ def as_request(case: RouteTestCase) -> Request:
     behaviour = (Behaviour(tuple(backend.failures), duration_seconds(backend.delay)) if backend is not None
                  else None)
     return Request(host=spec.host, path=spec.path, method=spec.method, headers=tuple(spec.headers.items()),
-                   port=spec.port, sni=spec.sni, behaviour=behaviour)
+                   port=spec.port, sni=spec.sni, client_ca=spec.clientCa, tls_version=spec.tlsVersion,
+                   behaviour=behaviour, client_address=spec.clientAddress)
 
 
 def answer(decision: Decision, request: Request) -> tuple[int | None, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
 from policies import (
+    authentication,
     authorization,
     cel_policies,
     gateways,
@@ -21,6 +22,7 @@ from policies import (
 from policies.check import Check, run_check
 
 CHECKS: tuple[Check, ...] = (
+    authentication.CHECK,
     authorization.CHECK,
     cel_policies.CHECK,
     placements.CROSS_NETWORK,

@@ -436,8 +436,11 @@ class PlatformEmitter:
         if rule.spec.from_ is None:
             return [{"source": users}] if users else []
         names, namespaces, unauthenticated = [], [], False
+        addresses: list[dict] = []
         for index, principal in enumerate(rule.principals):
-            if principal.kind == "any":
+            if principal.kind in ("ipBlocks", "remoteIpBlocks"):
+                addresses.append({"source": {principal.kind: list(principal.blocks), **users}})
+            elif principal.kind == "any":
                 names.append("*")
             elif principal.kind == "unauthenticated":
                 unauthenticated = True  # Istio: notPrincipals ["*"], a peer without an identity
@@ -454,7 +457,7 @@ class PlatformEmitter:
             sources.append({"source": {"namespaces": namespaces, **users}})
         if unauthenticated:
             sources.append({"source": {"notPrincipals": ["*"], **users}})
-        return sources
+        return sources + addresses
 
     def authorization_rule(self, policy: AccessPolicyNode, rule: ResolvedAccessRule) -> dict:
         out: dict = {}
@@ -722,7 +725,10 @@ class PlatformEmitter:
         if self.writes_gateway_account(gateway):
             docs.append(document("v1", "ServiceAccount", metadata(account.name, account.namespace, sources)))
         workload = self.gateway_workload_ref(gateway)
-        if account.namespace in self.platform.owns.namespaces and self.graph.mesh.authorization == "deny":
+        policies = self.graph.gateway_policies_for(gateway.key)
+        docs += self.gateway_authorization(gateway, policies, account.namespace, workload)
+        if account.namespace in self.platform.owns.namespaces and self.graph.mesh.authorization == "deny" \
+                and not any(p.allow for p in policies):  # an allow-all beside them would admit everyone
             # the namespace's allow-nothing would refuse the clients a gateway exists for
             # (istio.io, AuthorizationPolicy: `rules: [{}]` allows every request)
             docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
@@ -764,6 +770,31 @@ class PlatformEmitter:
 
     def writes_gateway_account(self, gateway: GatewayNode) -> bool:
         return self.owns("ServiceAccount") and not gateway.bound
+
+    def gateway_authorization(self, gateway: GatewayNode, policies: tuple[AccessPolicyNode, ...], namespace: str,
+                              workload: dict) -> list[dict]:
+        """AuthorizationPolicies of a Gateway's AccessPolicies, selecting its workload (an ALLOW
+        and a DENY policy each, as for services). Istio reads `remoteIpBlocks` from
+        X-Forwarded-For only with the gateway's `gatewayTopology.numTrustedProxies`, which is
+        the gateway deployment's proxy configuration: reported where `trustedProxies` is set."""
+        if gateway.spec.trustedProxies:
+            self.report.add(codes.K8S_TRUSTED_PROXIES,
+                            f"Gateway {gateway.key} trusts {gateway.spec.trustedProxies} proxies in front of it, which "
+                            "Istio takes from the gateway deployment's proxy configuration, not from the objects "
+                            "meshc writes", self.graph.sources.locate(gateway.origin, "trustedProxies"),
+                            hint="set gatewayTopology.numTrustedProxies to the same number in the gateway's "
+                                 "proxy.istio.io/config annotation or MeshConfig.defaultConfig")
+        docs = []
+        for policy in policies:
+            sources = (policy.origin.file, gateway.origin.file)
+            for section, action, suffix in (("allow", "ALLOW", ""), ("deny", "DENY", "-deny")):
+                rules = getattr(policy, section)
+                if rules:
+                    docs.append(document(ISTIO_SECURITY, "AuthorizationPolicy",
+                                         metadata(f"{policy.key.name}{suffix}", namespace, sources),
+                                         spec={**workload, "action": action,
+                                               "rules": [self.authorization_rule(policy, r) for r in rules]}))
+        return docs
 
     def gateway_workload_ref(self, gateway: GatewayNode) -> dict:
         """How an Istio policy selects the gateway's pods."""

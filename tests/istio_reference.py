@@ -42,7 +42,9 @@ Security (istio.io/latest/docs/reference/config/security/):
   one of its `from` entries, one of its `to` entries and its `when` match; inside an entry the
   fields are ANDed and any listed value matches (`paths` with a trailing `*` are prefixes, a
   leading `*` suffixes). `requestPrincipals` are `<ISS>/<SUB>` of the verified JWT; `when`
-  conditions on `request.headers[name]` and `request.auth.claims[name]` must all match. An
+  conditions on `request.headers[name]` and `request.auth.claims[name]` must all match.
+  `ipBlocks` is "populated from the source address of the IP packet", `remoteIpBlocks` "from
+  X-Forwarded-For header or proxy protocol" (with the gateway's numTrustedProxies). An
   ALLOW policy with `rules: [{}]` allows everything, with no `rules` nothing.
 - Sidecar: `egress.hosts` entries are `namespace/dnsName`; `*` in either part is a wildcard and
   `~` names no namespace; a host is reachable when some entry's namespace and name cover it.
@@ -65,6 +67,7 @@ failover/, .../ops/deployment/deployment-models/#multiple-networks, pilot's Prox
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -343,6 +346,19 @@ class Caller:
     request_principal: str | None = None
     claims: dict[str, Any] | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    # at a gateway: the connection's source address and the remote (original client) address
+    address: str | None = None
+    remote_address: str | None = None
+
+
+def address_in(blocks: list[str] | None, address: str | None) -> bool | None:
+    """Source.ipBlocks: "Single IP (e.g. 203.0.113.4) and CIDR (e.g. 203.0.113.0/24) are
+    supported"; None when the field is absent."""
+    if blocks is None:
+        return None
+    if address is None:
+        return False
+    return any(ipaddress.ip_address(address) in ipaddress.ip_network(block, strict=False) for block in blocks)
 
 
 def value_matches(pattern: str, value: str | None) -> bool:
@@ -369,7 +385,11 @@ def source_matches(source: dict[str, Any], caller: Caller) -> bool:
     return (field_matches(source.get("principals"), source.get("notPrincipals"), caller.principal)
             and field_matches(source.get("namespaces"), source.get("notNamespaces"), caller.namespace)
             and field_matches(source.get("requestPrincipals"), source.get("notRequestPrincipals"),
-                              caller.request_principal))
+                              caller.request_principal)
+            and address_in(source.get("ipBlocks"), caller.address) is not False
+            and address_in(source.get("remoteIpBlocks"), caller.remote_address) is not False
+            and not address_in(source.get("notIpBlocks"), caller.address)
+            and not address_in(source.get("notRemoteIpBlocks"), caller.remote_address))
 
 
 def condition_values(key: str, caller: Caller) -> list[str] | None:

@@ -82,6 +82,12 @@ CASES = [
     ("unknown-platform", {"a.yaml": SERVICE.replace("platform: k8s", "platform: k9s")}, [("MESH201", "a.yaml", 4, 11)]),
     ("unknown-callee", {"a.yaml": SERVICE + "calls: [nope]\n"}, [("MESH202", "a.yaml", 7, 9)]),
     (
+        "address-in-a-service-policy",
+        {"a.yaml": SERVICE, "b.yaml": "apiVersion: meshc/v1\nkind: AccessPolicy\nname: p\nservice: api\n"
+                                      "allow:\n  - from: [{ipBlocks: [10.0.0.0/8]}]\n"},
+        [("MESH218", "b.yaml", 6, 12)],
+    ),
+    (
         "duplicate-service",
         {"a.yaml": SERVICE, "b.yaml": SERVICE.replace("8080", "8081")},
         [("MESH203", "b.yaml", 3, 7)],

@@ -60,6 +60,8 @@ MESHES = {
     "external-resolution": CATALOGUE / "external-resolution",
     "gateway-api-cors-regex": CATALOGUE / "gateway-api-cors-regex",
     "patches": CATALOGUE / "patches",
+    "gateway-access": CATALOGUE / "gateway-access",
+    "access-sources": CATALOGUE / "access-sources",
 }
 
 

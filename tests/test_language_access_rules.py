@@ -1,5 +1,5 @@
-"""AccessPolicy rules on end users, claims and headers, `{unauthenticated: true}` and rules
-without `from` (issue 12), meaning docs/intents.md's AccessPolicy text in the evaluator
+"""AccessPolicy rules on end users, claims and headers, `{unauthenticated: true}`, rules
+without `from`, and a Gateway's clients by address (issue 12), meaning docs/intents.md's AccessPolicy text in the evaluator
 (`admitted`, `inbound`), through a real Envoy sidecar (a VM's: PERMISSIVE, certificates from
 files) with plain-text and mutual-TLS clients and tokens minted here, and in the Istio
 AuthorizationPolicy (tests/test_semantics_istio_security.py reads those back against
@@ -22,15 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
-from compiler.build import compile_mesh
+from compiler.build import compile_mesh, emit
 from compiler.diagnostics import Report
-from compiler.evaluate import Peer, Request, inbound
+from compiler.evaluate import Peer, Proxy, Request, evaluate, inbound
 from compiler.graph import Key
-from targets.envoylib import sidecar_bootstrap
+from targets.envoylib import gateway_bootstrap, sidecar_bootstrap
 from tests.conftest import require_envoy
 from tests.e2e import harness
 from tests.e2e.meshes import NAMESPACE, TRUST_DOMAIN, install_svid, mesh_document
+from tests.istio_reference import Caller, authorization_allows
 from tests.jwt_tokens import Issuer
 from tests.k8s_schemas import validation_errors
 from tests.pki import TestPki
@@ -252,3 +254,152 @@ def test_a_deny_rule_on_end_users_does_not_deny_a_declared_caller(tmp_path: Path
                               {**policy(), "allow": [{"from": ["web"]}],
                                "deny": [{"from": ["web"], "requestPrincipals": ["*"]}]}])
     assert graph.policies_for(Key("shop", "api"))
+
+
+# ---------------------------------------------------------------------------------------------
+# A Gateway's clients by address: ipBlocks (the connection's source) and remoteIpBlocks (the
+# original client behind trustedProxies). Istio Source: "ipBlocks: A list of IP blocks,
+# populated from the source address of the IP packet"; "remoteIpBlocks: A list of IP blocks,
+# populated from X-Forwarded-For header or proxy protocol. To make use of this field, you must
+# configure the numTrustedProxies field of the gatewayTopology". Envoy: with use_remote_address
+# and xff_num_trusted_hops N "the trusted client address is the Nth address from the right end
+# of XFF. (If the XFF contains fewer than N addresses, Envoy falls back to using the immediate
+# downstream connection's source address"; RBAC `direct_remote_ip` and `remote_ip`.
+
+PARTNERS = "203.0.113.0/24"
+BANNED = "203.0.113.66"
+
+
+def gateway_policy(office: str) -> dict:
+    return {"apiVersion": "meshc/v1", "kind": "AccessPolicy", "name": "edge-clients", "gateway": "edge",
+            "allow": [{"from": [{"ipBlocks": [office]}]},
+                      {"from": [{"remoteIpBlocks": [PARTNERS]}], "paths": ["/partners/*"]},
+                      {"from": [{"unauthenticated": True}], "paths": ["/public/*"]}],
+            "deny": [{"from": [{"remoteIpBlocks": [f"{BANNED}/32"]}]}]}
+
+
+def gateway_cases(office_client: str, outsider: str) -> dict[str, tuple[tuple[str, str, str | None], int]]:
+    """(client address, path, X-Forwarded-For) -> status."""
+    return {
+        "the office": ((office_client, "/orders", None), 200),
+        "an outsider": ((outsider, "/orders", None), 403),
+        "an outsider, public": ((outsider, "/public/x", None), 200),
+        "a partner behind the proxy": ((outsider, "/partners/x", "203.0.113.7"), 200),
+        "a partner's forged entry": ((outsider, "/partners/x", "203.0.113.7, 198.51.100.2"), 403),
+        "a partner without the proxy": ((outsider, "/partners/x", None), 403),
+        "a banned partner": ((outsider, "/partners/x", BANNED), 403),
+        "banned from the office": ((office_client, "/orders", BANNED), 403),
+    }
+
+
+def gateway_mesh(root: Path, prefix: str, port: int, backend_port: int, flavor: str | None = None):
+    platform = "k8s" if flavor else "vms"
+    web = {"apiVersion": "meshc/v1", "kind": "Service", "name": "web", "platform": platform, "mtls": "DISABLE",
+           "ports": [{"name": "http", "port": backend_port, "protocol": "http"}],
+           **({} if flavor else {"endpoints": [{"address": "127.0.0.1"}]})}
+    edge = {"apiVersion": "meshc/v1", "kind": "Gateway", "name": "edge", "platform": platform, "trustedProxies": 1,
+            "listeners": [{"name": "plain", "port": port, "protocol": "http", "hosts": ["*"]}]}
+    route_ = {"apiVersion": "meshc/v1", "kind": "Route", "name": "edge", "gateway": "edge", "hosts": ["*"],
+              "rules": [{"to": [{"service": "web"}]}]}
+    return linked(root, [mesh(k8s(flavor)) if flavor else mesh(), web, edge, route_, gateway_policy(f"{prefix}.16/28")],
+                  allowed=("MESH469",))
+
+
+def gateway_request(case: tuple[str, str, str | None], port: int) -> Request:
+    address, path, forwarded = case
+    headers = (("x-forwarded-for", forwarded),) if forwarded else ()
+    return Request("shop.example.test", path, port=port, headers=headers, client_address=address)
+
+
+def test_the_evaluator_admits_gateway_clients_by_address(tmp_path: Path) -> None:
+    graph = gateway_mesh(tmp_path, "127.9.9", 8080, 9000)
+    for name, (case, status) in gateway_cases("127.9.9.17", "127.9.9.40").items():
+        decision = evaluate(graph, Proxy(gateway=Key(NAMESPACE, "edge")), gateway_request(case, 8080))
+        assert (200 if decision.action == "forward" else decision.status) == status, name
+
+
+def test_envoy_admits_gateway_clients_as_the_evaluator_does(tmp_path: Path) -> None:
+    """Clients connect from addresses of their own on loopback (the office's inside the
+    block, the outsider's not), through the gateway's real Envoy."""
+    binary = require_envoy()
+    addresses = harness.LoopbackAddresses()
+    gateway_address, office, outsider = addresses.next(), f"{addresses.prefix}.17", f"{addresses.prefix}.40"
+    port = harness.free_port(gateway_address)
+    backend = harness.Backend.start("web")
+    envoy = None
+    try:
+        graph = gateway_mesh(tmp_path, addresses.prefix, port, backend.port)
+        report = Report()
+        bootstrap = gateway_bootstrap(graph, graph.gateways[Key(NAMESPACE, "edge")], report, gateway_address)
+        assert report.diagnostics == []
+        admin = harness.free_port()
+        bootstrap["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}}
+        envoy = harness.start_envoy(binary, "edge", bootstrap, tmp_path / "envoy", admin)
+        envoy.wait_ready(harness.configured_listeners(bootstrap))
+        seen, expected = {}, {}
+        for name, (case, status) in gateway_cases(office, outsider).items():
+            request = gateway_request(case, port)
+            raw = socket.create_connection((gateway_address, port), timeout=5, source_address=(case[0], 0))
+            connection = http.client.HTTPConnection(gateway_address, port, timeout=5)
+            connection.sock = raw
+            try:
+                connection.request("GET", request.path, headers={"host": request.host, **dict(request.headers)})
+                response = connection.getresponse()
+                response.read()
+                seen[name] = response.status
+            finally:
+                connection.close()
+            decision = evaluate(graph, Proxy(gateway=Key(NAMESPACE, "edge")), request)
+            expected[name] = 200 if decision.action == "forward" else decision.status
+            assert expected[name] == status, name
+        assert seen == expected
+    finally:
+        if envoy is not None:
+            harness.stop_envoy(envoy)
+        backend.stop()
+
+
+@pytest.mark.parametrize("flavor", ["istio", "gateway-api"])
+def test_gateway_authorization_policies_admit_what_the_evaluator_admits(tmp_path: Path, flavor) -> None:
+    """The Istio reader over the gateway's AuthorizationPolicies (its remote address computed
+    as numTrustedProxies 1 gives it), against the evaluator; trustedProxies itself is MESH469."""
+    graph = gateway_mesh(tmp_path, "10.1.2", 80, 8080, flavor=flavor)
+    report = Report()
+    docs = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
+            for doc in yaml.safe_load_all(artifact.content) if doc and "spec" in doc]
+    policies = [d for d in of_kind(docs, "AuthorizationPolicy") if d["metadata"]["name"].startswith("edge-clients")]
+    assert [e for p in policies for e in validation_errors(p)] == []
+    assert [d.code.code for d in report.diagnostics if d.code.code == "MESH469"] == ["MESH469"]
+    selects = (lambda p: p["spec"].get("targetRefs") == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}]) if flavor == "gateway-api" \
+        else (lambda p: p["spec"]["selector"] == {"matchLabels": {"app": "edge"}})
+    assert policies and all(selects(p) for p in policies)
+    for name, (case, status) in gateway_cases("10.1.2.17", "10.1.2.40").items():
+        request = gateway_request(case, 80)
+        forwarded = request.header("x-forwarded-for")
+        remote = forwarded.split(",")[-1].strip() if forwarded else request.client_address
+        caller = Caller(None, None, "GET", request.path, 80, address=request.client_address, remote_address=remote)
+        istio = authorization_allows([{**p, "spec": {k: v for k, v in p["spec"].items() if k != "targetRefs"}}
+                                      for p in policies], NAMESPACE, {"app": "edge"}, caller)
+        decision = evaluate(graph, Proxy(gateway=Key(NAMESPACE, "edge")), request)
+        assert istio == (decision.action == "forward") == (status == 200), name
+
+
+def test_addresses_name_gateway_clients_and_identities_service_callers(tmp_path: Path) -> None:
+    for policy_, words in (({**policy(), "allow": [{"from": [{"ipBlocks": ["10.0.0.0/8"]}]}], "deny": []},
+                            "client addresses"),
+                           ({**gateway_policy("10.0.0.0/8"), "allow": [{"from": ["web"]}], "deny": []},
+                            "mesh identity")):
+        root = write(tmp_path / words.split()[0], [
+            mesh(), service("web", calls=["api"]), service("api"),
+            {"apiVersion": "meshc/v1", "kind": "Gateway", "name": "edge", "platform": "vms",
+             "listeners": [{"name": "plain", "port": 80, "protocol": "http", "hosts": ["*"]}]}, policy_])
+        [error] = [d for d in compile_mesh(root).report.sorted() if d.severity == "error"]
+        assert (error.code.code, words in error.message, error.location.line > 1) == ("MESH218", True, True)
+    bad = {**gateway_policy("10.0.0.300/8")}
+    root = write(tmp_path / "bad", [mesh(), service("web"), {"apiVersion": "meshc/v1", "kind": "Gateway",
+                                                             "name": "edge", "platform": "vms", "listeners": [
+                                                                 {"name": "p", "port": 80, "protocol": "http",
+                                                                  "hosts": ["*"]}]}, bad])
+    errors = [d for d in compile_mesh(root).report.sorted() if d.severity == "error"]
+    assert errors and "does not appear to be an IPv4 or IPv6 network" in errors[0].message

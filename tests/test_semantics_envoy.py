@@ -19,6 +19,7 @@ from targets.envoylib import EnvoyRunner, disagreement, gateway_bootstrap
 from targets.envoylib.run import outcome_disagreement
 from tests.conftest import require_envoy
 from tests.envoy_validate import assert_envoy_accepts
+from tests.jwt_tokens import Issuer
 from tests.semantics import gateway, key, linked, mesh, route, service
 
 pytestmark = pytest.mark.e2e
@@ -427,11 +428,35 @@ def gateway_mesh(draw) -> tuple[str, list[dict], list[dict]]:
                                  unique=True))
         routes.append(route(f"r{index}", rules, gateway="edge", hosts=hosts,
                             **({"listeners": attached} if attached else {})))
-    return protocol, listeners, routes
+    # issue 12: end-user authentication and an AccessPolicy of the gateway's clients
+    secured = draw(st.booleans())
+    return protocol, listeners, routes, secured
 
 
-gateway_request = st.builds(lambda host, path: (host, path), st.sampled_from(REQUEST_HOSTS),
-                            st.sampled_from(["/", "/p", "/p/x", "/q"]))
+gateway_request = st.builds(lambda host, path, credential: (host, path, credential), st.sampled_from(REQUEST_HOSTS),
+                            st.sampled_from(["/", "/p", "/p/x", "/q"]),
+                            st.sampled_from(["none", "valid", "banned", "expired", "pass"]))
+ISSUER = Issuer("https://issuer.example")
+
+
+def secured_documents() -> tuple[list[dict], dict]:
+    """The gateway's `jwt` provider and an AccessPolicy of its clients: end users on /p, a
+    header anywhere, anyone on /q, never a banned end user (docs/intents.md, End-user
+    authentication and "A Gateway's clients")."""
+    providers = [{"name": "issuer", "issuer": ISSUER.iss, "jwks": {"inline": ISSUER.jwks}}]
+    policy = {"apiVersion": "meshc/v1", "kind": "AccessPolicy", "name": "edge-clients", "gateway": "edge",
+              "allow": [{"requestPrincipals": ["*"], "paths": ["/p/*"]}, {"headers": {"x-pass": ["yes"]}},
+                        {"from": [{"unauthenticated": True}], "paths": ["/q"]}],
+              "deny": [{"claims": {"role": ["banned"]}}]}
+    return providers, policy
+
+
+def credential_headers(credential: str) -> tuple[tuple[str, str], ...]:
+    tokens = {"valid": ISSUER.token("alice"), "banned": ISSUER.token("mallory", role="banned"),
+              "expired": ISSUER.token("alice", lifetime=-3600)}
+    if credential in tokens:
+        return (("authorization", f"Bearer {tokens[credential]}"),)
+    return (("x-pass", "yes"),) if credential == "pass" else ()
 
 
 @settings(max_examples=8, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
@@ -444,14 +469,19 @@ def test_envoy_and_the_evaluator_agree_on_generated_gateways(tmp_path_factory, e
     no fall-through; an unknown SNI answered 404): one Envoy per generated gateway, every request
     (over TLS with its host as SNI on https) answered as the evaluator decides; an
     httpsRedirect to a Host with a port goes to 443 (Gateway API HTTPRequestRedirectFilter:
-    "the redirect port MUST be the well-known port associated with the redirect scheme").
+    "the redirect port MUST be the well-known port associated with the redirect scheme"). Half
+    of the gateways verify JWTs and admit clients by end user, claim, header and path (issue
+    12): invalid tokens 401, refused clients 403, before any listener or Route decides.
     Bounded: eight gateways, no shrinking (60 ran clean once by hand)."""
-    protocol, listeners, routes = generated
+    protocol, listeners, routes, secured = generated
+    providers, policy = secured_documents()
+    edge = {**gateway("edge", listeners), **({"jwt": providers} if secured else {})}
     graph = linked(tmp_path_factory.mktemp("gateway"), [
-        mesh(), *(service(f"v{n}") for n in (1, 2, 3)), gateway("edge", listeners), *routes],
+        mesh(), *(service(f"v{n}") for n in (1, 2, 3)), edge, *routes, *([policy] if secured else [])],
         allowed=("MESH351", "MESH354", "MESH355"))
-    requests = [Request(host, path, port=80, sni=host.split(":")[0] if protocol == "https" else None)
-                for host, path in sent]
+    requests = [Request(host, path, port=80, sni=host.split(":")[0] if protocol == "https" else None,
+                        headers=credential_headers(credential) if secured else ())
+                for host, path, credential in sent]
     results = answers(graph, EDGE, requests, envoy_binary)
     assert [(r.host, r.path, problem) for r, (*_, problem) in zip(requests, results, strict=True)
             if problem is not None] == []

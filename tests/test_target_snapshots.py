@@ -21,6 +21,8 @@ NOTHING_TO_EMIT = {
     ("team-routes", "vm"): "vm",
     ("gateway-api-conformance", "cloudfoundry"): "cloudfoundry",
     ("gateway-api-conformance", "vm"): "vm",
+    ("end-user-auth", "cloudfoundry"): "cloudfoundry",
+    ("end-user-auth", "vm"): "vm",
 }
 GRID = [(mesh, target) for mesh in MESHES for target in sorted(REGISTRY) if (mesh, target) not in NOTHING_TO_EMIT]
 

@@ -15,7 +15,7 @@ from compiler.evaluate import most_specific_routes, passthrough_names
 from compiler.graph import GatewayNode, Key, RouteNode
 from compiler.hostnames import covers, most_specific, overlap, specificity
 from compiler.model import Listener
-from targets.envoylib.blocks import route_filters, socket_address, tcp_proxy, tls_inspector
+from targets.envoylib.blocks import HTTP_RBAC, route_filters, socket_address, tcp_proxy, tls_inspector, typed
 from targets.envoylib.outbound import http_only_fields, merged_routes, stream_rule
 from targets.envoylib.proxy import Proxy
 
@@ -67,7 +67,7 @@ class _GatewayBuilder:
         result: dict[str, Any] = {"name": name, "address": socket_address(address, port)}
         if family == "http":
             virtual_hosts = self.http_virtual_hosts(listeners, port)
-            result["filter_chains"] = [{"filters": [self.http_manager(name, virtual_hosts)]}]
+            result["filter_chains"] = [{"filters": [self.http_manager(name, virtual_hosts, port)]}]
         elif family == "tcp":
             result["filter_chains"] = [{"filters": [self.stream_proxy(name, listeners[0], port)]}]
         else:
@@ -79,10 +79,34 @@ class _GatewayBuilder:
                 result["default_filter_chain"] = self.unknown_sni_chain(https[0], port)
         return result
 
-    def http_manager(self, name: str, virtual_hosts: list[dict]) -> dict:
-        http_filters = route_filters(virtual_hosts, self.proxy.authentication(self.gateway.spec.jwt))
-        return self.proxy.http_connection_manager(name, virtual_hosts, http_filters, "inbound",
-                                                  ignore_port_in_host=True)
+    def http_manager(self, name: str, virtual_hosts: list[dict], port: int) -> dict:
+        http_filters = route_filters(virtual_hosts,
+                                     self.proxy.authentication(self.gateway.spec.jwt) + self.access_filters(port))
+        manager = self.proxy.http_connection_manager(name, virtual_hosts, http_filters, "inbound",
+                                                     ignore_port_in_host=True)
+        if self.gateway.spec.trustedProxies or self.proxy.graph.gateway_policies_for(self.gateway.key):
+            # the edge: the client address is the connection's, or the trustedProxies-th
+            # X-Forwarded-For entry from the right, never an entry a client wrote itself
+            manager["typed_config"]["use_remote_address"] = True
+            if self.gateway.spec.trustedProxies:
+                manager["typed_config"]["xff_num_trusted_hops"] = self.gateway.spec.trustedProxies
+        return manager
+
+    def access_filters(self, port: int) -> list[dict]:
+        """RBAC of the gateway's AccessPolicies on this port: deny rules, then allow rules when
+        there are any (a gateway without allow rules admits every client)."""
+        sections: dict[str, dict] = {"deny": {}, "allow": {}}
+        for policy in self.proxy.graph.gateway_policies_for(self.gateway.key):
+            for rule in (*policy.deny, *policy.allow):
+                if rule.spec.ports and port not in rule.spec.ports:
+                    continue
+                sections[rule.section][f"{policy.key}/{rule.section}/{rule.index}"] = {
+                    "permissions": [self.proxy.permission(rule)], "principals": self.proxy.rule_principals(rule, True)}
+        allows = any(p.allow for p in self.proxy.graph.gateway_policies_for(self.gateway.key))
+        return ([typed("envoy.filters.http.rbac", HTTP_RBAC, rules={"action": "DENY", "policies": sections["deny"]})]
+                if sections["deny"] else []) + \
+            ([typed("envoy.filters.http.rbac", HTTP_RBAC, rules={"action": "ALLOW", "policies": sections["allow"]})]
+             if allows else [])
 
     def http_virtual_hosts(self, listeners: list[Listener], port: int, answering: Listener | None = None) -> list[dict]:
         """Virtual hosts for listeners that share one HTTP connection manager (an http port), or
@@ -162,7 +186,7 @@ class _GatewayBuilder:
         if listener.protocol == "https":
             https = [other for other in on_port if other.protocol == "https"]
             filters = [self.http_manager(f"gateway|{port}|{listener.name}",
-                                         self.http_virtual_hosts(https, port, answering=listener))]
+                                         self.http_virtual_hosts(https, port, answering=listener), port)]
         else:
             filters = [self.stream_proxy(f"gateway|{port}|{listener.name}", listener, port)]
         return [{"filter_chain_match": match, "transport_socket": self.proxy.certificates.terminate(tls),
@@ -178,7 +202,7 @@ class _GatewayBuilder:
         filter chain will be used ..., otherwise the connection will be closed")."""
         assert first_https.tls is not None  # an https listener has one (Listener's validator)
         return {"transport_socket": self.proxy.certificates.terminate(first_https.tls),
-                "filters": [self.http_manager(f"gateway|{port}|unknown-sni", [])]}
+                "filters": [self.http_manager(f"gateway|{port}|unknown-sni", [], port)]}
 
     def passthrough_chains(self, listener: Listener, on_port: list[Listener]) -> list[dict]:
         """One filter chain per rule: its `sni` names (or the Route's hosts, for a rule whose

@@ -8,6 +8,7 @@ their clusters.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from compiler import codes
@@ -271,11 +272,16 @@ class Proxy:
             if rule.section == "allow":
                 return None
         permissions = [self.permission(rule) if http else {"any": True}]
+        return {"permissions": permissions, "principals": self.rule_principals(rule, http)}
+
+    def rule_principals(self, rule: ResolvedAccessRule, http: bool) -> list[dict]:
+        """RBAC principals of a rule: its callers (any, without `from`) and, on HTTP, each of its
+        end-user, claim and header conditions."""
         callers = [{"any": True}] if rule.spec.from_ is None else [self.principal(p) for p in rule.principals]
         conditions = request_conditions(rule) if http else []
         if conditions:  # the caller, and each condition
             callers = [{"and_ids": {"ids": [*([] if rule.spec.from_ is None else [any_of(callers)]), *conditions]}}]
-        return {"permissions": permissions, "principals": callers}
+        return callers
 
     def permission(self, rule: ResolvedAccessRule) -> dict:
         conditions = []
@@ -292,6 +298,10 @@ class Proxy:
 
     def principal(self, principal: Principal) -> dict:
         domain = self.graph.trust_domain(self.graph.platforms[self.platform])
+        if principal.kind in ("ipBlocks", "remoteIpBlocks"):
+            # the connection's source, or the trusted client address of the connection manager
+            field = "direct_remote_ip" if principal.kind == "ipBlocks" else "remote_ip"
+            return any_of([{field: cidr_range(block)} for block in principal.blocks])
         if principal.kind == "unauthenticated":
             return {"not_id": self.principal(Principal("any"))}
         if principal.kind == "any":
@@ -468,6 +478,12 @@ def header_matcher(name: str, pattern: str) -> dict:
     if pattern == "*":
         return {"header": {"name": name.lower(), "present_match": True}}
     return {"header": {"name": name.lower(), "string_match": value_matcher(pattern)}}
+
+
+def cidr_range(block: str) -> dict:
+    """An Envoy CidrRange of an address or CIDR block."""
+    network = ipaddress.ip_network(block, strict=False)
+    return {"address_prefix": str(network.network_address), "prefix_len": network.prefixlen}
 
 
 def any_of(ids: list[dict]) -> dict:
