@@ -863,6 +863,16 @@ K8S_GATEWAY_API_CORS_ORIGIN = _code(
     flavor istio (corsPolicy allowOrigins take a regex).""",
 )
 
+K8S_ROUTE_RATE_LIMIT = _code(
+    "MESH460", "k8s-route-rate-limit", "warning", "A rule's rate limit that the Kubernetes flavours cannot carry.",
+    """A Route rule's `rateLimit` is a token bucket at each proxy that applies the rule. Istio
+    has no rate limit API and the Gateway API no rate limit filter (v1.6), so on a kubernetes
+    platform (flavor istio or gateway-api) the rule is written without it. A service's own
+    `rateLimit` is carried (an EnvoyFilter with the envoy target's filter at its sidecar); a
+    per-rule bucket would need an EnvoyFilter patching every caller's generated route by name,
+    which meshc does not write. Limit the service, or route those callers through the envoy
+    targets.""",
+)
 K8S_GATEWAY_API_CLIENT_VALIDATION = _code(
     "MESH467", "k8s-gateway-api-client-validation", "error",
     "Client certificate validation the Gateway API cannot carry as written.",
@@ -944,6 +954,14 @@ CF_PORT_CLASH = _code(
     (the container's address is known only when it starts) and forwards to the application
     on 127.0.0.1 at targetPort. When targetPort equals the port, both would bind one port
     and the second to start fails. Set `targetPort` to where the application listens.""",
+)
+CF_HTTP2_UPGRADE_THROUGH_ROUTER = _code(
+    "MESH436", "cf-http2-upgrade-through-router", "warning",
+    "An HTTP/2 upgrade that callers reaching the service through the Cloud Foundry router cannot make.",
+    """`resilience.connections.http2Upgrade` makes callers' sidecars speak HTTP/2 to the
+    service's sidecar. A caller that reaches a Cloud Foundry app through the router (from
+    another platform) speaks TLS to the router, which delivers to the app itself, so that
+    caller keeps HTTP/1.1. Callers on the same platform still upgrade.""",
 )
 
 # 44x: vm -------------------------------------------------------------------------------------

@@ -52,13 +52,15 @@ from compiler.model import (
     OriginRegex,
     Redirect,
     Retries,
+    RouteRateLimit,
     StringMatch,
     retries_in_force,
     timeout_seconds,
+    token_bucket_scale,
 )
 
 Action = Literal["forward", "redirect", "abort", "preflight", "not-found", "misdirected", "refused",
-                 "unauthenticated", "forbidden"]
+                 "unauthenticated", "forbidden", "rate-limited"]
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,7 @@ class Decision:
     # CORS): compared on every answer, absent unless `edits`, `abort_edits` or a preflight's
     # answer (in abort_edits too) sets them
     cors_names: tuple[str, ...] = ()
+    bucket: Bucket | None = None  # the rule's rate limit bucket the request takes a token from
     reason: str = ""  # for people: why the proxy decided so
 
     def edits_of(self, target: Target) -> tuple[HeaderEdit, HeaderEdit]:
@@ -468,9 +471,11 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
             return Decision("preflight", 200, ref, listener, abort_edits=(HeaderEdit(set=answered),),
                             cors_names=cors_names, reason="CORS preflight answered by the proxy")
         edits = tuple((request_edit, response_edit.then_set(answered)) for request_edit, response_edit in edits)
+    # the cors filter answers a preflight before the local rate limit filter sees it
+    bucket = rule_bucket(ref, spec.rateLimit, request)
     if fault is not None and fault.abort is not None and fault.abort.percent >= 100:
         return Decision("abort", fault.abort.status, ref, listener, abort_edits=tuple(e for _, e in edits),
-                        cors_names=cors_names, reason="fault abort for every request")
+                        cors_names=cors_names, bucket=bucket, reason="fault abort for every request")
     path = request.bare_path
     host = request.host
     if spec.rewrite is not None:
@@ -496,6 +501,7 @@ def apply_rule(graph: MeshGraph, route: RouteNode, rule: ResolvedRule, entry: Ma
         abort_edits=tuple(e for _, e in edits) if fault is not None and fault.abort is not None else (),
         request_headers=request.headers,
         cors_names=cors_names,
+        bucket=bucket,
         reason="first matching rule",
     )
 
@@ -1213,3 +1219,52 @@ def outcome(decision: Decision, method: str, behaviour: Behaviour) -> Outcome:
             return Outcome(final, tries, f"{why}; {method} is retried only with allowNonIdempotent")
         if tries > in_force.attempts:
             return Outcome(final, tries, f"{why}, the last of {in_force.attempts + 1} tries")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate limits of rules (docs/intents.md): a token bucket per rule, and per descriptor value
+
+RATE_LIMITED_STATUS = 429
+
+
+@dataclass(frozen=True)
+class Bucket:
+    key: tuple[Key, int, str | None]  # the rule, and the descriptor value whose bucket it is
+    requests: int  # tokens when full: requests admitted per `per`
+    per: str
+
+
+def rule_bucket(ref: RuleRef, limit: RouteRateLimit | None, request: Request) -> Bucket | None:
+    """The bucket a request the rule takes draws from: the first descriptor whose header has
+    its value (the header's first value, compared exactly), else the rule's own."""
+    if limit is None:
+        return None
+    for descriptor in limit.descriptors:
+        if request.header(descriptor.header) == descriptor.value:
+            return Bucket((ref.route, ref.index, descriptor.value), descriptor.requests, descriptor.per)
+    return Bucket((ref.route, ref.index, None), limit.requests, limit.per)
+
+
+def limited(decisions: list[Decision]) -> list[bool]:
+    """For requests sent one after the other within one `per` of a proxy's start (every bucket
+    full): which are answered 429 because their bucket is empty."""
+    taken: dict[tuple[Key, int, str | None], int] = {}
+    out = []
+    for decision in decisions:
+        bucket = decision.bucket
+        if bucket is None:
+            out.append(False)
+            continue
+        taken[bucket.key] = taken.get(bucket.key, 0) + 1
+        # a `per` under 50ms is Envoy's 50ms refill with as many more tokens (token_bucket_scale)
+        out.append(taken[bucket.key] > bucket.requests * token_bucket_scale(bucket.per))
+    return out
+
+
+def in_sequence(decisions: list[Decision]) -> list[Decision]:
+    """The decisions of requests a proxy receives one after the other (`meshc test` sends a
+    proxy's cases in order, its buckets full at the start): those whose bucket is empty are
+    answered 429 instead."""
+    return [replace(decision, action="rate-limited", status=RATE_LIMITED_STATUS,
+                    reason="the rule's rate limit bucket is empty") if refused else decision
+            for decision, refused in zip(decisions, limited(decisions), strict=True)]

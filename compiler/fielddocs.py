@@ -159,6 +159,18 @@ FIELDS: dict[str, dict[str, str]] = {
         "requests": "Requests admitted per period (at most 2147483647).",
         "per": "The period, a duration such as `1s` or `1m`.",
     },
+    "RouteRateLimit": {
+        "requests": "Requests the rule admits per period at each proxy that applies it (at most 2147483647).",
+        "per": "The period, a duration such as `1s` or `1m`.",
+        "descriptors": "Buckets of their own for requests carrying a value of one header (at most 16).",
+    },
+    "RateLimitDescriptor": {
+        "header": "The request header (one for all descriptors of a rule).",
+        "value": "The value (the header's first, compared exactly) whose requests take from this bucket instead "
+                 "of the rule's.",
+        "requests": "Requests with that value admitted per period.",
+        "per": "The period.",
+    },
     "Resilience": {
         "timeout": "The time a request may take, retries included; `0s` for no limit.",
         "retries": "How failed requests are retried; unset, Istio's default: 2 retries on connect-failure, "
@@ -167,6 +179,13 @@ FIELDS: dict[str, dict[str, str]] = {
         "outlierDetection": "When a failing endpoint is taken out of the load balancing.",
         "loadBalancer": "How endpoints are chosen: `round-robin`, `least-request`, `random`, or "
                         "`{ringHash: {header}}` (consistent hashing on a request header).",
+        "connections": "How callers' sidecars keep their HTTP connections to the service.",
+    },
+    "ConnectionSettings": {
+        "maxRequestsPerConnection": "Requests sent over one connection at most; then a new one is opened.",
+        "idleTimeout": "How long a connection without a request in flight stays open; unset, 1h.",
+        "http2Upgrade": "Send HTTP/1.1 requests over HTTP/2 between the sidecars (Istio h2UpgradePolicy); "
+                        "unset, Istio's mesh default (no upgrade).",
     },
     "Retries": {
         "attempts": "Retries after the first try (0 turns retries off).",
@@ -228,6 +247,8 @@ FIELDS: dict[str, dict[str, str]] = {
                    "way back.",
         "cors": "The CORS policy of matched requests: preflights answered by the proxy, the answers to "
                 "allowed origins carrying the Access-Control headers (docs/intents.md, CORS).",
+        "rateLimit": "A local token bucket for the requests the rule takes: at each proxy that applies the rule, "
+                     "further requests are answered 429.",
     },
     "Cors": {
         "allowOrigins": "Origins allowed: `*`, `http(s)://host[:port]` (lower case; the host may be `*` or start "

@@ -248,6 +248,15 @@ class Retries(Strict):
         return self
 
 
+class ConnectionSettings(Strict):
+    """How callers' sidecars keep their HTTP connections to the service (Istio
+    connectionPool.http; Envoy's cluster HttpProtocolOptions)."""
+
+    maxRequestsPerConnection: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    idleTimeout: Duration | None = None  # unset: 1h, Envoy's and Istio's default
+    http2Upgrade: bool | None = None  # HTTP/1.1 requests go over HTTP/2 between the sidecars
+
+
 # What a request without retries of its own gets on every target: Istio's default retry policy
 # (retry.go, DefaultPolicy), which Istio applies to every route no VirtualService gives retries,
 # so the envoy targets write it too. Istio retries every method so; so does this default.
@@ -310,6 +319,7 @@ class Resilience(Strict):
     circuitBreaker: CircuitBreaker | None = None
     outlierDetection: OutlierDetection | None = None
     loadBalancer: LoadBalancer | None = None
+    connections: ConnectionSettings | None = None
 
 
 class SidecarSettings(Strict):
@@ -656,6 +666,28 @@ class Placement(Strict):
     priority: Annotated[int, Field(ge=0, le=9)] = 0
 
 
+class RateLimitDescriptor(RateLimit):
+    """A bucket of its own for the requests whose header `header` has the value `value`."""
+
+    header: HeaderName
+    value: HeaderValue
+
+
+class RouteRateLimit(RateLimit):
+    """A rule's token bucket (docs/intents.md): `requests` per `per` for the requests the rule
+    takes; a request matching a descriptor takes from that descriptor's bucket instead."""
+
+    descriptors: Annotated[list[RateLimitDescriptor], Field(max_length=16)] = []
+
+    @model_validator(mode="after")
+    def _one_header(self) -> RouteRateLimit:
+        headers = sorted({d.header.lower() for d in self.descriptors})
+        if len(headers) > 1:
+            raise ValueError(f"descriptors name one header, not {', '.join(headers)}: a request would match several")
+        _unique([d.value for d in self.descriptors], "descriptor value")
+        return self
+
+
 class Service(Strict):
     apiVersion: Literal["meshc/v1"]
     kind: Literal["Service"]
@@ -985,6 +1017,7 @@ class RouteRule(Strict):
     rewrite: Rewrite | None = None
     headers: HeaderModifier | None = None
     cors: Cors | None = None
+    rateLimit: RouteRateLimit | None = None  # a token bucket at each proxy that applies the rule
 
     def written_mirrors(self) -> list[tuple[tuple[Any, ...], Mirror]]:
         """Every mirror of the rule with its path below the rule (`mirror` or `mirrors`)."""
@@ -995,7 +1028,8 @@ class RouteRule(Strict):
     @model_validator(mode="after")
     def _shape(self) -> RouteRule:
         if self.redirect is not None:
-            extra = [f for f in ("to", "retries", "fault", "mirror", "mirrors", "rewrite", "headers", "cors")
+            extra = [f for f in ("to", "retries", "fault", "mirror", "mirrors", "rewrite", "headers", "cors",
+                                 "rateLimit")
                      if getattr(self, f)]
             if extra:
                 raise ValueError(f"a redirect rule cannot also have {', '.join(extra)}")

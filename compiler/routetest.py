@@ -20,6 +20,7 @@ from compiler.evaluate import (
     canonical_location,
     evaluate,
     header_value,
+    in_sequence,
     outcome,
 )
 from compiler.graph import Key, MeshGraph
@@ -165,6 +166,7 @@ def route_tests(intents: list[Intent]) -> list[Intent]:
 def run_route_tests(graph: MeshGraph, intents: list[Intent], report: Report) -> TestRun:
     run = TestRun(rules=[(route.key, rule.index) for route in graph.routes.values() for rule in route.rules])
     seen: set[Key] = set()
+    sent: dict[Proxy, list[Decision]] = {}  # what each proxy decided so far, for its rate limits
     for intent in route_tests(intents):
         spec: RouteTest = intent.model
         test = Key(spec.namespace or graph.mesh.defaultNamespace, spec.name)
@@ -176,7 +178,9 @@ def run_route_tests(graph: MeshGraph, intents: list[Intent], report: Report) -> 
             continue
         for index, case in enumerate(spec.cases):
             request = as_request(case)
-            decision = evaluate(graph, proxy, request)
+            earlier = sent.setdefault(proxy, [])
+            earlier.append(evaluate(graph, proxy, request))
+            decision = in_sequence(earlier)[-1]
             if decision.rule is not None:
                 run.covered.add((decision.rule.route, decision.rule.index))
             found = tuple(differences(case.expect, decision, test.namespace, request))

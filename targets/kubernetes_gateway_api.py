@@ -221,6 +221,7 @@ class GatewayApiEmitter(PlatformEmitter):
                             self.graph.sources.locate(route.origin, *at, "retries"))
         elif rule.retries is not None and rule.destinations:
             self.report_default_retries(self.graph.services[rule.destinations[0].service])
+        self.report_rule_rate_limit(route, rule)
         if spec.fault is not None:
             self.report.add(codes.K8S_GATEWAY_API_FAULT,
                             f"fault injection of rule {rule.index} of Route {route.key} is not applied "

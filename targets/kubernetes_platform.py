@@ -337,6 +337,20 @@ class PlatformEmitter:
             if http:
                 pool["http"] = http
             policy["connectionPool"] = pool
+        connections = resilience.connections
+        if connections is not None:
+            # connectionPool.http: maxRequestsPerConnection, idleTimeout ("the idle timeout for
+            # upstream connection pool connections"), h2UpgradePolicy UPGRADE | DO_NOT_UPGRADE
+            written = {
+                "maxRequestsPerConnection": connections.maxRequestsPerConnection,
+                "idleTimeout": proto_duration(connections.idleTimeout) if connections.idleTimeout else None,
+                "h2UpgradePolicy": (None if connections.http2Upgrade is None
+                                    else "UPGRADE" if connections.http2Upgrade else "DO_NOT_UPGRADE"),
+            }
+            http_pool = {k: v for k, v in written.items() if v is not None}
+            if http_pool:
+                pool = policy.setdefault("connectionPool", {})
+                pool["http"] = {**pool.get("http", {}), **http_pool}
         outlier = resilience.outlierDetection
         if outlier is not None:
             policy["outlierDetection"] = {
@@ -711,9 +725,24 @@ class PlatformEmitter:
         inexpressible: list[tuple[RouteNode, ResolvedRule, str]] = []
         translated = virtual_service(group, hosts, self.protocol_of, self.hosts, inexpressible, gateways)
         for route, rule, reason in inexpressible:
+            where: tuple = ("redirect", "prefix")
+            if reason == BACKOFF_CAP:
+                where = ("retries", "backoff", "max") if rule.spec.retries is not None else ()
             self.report.add(codes.K8S_ISTIO_UNSUPPORTED, f"rule {rule.index} of Route {route.key}: {reason}",
-                            self.graph.sources.locate(route.origin, "rules", rule.index, "redirect", "prefix"))
+                            self.graph.sources.locate(route.origin, "rules", rule.index, *where))
+        for route in group.routes:
+            for rule in route.rules:
+                self.report_rule_rate_limit(route, rule)
         return translated
+
+    def report_rule_rate_limit(self, route: RouteNode, rule: ResolvedRule) -> None:
+        """A rule's own token bucket has no place in Istio's or the Gateway API's objects."""
+        if rule.spec.rateLimit is not None:
+            self.report.add(codes.K8S_ROUTE_RATE_LIMIT,
+                            f"the rate limit of rule {rule.index} of Route {route.key} is not applied on platform "
+                            f"{self.platform.name!r} (flavor {self.platform.flavor}): neither a VirtualService "
+                            "nor an HTTPRoute has a per-route rate limit",
+                            self.graph.sources.locate(route.origin, "rules", rule.index, "rateLimit"))
 
     def gateway_workload_documents(self, gateway: GatewayNode) -> list[dict]:
         """What the gateway's workload itself gets: its ServiceAccount (when meshc runs it and

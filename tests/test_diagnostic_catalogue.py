@@ -62,6 +62,7 @@ MESHES = {
     "patches": CATALOGUE / "patches",
     "gateway-access": CATALOGUE / "gateway-access",
     "access-sources": CATALOGUE / "access-sources",
+    "traffic-limits": CATALOGUE / "traffic-limits",
 }
 
 

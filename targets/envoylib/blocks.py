@@ -15,12 +15,14 @@ from compiler.evaluate import DEFAULT_PORTS, origin_parts
 from compiler.graph import Key
 from compiler.model import (
     HTTP2_PROTOCOLS,
+    ConnectionSettings,
     Cors,
     HeaderEdits,
     Match,
     OriginMatch,
     OriginRegex,
     RateLimit,
+    RouteRateLimit,
     StringMatch,
     duration_seconds,
     token_bucket_scale,
@@ -45,6 +47,7 @@ TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.T
 MONGO_PROXY = "type.googleapis.com/envoy.extensions.filters.network.mongo_proxy.v3.MongoProxy"
 TLS_INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+HTTP_PROTOCOL_OPTIONS_NAME = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 PREVIOUS_HOSTS = "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 ZIPKIN = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
 OPENTELEMETRY = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
@@ -103,12 +106,25 @@ def needs_http2(protocol: str) -> bool:
     return protocol in HTTP2_PROTOCOLS
 
 
-def http2_options() -> dict:
+def http2_options(connections: ConnectionSettings | None = None) -> dict:
     """typed_extension_protocol_options of a cluster whose upstream speaks HTTP/2 only."""
-    return {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-        "@type": HTTP_PROTOCOL_OPTIONS,
-        "explicit_http_config": {"http2_protocol_options": {}},
-    }}
+    return http_protocol_options(True, connections)
+
+
+def http_protocol_options(http2: bool, connections: ConnectionSettings | None) -> dict:
+    """typed_extension_protocol_options of an HTTP cluster: HTTP/2 or HTTP/1.1, with the
+    service's connection settings (common_http_protocol_options: idle_timeout, "the idle timeout
+    for upstream connection pool connections", and max_requests_per_connection)."""
+    options: dict[str, Any] = {"@type": HTTP_PROTOCOL_OPTIONS}
+    common: dict[str, Any] = {}
+    if connections is not None and connections.idleTimeout is not None:
+        common["idle_timeout"] = duration(connections.idleTimeout)
+    if connections is not None and connections.maxRequestsPerConnection is not None:
+        common["max_requests_per_connection"] = connections.maxRequestsPerConnection
+    if common:
+        options["common_http_protocol_options"] = common
+    options["explicit_http_config"] = {"http2_protocol_options" if http2 else "http_protocol_options": {}}
+    return {HTTP_PROTOCOL_OPTIONS_NAME: options}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,13 +142,17 @@ def fault_filter() -> dict:
 
 
 def route_filters(virtual_hosts: list[dict], between: list[dict] | None = None) -> list[dict]:
-    """The HTTP filters a route table needs: cors and fault where some route configures them
-    (typed_per_filter_config), then the router. cors comes first (it answers a preflight before
-    anything else can refuse or abort it, and its headers reach every answer to an allowed
-    origin), `between` (such as end-user authentication) next, fault last before the router."""
+    """The HTTP filters a route table needs: cors, a rule's local rate limit and fault where some
+    route configures them (typed_per_filter_config), then the router. cors comes first (it
+    answers a preflight before anything else can refuse or abort it, and its headers reach every
+    answer to an allowed origin), `between` (such as end-user authentication) next, then the
+    rate limit (a refused request is not counted; an empty bucket answers 429 before any
+    fault), fault last before the router."""
     configured = {name for vh in virtual_hosts for r in vh["routes"] for name in r.get("typed_per_filter_config", {})}
     filters = [typed(CORS_FILTER, CORS)] if CORS_FILTER in configured else []
     filters += between or []
+    if LOCAL_RATE_LIMIT_FILTER in configured:
+        filters.append(route_rate_limit_filter())
     if FAULT_FILTER in configured:
         filters.append(fault_filter())
     return [*filters, router_filter()]
@@ -196,7 +216,12 @@ def tcp_proxy(stat_prefix: str, weighted: list[tuple[str, int]]) -> dict:
 
 
 def local_rate_limit(limit: RateLimit, stat_prefix: str) -> dict:
-    """The local rate limit HTTP filter admitting `limit.requests` per `limit.per`.
+    """The local rate limit HTTP filter admitting `limit.requests` per `limit.per`."""
+    return typed(LOCAL_RATE_LIMIT_FILTER, LOCAL_RATE_LIMIT, **enforced_bucket(limit, stat_prefix))
+
+
+def token_bucket(limit: RateLimit) -> dict:
+    """A token bucket admitting `limit.requests` per `limit.per`, full at the start.
 
     Envoy refills at most every 50ms: a shorter `per` is scaled up to the first multiple that
     reaches 50ms, with as many more tokens, so the rate stays the one the intent names.
@@ -204,14 +229,41 @@ def local_rate_limit(limit: RateLimit, stat_prefix: str) -> dict:
     per = duration_seconds(limit.per)
     scale = token_bucket_scale(limit.per)
     tokens = limit.requests * scale
+    return {"max_tokens": tokens, "tokens_per_fill": tokens, "fill_interval": duration(per * scale)}
+
+
+def enforced_bucket(limit: RateLimit, stat_prefix: str) -> dict:
+    """LocalRateLimit fields of one bucket enforced on every request (filter_enabled and
+    filter_enforced default to 0%: "for safety")."""
     always = {"numerator": 100, "denominator": "HUNDRED"}
-    return typed(
-        LOCAL_RATE_LIMIT_FILTER, LOCAL_RATE_LIMIT,
-        stat_prefix=stat_prefix,
-        token_bucket={"max_tokens": tokens, "tokens_per_fill": tokens, "fill_interval": duration(per * scale)},
-        filter_enabled={"runtime_key": "local_rate_limit_enabled", "default_value": always},
-        filter_enforced={"runtime_key": "local_rate_limit_enforced", "default_value": always},
-    )
+    return {"stat_prefix": stat_prefix, "token_bucket": token_bucket(limit),
+            "filter_enabled": {"runtime_key": "local_rate_limit_enabled", "default_value": always},
+            "filter_enforced": {"runtime_key": "local_rate_limit_enforced", "default_value": always}}
+
+
+ROUTE_RATE_LIMIT_PREFIX = "route_rate_limit"
+
+
+def route_rate_limit_filter() -> dict:
+    """The local rate limit filter of a listener whose routes carry their own buckets: without
+    a bucket of its own it limits only where a route configures it (typed_per_filter_config)."""
+    return typed(LOCAL_RATE_LIMIT_FILTER, LOCAL_RATE_LIMIT, stat_prefix=ROUTE_RATE_LIMIT_PREFIX)
+
+
+def route_rate_limit(limit: RouteRateLimit) -> tuple[dict, list[dict]]:
+    """A rule's bucket: the route's LocalRateLimit (typed_per_filter_config) and the
+    RouteAction.rate_limits that make a request's descriptor from its header. A request whose
+    descriptor matches takes from that descriptor's bucket only
+    (always_consume_default_token_bucket false), any other from the rule's."""
+    config: dict[str, Any] = {"@type": LOCAL_RATE_LIMIT, **enforced_bucket(limit, ROUTE_RATE_LIMIT_PREFIX)}
+    actions: list[dict] = []
+    if limit.descriptors:
+        header = limit.descriptors[0].header.lower()
+        actions = [{"actions": [{"request_headers": {"header_name": header, "descriptor_key": header}}]}]
+        config["descriptors"] = [{"entries": [{"key": header, "value": d.value}], "token_bucket": token_bucket(d)}
+                                 for d in limit.descriptors]
+        config["always_consume_default_token_bucket"] = False
+    return config, actions
 
 
 def header_mutations(direction: str, *written: HeaderEdits | None) -> dict:

@@ -22,6 +22,7 @@ from targets.envoylib.blocks import (
     CORS_FILTER,
     FAULT,
     FAULT_FILTER,
+    LOCAL_RATE_LIMIT_FILTER,
     LOOPBACK,
     REDIRECT_CODES,
     cors_policy,
@@ -33,6 +34,7 @@ from targets.envoylib.blocks import (
     path_rewrite,
     route_filters,
     route_match,
+    route_rate_limit,
     socket_address,
     tcp_proxy,
 )
@@ -270,7 +272,12 @@ def rule_action(proxy: Proxy, route: RouteNode, rule: ResolvedRule, port: int | 
         action["hash_policy"] = hash_policy
     entry: dict[str, Any] = {"route": action, **rule_header_mutations(spec)}
     if spec.cors is not None:
-        entry["typed_per_filter_config"] = {CORS_FILTER: cors_policy(spec.cors)}
+        entry.setdefault("typed_per_filter_config", {})[CORS_FILTER] = cors_policy(spec.cors)
+    if spec.rateLimit is not None:
+        bucket, descriptor_actions = route_rate_limit(spec.rateLimit)
+        if descriptor_actions:
+            action["rate_limits"] = descriptor_actions
+        entry.setdefault("typed_per_filter_config", {})[LOCAL_RATE_LIMIT_FILTER] = bucket
     if spec.fault is not None:
         fault: dict[str, Any] = {"@type": FAULT}
         if spec.fault.delay is not None:
@@ -302,7 +309,7 @@ def rule_header_mutations(spec: RouteRule) -> dict:
 # ---------------------------------------------------------------------------------------------
 # tcp, tls and mongo destinations
 
-HTTP_ONLY_RULE_FIELDS = ("timeout", "retries", "fault", "mirror", "rewrite", "headers")
+HTTP_ONLY_RULE_FIELDS = ("timeout", "retries", "fault", "mirror", "rewrite", "headers", "rateLimit")
 
 
 def http_only_fields(spec: RouteRule) -> list[str]:

@@ -52,6 +52,7 @@ from targets.envoylib.blocks import (
     cluster_name,
     duration,
     http2_options,
+    http_protocol_options,
     local_rate_limit,
     mongo_proxy,
     needs_http2,
@@ -362,9 +363,23 @@ class Proxy:
                 "base_ejection_time": duration(outlier.baseEjectionTime),
                 "max_ejection_percent": outlier.maxEjectionPercent,
             }
-        if needs_http2(callee.protocol(target.port)):
-            cluster["typed_extension_protocol_options"] = http2_options()
-        if upstream is not None and upstream.through_router:
+        protocol = callee.protocol(target.port)
+        connections = resilience.connections
+        upgraded = bool(connections is not None and connections.http2Upgrade and protocol == "http")
+        through_router = upstream is not None and upstream.through_router
+        if upgraded and through_router:
+            self.report.add(codes.CF_HTTP2_UPGRADE_THROUGH_ROUTER,
+                            f"http2Upgrade of {callee.key} does not apply to callers reaching it through the "
+                            "Cloud Foundry router: they keep HTTP/1.1",
+                            self.connections_at(callee, "http2Upgrade"))
+            upgraded = False
+        if needs_http2(protocol) or upgraded:
+            cluster["typed_extension_protocol_options"] = http2_options(connections)
+        elif protocol in HTTP_PROTOCOLS and connections is not None and (
+                connections.idleTimeout is not None or connections.maxRequestsPerConnection is not None):
+            cluster["typed_extension_protocol_options"] = http_protocol_options(False, connections)
+        if through_router:
+            assert upstream is not None  # only a plain upstream goes through the router
             cluster["transport_socket"] = self.certificates.originate(upstream.hosts[0])
         elif callee.mtls != "DISABLE":
             # one server name for every endpoint: an east-west gateway forwards by it, a sidecar ignores it
@@ -388,6 +403,13 @@ class Proxy:
         dns = any(one.upstream.needs_dns for one in localities)
         return {"name": name, "type": "STRICT_DNS" if dns else "STATIC",
                 "load_assignment": {"cluster_name": name, "endpoints": groups}}
+
+    def connections_at(self, callee: ServiceNode, field: str) -> Location:
+        """Where a service's connection setting is written: its own resilience, else Mesh.defaults."""
+        own = callee.spec.resilience is not None and callee.spec.resilience.connections is not None
+        if own:
+            return self.at(callee.origin, "resilience", "connections", field)
+        return self.at(self.graph.mesh_origin, "defaults", "connections", field)
 
     def external_cluster(self, external: ExternalNode, port: ExternalPort) -> str:
         """The cluster of one port of an ExternalService, by its resolution (docs/intents.md):

