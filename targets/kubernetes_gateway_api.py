@@ -116,7 +116,9 @@ class GatewayApiEmitter(PlatformEmitter):
         if timeout is not None:
             out["request"] = self.duration(timeout, origin, timeout_at)
         per_try = retries.perTryTimeout if retries is not None else None
-        if timeout_seconds(per_try) is not None:
+        if per_try is not None and timeout_seconds(per_try) is None:
+            out["backendRequest"] = "0s"  # no limit of its own, written out: unset is the implementation's
+        elif timeout_seconds(per_try) is not None:
             assert per_try is not None  # a limit was found in it
             limit = timeout_seconds(timeout)
             if limit is not None and limit < duration_seconds(per_try):

@@ -18,8 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 
-from compiler.build import compile_mesh
+from compiler.build import compile_mesh, emit
 from compiler.diagnostics import Report
 from compiler.evaluate import Behaviour, Proxy, Request, evaluate, outcome
 from compiler.serialize import to_json
@@ -28,7 +29,8 @@ from targets.envoylib.run import outcome_disagreement
 from tests.conftest import require_envoy
 from tests.envoy_validate import assert_envoy_accepts
 from tests.istio_reference import matched_rule
-from tests.semantics import key, kubernetes_route, linked, mesh, route, service, write
+from tests.k8s_schemas import validation_errors
+from tests.semantics import gateway, key, kubernetes_route, linked, mesh, route, service, write
 
 WEB = Proxy(service=key("web"))
 SLOW = Decimal("0.4")
@@ -123,3 +125,48 @@ def test_gateway_api_writes_request_and_backend_request(tmp_path: Path) -> None:
     assert timeouts[:4] == [{"request": "150ms"}, {"request": "0s"}, {"request": "5s", "backendRequest": "100ms"},
                             {"request": "50ms", "backendRequest": "50ms"}]
     assert "MESH421" in {d.code.code for d in report.diagnostics}
+
+
+# Gateway API conformance HTTPRouteTimeoutRequest (tests/httproute-timeout-request.yaml:
+# `timeouts: {request: 500ms}` before a backend delayed 1s: 504) and
+# HTTPRouteTimeoutBackendRequest (`backendRequest: 500ms` on /backend-timeout: 200 at once, 504
+# with ?delay=1s; `backendRequest: "0s"` on /disabled-backend-timeout: 200 with ?delay=1s),
+# written in meshc and run through a real Envoy gateway.
+CONFORMANCE_RULES = [
+    {"match": [{"path": {"prefix": "/backend-timeout"}}], "to": [{"service": "api"}],
+     "retries": {"attempts": 0, "perTryTimeout": "500ms"}},
+    {"match": [{"path": {"prefix": "/disabled-backend-timeout"}}], "to": [{"service": "api"}],
+     "retries": {"attempts": 0, "perTryTimeout": "0s"}},
+    {"match": [{"path": {"prefix": "/request-timeout"}}], "to": [{"service": "api"}], "timeout": "500ms",
+     "retries": {"attempts": 0}},
+]
+CONFORMANCE_CASES = [("/backend-timeout", Decimal(0), 200), ("/backend-timeout", Decimal(1), 504),
+                     ("/disabled-backend-timeout", Decimal(1), 200), ("/request-timeout", Decimal(1), 504)]
+
+
+def test_gateway_api_timeout_conformance_cases_through_an_envoy_gateway(tmp_path: Path) -> None:
+    binary = require_envoy()
+    listeners = [{"name": "web", "port": 8080, "protocol": "http", "hosts": ["shop.example.com"]}]
+    documents = [mesh(), service("api"), gateway("edge", listeners),
+                 route("edge-web", CONFORMANCE_RULES, gateway="edge", hosts=["shop.example.com"])]
+    graph = linked(tmp_path / "mesh", documents, allowed=("MESH301",))
+    edge = Proxy(gateway=key("edge"))
+    requests = [Request("shop.example.com", path, port=8080, behaviour=Behaviour((), delay))
+                for path, delay, _ in CONFORMANCE_CASES]
+    with EnvoyRunner(graph, binary) as runner:
+        replies = [runner.send(edge, request) for request in requests]
+    assert [reply.status if reply is not None else None for reply in replies] == [s for *_, s in CONFORMANCE_CASES]
+    assert [outcome(evaluate(graph, edge, r), "GET", r.behaviour).status for r in requests if r.behaviour] == [
+        s for *_, s in CONFORMANCE_CASES]
+    # the same Route on a gateway-api platform is the conformance manifests' timeouts
+    k8s = {"name": "k8s", "kind": "kubernetes", "flavor": "gateway-api"}
+    graph = linked(tmp_path / "k8s", [mesh(k8s), service("api", platform="k8s"), gateway("edge", listeners, "k8s"),
+                                      route("edge-web", CONFORMANCE_RULES, gateway="edge", hosts=["shop.example.com"])],
+                   allowed=("MESH301",))
+    report = Report()
+    documents = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
+                 for doc in yaml.safe_load_all(artifact.content) if doc and "metadata" in doc]
+    [http_route] = [d for d in documents if d["kind"] == "HTTPRoute" and d["metadata"]["name"] == "edge-web"]
+    assert validation_errors(http_route) == []
+    assert [rule.get("timeouts") for rule in http_route["spec"]["rules"]] == [
+        {"backendRequest": "500ms"}, {"backendRequest": "0s"}, {"request": "500ms"}]
