@@ -434,6 +434,15 @@ class Importer:
         }
         if any(v is not None for v in breaker.values()):
             out["circuitBreaker"] = {k: v for k, v in breaker.items() if v is not None}
+        upgrade = {"UPGRADE": True, "DO_NOT_UPGRADE": False}.get(
+            str(source.get(*at, "connectionPool", "http", "h2UpgradePolicy")))
+        connections = {
+            "maxRequestsPerConnection": source.get(*at, "connectionPool", "http", "maxRequestsPerConnection"),
+            "idleTimeout": source.get(*at, "connectionPool", "http", "idleTimeout"),
+            "http2Upgrade": upgrade,
+        }
+        if any(v is not None for v in connections.values()):
+            out["connections"] = {k: v for k, v in connections.items() if v is not None}
         outlier = source.peek(*at, "outlierDetection")
         if isinstance(outlier, dict):
             detection = {

@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 
 import yaml
+from click.testing import CliRunner
 
 from compiler.build import emit
+from compiler.cli import main
 from compiler.diagnostics import Report
 from compiler.evaluate import Proxy, Request
 from compiler.serialize import to_json
@@ -154,3 +156,31 @@ def test_a_caller_through_the_cloud_foundry_router_keeps_http1(tmp_path: Path) -
     assert warning.location.line > 1 and "keep HTTP/1.1" in warning.message
     [cluster] = [c for c in bootstrap["static_resources"]["clusters"] if "api" in c["name"]]
     assert "typed_extension_protocol_options" not in cluster
+
+
+def test_meshc_import_reads_istios_connection_pool(tmp_path: Path) -> None:
+    """An Istio DestinationRule's connectionPool.http settings become `resilience.connections`."""
+    source = tmp_path / "istio"
+    source.mkdir()
+    (source / "reviews.yaml").write_text("""\
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool:
+      http: {maxRequestsPerConnection: 10, idleTimeout: 30s, h2UpgradePolicy: UPGRADE}
+""")
+    result = CliRunner().invoke(main, ["import", str(source), "-o", str(tmp_path / "mesh")])
+    assert result.exit_code == 0, result.output
+    imported = yaml.safe_load((tmp_path / "mesh" / "services" / "reviews.yaml").read_text())
+    assert imported["resilience"]["connections"] == {"maxRequestsPerConnection": 10, "idleTimeout": "30s",
+                                                     "http2Upgrade": True}

@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from compiler.build import compile_mesh
@@ -217,3 +218,31 @@ def test_a_slow_try_is_retried_under_5xx_gateway_error_and_reset_only() -> None:
         decision = Decision("forward", retries=Retries(attempts=2, retryOn=conditions, perTryTimeout="100ms"))
         result = outcome(decision, "GET", slow)
         assert (result.status, result.tries) == expected, conditions
+
+
+def test_meshc_import_reads_istios_status_codes_and_backoff(tmp_path: Path) -> None:
+    """HTTPRetry.retryOn numbers are status codes (retry.go parseRetryOn), `backoff` the base."""
+    source = tmp_path / "istio"
+    source.mkdir()
+    (source / "reviews.yaml").write_text("""\
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews}}]
+    retries: {attempts: 3, retryOn: "gateway-error,503,429,retriable-status-codes", backoff: 50ms}
+""")
+    result = CliRunner().invoke(main, ["import", str(source), "-o", str(tmp_path / "mesh")])
+    assert result.exit_code == 0, result.output
+    [rule] = yaml.safe_load((tmp_path / "mesh" / "routes" / "reviews.yaml").read_text())["rules"]
+    assert rule["retries"] == {"attempts": 3, "retryOn": ["gateway-error", "retriable-status-codes"],
+                               "statusCodes": [503, 429], "backoff": {"base": "50ms"}}
