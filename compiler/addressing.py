@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from compiler.evaluate import failover_tiers
+from compiler.evaluate import failover_tiers, placement_weight
 from compiler.graph import Placement, Platform, ServiceNode
 from compiler.model import CloudFoundryPlatform, KubernetesPlatform, Locality
 
@@ -142,6 +142,7 @@ class LocalityUpstream:
     tier: int  # its failover tier: Envoy's priority
     upstream: Upstream
     sni: str | None  # the server name an east-west gateway forwards by, when reached through one
+    weight: int | None = None  # its share of its tier (Placement.weight); None: shared by endpoints
 
 
 def uses_localities(service: ServiceNode, caller: Platform) -> bool:
@@ -192,5 +193,6 @@ def locality_upstreams(service: ServiceNode, port: int, version: str | None,
                 placement.platform.name, placement.platform.locality, tier,
                 placement_upstream(service, placement, port, version, one.through_gateway),
                 istio_sni(service, port, version, placement.platform)
-                if one.through_gateway and isinstance(placement.platform, KubernetesPlatform) else None))
+                if one.through_gateway and isinstance(placement.platform, KubernetesPlatform) else None,
+                placement_weight(service, placement)))
     return upstreams

@@ -609,6 +609,17 @@ FAILOVER_PORT_UNSERVED = _code(
     placements fail has nowhere to fail over to on them. Enable mTLS (STRICT or PERMISSIVE),
     or put the placements on one network.""",
 )
+PLACEMENT_WEIGHTS_INDISTINCT = _code(
+    "MESH374", "placement-weights-indistinct", "error",
+    "Weighted placements of one tier in one locality, which no proxy can weigh apart.",
+    """A placement's `weight` is its share of its failover tier, and Envoy and Istio carry it as
+    the weight of a locality: endpoints of one locality and one priority are one group with
+    one weight (Envoy: "one can have multiple LocalityLbEndpoints for a locality, but only if
+    they have different priorities"). Two placements of a service with one `priority` and
+    one locality (or both without a locality) are always in one tier, so their weights would
+    merge into one. Give the platforms distinct localities, different priorities, or drop the
+    weights.""",
+)
 FAILOVER_WITHOUT_OUTLIER_DETECTION = _code(
     "MESH366", "failover-without-outlier-detection", "warning",
     "Several failover tiers and no outlierDetection to eject failing endpoints.",
@@ -852,6 +863,26 @@ K8S_PLACEMENT_PRIORITY = _code(
     cluster or per WorkloadEntry. On a kubernetes platform the service's placements are
     ordered by locality, and a `priority` that would order them otherwise is not applied.
     Express the order with the platforms' `locality`, or leave `priority` unset.""",
+)
+K8S_PLACEMENT_WEIGHT = _code(
+    "MESH475", "k8s-placement-weight", "warning", "Placement weights Istio cannot carry.",
+    """Istio writes placement weights as the DestinationRule's `localityLbSetting.distribute`,
+    which replaces its locality failover ("only one of distribute, failover or
+    failoverPriority can be set") and names placements by their locality. Where the proxies of
+    a cluster see the service's placements in several tiers (by priority or distance) and one
+    tier holds two placements, or a weighted tier holds a placement without a locality or one
+    whose locality contains another's, the weights would cost the failover or reach the wrong
+    workloads; they are not written, and that cluster's proxies share each tier by its
+    endpoints. Put the weighted placements in one tier for the cluster's locality, give their
+    platforms distinct localities, or drop the weights.""",
+)
+K8S_PLACEMENT_WEIGHT_ROUNDED = _code(
+    "MESH476", "k8s-placement-weight-rounded", "warning", "Placement weights Istio rounds to whole percentages.",
+    """Istio's `localityLbSetting.distribute` takes whole percentages that add up to 100 (its
+    validation refuses any other total). Weights whose shares are not whole percentages, such
+    as 1 and 2 (33.3% and 66.7%), are written rounded (33 and 67), so the cluster's proxies
+    split the tier slightly otherwise than the weights say. Choose weights whose shares are
+    whole percentages to make the split exact.""",
 )
 K8S_GATEWAY_API_CORS_ORIGIN = _code(
     "MESH464", "k8s-gateway-api-cors-origin", "warning",

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote_plus
@@ -1124,6 +1125,46 @@ def failover_tiers(caller: Platform, callee: ServiceNode) -> list[tuple[Reached,
         rank = (placement.priority, locality_distance(caller.locality, placement.platform.locality))
         ranked.setdefault(rank, []).append(reached)
     return [tuple(ranked[rank]) for rank in sorted(ranked)]
+
+
+# Envoy's and Istio's overprovisioning factor: a tier, or a weighted placement, keeps its whole
+# share while at least 1/1.4 (72%) of its endpoints are healthy
+OVERPROVISIONING = Fraction(7, 5)
+
+
+def weighted(callee: ServiceNode) -> bool:
+    """Whether the service's tiers are shared by placement weights: one placement sets `weight`."""
+    return any(p.weight is not None for p in callee.placements)
+
+
+def placement_weight(callee: ServiceNode, placement: Placement) -> int | None:
+    """A placement's weight as its tier uses it: as written, 1 where unset beside a weighted one,
+    None when the service weighs nothing (its tiers are shared by their endpoints)."""
+    if not weighted(callee):
+        return None
+    return placement.weight if placement.weight is not None else 1
+
+
+def tier_shares(callee: ServiceNode, tier: tuple[Reached, ...],
+                endpoints: Mapping[str, tuple[int, int]]) -> dict[str, Fraction]:
+    """How the requests that reach one tier are split among its placements (by platform name).
+
+    `endpoints` gives each placement's (healthy, total) endpoints. With weights, a placement's
+    effective weight is its weight times its availability, min(1, 1.4 * healthy / total) (0
+    without endpoints), and its share is its effective weight over the tier's sum: a placement
+    wholly ejected gives its share to the others in proportion to their weights. Without weights,
+    the tier's healthy endpoints share it evenly. Empty when nothing in the tier is healthy."""
+    raw: dict[str, Fraction] = {}
+    for reached in tier:
+        name = reached.placement.platform.name
+        healthy, total = endpoints[name]
+        weight = placement_weight(callee, reached.placement)
+        if weight is None:
+            raw[name] = Fraction(healthy)
+        else:
+            raw[name] = weight * min(Fraction(1), OVERPROVISIONING * healthy / total) if total else Fraction(0)
+    whole = sum(raw.values())
+    return {name: value / whole for name, value in raw.items() if value} if whole else {}
 
 
 def serving_placements(tiers: list[tuple[Reached, ...]], ejected: frozenset[str]) -> tuple[str, ...]:

@@ -150,6 +150,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "endpoints": "Where its workloads run on this platform: required on a vm platform, forbidden elsewhere.",
         "priority": "Its failover tier, 0 to 9: callers use a higher number only when every endpoint of the lower "
                     "ones they reach is ejected.",
+        "weight": "Its share, 1 to 100, of its failover tier's traffic beside the tier's other placements (see "
+                  "Placements and failover); once one placement of the service sets it, the others count 1.",
     },
     "Endpoint": {
         "address": "An IP address or host name of one workload.",

@@ -103,6 +103,7 @@ class Placement:
     endpoints: tuple[Endpoint, ...]
     priority: int
     index: int | None  # position in Service.placements; None for `platform:`
+    weight: int | None = None  # Placement.weight as written
 
     def path(self, *field: object) -> tuple:
         """The field path of this placement (or of a field in it) in the Service document."""

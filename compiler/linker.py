@@ -329,14 +329,15 @@ class _Linker:
     def link_placements(self, key: Key, intent: Intent) -> list[Placement] | None:
         """The platforms a service runs on, each with its endpoints; None when one is wrong."""
         spec = intent.model
-        written: list[tuple[str, list, int, int | None]]
+        written: list[tuple[str, list, int, int | None, int | None]]
         if spec.platform is not None:
-            written = [(spec.platform, spec.endpoints, 0, None)]
+            written = [(spec.platform, spec.endpoints, 0, None, None)]
         else:
-            written = [(p.platform, p.endpoints, p.priority, index) for index, p in enumerate(spec.placements)]
+            written = [(p.platform, p.endpoints, p.priority, index, p.weight)
+                       for index, p in enumerate(spec.placements)]
         placements: list[Placement] = []
         ok = True
-        for name, endpoints, priority, index in written:
+        for name, endpoints, priority, index, weight in written:
             where = ("platform",) if index is None else ("placements", index)
             platform = self.platforms.get(name)
             if platform is None:
@@ -375,7 +376,7 @@ class _Linker:
                     hint="add `endpoints: [{address: 10.0.0.7}]`",
                 )
                 continue
-            placements.append(Placement(platform, tuple(endpoints), priority, index))
+            placements.append(Placement(platform, tuple(endpoints), priority, index, weight))
         return placements if ok else None
 
     def check_external_hosts(self, externals: dict[Key, ExternalNode]) -> None:

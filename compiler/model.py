@@ -664,6 +664,9 @@ class Placement(Strict):
     # tiers of failover: a caller uses priority 1 only when every endpoint of priority 0 it
     # reaches is ejected, and so on; within a priority, the caller's nearest locality first
     priority: Annotated[int, Field(ge=0, le=9)] = 0
+    # its share of its tier's traffic beside the tier's other placements (1 where unset once any
+    # placement of the service sets one); unset everywhere, a tier is shared by its endpoints
+    weight: Annotated[int, Field(ge=1, le=100)] | None = None
 
 
 class RateLimitDescriptor(RateLimit):

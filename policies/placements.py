@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from compiler import codes
 from compiler.diagnostics import Location, Related, Report
-from compiler.evaluate import failover_tiers, same_network
+from compiler.evaluate import failover_tiers, same_network, weighted
 from compiler.graph import MeshGraph, Placement, Platform, ServiceNode
 from policies.check import Check
 
@@ -140,6 +140,30 @@ def _failover_without_outliers(graph: MeshGraph, report: Report) -> None:
             )
 
 
+def _indistinct_weights(graph: MeshGraph, report: Report) -> None:
+    for service in graph.services.values():
+        if not weighted(service):
+            continue
+        first: dict[tuple, Placement] = {}
+        for placement in service.placements:
+            locality = placement.platform.locality
+            group = (placement.priority, locality.label() if locality is not None else None)
+            seen = first.setdefault(group, placement)
+            if seen is placement:
+                continue
+            where = "locality " + seen.platform.locality.label() if seen.platform.locality else "no locality"
+            report.add(
+                codes.PLACEMENT_WEIGHTS_INDISTINCT,
+                f"placements of {service.key} on platforms {seen.platform.name!r} and {placement.platform.name!r} "
+                f"have priority {placement.priority} and {where}: they are one tier and one locality to every "
+                "caller, whose proxies cannot weigh them apart",
+                _placement_at(graph, service, placement),
+                related=(Related(_placement_at(graph, service, seen), "the other placement"),),
+                hint="give the platforms distinct localities, give the placements different priorities, "
+                     "or drop the weights",
+            )
+
+
 CROSS_NETWORK = Check(
     name="cross-network",
     summary="every placement a caller sends to is on its network or behind an east-west gateway",
@@ -167,4 +191,11 @@ TRUST_DOMAINS = Check(
     reads=READS,
     codes=(codes.TRUST_DOMAIN_MISMATCH,),
     run=_trust_domains,
+)
+WEIGHTS = Check(
+    name="placement-weights",
+    summary="weighted placements of one tier are in distinct localities",
+    reads=frozenset({"Mesh", "Service"}),
+    codes=(codes.PLACEMENT_WEIGHTS_INDISTINCT,),
+    run=_indistinct_weights,
 )

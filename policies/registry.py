@@ -32,6 +32,7 @@ CHECKS: tuple[Check, ...] = (
     identity.CHECK,
     mtls.CHECK,
     patches.CHECK,
+    placements.WEIGHTS,
     ports.CHECK,
     reachability.CHECK,
     resilience.CHECK,

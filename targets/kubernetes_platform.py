@@ -16,7 +16,7 @@ from compiler import codes
 from compiler.addressing import CLOUD_FOUNDRY_ROUTER_PORT, istio_host, version_service_name
 from compiler.artifact import SOURCE_ANNOTATION, Artifact, gateway_workload, platform_workload, service_workload
 from compiler.diagnostics import Related, Report
-from compiler.evaluate import token_locations
+from compiler.evaluate import failover_tiers, placement_weight, token_locations, weighted
 from compiler.graph import (
     AccessPolicyNode,
     ExternalNode,
@@ -366,9 +366,64 @@ class PlatformEmitter:
             policy["loadBalancer"] = {"consistentHash": {"httpHeaderName": balancer.ringHash.header.lower()}}
         if service.placed:
             # Istio fails over by locality only with outlier detection (MESH366 without it)
-            policy.setdefault("loadBalancer", {})["localityLbSetting"] = {"enabled": True}
+            setting: dict = {"enabled": True}
+            distribute = self.locality_distribution(service)
+            if distribute is not None:
+                setting["distribute"] = distribute
+            policy.setdefault("loadBalancer", {})["localityLbSetting"] = setting
             self.report_priorities(service)
         return policy
+
+    def locality_distribution(self, service: ServiceNode) -> list[dict] | None:
+        """The placements' weights as this cluster's proxies use them (docs/intents.md,
+        Placements and failover): Istio's `distribute` from the cluster's locality to the
+        localities of its one tier, in whole percentages; None where weights change nothing for
+        these proxies, or where Istio cannot carry them (MESH475)."""
+        if not weighted(service):
+            return None
+        tiers = failover_tiers(self.platform, service)
+        shared = next((tier for tier in tiers if len(tier) > 1), None)
+        if shared is None:
+            return None  # every tier has one placement: nothing to weigh
+        at = self.graph.sources.locate
+        weight_at = next((at(service.origin, *r.placement.path("weight")) for r in shared
+                          if r.placement.weight is not None),
+                         at(service.origin, "placements", key=True))
+        labels = [r.placement.platform.locality.label() if r.placement.platform.locality else None for r in shared]
+        problem = None
+        if len(tiers) > 1:
+            problem = (f"its proxies there see the placements in {len(tiers)} tiers, and Istio's `distribute` "
+                       "replaces the locality failover between them")
+        elif None in labels:
+            nameless = next(r.placement.platform.name for r, label in zip(shared, labels, strict=True) if label is None)
+            problem = f"platform {nameless!r} has no locality, by which `distribute` names a placement"
+        else:
+            named = [label for label in labels if label is not None]
+            nested = next(((a, b) for a in named for b in named if a != b and locality_contains(a, b)), None)
+            if nested is not None:
+                problem = f"locality {nested[0]!r} contains {nested[1]!r}, so `distribute` cannot tell them apart"
+        if problem is not None:
+            self.report.add(
+                codes.K8S_PLACEMENT_WEIGHT,
+                f"the placement weights of {service.key} are not written on platform {self.platform.name!r}: "
+                f"{problem}; its proxies there share each tier by its endpoints",
+                weight_at,
+                hint="put the weighted placements in one tier for the cluster's locality, give their platforms "
+                     "distinct localities, or drop the weights")
+            return None
+        weights = [placement_weight(service, r.placement) or 1 for r in shared]
+        percentages = whole_percentages(weights)
+        if any(share * sum(weights) != weight * 100 for share, weight in zip(percentages, weights, strict=True)):
+            self.report.add(
+                codes.K8S_PLACEMENT_WEIGHT_ROUNDED,
+                f"the placement weights of {service.key} ({', '.join(map(str, weights))}) are written on platform "
+                f"{self.platform.name!r} as the whole percentages {', '.join(map(str, percentages))}, which is "
+                "all Istio's `distribute` takes",
+                weight_at,
+                hint="choose weights whose shares of 100 are whole numbers")
+        locality = self.platform.locality
+        return [{"from": locality.label() if locality is not None else "*",
+                 "to": dict(zip(labels, percentages, strict=True))}]
 
     def report_priorities(self, service: ServiceNode) -> None:
         """MESH478 where a placement's priority would order the placements otherwise than
@@ -960,3 +1015,24 @@ def service_entry_port(spec: ExternalService, port: ExternalPort) -> dict:
     if upstream != port.port:
         entry["targetPort"] = upstream
     return entry
+
+
+def locality_contains(outer: str, inner: str) -> bool:
+    """Whether Istio's locality pattern `outer` (`region[/zone[/subzone]]`) matches every
+    workload of locality `inner`: its parts are the first parts of inner's."""
+    outer_parts, inner_parts = outer.split("/"), inner.split("/")
+    return len(outer_parts) <= len(inner_parts) and inner_parts[:len(outer_parts)] == outer_parts
+
+
+def whole_percentages(weights: list[int]) -> list[int]:
+    """Weights as whole percentages adding up to 100, each at least 1 (Istio's `distribute`):
+    the largest remainders round up."""
+    total = sum(weights)
+    exact = [weight * 100 / total for weight in weights]
+    shares = [max(1, int(value)) for value in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - int(exact[i])), i))
+    for index in by_remainder[:max(0, 100 - sum(shares))]:
+        shares[index] += 1
+    while sum(shares) > 100:
+        shares[shares.index(max(shares))] -= 1
+    return shares

@@ -68,8 +68,10 @@ failover/, .../ops/deployment/deployment-models/#multiple-networks, pilot's Prox
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from compiler.evaluate import Request
@@ -511,16 +513,65 @@ def failover_order(client_network: str | None, client_locality: str | None, work
     """The sources of the endpoints a client sends to, grouped by priority, first first.
     `gateways` says which networks have an east-west gateway."""
     policy = destination_rule["spec"].get("trafficPolicy", {})
-    locality_on = policy.get("loadBalancer", {}).get("localityLbSetting", {}).get("enabled") and \
-        "outlierDetection" in policy
+    setting = policy.get("loadBalancer", {}).get("localityLbSetting", {})
+    # pilot's ApplyLocalityLoadBalancer: `distribute` (its weights) or failover, never both
+    locality_on = setting.get("enabled") and "outlierDetection" in policy and not setting.get("distribute")
+    kept = distributed_weights(client_locality, workloads, destination_rule)
     tiers: dict[int, list[str]] = {}
     for one in workloads:
         same = client_network is None or one.network is None or one.network == client_network
         if not same and not gateways.get(one.network or "", False):
             continue
+        if kept is not None and one.source not in kept:
+            continue
         rank = locality_priority(client_locality, one.locality) if locality_on else 0
         tiers.setdefault(rank, []).append(one.source)
     return [sorted(tiers[rank]) for rank in sorted(tiers)]
+
+
+def locality_match(locality: str | None, pattern: str) -> bool:
+    """pilot's util.LocalityMatch: each part of the pattern (`region/zone/subzone`) is `*` or
+    equal to the locality's; a part the pattern leaves out matches anything."""
+    parts = [*(locality or "").split("/"), "", ""]
+    for index, wanted in enumerate(pattern.split("/")[:3]):
+        if index > 0 and wanted == "":
+            continue
+        if wanted != "*" and wanted != parts[index]:
+            return False
+    return True
+
+
+def distributed_weights(client_locality: str | None, workloads: list[Workloads],
+                        destination_rule: dict[str, Any]) -> dict[str, Fraction] | None:
+    """The locality weight each workload's group gets under the DestinationRule's
+    `localityLbSetting.distribute`, as pilot's applyLocalityWeights writes it
+    (pilot/pkg/networking/core/loadbalancer): the first entry whose `from` matches the client;
+    each `to` locality's weight shared by the groups (one per locality) it matches first; groups
+    it does not match lose their endpoints. None when no entry applies (weights untouched)."""
+    setting = destination_rule["spec"].get("trafficPolicy", {}).get("loadBalancer", {}).get("localityLbSetting", {})
+    entry = next((e for e in setting.get("distribute") or [] if locality_match(client_locality, e.get("from", ""))),
+                 None)
+    if entry is None:
+        return None
+    groups = sorted({one.locality or "" for one in workloads})
+    weight: dict[str, Fraction] = {}
+    for pattern, percent in entry.get("to", {}).items():
+        matched = [g for g in groups if g not in weight and locality_match(g, pattern)]
+        for group in matched:
+            weight[group] = Fraction(math.ceil(percent / len(matched)))
+    return {one.source: weight[one.locality or ""] for one in workloads if (one.locality or "") in weight}
+
+
+def locality_shares(weights: dict[str, Fraction], workloads: list[Workloads]) -> dict[str, Fraction]:
+    """Envoy's locality weighted load balancing over healthy groups: each locality's weight over
+    their sum, shared evenly by the sources in it."""
+    by_locality: dict[str, list[str]] = {}
+    for one in workloads:
+        if one.source in weights:
+            by_locality.setdefault(one.locality or "", []).append(one.source)
+    total = sum(weights[sources[0]] for sources in by_locality.values())
+    return {source: weights[source] / total / len(sources)
+            for sources in by_locality.values() for source in sources}
 
 
 # Retries and timeouts (istio.io VirtualService HTTPRoute.timeout "default is disabled";

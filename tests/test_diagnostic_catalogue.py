@@ -56,6 +56,7 @@ MESHES = {
     "istio-redirect-prefix": CATALOGUE / "istio-redirect-prefix",
     "gateway-api-route-merge": CATALOGUE / "gateway-api-route-merge",
     "placement-priority": CATALOGUE / "placement-priority",
+    "placement-weights": CATALOGUE / "placement-weights",
     "gateway-api-tls": CATALOGUE / "gateway-api-tls",
     "external-resolution": CATALOGUE / "external-resolution",
     "gateway-api-cors-regex": CATALOGUE / "gateway-api-cors-regex",

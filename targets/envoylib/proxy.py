@@ -389,7 +389,8 @@ class Proxy:
         return name
 
     def locality_cluster(self, name: str, localities: list[LocalityUpstream]) -> dict:
-        """A cluster whose endpoints are grouped by placement: locality and failover priority."""
+        """A cluster whose endpoints are grouped by placement: locality, failover priority and,
+        when the service weighs its placements, the placement's weight."""
         groups = []
         for one in localities:
             group: dict[str, Any] = {}
@@ -397,12 +398,18 @@ class Proxy:
                 group["locality"] = envoy_locality(one.locality)
             group["lb_endpoints"] = [{"endpoint": {"address": socket_address(host, one.upstream.port)}}
                                      for host in one.upstream.hosts]
+            if one.weight is not None:
+                group["load_balancing_weight"] = one.weight
             if one.tier:
                 group["priority"] = one.tier
             groups.append(group)
         dns = any(one.upstream.needs_dns for one in localities)
-        return {"name": name, "type": "STRICT_DNS" if dns else "STATIC",
-                "load_assignment": {"cluster_name": name, "endpoints": groups}}
+        cluster: dict[str, Any] = {"name": name, "type": "STRICT_DNS" if dns else "STATIC",
+                                   "load_assignment": {"cluster_name": name, "endpoints": groups}}
+        if any(one.weight is not None for one in localities):
+            # Envoy reads the localities' weights only with locality weighted load balancing on
+            cluster["common_lb_config"] = {"locality_weighted_lb_config": {}}
+        return cluster
 
     def connections_at(self, callee: ServiceNode, field: str) -> Location:
         """Where a service's connection setting is written: its own resilience, else Mesh.defaults."""

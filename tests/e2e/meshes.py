@@ -69,6 +69,41 @@ def access_policy(service_name: str, *callers: Any) -> dict:
             "service": service_name, "allow": [{"from": list(callers)}]}
 
 
+def placed_mesh(name: str, localities: dict[str, dict], caller: str, web_address: str, outbound: int, admin: int,
+                catalog: dict) -> list[dict]:
+    """A mesh of vm platforms at `localities` where `web`, on platform `caller`, calls
+    `catalog` (its ports and placements given). mtls DISABLE: the backends are bare, and what
+    is under test happens in web's sidecar."""
+    return [
+        {"apiVersion": API, "kind": "Mesh", "name": name, "defaultNamespace": NAMESPACE,
+         "mtls": "DISABLE", "authorization": "allow",
+         "platforms": [{"name": place, "kind": "vm", "locality": locality} for place, locality in localities.items()]},
+        {"apiVersion": API, "kind": "Service", "name": "web", "platform": caller,
+         "ports": [{"name": "http", "port": harness.free_port(web_address), "protocol": "http"}],
+         "endpoints": [{"address": web_address}], "calls": ["catalog"],
+         "sidecar": {"outboundPort": outbound, "adminPort": admin}, "public": True},
+        {"apiVersion": API, "kind": "Service", "name": "catalog", **catalog},
+    ]
+
+
+def start_placed_backends(backends, addresses: harness.LoopbackAddresses,
+                          places) -> tuple[dict[str, str], int, dict[str, harness.Backend]]:
+    """One bare `catalog-<place>` backend per placement, each at its own loopback address, all
+    on one port: (addresses, port, backends) by place."""
+    where = {place: addresses.next() for place in places}
+    port = harness.free_port(next(iter(where.values())))
+    return where, port, {place: backends.start(f"catalog-{place}", address=where[place], port=port)
+                         for place in places}
+
+
+def ejecting(consecutive_5xx: int, ejection: str) -> dict:
+    """Resilience under which a failing endpoint's 503s reach the caller (retries off: the
+    built-in default would retry on another endpoint) and eject it for `ejection`."""
+    return {"retries": {"attempts": 0},
+            "outlierDetection": {"consecutive5xx": consecutive_5xx, "interval": "100ms",
+                                 "baseEjectionTime": ejection, "maxEjectionPercent": 100}}
+
+
 def compile_graph(root: Path) -> MeshGraph:
     """The whole front end, analysis included: the meshes are clean but for what they suppress."""
     compiled = compile_mesh(root)

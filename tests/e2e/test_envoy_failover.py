@@ -20,12 +20,17 @@ import time
 
 import pytest
 
-from compiler.diagnostics import Report
 from compiler.evaluate import failover_tiers, serving_placements
 from compiler.graph import Key
-from targets.envoylib import sidecar_bootstrap
 from tests.e2e import harness
-from tests.e2e.meshes import API, NAMESPACE, compile_graph
+from tests.e2e.meshes import (
+    NAMESPACE,
+    compile_graph,
+    ejecting,
+    placed_mesh,
+    sidecar_bootstrap,
+    start_placed_backends,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -42,35 +47,15 @@ class Failover:
         web_address = addresses.next()
         outbound, admin = harness.free_ports(2)
         self.outbound = outbound
-        self.catalog_address = {place: addresses.next() for place in PLACES}
-        self.catalog_port = harness.free_port(self.catalog_address["east-a"])
-        self.running = {place: backends.start(f"catalog-{place}", address=self.catalog_address[place],
-                                              port=self.catalog_port) for place in PLACES}
-        documents = [
-            {"apiVersion": API, "kind": "Mesh", "name": "failover", "defaultNamespace": NAMESPACE,
-             "mtls": "DISABLE", "authorization": "allow",
-             "platforms": [{"name": place, "kind": "vm", "locality": locality}
-                           for place, locality in PLACES.items()]},
-            {"apiVersion": API, "kind": "Service", "name": "web", "platform": "east-a",
-             "ports": [{"name": "http", "port": harness.free_port(web_address), "protocol": "http"}],
-             "endpoints": [{"address": web_address}], "calls": ["catalog"],
-             "sidecar": {"outboundPort": outbound, "adminPort": admin}, "public": True},
-            {"apiVersion": API, "kind": "Service", "name": "catalog",
-             "ports": [{"name": "http", "port": self.catalog_port, "protocol": "http"}],
-             "placements": [{"platform": place, "endpoints": [{"address": self.catalog_address[place]}]}
-                            for place in ("west", "east-b", "east-a")],  # written order does not decide
-             # retries off: a failed placement's 503 reaches the caller, so the failover under test
-             # is outlier detection's alone (the built-in default retries a 503 on another endpoint)
-             "resilience": {"retries": {"attempts": 0},
-                            "outlierDetection": {"consecutive5xx": CONSECUTIVE_FAILURES, "interval": "100ms",
-                                                 "baseEjectionTime": f"{EJECTION}s", "maxEjectionPercent": 100}}},
-        ]
+        self.catalog_address, self.catalog_port, self.running = start_placed_backends(backends, addresses, PLACES)
+        documents = placed_mesh("failover", PLACES, "east-a", web_address, outbound, admin, {
+            "ports": [{"name": "http", "port": self.catalog_port, "protocol": "http"}],
+            "placements": [{"platform": place, "endpoints": [{"address": self.catalog_address[place]}]}
+                           for place in ("west", "east-b", "east-a")],  # written order does not decide
+            "resilience": ejecting(CONSECUTIVE_FAILURES, f"{EJECTION}s")})
         self.graph = compile_graph(harness.write_intents(workdir / "failover-mesh", documents))
         web = self.graph.services[Key(NAMESPACE, "web")]
-        report = Report()
-        bootstrap = sidecar_bootstrap(self.graph, web, report, web_address)
-        assert not report.diagnostics, [d.message for d in report.diagnostics]
-        self.envoy = envoys.start("failover-web", bootstrap, admin)
+        self.envoy = envoys.start("failover-web", sidecar_bootstrap(self.graph, "web", web_address), admin)
         self.tiers = failover_tiers(web.platform, self.graph.services[Key(NAMESPACE, "catalog")])
 
     def fail(self, place: str, failing: bool = True) -> None:
