@@ -6,6 +6,7 @@ Every problem becomes a located diagnostic; nothing here raises for bad input.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import os
@@ -178,6 +179,9 @@ class WorktreeSource:
         self.real_root = root.resolve()
         self.skip = {p.resolve() for p in skip_dirs}
         self.refused: dict[str, Refused] = {}
+        # per file, strings rather than Paths: a 10,000-service mesh has 10,000 files
+        self._prefix = _directory_prefix(os.fspath(root))
+        self._real_prefix = _directory_prefix(os.fspath(self.real_root))
 
     def _refuse(self, path: str, code: codes.Code, message: str) -> tuple[str, int]:
         self.refused[path] = Refused(code, message)
@@ -211,7 +215,7 @@ class WorktreeSource:
             subdirs[:] = kept
             for name in sorted(names):
                 if name.endswith((".yaml", ".yml")) and not name.startswith("."):
-                    yield self._entry(here / name)
+                    yield self._entry(os.path.join(directory, name))
         yield from self._unlistable(unlistable)
 
     def _unlistable(self, errors: list[OSError]) -> Iterator[tuple[str, int]]:
@@ -220,40 +224,50 @@ class WorktreeSource:
             yield self._refuse(failed, codes.UNREADABLE_FILE, f"cannot list the directory: {error.strerror or error}")
         errors.clear()
 
-    def _entry(self, full: Path) -> tuple[str, int]:
-        relative = full.relative_to(self.root).as_posix()
+    def _entry(self, full: str) -> tuple[str, int]:
+        relative = full[len(self._prefix):]  # os.walk joins below root as given
         try:
             relative.encode("utf-8")
         except UnicodeEncodeError:  # bytes os.walk could not decode, kept as surrogates
             shown = os.fsencode(relative).decode("utf-8", "backslashreplace")
             return self._refuse(shown, codes.UNREADABLE_FILE, "the file name is not UTF-8; rename the file")
         try:
-            target = full.resolve(strict=True)
-            if not target.is_relative_to(self.real_root):
+            target = self._inside(full)
+            if target is None:
                 return self._refuse(relative, codes.OUTSIDE_MESH_ROOT,
                                     "a symbolic link to a file outside the mesh root; not read")
-            status = target.stat()
-        except (OSError, RuntimeError) as error:
-            reason = getattr(error, "strerror", None) or "a symbolic link loop"
-            return self._refuse(relative, codes.UNREADABLE_FILE, f"cannot read the file: {reason}")
+            status = os.stat(target)
+        except OSError as error:
+            return self._refuse(relative, codes.UNREADABLE_FILE, f"cannot read the file: {_unreadable(error)}")
         if not stat.S_ISREG(status.st_mode):
             return self._refuse(relative, codes.UNREADABLE_FILE,
                                 "not a regular file (a FIFO, socket or device is never opened)")
         return relative, status.st_size
 
+    def _inside(self, path: str) -> str | None:
+        """Where `path` really is (every link followed; OSError if it does not exist), or None
+        when that is outside the mesh root."""
+        target = os.path.realpath(path, strict=True)
+        return target if target.startswith(self._real_prefix) else None
+
     def read(self, path: str) -> bytes:
         if path in self.refused:
             raise self.refused[path]
-        target = (self.root / path).resolve(strict=True)
-        if not target.is_relative_to(self.real_root):  # replaced by a link since it was listed
+        target = self._inside(self._prefix + path)
+        if target is None:  # replaced by a link since it was listed
             raise Refused(codes.OUTSIDE_MESH_ROOT, "a symbolic link to a file outside the mesh root; not read")
         # O_NONBLOCK: a FIFO swapped in after listing does not block the open; fstat refuses it
         descriptor = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode):
                 raise Refused(codes.UNREADABLE_FILE, "not a regular file (a FIFO, socket or device is never opened)")
-            with os.fdopen(descriptor, "rb", closefd=False) as stream:
-                return stream.read(MAX_FILE_BYTES + 1)
+            chunks = []
+            left = MAX_FILE_BYTES + 1  # one byte over the limit tells a file that grew too large
+            while left and (chunk := os.read(descriptor, min(left, max(status.st_size + 1, 65536)))):
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
         finally:
             os.close(descriptor)
 
@@ -261,6 +275,15 @@ class WorktreeSource:
         from compiler.gitsource import worktree_revision
 
         return worktree_revision(self.root, tuple(self.skip))
+
+
+def _directory_prefix(directory: str) -> str:
+    """`directory` ending in one slash, ready to join a relative path to."""
+    return directory if directory.endswith("/") else f"{directory}/"
+
+
+def _unreadable(error: OSError) -> str:
+    return "a symbolic link loop" if error.errno == errno.ELOOP else (error.strerror or str(error))
 
 
 def glob_matches(pattern: str, path: str) -> bool:

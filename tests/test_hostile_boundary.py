@@ -52,6 +52,16 @@ def test_a_link_inside_the_root_is_followed(make_mesh) -> None:
     assert [code for code, _ in _found(compile_mesh(root))] == ["MESH203"]
 
 
+def test_a_link_loop_is_a_located_unreadable_file(make_mesh) -> None:
+    root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE})
+    (root / "loop.yaml").symlink_to("loop.yaml")
+    (root / "ring.yaml").symlink_to("ring2.yaml")
+    (root / "ring2.yaml").symlink_to("ring.yaml")
+    compiled = compile_mesh(root)
+    assert _found(compiled) == [("MESH001", "loop.yaml:1:1"), ("MESH001", "ring.yaml:1:1"), ("MESH001", "ring2.yaml:1:1")]
+    assert {d.message for d in compiled.report.diagnostics} == {"cannot read the file: a symbolic link loop"}
+
+
 def test_a_fifo_is_refused_without_being_opened(make_mesh) -> None:
     root = make_mesh({"mesh.yaml": MESH, "a.yaml": SERVICE})
     os.mkfifo(root / "pipe.yaml")  # opening it for reading would block forever
