@@ -14,6 +14,7 @@ otherwise. tests/test_serialize.py round-trips this through PyYAML (YAML 1.1) an
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -31,12 +32,23 @@ _PLAIN = re.compile(
 # YAML 1.1 booleans and nulls (PyYAML, go-yaml v2: y/n too) and YAML 1.2's, in any case;
 # inf/nan for readers that take them without the leading dot.
 _WORDS = frozenset(("y", "n", "yes", "no", "true", "false", "on", "off", "null", "inf", "nan", "infinity"))
-# One line of printable characters that single quotes carry verbatim: no tab, no line break
-# (NEL, LS and PS are line breaks in YAML 1.1), no byte-order mark, no C0/C1 control.
-_SINGLE_QUOTABLE = re.compile(r"[\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*")
-_NEEDS_ESCAPE = re.compile(
-    r"[^\x20-\x21\x23-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
+
+
+@functools.cache
+def _single_quotable() -> re.Pattern[str]:
+    """One line of printable characters that single quotes carry verbatim: no tab, no line break
+    (NEL, LS and PS are line breaks in YAML 1.1), no byte-order mark, no C0/C1 control. Compiled
+    when first needed (these ranges take milliseconds to compile, and ASCII text never needs them)."""
+    return re.compile(r"[\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*")
+
+
+@functools.cache
+def _needs_escape() -> re.Pattern[str]:
+    return re.compile(
+        r"[^\x20-\x21\x23-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+    )
+
+
 _NAMED_ESCAPES = {
     "\0": "\\0", "\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f",
     "\r": "\\r", "\x1b": "\\e", '"': '\\"', "\\": "\\\\", "\x85": "\\N", "\u2028": "\\L", "\u2029": "\\P",
@@ -61,9 +73,10 @@ def _escape(match: re.Match[str]) -> str:
 def _quote(text: str) -> str:
     if _PLAIN.fullmatch(text) and text.lower() not in _WORDS:
         return text
-    if _SINGLE_QUOTABLE.fullmatch(text):
+    # ASCII is single-quotable exactly when printable (\x20-\x7e)
+    if text.isprintable() if text.isascii() else _single_quotable().fullmatch(text):
         return "'" + text.replace("'", "''") + "'"
-    return '"' + _NEEDS_ESCAPE.sub(_escape, text) + '"'
+    return '"' + _needs_escape().sub(_escape, text) + '"'
 
 
 # Artifacts repeat the same strings (names, labels, kinds) many times: each is quoted once.

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from compiler.serialize import to_yaml, to_yaml_documents
+from compiler.serialize import _quote, _single_quotable, to_yaml, to_yaml_documents
 from compiler.yamlload import load_documents
 
 _YAML12 = YAML(typ="safe", pure=True)  # ruamel's pure reader follows YAML 1.2 by default
@@ -148,3 +148,11 @@ def test_any_plain_data_round_trips(data) -> None:
     text = to_yaml(data)
     for read in _readers(text):
         assert read == data
+
+
+def test_ascii_text_is_single_quoted_exactly_where_the_printable_ranges_say() -> None:
+    """ASCII text is judged by str.isprintable instead of the compiled ranges (which cost
+    milliseconds to compile at start-up): the two must agree on every ASCII character."""
+    for point in range(128):
+        text = f"'{chr(point)}"  # a leading quote is never plain
+        assert _quote(text).startswith("'") == bool(_single_quotable().fullmatch(text)), point
