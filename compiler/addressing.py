@@ -9,6 +9,7 @@ address asks here.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ class Upstream:
         return not all(is_ip_address(host) for host in self.hosts)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every caller of a service asks about the same hosts
 def is_ip_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

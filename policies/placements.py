@@ -9,7 +9,7 @@ of its callees' and its own Routes), located where the traffic is written.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from compiler import codes
 from compiler.diagnostics import Location, Related, Report
@@ -20,8 +20,7 @@ from policies.check import Check
 READS = frozenset({"Mesh", "Service", "Route", "Gateway"})
 
 
-@dataclass(frozen=True)
-class Flow:
+class Flow(NamedTuple):
     """Traffic from workloads on `caller` to `callee`, written at `where`."""
 
     caller: Platform
@@ -31,8 +30,10 @@ class Flow:
 
 
 def flows(graph: MeshGraph) -> Iterator[Flow]:
+    # four checks walk every call of the mesh: each call's location and sender are made once
     at = graph.sources.locate
     for service in graph.services.values():
+        who = f"service {service.key}"
         for index, key in enumerate(service.calls):
             callee = graph.services.get(key)
             if callee is None:
@@ -40,9 +41,10 @@ def flows(graph: MeshGraph) -> Iterator[Flow]:
             targets = [callee]
             targets += [graph.services[t.service] for route in graph.routes_for(key) for rule in route.rules
                         for t in rule.destinations if t.service != key]
+            where = at(service.origin, "calls", index)
             for placement in service.placements:
                 for target in targets:
-                    yield Flow(placement.platform, target, at(service.origin, "calls", index), f"service {service.key}")
+                    yield Flow(placement.platform, target, where, who)
     for gateway in graph.gateways.values():
         for route in graph.gateway_routes.get(gateway.key, ()):
             for rule in route.rules:
