@@ -71,3 +71,16 @@ def test_no_description_is_of_a_field_that_does_not_exist() -> None:
         assert set(fields) <= known, (name, set(fields) - known)
     assert all(set(KIND_FIELDS) <= set(kind.model_fields) for kind in KIND_MODELS.values() if kind is not model.Policy
                and kind is not model.Mesh)
+
+
+@pytest.mark.parametrize("page", sorted(p.relative_to(docgen.DOCS).as_posix() for p in docgen.DOCS.rglob("*.md")))
+def test_no_heading_is_written_twice_in_a_page(page: str) -> None:
+    """A section pasted twice (docs/intents.md once held "mTLS modes" two times) reads as two
+    meanings and gives its second copy an anchor nobody links to; fenced code is not a heading."""
+    fenced, seen = False, {}
+    for number, line in enumerate((docgen.DOCS / page).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            seen.setdefault(line, []).append(number)
+    assert {heading: lines for heading, lines in seen.items() if len(lines) > 1} == {}
