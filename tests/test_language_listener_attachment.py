@@ -110,6 +110,18 @@ def test_a_host_only_unattached_listeners_serve_is_unserved(tmp_path: Path) -> N
     assert "listener it attaches to" in found[0].message
 
 
+def test_a_listener_named_with_a_port_it_is_not_on_attaches_nowhere(tmp_path: Path) -> None:
+    """Gateway API conformance HTTPRouteInvalidParentRefSectionNameNotMatchingPort: "When both
+    Port and SectionName are specified, the name and port of the selected listener must match
+    both specified values"; a listener and a port that select no listener leave the Route's
+    hosts unserved, a located error (MESH351) where a controller would not accept the Route."""
+    root = write(tmp_path, documents(routes=[route("r", [{"to": [{"service": "api"}]}], gateway="edge",
+                                                   hosts=["a.example.com"], listeners=["public"], ports=[9090])]))
+    [error] = [d for d in compile_mesh(root).report.sorted() if d.severity == "error"]
+    assert error.code.code == "MESH351" and "listener it attaches to" in error.message
+    assert (root / "03-route.yaml").read_text().splitlines()[error.location.line - 1].strip() == "- a.example.com"
+
+
 def kubernetes_objects(root: Path, flavor: str, listeners: list[dict] = LISTENERS):
     graph = linked(root, documents({"name": "k8s", "kind": "kubernetes", "flavor": flavor}, listeners=listeners))
     report = Report()
