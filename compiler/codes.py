@@ -830,6 +830,21 @@ K8S_GATEWAY_API_ROUTE_MERGE = _code(
     target answers 404. Both Routes are named. Give the more specific Route a last rule without
     `match` (it then decides every request to its host), or fold the two Routes into one.""",
 )
+K8S_ISTIO_GATEWAY_HOST_MERGE = _code(
+    "MESH470", "k8s-istio-gateway-host-merge", "error",
+    "On Istio, a broader gateway Route meets a listener host another Route serves, and the two are merged.",
+    """meshc gives a gateway request to the attached Route whose host matches it most
+    specifically, with no fall-through (docs/intents.md, "Ingress requests"). Istio builds one
+    route table per http port (one per https listener) and gives each VirtualService bound to
+    the Gateway a virtual host for every host it shares with a Server, the more specific of the
+    two: a Route for `*.example.com` on a listener for `shop.example.com` becomes a virtual host
+    `shop.example.com`. When another Route serves that name too, Istio appends both
+    VirtualServices' rules to the one virtual host, and "the cross-resource order is UNDEFINED"
+    (istio.io, Traffic Management Best Practices): requests meshc gives to the more specific
+    Route may meet the broader Route's rules first. The broader Route's host is named, with the
+    listener and the other Route. Attach the broader Route to the listeners it is meant for
+    (`listeners` or `ports`, on ports of their own), or narrow the listener's hosts.""",
+)
 K8S_UNOWNED_REFERENCE = _code(
     "MESH429", "k8s-unowned-reference", "warning",
     "An emitted object names a Kubernetes object meshc does not write and no intent declares.",

@@ -29,7 +29,7 @@ from compiler.graph import (
     ServiceNode,
     Target,
 )
-from compiler.hostnames import overlap
+from compiler.hostnames import covers, overlap, specificity
 from compiler.model import (
     HTTP_PROTOCOLS,
     LOAD_BALANCER_POLICIES,
@@ -37,6 +37,7 @@ from compiler.model import (
     ExternalService,
     JwtProvider,
     KubernetesPlatform,
+    Listener,
     RateLimit,
 )
 from compiler.serialize import to_yaml, to_yaml_documents
@@ -738,10 +739,11 @@ class PlatformEmitter:
         for group in groups:
             service = self.virtual_service(group, list(group.hosts), [f"{gateway.key.namespace}/{gateway.key.name}"])
             if group.listeners is not None:
-                self.restrict_to_listeners(gateway, group, service["spec"])
+                self.restrict_to_listeners(gateway, group, service["spec"], groups)
             ports = redirects.group_ports.get(group.key, [])
             service["spec"]["http"] = [https_redirect_rule(port) for port in ports] + service["spec"].get("http", [])
             docs.append(service)
+        self.report_merged_virtual_hosts(gateway, groups)
         for index, group in redirects.conflicts:
             listener = gateway.listeners[index]
             names = ", ".join(f"Route {route.key}" for route in group.routes)
@@ -751,7 +753,8 @@ class PlatformEmitter:
                             self.graph.sources.locate(gateway.origin, "listeners", index, "httpsRedirect"))
         return docs + redirects.services
 
-    def restrict_to_listeners(self, gateway: GatewayNode, group: RouteGroup, spec: dict) -> None:
+    def restrict_to_listeners(self, gateway: GatewayNode, group: RouteGroup, spec: dict,
+                              groups: list[RouteGroup]) -> None:
         """A VirtualService binds to a whole Gateway; Routes attached to some of its listeners
         are carried by matching on those listeners' ports (HTTPMatchRequest.port "Specifies the
         ports on the host that is being addressed"; on a gateway, its port). Another listener on
@@ -763,17 +766,78 @@ class PlatformEmitter:
             if other in group.listeners or other.port not in ports or \
                     not any(overlap(lh, h) for lh in other.hosts for h in group.hosts):
                 continue
-            route = next(r for r in group.routes if r.spec.listeners or r.spec.ports)
+            # the Route whose attachment split the host's Routes: this group's, or (for a group of
+            # Routes attached everywhere) another group's of one of its hosts
+            route = next(r for g in [group, *groups] if set(g.hosts) & set(group.hosts)
+                         for r in g.routes if r.spec.listeners or r.spec.ports)
             field = "listeners" if route.spec.listeners else "ports"
+            names = ", ".join(str(r.key) for r in group.routes)
+            split = "" if route in group.routes else f", so the Routes {names} of its hosts apply on some listeners"
             self.report.add(codes.K8S_ISTIO_UNSUPPORTED,
-                            f"Route {route.key} attaches to some listeners of Gateway {gateway.key}, which flavor "
-                            f"istio selects by port only: listener {other.name!r} on port {other.port} serves its "
-                            "hosts too and gets its rules",
+                            f"Route {route.key} attaches to some listeners of Gateway {gateway.key}{split}, which "
+                            f"flavor istio selects by port only: listener {other.name!r} on port {other.port} serves "
+                            "their hosts too and gets their rules",
                             self.graph.sources.locate(route.origin, field, key=True),
                             related=(Related(self.graph.sources.locate(gateway.origin, "listeners", index, "name"),
                                              f"listener {other.name!r}"),),
                             hint="give the listeners distinct ports, or attach the Route to all of them")
             return
+
+    def report_merged_virtual_hosts(self, gateway: GatewayNode, groups: list[RouteGroup]) -> None:
+        """Istio builds one route table per http port and one per https listener (pilot
+        gatewayRDSRouteName); in it, each VirtualService bound to the Gateway gets a virtual host
+        for each host it shares with a Server, the more specific of the two (gateway.go
+        buildGatewayHTTPRouteConfig, `serverHosts.Intersection(virtualServiceHosts)`), and
+        VirtualServices meeting on one such name are appended to one virtual host in an undefined
+        order. A VirtualService none of whose rules is for the port gives no routes there ("no
+        routes matched") and takes no part. meshc lets the most specific Route decide (MESH470
+        at each broader Route); two groups of one host are restrict_to_listeners's MESH427."""
+        tables: dict[tuple, list[Listener]] = {}
+        for listener in gateway.listeners:
+            if listener.protocol == "http":
+                tables.setdefault(("http", listener.port), []).append(listener)
+            elif listener.protocol == "https":
+                tables[("https", listener.name)] = [listener]
+        reported: set[tuple] = set()
+        for listeners in tables.values():
+            port = listeners[0].port
+            meeting: dict[str, dict[int, tuple[RouteGroup, str, Listener]]] = {}
+            for index, group in enumerate(groups):
+                if group.listeners is not None and port not in {listener.port for listener in group.listeners}:
+                    continue
+                for host in group.hosts:
+                    for listener in listeners:
+                        for served in listener.hosts:
+                            name = host if covers(served, host) else served if covers(host, served) else None
+                            if name is None:
+                                continue
+                            found = meeting.setdefault(name.lower(), {})
+                            # a group meets a name through its most specific host
+                            if index not in found or specificity(host) > specificity(found[index][1]):
+                                found[index] = (group, host, listener)
+            for name, met in meeting.items():
+                if len(met) < 2:
+                    continue
+                winner, winner_host, _ = max(met.values(), key=lambda found: specificity(found[1]))
+                for group, host, listener in met.values():
+                    if group is winner or host == winner_host or (group.key, host, name, port) in reported:
+                        continue
+                    reported.add((group.key, host, name, port))
+                    route = next(r for r in group.routes if host in r.spec.hosts)
+                    other = next(r for r in winner.routes if winner_host in r.spec.hosts)
+                    self.report.add(
+                        codes.K8S_ISTIO_GATEWAY_HOST_MERGE,
+                        f"Route {route.key}'s host {host!r} meets listener {listener.name!r} of Gateway {gateway.key} "
+                        f"on port {port} as {name!r}, which Route {other.key} serves: Istio merges their "
+                        f"VirtualServices' rules for {name!r} in an undefined order, where meshc lets Route "
+                        f"{other.key} decide",
+                        self.graph.sources.locate(route.origin, "hosts", route.spec.hosts.index(host)),
+                        related=(Related(self.graph.sources.locate(other.origin, "hosts",
+                                                                   other.spec.hosts.index(winner_host)),
+                                         f"Route {other.key} serves {name!r}"),),
+                        hint="attach the broader Route to the listeners it is for (`listeners` or `ports`, on "
+                             "ports of their own), or narrow the listener's hosts",
+                    )
 
     def virtual_service(self, group: RouteGroup, hosts: list[str], gateways: list[str] | None = None) -> dict:
         """The merged Routes' VirtualService; what Istio cannot carry is reported at the rule."""

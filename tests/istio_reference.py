@@ -159,7 +159,8 @@ def gateway_decide(gateway: dict[str, Any], services: list[dict[str, Any]], requ
     port whose `hosts` cover the Host name; a Server with `tls.httpsRedirect` ("send a 301
     redirect for all http connections, asking the clients to use HTTPS"; Envoy's require_tls,
     which keeps the Host header as written); else the VirtualServices bound to the gateway
-    (`gateways: [namespace/name]`), each host of one giving, with a Server host it overlaps,
+    (`gateways: [namespace/name]`) that have a rule for the port (routes_on_port), each host of
+    one giving, with a Server host it overlaps,
     the more specific of the two as a domain, and the most specific domain covering the name
     chooses the VirtualService that decides (one virtual host per domain, as Envoy picks)."""
     name = request.host.rsplit(":", 1)[0] if ":" in request.host else request.host
@@ -172,7 +173,7 @@ def gateway_decide(gateway: dict[str, Any], services: list[dict[str, Any]], requ
     bound = f"{gateway['metadata']['namespace']}/{gateway['metadata']['name']}"
     domains: list[tuple[str, dict[str, Any]]] = []
     for service in services:
-        if bound not in service["spec"].get("gateways", []):
+        if bound not in service["spec"].get("gateways", []) or not routes_on_port(service["spec"], request.port):
             continue
         for host in service["spec"]["hosts"]:
             for server in servers:
@@ -195,6 +196,16 @@ def gateway_decide(gateway: dict[str, Any], services: list[dict[str, Any]], requ
     if len(decided) > 1:
         return Outcome("undefined")
     return decided[0] if decided else Outcome("not-found")
+
+
+def routes_on_port(spec: dict[str, Any], port: int | None) -> bool:
+    """Whether a VirtualService gives a gateway port any route: a match entry for another
+    port gives none (route.go TranslateRoute: `match.Port != 0 && match.Port !=
+    uint32(listenPort)` returns nil), and a VirtualService left without routes is skipped
+    whole (BuildHTTPRoutesForVirtualService: "no routes matched"; gateway.go
+    buildGatewayHTTPRouteConfig: `continue`), so its hosts make no virtual host on that port."""
+    return any(not block.get("port") or block["port"] == port
+               for rule in spec.get("http", []) for block in rule.get("match") or [{}])
 
 
 def redirect_outcome(redirect: dict[str, Any], request: Request, path_and_query: str,

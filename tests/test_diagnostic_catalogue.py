@@ -54,6 +54,7 @@ MESHES = {
     "route-tests": CATALOGUE / "route-tests",
     "gateway-api-order": CATALOGUE / "gateway-api-order",
     "istio-redirect-prefix": CATALOGUE / "istio-redirect-prefix",
+    "istio-gateway-host-merge": CATALOGUE / "istio-gateway-host-merge",
     "gateway-api-route-merge": CATALOGUE / "gateway-api-route-merge",
     "placement-priority": CATALOGUE / "placement-priority",
     "placement-weights": CATALOGUE / "placement-weights",

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from compiler.build import compile_mesh, emit
 from compiler.diagnostics import Report
@@ -122,8 +124,10 @@ def test_a_listener_named_with_a_port_it_is_not_on_attaches_nowhere(tmp_path: Pa
     assert (root / "03-route.yaml").read_text().splitlines()[error.location.line - 1].strip() == "- a.example.com"
 
 
-def kubernetes_objects(root: Path, flavor: str, listeners: list[dict] = LISTENERS):
-    graph = linked(root, documents({"name": "k8s", "kind": "kubernetes", "flavor": flavor}, listeners=listeners))
+def kubernetes_objects(root: Path, flavor: str, listeners: list[dict] = LISTENERS, routes: list[dict] = ROUTES,
+                       allowed: tuple[str, ...] = ()):
+    graph = linked(root, documents({"name": "k8s", "kind": "kubernetes", "flavor": flavor}, routes=routes,
+                                   listeners=listeners), allowed=allowed)
     report = Report()
     docs = [doc for artifact in emit(graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
             for doc in yaml.safe_load_all(artifact.content) if doc and "metadata" in doc]
@@ -152,6 +156,131 @@ def test_istio_reports_a_listener_sharing_the_port(tmp_path: Path) -> None:
     [said] = [d for d in report.diagnostics if d.code.code == "MESH427"]
     assert "'staff'" in said.message and said.location.file == "03-route.yaml" and said.location.line == 6
     assert said.related[0].location.file == "02-gateway.yaml"
+
+
+def istio_disagreements(graph, docs: list[dict], requests: list[Request]) -> list[tuple]:
+    services = [d for d in docs if d["kind"] == "VirtualService" and d["spec"].get("gateways")]
+    [istio_gateway] = [d for d in docs if d["kind"] == "Gateway"]
+    return [(sent.host, sent.port, sent.path, istio, meshc) for sent in requests
+            if (istio := outcome_of(gateway_decide(istio_gateway, services, sent)))
+            != (meshc := decision_of(evaluate(graph, EDGE, sent)))]
+
+
+def test_istio_leaves_the_ports_a_route_is_not_attached_to_to_the_broader_route(tmp_path: Path) -> None:
+    """shop.example.com's Route is attached to 8080 only, a broader Route serves
+    *.example.com on both listeners: on 9090 the evaluator gives shop.example.com to the
+    broader Route. So does Istio: the shop VirtualService's rules all match port 8080, so on
+    9090 it has no routes and no virtual host (tests/istio_reference.routes_on_port: route.go
+    TranslateRoute skips a match for another port, BuildHTTPRoutesForVirtualService answers "no
+    routes matched" and buildGatewayHTTPRouteConfig goes on to the next VirtualService)."""
+    routes = [ROUTES[0], ROUTES[2]]
+    graph, docs, report = kubernetes_objects(tmp_path, "istio", routes=routes)
+    assert report.diagnostics == []
+    requests = [Request(host, path, port=port) for host in ("shop.example.com", "other.example.com")
+                for port in (8080, 9090) for path in ("/", "/debug/x")]
+    assert istio_disagreements(graph, docs, requests) == []
+    assert decision_of(evaluate(graph, EDGE, Request("shop.example.com", "/", port=9090))) == (
+        "forward", [("api", "v1")], "/")
+    assert evaluate(graph, EDGE, Request("shop.example.com", "/", port=9090)).rule.route.name == "everything"
+
+
+def test_istio_reports_a_broader_route_merged_into_a_listeners_host(tmp_path: Path) -> None:
+    """A listener for shop.example.com only: Istio gives the *.example.com Route the virtual
+    host shop.example.com there too (the more specific of its host and the Server's), the same
+    as the shop Route's, and merges the two VirtualServices' rules in an undefined order; the
+    evaluator gives every request to the shop Route. Reported at the broader Route's host
+    (MESH470); attached to the other port instead, it meets the listener no more, and Istio
+    answers as the evaluator."""
+    listeners = [{"name": "shop", "port": 8080, "protocol": "http", "hosts": ["shop.example.com"]},
+                 {"name": "rest", "port": 9090, "protocol": "http", "hosts": ["*.example.com"]}]
+    shop = route("shop", [{"match": [{"path": {"prefix": "/debug"}}], "to": [{"service": "api", "version": "v3"}]}],
+                 gateway="edge", hosts=["shop.example.com"])
+    broad = route("everything", [{"to": [{"service": "api", "version": "v1"}]}], gateway="edge",
+                  hosts=["*.example.com"])
+    graph, docs, report = kubernetes_objects(tmp_path / "merged", "istio", listeners, [shop, broad])
+    [said] = report.diagnostics
+    assert said.code.code == "MESH470" and said.severity == "error"
+    assert (said.location.file, said.location.line) == ("04-route.yaml", 4)  # its `- "*.example.com"`
+    assert said.related[0].location.file == "03-route.yaml" and "'shop.example.com'" in said.message
+    requests = [Request("shop.example.com", path, port=8080) for path in ("/", "/debug/x")]
+    # the shop Route has no rule for `/`, which the broader Route's takes; both take /debug/x
+    assert istio_disagreements(graph, docs, requests) == [
+        ("shop.example.com", 8080, "/", ("forward", [("api", "v1")], "/"), ("404",)),
+        ("shop.example.com", 8080, "/debug/x", ("undefined",), ("forward", [("api", "v3")], "/debug/x"))]
+    attached = {**broad, "ports": [9090]}
+    graph, docs, report = kubernetes_objects(tmp_path / "attached", "istio", listeners, [shop, attached])
+    assert report.diagnostics == []
+    requests += [Request(host, path, port=9090) for host in ("shop.example.com", "x.example.com")
+                 for path in ("/", "/debug/x")]
+    assert istio_disagreements(graph, docs, requests) == []
+
+
+def test_a_route_attached_elsewhere_beside_one_attached_everywhere_is_reported_not_a_crash(tmp_path: Path) -> None:
+    """Two Routes of one host, one attached to a listener that shares its port with another:
+    the group of the Route attached everywhere is split by the other Route's attachment, which
+    is the one reported (MESH427), with no traceback."""
+    listeners = [*LISTENERS, {"name": "extra", "port": 9090, "protocol": "http", "hosts": ["*"]}]
+    routes = [route("everywhere", [{"to": [{"service": "api", "version": "v1"}]}], gateway="edge", hosts=["*"]),
+              route("internal", [{"to": [{"service": "api", "version": "v2"}]}], gateway="edge", hosts=["*"],
+                    listeners=["internal"])]
+    _, _, report = kubernetes_objects(tmp_path, "istio", listeners, routes, allowed=("MESH354",))
+    said = sorted((d.location.file, d.location.line, d.message.split(": listener ")[1].split()[0])
+                  for d in report.diagnostics if d.code.code == "MESH427")
+    # internal's `listeners`: on 9090 the Routes attached everywhere cannot leave 'internal' out,
+    # nor can internal's own rules leave 'extra' out
+    assert said == [("04-route.yaml", 6, "'extra'"), ("04-route.yaml", 6, "'internal'")]
+    assert any("so the Routes shop/everywhere of its hosts apply on some listeners" in d.message
+               for d in report.diagnostics)
+
+
+GENERATED_HOSTS = ["shop.example.com", "*.example.com", "a.shop.example.com", "*"]
+
+
+@st.composite
+def attached_gateway(draw) -> tuple[list[dict], list[dict]]:
+    """Listeners on 8080 and 9090 (and maybe a catch-all beside one of them), and up to three
+    Routes of overlapping hosts, each attached everywhere, to a listener, or to a port."""
+    listeners = [{"name": f"l{port}", "port": port, "protocol": "http",
+                  "hosts": draw(st.lists(st.sampled_from(GENERATED_HOSTS[:3]), min_size=1, max_size=2, unique=True))}
+                 for port in (8080, 9090)]
+    if draw(st.booleans()):
+        listeners.append({"name": "extra", "port": draw(st.sampled_from([8080, 9090])), "protocol": "http",
+                          "hosts": ["*"]})
+    routes = []
+    for index in range(draw(st.integers(1, 3))):
+        target = {"service": "api", "version": f"v{index + 1}"}
+        rules = [{"match": [{"path": {"prefix": "/p"}}], "to": [target]}] if draw(st.booleans()) else [{"to": [target]}]
+        attachment = draw(st.sampled_from(["everywhere", "listener", "port"]))
+        extra = ({"listeners": [draw(st.sampled_from([lst["name"] for lst in listeners]))]} if attachment == "listener"
+                 else {"ports": [draw(st.sampled_from([8080, 9090]))]} if attachment == "port" else {})
+        routes.append(route(f"r{index}", rules, gateway="edge", **extra,
+                            hosts=draw(st.lists(st.sampled_from(GENERATED_HOSTS), min_size=1, max_size=2, unique=True))))
+    return listeners, routes
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(generated=attached_gateway())
+def test_istio_answers_generated_attached_routes_as_the_evaluator_or_reports_the_port(tmp_path_factory,
+                                                                                        generated) -> None:
+    """Every request (host, port, path) is answered by the emitted Gateway and VirtualServices
+    (tests/istio_reference.gateway_decide) as the evaluator decides, except on a port a
+    diagnostic names: a listener sharing the port with an attached Route's (MESH427) or a
+    broader Route merged into another's virtual host (MESH470)."""
+    listeners, routes = generated
+    root = write(tmp_path_factory.mktemp("generated"),
+                 documents({"name": "k8s", "kind": "kubernetes", "flavor": "istio"}, routes, listeners))
+    compiled = compile_mesh(root)
+    assume(compiled.graph is not None and not any(d.severity == "error" for d in compiled.report.diagnostics))
+    report = Report()
+    docs = [doc for artifact in emit(compiled.graph, report, ["kubernetes"]) if artifact.path.endswith(".yaml")
+            for doc in yaml.safe_load_all(artifact.content) if doc and "metadata" in doc]
+    reported = {port for d in report.diagnostics if d.code.code in ("MESH427", "MESH470")
+                for port in (8080, 9090) if f"on port {port}" in d.message}
+    assert {d.code.code for d in report.diagnostics} <= {"MESH427", "MESH470"}
+    requests = [Request(host, path, port=port) for host in ("shop.example.com", "x.example.com", "a.shop.example.com",
+                                                            "other.org") for port in (8080, 9090) for path in ("/", "/p")]
+    assert [found for found in istio_disagreements(compiled.graph, docs, requests) if found[1] not in reported] == []
 
 
 def parent_selects(ref: dict, gateway: dict, listener: dict) -> bool:

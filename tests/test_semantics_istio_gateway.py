@@ -34,15 +34,16 @@ def outcome_of(outcome: Outcome) -> tuple:
     if outcome.action == "redirect":
         return ("redirect", outcome.status, canonical_location(outcome.location))
     if outcome.action == "forward":
-        return ("forward", sorted(host.split(".")[0] for host, *_ in outcome.destinations), outcome.path)
-    return ("404",)
+        return ("forward", sorted((host.split(".")[0], subset) for host, subset, *_ in outcome.destinations),
+                outcome.path)
+    return ("undefined",) if outcome.action == "undefined" else ("404",)
 
 
 def decision_of(decision: Decision) -> tuple:
     if decision.action == "redirect":
         return ("redirect", decision.status, canonical_location(decision.location))
     if decision.action == "forward":
-        return ("forward", sorted(t.service.name for t in decision.backends), decision.path)
+        return ("forward", sorted((t.service.name, t.version) for t in decision.backends), decision.path)
     return ("404",)
 
 
@@ -78,7 +79,7 @@ def test_https_redirect_sends_a_host_with_a_port_to_443_on_istio(tmp_path: Path)
     assert outcome_of(gateway_decide(istio_gateway, services, Request("a.example.com:8080", "/p", port=80))) == (
         "redirect", 301, "https://a.example.com/p")
     assert outcome_of(gateway_decide(istio_gateway, services, Request("a.example.com", "/p", port=443))) == (
-        "forward", ["v1"], "/p")
+        "forward", [("v1", None)], "/p")
     assert all("tls" not in server or "httpsRedirect" not in server["tls"] for server in istio_gateway["spec"]["servers"])
 
 
