@@ -118,6 +118,35 @@ def test_envoy_reaches_the_static_endpoint_on_loopback(tmp_path: Path, loopback:
         backend.stop()
 
 
+def test_envoy_resolves_a_dns_host_to_its_ipv4_address(tmp_path: Path) -> None:
+    """resolution DNS through real Envoy: the cluster the envoy target writes (STRICT_DNS, its
+    lookup family V4_ONLY as Istio's for a proxy with IPv4 addresses) resolves `localhost`
+    through the system's resolver (/etc/hosts: 127.0.0.1) and reaches an HTTP server there; the
+    evaluator names the host and port it connects to. (Envoy's default family, AUTO, asks for
+    IPv6 first and connects to ::1, where nothing listens: measured 503.)"""
+    binary = require_envoy()
+    backend = _EchoServer("127.0.0.1", "the-dns-endpoint")
+    try:
+        port = backend.server_address[1]
+        graph = linked(tmp_path / "mesh", [mesh(), service("web", calls=["billing"]), external(
+            "billing", ["localhost"], [{"name": "http", "port": port, "protocol": "http"}], resolution="DNS")])
+        report = Report()
+        bootstrap = sidecar_bootstrap(graph, graph.services[key("web")], report, "127.0.0.1")
+        assert report.diagnostics == []
+        assert_envoy_accepts({"web.json": to_json(bootstrap)}, tmp_path)
+        [cluster] = [c for c in bootstrap["static_resources"]["clusters"] if c["name"] == cluster_name(key("billing"),
+                                                                                                        port)]
+        assert (cluster["type"], cluster["dns_lookup_family"]) == ("STRICT_DNS", "V4_ONLY")
+        sent = Request(f"localhost:{port}", "/invoices")
+        assert evaluate(graph, WEB, sent).upstreams == (("localhost", port),)
+        with EnvoyRunner(graph, binary, emitted=frozenset({cluster["name"]})) as runner:
+            reply = runner.send(WEB, sent)
+        assert (reply.status, reply.cluster, reply.path) == (200, "the-dns-endpoint", "/invoices")
+        assert backend.answered == 1
+    finally:
+        backend.stop()
+
+
 def test_resolution_none_is_reported_on_a_generated_sidecar(tmp_path: Path) -> None:
     graph = linked(tmp_path, [mesh(), service("web", calls=["anything"]),
                               external("anything", ["*.example.com"], resolution="NONE")])

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from compiler.evaluate import token_locations
 from compiler.model import JwtProvider
-from targets.envoylib.blocks import JWT_AUTHN, socket_address, typed
+from targets.envoylib.blocks import JWT_AUTHN, cluster_discovery, socket_address, typed
 from targets.envoylib.tls import SYSTEM_CA_BUNDLE, TLS_SOCKET, UPSTREAM_TLS
 
 JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
@@ -36,7 +36,7 @@ def jwks_cluster(uri: str) -> dict:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     name = jwks_cluster_name(uri)
-    cluster: dict = {"name": name, "type": "STRICT_DNS", "connect_timeout": JWKS_FETCH_TIMEOUT,
+    cluster: dict = {"name": name, **cluster_discovery(True), "connect_timeout": JWKS_FETCH_TIMEOUT,
                      "load_assignment": {"cluster_name": name,
                                          "endpoints": [{"lb_endpoints": [{"endpoint": {
                                              "address": socket_address(host, port)}}]}]}}

@@ -76,6 +76,14 @@ def fractional_percent(percent: float) -> dict:
     return {"numerator": round(percent * 10_000), "denominator": "MILLION"}
 
 
+def cluster_discovery(dns: bool) -> dict:
+    """A cluster's `type`: STATIC for IP addresses; STRICT_DNS for names, resolved to their IPv4
+    addresses as Istio resolves them for a proxy with IPv4 addresses (pilot
+    util.SelectDNSLookupFamily: "IPv4 only ... return cluster.Cluster_V4_ONLY"), where Envoy's
+    own default, AUTO, would look for IPv6 addresses first (docs/intents.md, ExternalService)."""
+    return {"type": "STRICT_DNS", "dns_lookup_family": "V4_ONLY"} if dns else {"type": "STATIC"}
+
+
 def socket_address(address: str, port: int) -> dict:
     """An Envoy Address for an IP address (or DNS name, for STRICT_DNS clusters) and port."""
     return {"socket_address": {"address": address, "port_value": port}}

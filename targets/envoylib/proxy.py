@@ -49,6 +49,7 @@ from targets.envoylib.blocks import (
     OPENTELEMETRY,
     PREVIOUS_HOSTS,
     ZIPKIN,
+    cluster_discovery,
     cluster_name,
     duration,
     http2_options,
@@ -318,7 +319,7 @@ class Proxy:
     def plain_cluster(self, name: str, upstream: Upstream) -> dict:
         return {
             "name": name,
-            "type": "STRICT_DNS" if upstream.needs_dns else "STATIC",
+            **cluster_discovery(upstream.needs_dns),
             "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                 {"endpoint": {"address": socket_address(host, upstream.port)}} for host in upstream.hosts
             ]}]},
@@ -404,7 +405,7 @@ class Proxy:
                 group["priority"] = one.tier
             groups.append(group)
         dns = any(one.upstream.needs_dns for one in localities)
-        cluster: dict[str, Any] = {"name": name, "type": "STRICT_DNS" if dns else "STATIC",
+        cluster: dict[str, Any] = {"name": name, **cluster_discovery(dns),
                                    "load_assignment": {"cluster_name": name, "endpoints": groups}}
         if any(one.weight is not None for one in localities):
             # Envoy reads the localities' weights only with locality weighted load balancing on
