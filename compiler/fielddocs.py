@@ -485,6 +485,18 @@ FIELDS: dict[str, dict[str, str]] = {
                          "an `x-forwarded-for` header in `headers` gives `remoteIpBlocks` their address.",
         "backend": "How the destination answers the tries of this request (to test retries and timeouts); "
                    "unset, 200 at once.",
+        "token": "A JWT that `meshc test` makes and sends where the issuer's provider reads tokens (its first "
+                 "header, else the `Authorization: Bearer` header); unset, none but what `headers` carry.",
+    },
+    "RouteTestToken": {
+        "issuer": "Its `iss`: the issuer of one of the proxy's `jwt` providers (another is refused, 401).",
+        "subject": "Its `sub`, the end user.",
+        "audiences": "Its `aud`.",
+        "claims": "Further claims by name: a text, or a list of texts.",
+        "expired": "Its `exp` an hour ago (refused, 401); else an hour ahead.",
+        "signature": "`valid`: signed with a key of the issuer (through Envoy, a key `meshc test --envoy` adds "
+                     "to the provider's keys); `invalid`: a signature no key of the issuer verifies (refused, "
+                     "401).",
     },
     "BackendBehaviour": {
         "failures": "The answers to the first tries in turn: a 4xx or 5xx status, or `reset` (the connection "

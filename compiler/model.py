@@ -1431,6 +1431,30 @@ class BackendBehaviour(Strict):
     delay: Timeout = "0s"  # how long the destination takes to answer each try
 
 
+TokenText = Annotated[Line, StringConstraints(min_length=1, max_length=1024)]
+
+
+class RouteTestToken(Strict):
+    """A JWT `meshc test` makes for a case (docs/intents.md, RouteTest): its claims, and whether
+    its signature verifies with the issuer's keys."""
+
+    issuer: TokenText
+    subject: TokenText | None = None
+    audiences: Annotated[list[TokenText], Field(max_length=20)] = []
+    claims: Annotated[dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")],
+                           TokenText | Annotated[list[TokenText], Field(max_length=20)]], Field(max_length=20)] = {}
+    expired: bool = False  # its `exp` an hour ago
+    signature: Literal["valid", "invalid"] = "valid"
+
+    @model_validator(mode="after")
+    def _registered_claims(self) -> RouteTestToken:
+        taken = {"iss", "sub", "aud", "exp", "iat", "nbf"} & set(self.claims)
+        if taken:
+            raise ValueError(f"claims {sorted(taken)} are the token's own: write `issuer`, `subject`, `audiences`, "
+                             "`expired`")
+        return self
+
+
 class RouteTestRequest(Strict):
     host: HostHeader
     path: RequestPath = "/"  # with the query string, if any: /search?q=1
@@ -1439,6 +1463,7 @@ class RouteTestRequest(Strict):
     port: Port | None = None
     sni: HostName | None = None
     backend: BackendBehaviour | None = None
+    token: RouteTestToken | None = None  # a JWT meshc makes, where the issuer's provider reads one
     # the TLS client (issue 12, auth): the CA its certificate chains to, and its highest version
     clientCa: Name | None = None
     tlsVersion: TlsVersion = "1.3"

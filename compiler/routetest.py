@@ -7,11 +7,15 @@ case reaches are listed (MESH503) and counted for `--fail-under`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import base64
+import json
+import time
+from dataclasses import dataclass, field, replace
 
 from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.evaluate import (
+    DEFAULT_TOKEN_HEADER,
     Behaviour,
     Decision,
     HeaderEdit,
@@ -22,11 +26,19 @@ from compiler.evaluate import (
     header_value,
     in_sequence,
     outcome,
+    token_locations,
 )
 from compiler.graph import Key, MeshGraph
 from compiler.linker import parse_ref
 from compiler.loader import Intent
-from compiler.model import RouteTest, RouteTestCase, RouteTestExpectation, duration_seconds
+from compiler.model import (
+    JwtProvider,
+    RouteTest,
+    RouteTestCase,
+    RouteTestExpectation,
+    RouteTestToken,
+    duration_seconds,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,7 @@ class CaseRun:
     request: Request
     decision: Decision
     differences: tuple[str, ...]
+    token: str | None = None  # the JWT meshc made for the case (request.token), unsigned
 
     @property
     def passed(self) -> bool:
@@ -67,7 +80,8 @@ class TestRun:
         if self.through_envoy or self.not_through_envoy:
             envoy = f"; {self.through_envoy} through Envoy"
             if self.not_through_envoy:
-                envoy += f" ({self.not_through_envoy} on a port without a listener not)"
+                envoy += (f" ({self.not_through_envoy} not: on a port without a listener, or from a client address "
+                          "off loopback)")
         return (f"{len(self.cases)} route test case(s), {len(self.failed)} failed; rule coverage "
                 f"{self.coverage:.0f}% ({len(self.covered)} of {len(self.rules)} rules){envoy}")
 
@@ -80,6 +94,50 @@ def as_request(case: RouteTestCase) -> Request:
     return Request(host=spec.host, path=spec.path, method=spec.method, headers=tuple(spec.headers.items()),
                    port=spec.port, sni=spec.sni, client_ca=spec.clientCa, tls_version=spec.tlsVersion,
                    behaviour=behaviour, client_address=spec.clientAddress)
+
+
+# the header of the JWTs `meshc test` makes: RS256 under a key id of its own, which
+# `meshc test --envoy` adds to every provider's keys (targets.envoylib.run)
+TOKEN_HEADER = {"alg": "RS256", "typ": "JWT", "kid": "meshc-test"}
+UNSIGNED = "meshc-test-unsigned"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def made_token(token: RouteTestToken, now: float) -> str:
+    """The JWT a case's `token` describes, its signature left for whoever checks signatures:
+    the evaluator does not (signature checks are cryptography, outside the semantics, so a
+    token's `signature: invalid` is Request.forged_token), Envoy does (the runner signs it)."""
+    issued = int(now)
+    payload: dict = {"iss": token.issuer, "iat": issued, "exp": issued + (-3600 if token.expired else 3600)}
+    if token.subject is not None:
+        payload["sub"] = token.subject
+    if token.audiences:
+        payload["aud"] = list(token.audiences)
+    payload.update(token.claims)
+    header, body = (b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (TOKEN_HEADER, payload))
+    return f"{header}.{body}.{b64url(UNSIGNED.encode())}"
+
+
+def with_token(request: Request, token: RouteTestToken, text: str, providers: list[JwtProvider]) -> Request:
+    """The request carrying the made token where the provider of its issuer reads tokens
+    first (compiler.evaluate.token_locations), else in `Authorization: Bearer`."""
+    owner = next((p for p in providers if p.issuer == token.issuer), None)
+    kind, name, prefix = token_locations(owner)[0] if owner is not None else ("header", *DEFAULT_TOKEN_HEADER)
+    forged = token.signature == "invalid"
+    if kind == "param":
+        joined = "&" if "?" in request.path else "?"
+        return replace(request, path=f"{request.path}{joined}{name}={text}", forged_token=forged)
+    return replace(request, headers=(*request.headers, (name, prefix + text)), forged_token=forged)
+
+
+def case_providers(graph: MeshGraph, proxy: Proxy) -> list[JwtProvider]:
+    """The jwt providers a case's token may meet: the gateway's, or every service's."""
+    if proxy.gateway is not None:
+        return list(graph.gateways[proxy.gateway].spec.jwt)
+    return [provider for service in graph.services.values() for provider in service.spec.jwt]
 
 
 def answer(decision: Decision, request: Request) -> tuple[int | None, int]:
@@ -178,13 +236,17 @@ def run_route_tests(graph: MeshGraph, intents: list[Intent], report: Report) -> 
             continue
         for index, case in enumerate(spec.cases):
             request = as_request(case)
+            token = None
+            if case.request.token is not None:
+                token = made_token(case.request.token, time.time())
+                request = with_token(request, case.request.token, token, case_providers(graph, proxy))
             earlier = sent.setdefault(proxy, [])
             earlier.append(evaluate(graph, proxy, request))
             decision = in_sequence(earlier)[-1]
             if decision.rule is not None:
                 run.covered.add((decision.rule.route, decision.rule.index))
             found = tuple(differences(case.expect, decision, test.namespace, request))
-            run.cases.append(CaseRun(test, index, case, intent, proxy, request, decision, found))
+            run.cases.append(CaseRun(test, index, case, intent, proxy, request, decision, found, token))
             if found:
                 report_failure(graph, run.cases[-1], report)
     for route_key, index in run.rules:

@@ -227,3 +227,77 @@ def test_request_authentication_reads_tokens_where_the_evaluator_does(tmp_path: 
         if request.method == "OPTIONS" and request.header("origin"):
             istio_refuses = False  # pilot sets bypass_cors_preflight
         assert istio_refuses == checked.refused, (name, found)
+
+
+# ---------------------------------------------------------------------------------------------
+# `meshc test`: a RouteTest's `token`, made by meshc, checked by the evaluator and by real Envoy
+
+TOKEN_CASES = [
+    ("a valid token", {"issuer": SHOP.iss, "subject": "alice", "audiences": ["shop"]}, {"status": 200}),
+    ("a bad signature", {"issuer": SHOP.iss, "subject": "alice", "audiences": ["shop"], "signature": "invalid"},
+     {"status": 401}),
+    ("an expired token", {"issuer": SHOP.iss, "audiences": ["shop"], "expired": True}, {"status": 401}),
+    ("another audience", {"issuer": SHOP.iss, "audiences": ["admin"]}, {"status": 403}),
+    ("an unknown issuer", {"issuer": STRANGER.iss, "audiences": ["shop"]}, {"status": 401}),
+    ("a banned end user", {"issuer": SHOP.iss, "subject": "mallory", "audiences": ["shop"], "claims": {"role": "banned"}},
+     {"status": 403}),
+    ("the partner's token in its own header", {"issuer": PARTNER.iss, "subject": "acme"},
+     {"status": 200, "headers": {"x-partner-token": "present"}}),
+    ("the partner's bad signature", {"issuer": PARTNER.iss, "signature": "invalid"}, {"status": 401}),
+]
+
+
+def token_route_test(cases: list[tuple[str, dict, dict]]) -> dict:
+    return {"apiVersion": "meshc/v1", "kind": "RouteTest", "name": "tokens", "gateway": "edge",
+            "cases": [{"name": name, "request": {"host": "a.example.test", "path": "/", "port": 80, "token": token},
+                       "expect": {key: value for key, value in expect.items() if key == "status"}}
+                      for name, token, expect in cases]}
+
+
+def token_mesh(root: Path, cases: list[tuple[str, dict, dict]]) -> Path:
+    banned = {"apiVersion": "meshc/v1", "kind": "AccessPolicy", "name": "edge-clients", "gateway": "edge",
+              "allow": [{"requestPrincipals": ["*"]}, {"from": [{"unauthenticated": True}]}],
+              "deny": [{"claims": {"role": ["banned"]}}]}
+    return write(root, [mesh(), service("web"),
+                        {**gateway("edge", [{"name": "plain", "port": 80, "protocol": "http", "hosts": ["*"]}]),
+                         "jwt": providers()},
+                        route("edge", [{"to": [{"service": "web"}]}], gateway="edge", hosts=["*"]), banned,
+                        token_route_test(cases)])
+
+
+def test_route_tests_make_tokens_the_evaluator_and_envoy_check(tmp_path: Path) -> None:
+    """A case's `token` is a JWT meshc makes and sends where the issuer's provider reads tokens
+    (the partner's in `x-partner-token`): the evaluator reads its claims and takes `signature:
+    invalid` as a signature that does not verify; `meshc test --envoy` signs it with a key it adds
+    to every provider's keys (an invalid one: that signature altered), so real Envoy verifies it."""
+    from click.testing import CliRunner
+
+    from compiler.cli import main
+
+    require_envoy()
+    root = token_mesh(tmp_path, TOKEN_CASES)
+    for extra in ([], ["--envoy"]):
+        result = CliRunner().invoke(main, ["test", str(root), *extra])
+        assert result.exit_code == 0, result.output
+        assert f"{len(TOKEN_CASES)} route test case(s), 0 failed" in result.stderr
+    assert f"{len(TOKEN_CASES)} through Envoy" in result.stderr
+
+
+def test_a_token_case_expecting_the_wrong_answer_fails_in_the_evaluator_and_in_envoy(tmp_path: Path) -> None:
+    """The same cases with every expected status turned around fail, case by case: the proof
+    that the statuses above are checked, by the evaluator (MESH5xx failures) and by Envoy."""
+    from click.testing import CliRunner
+
+    from compiler.cli import main
+
+    require_envoy()
+    flipped = [(name, token, {"status": 401 if expect["status"] == 200 else 200}) for name, token, expect in TOKEN_CASES]
+    result = CliRunner().invoke(main, ["test", str(token_mesh(tmp_path, flipped)), "--format", "json"])
+    assert result.exit_code != 0
+    assert f"{len(TOKEN_CASES)} failed" in result.stderr
+
+
+def test_a_token_claim_that_is_the_tokens_own_is_a_located_error(tmp_path: Path) -> None:
+    root = token_mesh(tmp_path, [("iss in claims", {"issuer": SHOP.iss, "claims": {"iss": "x"}}, {"status": 200})])
+    [error] = [d for d in compile_mesh(root).report.sorted() if d.severity == "error"]
+    assert "are the token's own" in error.message and error.location.file.endswith("routetest.yaml")

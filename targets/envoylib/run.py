@@ -17,6 +17,7 @@ sidecar's other listeners are counted as not run.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import itertools
 import json
 import os
@@ -31,7 +32,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ from compiler import codes
 from compiler.diagnostics import Related, Report
 from compiler.evaluate import RESET, Decision, Headers, Proxy, Request, canonical_location, header_value, outcome
 from compiler.graph import MeshGraph
+from compiler.routetest import b64url
 from compiler.serialize import to_json
+from targets.envoylib.authn import JWT_AUTHN_FILTER
 from targets.envoylib.blocks import HCM_FILTER, HTTP_PROTOCOL_OPTIONS_NAME, cluster_name
 from targets.envoylib.bootstrap import gateway_bootstrap, sidecar_bootstrap
 from targets.envoylib.tls import DOWNSTREAM_TLS, TLS_SOCKET
@@ -176,6 +179,32 @@ def first_byte(connection: socket.socket) -> bytes:
         connection.settimeout(None)
 
 
+LOOPBACK_NETWORK = ipaddress.ip_network("127.0.0.0/8")
+
+
+def openssl(arguments: list[str], what: str, given: bytes | None = None) -> bytes:
+    try:
+        return subprocess.run(["openssl", *arguments], input=given, check=True, capture_output=True,
+                              timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise EnvoyUnavailable(f"openssl could not make {what}: {error}") from error
+
+
+def jwt_providers(config: Any) -> list[dict]:
+    """Every provider of every jwt_authn filter of a bootstrap."""
+    if isinstance(config, list):
+        return [provider for item in config for provider in jwt_providers(item)]
+    if not isinstance(config, dict):
+        return []
+    if config.get("name") == JWT_AUTHN_FILTER:
+        return list(config["typed_config"]["providers"].values())
+    return [provider for value in config.values() for provider in jwt_providers(value)]
+
+
+def swapped(headers: Headers, old: str, new: str) -> Headers:
+    return tuple((name, value.replace(old, new)) for name, value in headers)
+
+
 def self_signed(directory: Path) -> tuple[Path, Path]:
     """A throw-away certificate and key for the terminating chains and passthrough backends."""
     certificate, key = directory / "test-cert.pem", directory / "test-key.pem"
@@ -273,6 +302,7 @@ class EnvoyRunner:
         self.address = f"127.{random.randrange(100, 250)}.{random.randrange(1, 250)}.{random.randrange(2, 250)}"
         self.running: dict[Proxy, Running] = {}
         self.certificate: tuple[Path, Path] | None = None
+        self.token_key: tuple[Path, dict] | None = None  # signs the JWTs `meshc test` makes (its key, its JWK)
         self.requests = itertools.count()  # names the tries of one request for its backend
 
     def __enter__(self) -> EnvoyRunner:
@@ -313,7 +343,43 @@ class EnvoyRunner:
             kept.append(listener)
             ports[0 if proxy.service is not None else named] = bound
         config["static_resources"]["listeners"] = kept
+        self.trust_test_key(config)
         return config, ports, passthrough
+
+    def trust_test_key(self, config: dict) -> None:
+        """Every jwt provider also trusts the key that signs the tokens `meshc test` makes (a
+        remote JWKS, which no server on loopback publishes, becomes that key alone)."""
+        providers = jwt_providers(config)
+        if not providers:
+            return
+        _, jwk = self.signing_key()
+        for provider in providers:
+            keys = json.loads(provider["local_jwks"]["inline_string"])["keys"] if "local_jwks" in provider else []
+            provider.pop("remote_jwks", None)
+            provider["local_jwks"] = {"inline_string": json.dumps({"keys": [*keys, jwk]})}
+
+    def signing_key(self) -> tuple[Path, dict]:
+        """An RSA key of this run and its JWK (RFC 7518 6.3.1: `n`, `e` base64url, big-endian)."""
+        if self.token_key is None:
+            key = self.workdir / "token-key.pem"
+            openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)],
+                    "a key for test tokens")
+            modulus = openssl(["rsa", "-in", str(key), "-noout", "-modulus"], "a key for test tokens")
+            n = bytes.fromhex(modulus.decode().strip().split("=", 1)[1])
+            self.token_key = key, {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "meshc-test",
+                                   "n": b64url(n), "e": b64url((65537).to_bytes(3, "big"))}
+        return self.token_key
+
+    def signed(self, token: str, valid: bool) -> str:
+        """The token `meshc test` made, signed by this run's key (RS256, RFC 7518 3.3), or, not
+        valid, with that signature's first byte changed."""
+        key, _ = self.signing_key()
+        signing_input = token.rsplit(".", 1)[0]
+        signature = openssl(["dgst", "-sha256", "-sign", str(key)], "a test token's signature",
+                            signing_input.encode())
+        if not valid:
+            signature = bytes([signature[0] ^ 0xFF]) + signature[1:]
+        return f"{signing_input}.{b64url(signature)}"
 
     def test_certificate(self) -> dict:
         certificate, key = self.certificate_files()
@@ -425,12 +491,19 @@ class EnvoyRunner:
             key = f"try{next(self.requests)}"
             headers[BEHAVIOUR_HEADER] = ";".join(
                 [key, str(request.behaviour.delay), *map(str, request.behaviour.failures)])
-        connection = http.client.HTTPConnection(running.address, port, timeout=10)
+        # a gateway's client connects from its own address (AccessPolicy ipBlocks), which only
+        # an address on loopback can be here: a case from elsewhere is not sent
+        source = None
+        if request.client_address is not None:
+            if ipaddress.ip_address(request.client_address) not in LOOPBACK_NETWORK:
+                return None
+            source = (request.client_address, 0)
+        connection = http.client.HTTPConnection(running.address, port, timeout=10, source_address=source)
         try:
             if self.over_tls(proxy, request):
                 client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                 client.check_hostname, client.verify_mode = False, ssl.CERT_NONE  # routing is under test
-                raw = socket.create_connection((running.address, port), timeout=10)
+                raw = socket.create_connection((running.address, port), timeout=10, source_address=source)
                 # terminated by Envoy, or passed through to a backend that terminates it
                 connection.sock = client.wrap_socket(raw, server_hostname=request.sni)
             connection.request(request.method, request.path, headers=headers)
@@ -566,7 +639,16 @@ def run_through_envoy(graph: MeshGraph, run, report: Report, binary: str | None 
     """Every case of a compiler.routetest.TestRun through Envoy; disagreements are MESH504."""
     with EnvoyRunner(graph, binary) as runner:
         for case in run.cases:
-            reply = runner.send(case.proxy, case.request)
+            request, signed = case.request, None
+            if case.token is not None and case.case.request.token is not None:
+                # sent signed; a token the backend then receives compares as the case made it
+                signed = runner.signed(case.token, case.case.request.token.signature == "valid")
+                request = replace(request, path=request.path.replace(case.token, signed),
+                                  headers=swapped(request.headers, case.token, signed))
+            reply = runner.send(case.proxy, request)
+            if reply is not None and signed is not None:
+                reply = replace(reply, path=reply.path and reply.path.replace(signed, case.token),
+                                headers=swapped(reply.headers, signed, case.token))
             if reply is None:
                 run.not_through_envoy += 1
                 continue
