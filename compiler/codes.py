@@ -554,7 +554,9 @@ ROUTE_MERGE_CONFLICT = _code(
     (docs/intents.md, "Several Routes for one host"). A rule whose match (an entry, or no
     `match` at all) repeats one of an earlier Route's rules never decides those requests,
     and on the Gateway API which of the two wins would depend on the Routes' creation times.
-    Both rules are named. Narrow one of them, or move the rules into one Route.""",
+    Matches are compared by what they select (a path prefix `/` is no path match, a trailing
+    `/` of a prefix is ignored, header names compare in any case). Both rules are named.
+    Narrow one of them, or move the rules into one Route.""",
 )
 ROUTE_MERGE_SHADOWED = _code(
     "MESH355", "route-merge-shadowed", "warning",

@@ -25,7 +25,9 @@ def _string_covers(broad: StringMatch | PathMatch, narrow: StringMatch | PathMat
 
 
 def _path_covers(broad: PathMatch | None, narrow: PathMatch | None) -> bool:
-    if broad is None:
+    """Compared by meaning, not as written: a prefix `/` (or `//`) matches every path, as no
+    path match does, and a prefix's trailing `/` is ignored (docs/intents.md, Match)."""
+    if broad is None or (broad.prefix is not None and broad.prefix.rstrip("/") == ""):
         return True
     if narrow is None:
         return False

@@ -212,3 +212,27 @@ def test_routes_on_one_gateway_host_that_repeat_a_catch_all_conflict(tmp_path: P
                                   hosts=["b.example.com", "a.example.com"])])
     [conflict] = [d for d in compile_mesh(root).report.sorted() if d.code.code == "MESH354"]
     assert conflict.location.file == "04-route.yaml" and conflict.related[0].location.file == "03-route.yaml"
+
+
+@pytest.mark.parametrize(("earlier", "later"), [
+    ({"path": {"prefix": "/"}}, None),  # a prefix `/` matches every path, as no match does
+    (None, {"path": {"prefix": "/"}}),
+    ({"path": {"prefix": "/a"}}, {"path": {"prefix": "/a/"}}),  # a prefix's trailing `/` is ignored
+    ({"headers": {"X-Team": {"exact": "b"}}}, {"headers": {"x-team": {"exact": "b"}}}),  # names in any case
+])
+def test_matches_that_mean_the_same_conflict_however_written(tmp_path: Path, earlier, later) -> None:
+    """MESH354 compares what two matches select (docs/intents.md, "Several Routes for one host"),
+    not their text; the evaluator agrees that the two select the same requests."""
+    def rule(match: dict | None, version: str) -> dict:
+        return {**({"match": [match]} if match is not None else {}), "to": [{"version": version}]}
+
+    documents = [mesh(), service("web", calls=["api"]), service("api", versions=("v1", "v2")),
+                 route("team-a", [rule(earlier, "v1")], service="api"), route("team-b", [rule(later, "v2")], service="api")]
+    [conflict] = [d for d in compile_mesh(write(tmp_path / "written", documents)).report.sorted()
+                  if d.code.code == "MESH354"]
+    assert conflict.location.file == "04-route.yaml" and conflict.related[0].location.file == "03-route.yaml"
+    graph = linked(tmp_path / "linked", documents, allowed=("MESH354",))
+    for path in ("/", "/a", "/a/", "/ab", "/a/b"):
+        for headers in ((), (("x-team", "b"),)):
+            decision = evaluate(graph, WEB, Request("api", path, headers=headers))
+            assert decision.rule is None or decision.rule.route.name == "team-a", (path, headers)
