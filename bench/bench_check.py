@@ -68,9 +68,9 @@ def _shown(seconds: tuple[float, float]) -> str:
     return f"{seconds[0]:.2f} ({seconds[1]:.2f})"
 
 
-def cached_runs(root: Path, runs: int, touched: Path) -> tuple[tuple[float, float], ...]:
+def cached_runs(root: Path, runs: int, touched: Path) -> tuple[tuple[tuple[float, float], ...], str]:
     """A check into an empty cache, one with nothing changed, one after `touched` changed
-    (wall and CPU seconds of each)."""
+    (wall and CPU seconds of each), and where the time of one more such check went (--timings)."""
     cache = Path(tempfile.mkdtemp(prefix="meshc-bench-cache-"))
     try:
         first = timed([*MESHC, str(root)], runs, cache, before=lambda: shutil.rmtree(cache, ignore_errors=True))
@@ -81,7 +81,10 @@ def cached_runs(root: Path, runs: int, touched: Path) -> tuple[tuple[float, floa
             touched.write_text(_retimed(touched.read_text(), next(edits)))
 
         changed = timed([*MESHC, str(root)], runs, cache, before=edit)
-        return first, unchanged, changed
+        edit()
+        stages = subprocess.run([*MESHC, "--timings", str(root)], capture_output=True, text=True, cwd=HERE.parent,
+                                env={**ENVIRONMENT, "MESHC_CACHE_DIR": str(cache)}).stderr
+        return (first, unchanged, changed), stages[stages.find("meshc: timings"):]
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
@@ -122,10 +125,12 @@ def main() -> None:
             runs = 1 if size >= 10_000 else args.runs
             parse, total = libyaml_parse(root)
             check = timed([*MESHC, "--no-cache", str(root)], runs)
-            first, unchanged, changed = cached_runs(root, runs, root / "services" / namespace / f"{name}.yaml")
+            (first, unchanged, changed), stages = cached_runs(root, runs,
+                                                              root / "services" / namespace / f"{name}.yaml")
             print(f"| {size:,} | {total / 1e6:.1f} | {_shown(parse)} | {_shown(check)} | "
                   f"{check[0] / parse[0]:.1f}x ({check[1] / parse[1]:.1f}x) | "
                   f"{_shown(first)} | {_shown(unchanged)} | {_shown(changed)} |")
+            print(f"one more file changed, {size:,} services, wall time by stage:\n{stages}")
         finally:
             shutil.rmtree(root)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")

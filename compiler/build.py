@@ -24,6 +24,7 @@ from targets import REGISTRY
 from targets import load as load_target
 
 if TYPE_CHECKING:
+    from compiler.cache import CheckCache
     from compiler.codes import Severity
     from compiler.loader import FileCache, FileSource
     from compiler.suppress import Suppressor
@@ -95,8 +96,12 @@ def compile_mesh(root: Path, *, ref: str | None = None, skip_dirs: tuple[Path, .
     if graph is not None and analyse:
         from policies.registry import analyse as run_checks
 
+        # an environment's intents are not its files' alone (its overlays): no results kept
+        known = cache.known_checks(loaded) if cache is not None and environment is None else None
         with stages.stage("analyse") as counted:
-            skipped = run_checks(graph, report, incomplete=incomplete_kinds(loaded, graph))
+            skipped = run_checks(graph, report, incomplete=incomplete_kinds(loaded, graph), known=known)
+            if known is not None:
+                known.keep()
             counted.append(f"{len(report.diagnostics)} diagnostics"
                            + (f", {len(skipped)} checks not run over incomplete kinds" if skipped else ""))
         from compiler.suppress import Suppressor
@@ -289,13 +294,15 @@ class BuildOutcome:
 
 def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref: str | None = None,
                fail_on: Severity = "error", check_only: bool = False, changed_since: str | None = None,
-               stages: Stages | None = None, environments: tuple[str, ...] = ()) -> BuildOutcome:
+               stages: Stages | None = None, environments: tuple[str, ...] = (),
+               cache: CheckCache | None = None) -> BuildOutcome:
     """`meshc build`: compile, emit the targets (all when none are named), then write out_dir,
     or with `check_only` compare it. Raises compiler.writer.OutputError when out_dir cannot be
     replaced (checked before compiling: nothing is reported yet) and ChangedSinceError for an
     unknown revision; an output problem found after compiling is outcome.output_error.
     A mesh with environments builds each of them (or `environments`) into out_dir/<name>
-    (compiler.envbuild); compiler.envbuild.UnknownEnvironment for one it does not declare."""
+    (compiler.envbuild); compiler.envbuild.UnknownEnvironment for one it does not declare.
+    `cache` (compiler.cache, read-only) serves the unchanged files of a working tree."""
     from compiler.writer import OutputError, check_replaceable, read_tree, render_tree, write_tree
 
     if not check_only:
@@ -309,7 +316,10 @@ def build_mesh(root: Path, out_dir: Path, *, targets: tuple[str, ...] = (), ref:
         return build_environments(root, out_dir, source, declared, environments, targets=targets,
                                   chosen=sorted(targets or REGISTRY), ref=ref, fail_on=fail_on, check_only=check_only,
                                   changed_since=changed_since, stages=stages)
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False, stages=stages)
+    if cache is not None and ref is None:
+        cache.begin(root)
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(out_dir,), finish=False, stages=stages,
+                            cache=cache if ref is None else None)
     chosen = sorted(targets or REGISTRY)
     outcome = BuildOutcome(compiled, failed=True, notes=[])
     graph = compiled.graph

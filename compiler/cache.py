@@ -21,6 +21,7 @@ unpickling a file a pull request could plant would run its code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -39,6 +40,8 @@ from compiler.stages import Stages
 
 if TYPE_CHECKING:
     from compiler.build import Drift
+    from compiler.loader import Loaded
+    from policies.check import Check
 
 ENVIRONMENT = "MESHC_CACHE_DIR"
 _PACKAGES = ("compiler", "policies", "targets")
@@ -72,15 +75,23 @@ def _fingerprint() -> str:
 
 
 class CheckCache:
-    def __init__(self, directory: Path) -> None:
+    """`read_only`: entries are used, never written (`meshc build`: a fresh build in CI pays
+    nothing for a cache it will not see again; `meshc check`, the pre-commit hook, fills it)."""
+
+    def __init__(self, directory: Path, *, read_only: bool = False) -> None:
         self.base = directory
         self.directory = directory / _fingerprint()
+        self.read_only = read_only
+        # path -> (blob id, positions found in that version of the file), of one mesh root
+        self._positions: dict[str, tuple[str, dict[tuple, tuple[int, int]]]] = {}
+        self._root: Path | None = None  # the mesh root being checked (begin)
+        self._files = os.path.join(self.directory, "files")
 
     # -- per file ---------------------------------------------------------------------------
 
-    def _file_key(self, path: str, blob_id: str) -> Path:
+    def _file_key(self, path: str, blob_id: str) -> str:
         key = hashlib.sha256(f"{path}\0{blob_id}".encode()).hexdigest()
-        return self.directory / "files" / key[:2] / key[2:]
+        return os.path.join(self._files, key[:2], key[2:])  # a string: this runs for every file
 
     def load_file(self, path: str, blob_id: str) -> Any | None:
         return self._read(self._file_key(path, blob_id))
@@ -88,7 +99,41 @@ class CheckCache:
     def store_file(self, path: str, blob_id: str, entry: Any) -> None:
         self._write(self._file_key(path, blob_id), entry)
 
+    def positions(self, path: str, blob_id: str) -> dict[tuple, tuple[int, int]]:
+        kept = self._positions.get(path)
+        if kept is None or kept[0] != blob_id:
+            kept = self._positions[path] = (blob_id, {})
+        return kept[1]
+
     # -- per mesh root ----------------------------------------------------------------------
+
+    def _positions_key(self, root: Path) -> Path:
+        return self.directory / "positions" / hashlib.sha256(os.fsencode(root.resolve())).hexdigest()
+
+    def begin(self, root: Path) -> None:
+        """Start a check of `root`: the positions found in its files by earlier checks
+        (SourceTable.positions; a position is a function of the file's text, kept under the
+        file's blob id), and the root the checks' results are kept for (known_checks)."""
+        self._root = root
+        entry = self._read(self._positions_key(root))
+        self._positions = {}
+        if not isinstance(entry, dict):
+            return  # none yet, or a corrupt entry: a miss
+        with contextlib.suppress(TypeError, ValueError):  # a corrupt entry is a miss
+            self._positions = {path: (blob, found) for path, (blob, found) in entry.items()
+                               if isinstance(path, str) and isinstance(blob, str) and _positions_of(found)}
+
+    def store_positions(self, root: Path, blob_ids: dict[str, str]) -> None:
+        """Keep the positions of the files this check read, under the blob ids it read."""
+        kept = {path: (blob, found) for path, (blob, found) in self._positions.items()
+                if found and blob_ids.get(path) == blob}
+        self._write(self._positions_key(root), kept)
+
+    def known_checks(self, loaded: Loaded) -> KnownChecks | None:
+        """What each semantic check reported when it last ran on this root (None outside begin)."""
+        if self._root is None:
+            return None
+        return KnownChecks(self, self.directory / "analysis" / self._positions_key(self._root).name, loaded)
 
     def _result_key(self, root: Path) -> Path:
         return self.directory / "checks" / hashlib.sha256(os.fsencode(root.resolve())).hexdigest()
@@ -104,13 +149,17 @@ class CheckCache:
 
     # -- storage ----------------------------------------------------------------------------
 
-    def _read(self, path: Path) -> Any | None:
+    def _read(self, path: Path | str) -> Any | None:
         try:
-            return pickle.loads(path.read_bytes())
+            with open(path, "rb") as stream:
+                return pickle.loads(stream.read())
         except Exception:  # noqa: BLE001 - a missing, truncated or corrupt entry is a miss
             return None
 
-    def _write(self, path: Path, entry: Any) -> None:
+    def _write(self, path: Path | str, entry: Any) -> None:
+        if self.read_only:
+            return
+        path = Path(path)
         try:
             if not self.directory.is_dir():
                 self._start()
@@ -136,6 +185,60 @@ class CheckCache:
             if stale.is_dir() and stale.name != self.directory.name:
                 shutil.rmtree(stale, ignore_errors=True)
         self.directory.mkdir(exist_ok=True)
+
+
+class KnownChecks:
+    """A semantic check's diagnostics, kept by a digest of what it reads (policies.registry,
+    KnownResults): the path and blob id of every file holding an intent of a kind the check
+    declares (policies.check; tests/test_policies_reads.py holds checks to their declarations).
+    Every such intent is in the graph whenever the check runs (a check over a kind an error
+    left incomplete does not run), and a linked object of a kind carries values of the kinds
+    GRAPH_FIELD_KINDS names, which the declaration includes: the same files, the same result."""
+
+    def __init__(self, cache: CheckCache, path: Path, loaded: Loaded) -> None:
+        self.cache = cache
+        self.path = path
+        self.files: dict[str, set[str]] = {}
+        for intent in loaded.intents:
+            self.files.setdefault(intent.kind, set()).add(intent.origin.file)
+        self.blob_ids = loaded.sources.blob_ids
+        earlier = cache._read(path)
+        self.earlier: dict[str, Any] = earlier if isinstance(earlier, dict) else {}
+        self.now: dict[str, tuple[str, list[tuple]]] = {}
+        self.changed = False
+
+    def _digest(self, check: Check) -> str:
+        files = sorted(set().union(*(self.files.get(kind, ()) for kind in check.reads)))
+        digest = hashlib.sha256(check.name.encode())
+        for path in files:
+            digest.update(f"\0{path}\0{self.blob_ids.get(path)}".encode())
+        return digest.hexdigest()
+
+    def recall(self, check: Check) -> list[tuple] | None:
+        key = self._digest(check)
+        entry = self.earlier.get(check.name)
+        if (isinstance(entry, tuple) and len(entry) == 2 and entry[0] == key
+                and _restore_report(entry[1]) is not None):
+            self.now[check.name] = entry
+            return entry[1]
+        self.now[check.name] = (key, [])  # replaced by remember() once it has run
+        return None
+
+    def remember(self, check: Check, records: list[tuple]) -> None:
+        self.now[check.name] = (self.now[check.name][0], records)
+        self.changed = True
+
+    def keep(self) -> None:
+        if self.changed or self.now.keys() != self.earlier.keys():
+            self.cache._write(self.path, {**self.earlier, **self.now})
+
+
+def _positions_of(found: Any) -> bool:
+    """Whether `found` is what SourceTable.positions holds for a file."""
+    return isinstance(found, dict) and all(
+        isinstance(where, tuple) and len(where) == 3 and type(where[0]) is int and isinstance(where[1], tuple)
+        and type(where[2]) is bool and isinstance(at, tuple) and len(at) == 2 and all(type(n) is int for n in at)
+        for where, at in found.items())
 
 
 class _ReadOnce:
@@ -204,10 +307,13 @@ def check(root: Path, cache: CheckCache, stages: Stages | None = None,
     if restored is not None:
         return Checked(restored, _texts(source))
     from compiler.build import check_mesh
+    from compiler.loader import git_blob_id
 
+    cache.begin(root)
     compiled = check_mesh(root, source=source, cache=cache, stages=stages, compare_with=compare_with)
     if inputs is not None:
-        cache.store_result(root, inputs, compiled.report.records())
+        cache.store_result(root, inputs, compiled.report.records())  # pickling finds every position
+    cache.store_positions(root, {path: git_blob_id(content) for path, content in source.contents.items()})
     return Checked(compiled.report, compiled.sources, compiled.drift)
 
 

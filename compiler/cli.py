@@ -147,6 +147,12 @@ _NO_CACHE = click.option("--no-cache", is_flag=True,
                          help="Neither read nor write the check cache ($MESHC_CACHE_DIR, else ~/.cache/meshc).")
 
 
+def _read_only_cache():
+    from compiler.cache import CheckCache, default_directory
+
+    return CheckCache(default_directory(), read_only=True)
+
+
 def _checked(root: Path, ref: str | None, no_cache: bool, stages=None, compare_with: Path | None = None,
              environments: tuple[str, ...] = ()):
     """`meshc check` of the mesh at root; a working tree goes through the check cache (compiler.cache)."""
@@ -276,9 +282,11 @@ def test_command(path: str, through_envoy: bool, fail_under: float | None, envir
 @_ENVIRONMENTS
 @_timings
 @_common
+@click.option("--no-cache", is_flag=True,
+              help="Do not read the check cache ($MESHC_CACHE_DIR, else ~/.cache/meshc; `meshc check` fills it).")
 def build(path: str, output: str | None, targets: tuple[str, ...], check_only: bool, changed_since: str | None,
           environments: tuple[str, ...], timings: bool, ref: str | None, fmt: str, quiet: bool, color: str,
-          fail_on: Severity) -> None:
+          fail_on: Severity, no_cache: bool) -> None:
     """Check the mesh, then emit every target (or the named ones) into the output directory.
 
     PATH is the mesh root, the directory holding mesh.yaml (default: the current directory). A
@@ -297,7 +305,8 @@ def build(path: str, output: str | None, targets: tuple[str, ...], check_only: b
     stages = _stages(quiet)
     try:
         outcome = build_mesh(root, out_dir, targets=targets, ref=ref, fail_on=fail_on, check_only=check_only,
-                             changed_since=changed_since, stages=stages, environments=environments)
+                             changed_since=changed_since, stages=stages, environments=environments,
+                             cache=None if no_cache else _read_only_cache())
     except ChangedSinceError as error:
         raise click.UsageError(str(error)) from None
     except UnknownEnvironment as error:

@@ -66,6 +66,9 @@ class SourceTable:
     # in an environment: where a value an overlay set was located -> the base value it overrode
     overridden: dict[Location, Location] = field(default_factory=dict)
     environment: str | None = None
+    # file -> (document, field path, key) -> (line, column), positions already found in that
+    # file's text; the check cache keeps them by the file's blob id (compiler.cache)
+    positions: dict[str, dict[tuple, tuple[int, int]]] = field(default_factory=dict, repr=False, compare=False)
     # each file split into lines once, however many diagnostics echo its lines
     _lines: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -79,7 +82,17 @@ class SourceTable:
             if len(chain) > 1:
                 self.overridden[location] = chain[-2].location(key=key)
             return location
-        return Location.deferred(origin.file, lambda: document.locate(path, key=key))
+        known = self.positions.get(origin.file)
+        if known is None:
+            return Location.deferred(origin.file, lambda: document.locate(path, key=key))
+        where = (origin.document, path, key)
+        try:
+            found = known.get(where)
+        except TypeError:  # a path part that cannot be a key: found again each time
+            return Location.deferred(origin.file, lambda: document.locate(path, key=key))
+        if found is not None:
+            return Location(origin.file, *found)
+        return Location.deferred(origin.file, lambda: known.setdefault(where, document.locate(path, key=key)))
 
     def line_text(self, location: Location) -> str | None:
         lines = self._lines.get(location.file)
@@ -171,6 +184,14 @@ class FileCache(Protocol):
     def load_file(self, path: str, blob_id: str) -> Any | None: ...
 
     def store_file(self, path: str, blob_id: str, entry: Any) -> None: ...
+
+    def positions(self, path: str, blob_id: str) -> dict[tuple, tuple[int, int]]:
+        """The positions found so far in this version of the file (SourceTable.positions)."""
+        ...
+
+    def known_checks(self, loaded: Loaded) -> Any:
+        """What the checks found in earlier runs (policies.registry.KnownResults), with keep()."""
+        ...
 
 
 class WorktreeSource:
@@ -540,7 +561,10 @@ def _load_file(
     # documents than the budget has left is not used, and a file the budget cut is not kept
     budget_left = max(1, MAX_DOCUMENTS - len(sources.documents))
     blob_id = sources.blob_ids[path]
-    entry = cache.load_file(path, blob_id) if cache is not None else None
+    entry = None
+    if cache is not None:
+        sources.positions[path] = cache.positions(path, blob_id)
+        entry = cache.load_file(path, blob_id)
     if entry is not None and not _overlaid(entry, overlays):
         restored = _restore(entry, path, text, budget_left, sources, report)
         if restored is not None:

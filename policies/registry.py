@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from compiler.diagnostics import Report
 from compiler.graph import MeshGraph
 from policies import (
@@ -42,13 +44,31 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def analyse(graph: MeshGraph, report: Report, incomplete: frozenset[str] = frozenset()) -> list[Check]:
+class KnownResults(Protocol):
+    """What earlier runs found (compiler.cache.KnownChecks): a check's diagnostics as
+    Report.records gives them, for intents of the kinds it reads exactly as they are now."""
+
+    def recall(self, check: Check) -> list[tuple] | None: ...
+
+    def remember(self, check: Check, records: list[tuple]) -> None: ...
+
+
+def analyse(graph: MeshGraph, report: Report, incomplete: frozenset[str] = frozenset(),
+            known: KnownResults | None = None) -> list[Check]:
     """Run every check that reads none of the `incomplete` kinds (a kind some of whose objects
-    an error left out of the graph: a check over it would report the hole); the checks not run."""
+    an error left out of the graph: a check over it would report the hole); the checks not run.
+    With `known`, a check whose inputs are unchanged reports what it reported then."""
     skipped = []
     for check in CHECKS:
         if check.reads & incomplete:
             skipped.append(check)
-        else:
-            run_check(check, graph, report)
+            continue
+        recalled = known.recall(check) if known is not None else None
+        if recalled is not None:
+            report.add_records(recalled)
+            continue
+        first = len(report.diagnostics)
+        run_check(check, graph, report)
+        if known is not None:
+            known.remember(check, report.records(first))
     return skipped

@@ -174,3 +174,98 @@ def test_links_outside_the_mesh_root_are_refused_with_the_cache(bookinfo_copy: P
         refused = _assert_same_as_uncached(bookinfo_copy)
         assert refused[0] == 1 and "MESH011" in refused[1] and "services/secret.yaml" in refused[1]
         _touch(bookinfo_copy)
+
+
+def test_positions_in_unchanged_files_are_not_looked_up_again(bookinfo_copy: Path, cache_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding a position composes its file again; the cache keeps what was found under the
+    file's blob id, so after an edit elsewhere the diagnostic in the unchanged file is located
+    from the cache, and an edit of that file locates it afresh."""
+    lonely = bookinfo_copy / "services" / "lonely.yaml"
+    lonely.write_text("apiVersion: meshc/v1\nkind: Service\nname: lonely\nplatform: k8s\n"
+                      "ports: [{name: http, port: 8080, protocol: http}]\ncalls:\n  - nowhere\n")
+    _check(bookinfo_copy)
+    composed: list[str] = []
+    original = compiler.yamlload._Locating.__init__
+
+    def composing(self, stream: str) -> None:
+        composed.append(stream)
+        original(self, stream)
+
+    monkeypatch.setattr(compiler.yamlload._Locating, "__init__", composing)
+    _touch(bookinfo_copy)
+    cached = _check(bookinfo_copy)
+    assert "services/lonely.yaml" in cached[1]
+    assert not [text for text in composed if "name: lonely" in text]
+    lonely.write_text("# moved down a line\n" + lonely.read_text())
+    moved = _check(bookinfo_copy)
+    assert [text for text in composed if "name: lonely" in text]
+    monkeypatch.setattr(compiler.yamlload._Locating, "__init__", original)
+    assert moved == _check(bookinfo_copy, "--no-cache") != cached
+
+
+def _checks_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the semantic checks run from here on."""
+    import policies.registry
+
+    ran: list[str] = []
+    original = policies.registry.run_check
+
+    def counting(check, graph, report):
+        ran.append(check.name)
+        return original(check, graph, report)
+
+    monkeypatch.setattr(policies.registry, "run_check", counting)
+    return ran
+
+
+@pytest.mark.parametrize(("edited", "old", "new"), [
+    ("access/policies.yaml", "from: [productpage]", "from: [productpage, reviews]"),
+    ("policies/timeouts.yaml", "duration('30s')", "duration('5s')"),
+    ("services/ratings.yaml", "name: ratings", "# a comment\nname: ratings"),
+])
+def test_only_the_checks_that_read_a_changed_kind_run_again(bookinfo_copy: Path, cache_dir: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, edited: str,
+                                                            old: str, new: str) -> None:
+    """A check's diagnostics are kept by the files holding the intent kinds it declares: an edit
+    of AccessPolicies runs the checks that read AccessPolicy, one of a Policy only the CEL
+    Policies, one of a Service nearly every check; the output is an uncached check's."""
+    import policies.registry
+
+    _check(bookinfo_copy)
+    path = bookinfo_copy / edited
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    ran = _checks_run(monkeypatch)
+    cached = _check(bookinfo_copy)
+    kind = {"access": "AccessPolicy", "policies": "Policy", "services": "Service"}[edited.split("/")[0]]
+    assert sorted(ran) == sorted(c.name for c in policies.registry.CHECKS if kind in c.reads)
+    assert cached == _check(bookinfo_copy, "--no-cache")
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_build_reads_the_cache_a_check_filled_and_writes_nothing(bookinfo_copy: Path, cache_dir: Path,
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`meshc build` after `meshc check` parses only what changed since, and writes what a build
+    without the cache writes, with the same diagnostics; a build alone leaves no cache behind."""
+    def build(out: Path, *extra: str) -> tuple[int, str]:
+        result = runner.invoke(main, ["build", str(bookinfo_copy), "-o", str(out), "--format", "json", *extra])
+        assert result.exit_code == 0, result.output
+        return result.exit_code, result.output.replace(str(out), "OUT")
+
+    build(tmp_path / "alone")
+    assert not cache_dir.exists()
+    _check(bookinfo_copy)
+    entries = sorted(p for p in cache_dir.rglob("*") if p.is_file())
+    service = bookinfo_copy / "services" / "ratings.yaml"
+    service.write_text(service.read_text().replace("name: ratings", "# moved\nname: ratings"))
+    parsed = _parsed_files(monkeypatch)
+    cached = build(tmp_path / "cached")
+    assert len(parsed) == 1
+    assert cached == build(tmp_path / "uncached", "--no-cache")
+    assert _tree(tmp_path / "cached") == _tree(tmp_path / "uncached")
+    assert sorted(p for p in cache_dir.rglob("*") if p.is_file()) == entries
