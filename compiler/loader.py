@@ -283,12 +283,7 @@ class WorktreeSource:
             status = os.fstat(descriptor)
             if not stat.S_ISREG(status.st_mode):
                 raise Refused(codes.UNREADABLE_FILE, "not a regular file (a FIFO, socket or device is never opened)")
-            chunks = []
-            left = MAX_FILE_BYTES + 1  # one byte over the limit tells a file that grew too large
-            while left and (chunk := os.read(descriptor, min(left, max(status.st_size + 1, 65536)))):
-                chunks.append(chunk)
-                left -= len(chunk)
-            return b"".join(chunks)
+            return read_limited(descriptor, status.st_size, MAX_FILE_BYTES)
         finally:
             os.close(descriptor)
 
@@ -305,6 +300,18 @@ def _directory_prefix(directory: str) -> str:
 
 def _unreadable(error: OSError) -> str:
     return "a symbolic link loop" if error.errno == errno.ELOOP else (error.strerror or str(error))
+
+
+def read_limited(descriptor: int, size: int, limit: int) -> bytes:
+    """At most limit + 1 bytes of an open file whose fstat gave `size`: one byte over the limit
+    tells the caller it is too large (or grew too large since). Reads ask for the size, not the
+    limit: a read of the limit would allocate the limit, for every file."""
+    chunks = []
+    left = limit + 1
+    while left and (chunk := os.read(descriptor, min(left, max(size + 1, 65536)))):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def glob_matches(pattern: str, path: str) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from compiler import MANIFEST, __version__
-from compiler.loader import Revision
+from compiler.loader import Revision, read_limited
 from compiler.serialize import to_json
 
 if TYPE_CHECKING:
@@ -241,8 +241,7 @@ def read_build_file(out_dir: Path, path: str, limit: int) -> bytes:
             raise OSError(errno.EINVAL, "not a regular file", path)
         if status.st_size > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
-        with os.fdopen(descriptor, "rb", closefd=False) as stream:
-            data = stream.read(limit + 1)
+        data = read_limited(descriptor, status.st_size, limit)
         if len(data) > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
         return data

@@ -175,7 +175,7 @@ class StagedTree:
         """The current out_dir's file at `path`, unchanged."""
         check_path(path)
         self.files += 1
-        _link_kept(self.out_dir, path, self._parent_of(path))
+        self._previous.link_kept(path, self._parent_of(path))
 
     def commit(self) -> None:
         """Swap the new tree in (the old one is removed, a large one after the swap)."""
@@ -273,6 +273,27 @@ class _PreviousTree:
             return False
         return True
 
+    def link_kept(self, path: str, target: str) -> None:
+        """Hard-link a file of the current build into the new tree (an incremental build keeps
+        it); refused unless it is a regular file reached without following a symbolic link.
+        The directory descriptor is the one write() uses: kept paths come sorted too."""
+        directory, name = self._directory(path)
+        if directory is None:  # open it again, for the reason
+            os.close(open_build_parent(self.out_dir, path)[0])
+            raise OutputError(f"{self.out_dir / path}: its directory cannot be opened")
+        if not stat.S_ISREG(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode):
+            raise OutputError(f"{self.out_dir / path} is not a regular file: refusing to keep it")
+        # held open while it is linked: the inode compared below cannot be reused meanwhile
+        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+        try:
+            kept = os.fstat(descriptor)
+            os.link(name, target, src_dir_fd=directory, follow_symlinks=False)
+            linked = os.stat(target, follow_symlinks=False)
+            if not stat.S_ISREG(kept.st_mode) or (linked.st_ino, linked.st_dev) != (kept.st_ino, kept.st_dev):
+                raise OutputError(f"{self.out_dir / path} was replaced while it was kept: refusing to keep it")
+        finally:
+            os.close(descriptor)
+
     def close(self) -> None:
         if self.directory is not None:
             os.close(self.directory)
@@ -284,25 +305,6 @@ def _environment_fault(out_dir: Path, error: OSError) -> OutputError:
     return OutputError(f"cannot write the output directory {out_dir}: {error.strerror or error}{where}")
 
 
-def _link_kept(out_dir: Path, path: str, target: str) -> None:
-    """Hard-link a file of the current build into the new tree; refused unless it is a
-    regular file reached without following a symbolic link."""
-    directory, name = open_build_parent(out_dir, path)
-    try:
-        if not stat.S_ISREG(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode):
-            raise OutputError(f"{out_dir / path} is not a regular file: refusing to keep it")
-        # held open while it is linked: the inode compared below cannot be reused meanwhile
-        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
-        try:
-            kept = os.fstat(descriptor)
-            os.link(name, target, src_dir_fd=directory, follow_symlinks=False)
-            linked = os.stat(target, follow_symlinks=False)
-            if not stat.S_ISREG(kept.st_mode) or (linked.st_ino, linked.st_dev) != (kept.st_ino, kept.st_dev):
-                raise OutputError(f"{out_dir / path} was replaced while it was kept: refusing to keep it")
-        finally:
-            os.close(descriptor)
-    finally:
-        os.close(directory)
 
 
 @functools.cache
