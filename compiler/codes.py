@@ -710,6 +710,16 @@ ENVOY_RATE_LIMIT_UNSUPPORTED = _code(
     stream, so the limit applies to the service's HTTP ports only and this port is not
     limited.""",
 )
+ENVOY_RATE_LIMIT_PER_MATCH = _code(
+    "MESH417", "envoy-rate-limit-per-match", "warning",
+    "A rule's rateLimit with several match entries: one bucket per entry in Envoy.",
+    """A rule's `rateLimit` is one token bucket for every request the rule takes (docs/intents.md,
+    Rate limits of rules). Envoy matches one route at a time, so the envoy target (and the Cloud
+    Foundry and VM sidecars) writes a rule of several `match` entries as one Envoy route per
+    entry, and a local rate limit configured on a route is a bucket of that route's own: such a
+    rule admits up to `requests` per entry in each `per`. Write the entries as rules of their
+    own, each with its `rateLimit`, or match with one entry.""",
+)
 ENVOY_LISTENER_PORT_CLASH = _code(
     "MESH414", "envoy-listener-port-clash", "error", "Two sidecar or gateway listeners need one port.",
     """Outside Kubernetes each tcp, tls or mongo destination gets its own loopback listener on

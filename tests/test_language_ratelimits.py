@@ -134,3 +134,25 @@ def test_route_tests_run_in_order_and_expect_429(tmp_path: Path) -> None:
     failures = [(d["code"], d["message"]) for d in json.loads(result.stdout)["diagnostics"]
                 if d["code"] in ("MESH501", "MESH504")]
     assert failures == [("MESH501", "RouteTest shop/api case 'request 4': status: expected 200, got 429")]
+
+
+def test_a_rule_of_several_matches_is_a_bucket_per_entry_in_envoy_and_says_so(tmp_path: Path) -> None:
+    """The semantics give a rule one bucket; Envoy writes each match entry as a route of its own
+    and a route's local rate limit is its own bucket, so through real Envoy two entries admit
+    twice the rule's `requests` (measured below), which the envoy target reports at the rule's
+    `rateLimit` (MESH417)."""
+    binary = require_envoy()
+    rules = [{"match": [{"path": {"exact": "/"}}, {"path": {"prefix": "/x"}}], "to": [{}],
+              "rateLimit": {"requests": 2, "per": "1h"}}]
+    graph = shop(tmp_path / "mesh", rules)
+    report = Report()
+    sidecar_bootstrap(graph, graph.services[key("web")], report, "127.0.0.1")
+    [said] = report.diagnostics
+    assert said.code.code == "MESH417" and said.location.file == "03-route.yaml"
+    assert (tmp_path / "mesh" / "03-route.yaml").read_text().splitlines()[said.location.line - 2].strip() == \
+        "rateLimit:"  # the bucket's own fields
+    sent = [Request("api", path) for path in ("/", "/x", "/", "/x", "/")]
+    # the semantics: one bucket of two, so the third request on is refused
+    assert limited([evaluate(graph, WEB, r) for r in sent]) == [False, False, True, True, True]
+    with EnvoyRunner(graph, binary) as runner:
+        assert [runner.send(WEB, request).status for request in sent] == [200, 200, 200, 200, 429]

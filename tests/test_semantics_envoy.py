@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from compiler.diagnostics import Report
-from compiler.evaluate import RESET, Behaviour, Proxy, Request, evaluate
+from compiler.evaluate import RESET, Behaviour, Proxy, Request, evaluate, in_sequence
 from compiler.serialize import to_json
 from targets.envoylib import EnvoyRunner, disagreement, gateway_bootstrap
 from targets.envoylib.run import outcome_disagreement
@@ -34,10 +34,11 @@ def envoy_binary() -> str:
 
 def answers(graph, proxy: Proxy, requests: list[Request], binary: str) -> list[tuple]:
     """(decision, Envoy's reply, disagreement) per request, one Envoy for all of them."""
+    # sent one after the other: a rule's rate limit bucket empties as the evaluator counts
+    decisions = in_sequence([evaluate(graph, proxy, request) for request in requests])
     with EnvoyRunner(graph, binary) as runner:
         out = []
-        for request in requests:
-            decision = evaluate(graph, proxy, request)
+        for request, decision in zip(requests, decisions, strict=True):
             reply = runner.send(proxy, request)
             assert reply is not None, request
             out.append((decision, reply, outcome_disagreement(decision, request, reply) if request.behaviour
@@ -334,12 +335,18 @@ retries = st.fixed_dictionaries({"attempts": st.integers(0, 2)}, optional={
     "statusCodes": st.lists(st.sampled_from([429, 503]), unique=True, max_size=1),
     "allowNonIdempotent": st.booleans(),
 })
+# a rule's local rate limit (issue 12), an hour's bucket of a few requests, and a bucket of its
+# own for requests whose x-h is `x` (Envoy local_ratelimit descriptors)
+rate_limit = st.fixed_dictionaries({"requests": st.integers(1, 3), "per": st.just("1h")}, optional={
+    "descriptors": st.just([{"header": "x-h", "value": "x", "requests": 1, "per": "1h"}])})
 rule = st.one_of(
     st.fixed_dictionaries({"match": st.lists(match_entry, max_size=2), "to": destinations},
                           optional={"rewrite": rewrite, "mirrors": mirrors, "retries": retries,
-                                    "timeout": st.sampled_from(["0s", "10s"]),
+                                    "rateLimit": rate_limit, "timeout": st.sampled_from(["0s", "10s"]),
                                     "headers": header_modifier(["x-h", "x-e"], ["content-type", "x-r"]),
-                                    "cors": cors}),
+                                    "cors": cors}).filter(
+        # a rule's bucket is one per match entry in Envoy (MESH417, tests/test_language_ratelimits.py)
+        lambda written: "rateLimit" not in written or len(written["match"]) <= 1),
     st.fixed_dictionaries({"match": st.lists(match_entry, min_size=1, max_size=1),
                            "redirect": redirect}),
 )

@@ -199,6 +199,15 @@ def rule_routes(proxy: Proxy, route: RouteNode, port: int | None) -> list[dict]:
         if not matches:
             continue
         action = rule_action(proxy, route, rule, port)
+        if rule.spec.rateLimit is not None and len(matches) > 1:
+            proxy.report.add(
+                codes.ENVOY_RATE_LIMIT_PER_MATCH,
+                f"Route {route.key} rule {rule.index} has a rateLimit and {len(matches)} match entries: Envoy gives "
+                f"each entry's route a bucket of its own, so the rule admits up to {len(matches)} x "
+                f"{rule.spec.rateLimit.requests} requests per {rule.spec.rateLimit.per}",
+                proxy.at(route.origin, "rules", rule.index, "rateLimit"),
+                hint="write the entries as rules of their own, each with its rateLimit",
+            )
         for match in matches:
             entry = {"match": route_match(match), **action}
             if rule.spec.rewrite is not None:
