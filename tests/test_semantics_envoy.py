@@ -442,8 +442,9 @@ def gateway_mesh(draw) -> tuple[str, list[dict], list[dict]]:
 
 gateway_request = st.builds(lambda host, path, credential: (host, path, credential), st.sampled_from(REQUEST_HOSTS),
                             st.sampled_from(["/", "/p", "/p/x", "/q"]),
-                            st.sampled_from(["none", "valid", "banned", "expired", "pass"]))
+                            st.sampled_from(["none", "valid", "banned", "expired", "forged", "pass"]))
 ISSUER = Issuer("https://issuer.example")
+IMPOSTOR = Issuer(ISSUER.iss)  # the issuer's name, another key: a signature that does not verify
 
 
 def secured_documents() -> tuple[list[dict], dict]:
@@ -460,7 +461,7 @@ def secured_documents() -> tuple[list[dict], dict]:
 
 def credential_headers(credential: str) -> tuple[tuple[str, str], ...]:
     tokens = {"valid": ISSUER.token("alice"), "banned": ISSUER.token("mallory", role="banned"),
-              "expired": ISSUER.token("alice", lifetime=-3600)}
+              "expired": ISSUER.token("alice", lifetime=-3600), "forged": IMPOSTOR.token("alice")}
     if credential in tokens:
         return (("authorization", f"Bearer {tokens[credential]}"),)
     return (("x-pass", "yes"),) if credential == "pass" else ()
@@ -487,7 +488,8 @@ def test_envoy_and_the_evaluator_agree_on_generated_gateways(tmp_path_factory, e
         mesh(), *(service(f"v{n}") for n in (1, 2, 3)), edge, *routes, *([policy] if secured else [])],
         allowed=("MESH351", "MESH354", "MESH355"))
     requests = [Request(host, path, port=80, sni=host.split(":")[0] if protocol == "https" else None,
-                        headers=credential_headers(credential) if secured else ())
+                        headers=credential_headers(credential) if secured else (),
+                        forged_token=secured and credential == "forged")
                 for host, path, credential in sent]
     results = answers(graph, EDGE, requests, envoy_binary)
     assert [(r.host, r.path, problem) for r, (*_, problem) in zip(requests, results, strict=True)
