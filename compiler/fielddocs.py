@@ -507,6 +507,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "status": "200 when the request is forwarded, else the proxy's own answer: 404, a redirect's or an "
                   "abort's status.",
         "to": "The destinations that receive the request; an omitted field of each is not compared.",
+        "mirrors": "Every mirror the request is copied to (`[]`: none); an omitted field of each is not compared.",
         "redirect": "The Location of the redirect.",
         "path": "The path the destination sees, query string included.",
         "host": "The Host the destination sees.",
@@ -523,6 +524,12 @@ FIELDS: dict[str, dict[str, str]] = {
         "version": "Its version.",
         "port": "Its port.",
         "weight": "The percentage of requests it receives.",
+    },
+    "ExpectedMirror": {
+        "service": "The service the copy goes to.",
+        "version": "Its version.",
+        "port": "Its port.",
+        "percent": "The percentage of requests copied.",
     },
     "Policy": {
         "severity": "The severity of what the Policy reports.",

@@ -1477,11 +1477,19 @@ class ExpectedDestination(Strict):
     weight: Annotated[int, Field(ge=1, le=100)] | None = None
 
 
+class ExpectedMirror(Strict):
+    service: Ref
+    version: Name | None = None
+    port: Port | None = None
+    percent: Annotated[float, Field(ge=0, le=100)] | None = None
+
+
 class RouteTestExpectation(Strict):
     # 200 means "forwarded to a destination" (its answer); anything else is the proxy's own
     # answer: 404 for no route, a redirect's status, an abort's status
     status: Annotated[int, Field(ge=200, le=599)] | None = None
     to: list[ExpectedDestination] | None = None
+    mirrors: list[ExpectedMirror] | None = None  # every copy the rule sends ([]: none)
     redirect: Annotated[Line, StringConstraints(min_length=1, max_length=4096)] | None = None
     path: RequestPath | None = None
     host: HostHeader | None = None

@@ -167,11 +167,15 @@ def differences(expect: RouteTestExpectation, decision: Decision, namespace: str
         if decision.external is not None:
             got = [(decision.external, None, decision.port, 100)]
         wanted = [(parse_ref(d.service, namespace), d.version, d.port, d.weight) for d in expect.to]
-        if len(got) != len(wanted) or not all(
-            any(all(w is None or w == g for w, g in zip(want, have, strict=True)) for have in got) for want in wanted
-        ):
+        if not same_entries(wanted, got):
             shown = ", ".join(f"{s}{'@' + v if v else ''}:{p} ({w}%)" for s, v, p, w in got) or decision.action
             found.append(f"to: expected {', '.join(describe(w) for w in wanted)}, got {shown}")
+    if expect.mirrors is not None:
+        copies = [(t.service, t.version, t.port, percent) for t, percent in decision.mirrors]
+        copied = [(parse_ref(m.service, namespace), m.version, m.port, m.percent) for m in expect.mirrors]
+        if not same_entries(copied, copies):
+            shown = ", ".join(f"{describe((s, v, p, None))} ({c}%)" for s, v, p, c in copies) or "none"
+            found.append(f"mirrors: expected {', '.join(describe(w) for w in copied) or 'none'}, got {shown}")
     if expect.redirect is not None and canonical_location(expect.redirect) != canonical_location(decision.location):
         found.append(f"redirect: expected {expect.redirect}, got {decision.location}")
     differ("path", expect.path, decision.path)
@@ -184,6 +188,13 @@ def differences(expect: RouteTestExpectation, decision: Decision, namespace: str
             wanted_rule = f"Route {route}" + (f" rule {expect.rule}" if expect.rule is not None else "")
             found.append(f"decided by: expected {wanted_rule}, got {decision.rule or 'no rule'}")
     return found
+
+
+def same_entries(wanted: list[tuple], got: list[tuple]) -> bool:
+    """As many entries as expected, each expected one matching some entry got in every field
+    it names (None: not compared)."""
+    return len(got) == len(wanted) and all(
+        any(all(w is None or w == g for w, g in zip(want, have, strict=True)) for have in got) for want in wanted)
 
 
 def header_differences(expect: RouteTestExpectation, decision: Decision) -> list[str]:
@@ -278,12 +289,15 @@ def expectations_resolve(graph: MeshGraph, spec: RouteTest, test: Key, intent: I
     ok = True
     for index, case in enumerate(spec.cases):
         expect = case.expect
-        for d_index, destination in enumerate(expect.to or ()):
-            service = parse_ref(destination.service, test.namespace)
+        named: list[tuple[str, int, str]] = [("to", i, d.service) for i, d in enumerate(expect.to or ())]
+        named += [("mirrors", i, m.service) for i, m in enumerate(expect.mirrors or ())]
+        for field_name, d_index, written in named:
+            service = parse_ref(written, test.namespace)
             if service not in graph.services and service not in graph.externals:
                 ok = False
                 report.add(codes.ROUTE_TEST_UNRESOLVED, f"RouteTest {test} expects {service}, which is not a Service",
-                           graph.sources.locate(intent.origin, "cases", index, "expect", "to", d_index, "service"))
+                           graph.sources.locate(intent.origin, "cases", index, "expect", field_name, d_index,
+                                                "service"))
         if expect.route is not None:
             route = graph.routes.get(parse_ref(expect.route, test.namespace))
             if route is None or (expect.rule is not None and expect.rule >= len(route.spec.rules)):

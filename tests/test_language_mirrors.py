@@ -7,6 +7,7 @@ only), both schema-valid and read back by the independent readers."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -77,3 +78,32 @@ def test_istio_and_the_gateway_api_carry_every_mirror(tmp_path: Path) -> None:
         sent = Request("api", path)
         assert istio_decides(istio, sent) == istio_evaluator(evaluate(graph, WEB, sent)), path
         assert gateway_api_decides(gateway_api, sent) == gateway_api_evaluator(evaluate(graph_api, WEB, sent)), path
+
+
+def test_route_tests_expect_every_mirror(tmp_path: Path) -> None:
+    """RouteTest `expect.mirrors`: every copy, each with the fields written (docs/intents.md,
+    RouteTest); a missing, an extra or a wrong percent fails the case at its place, also
+    through real Envoy (`meshc test --envoy`, where each copy is checked to arrive)."""
+    from click.testing import CliRunner
+
+    from compiler.cli import main
+
+    require_envoy()
+    mirror_v3 = {"service": "api", "version": "v3", "percent": 12.5}
+    cases = [("both", "/shadowed/x", [{"service": "api", "version": "v2", "percent": 100}, mirror_v3], True),
+             ("any field may be left out", "/shadowed", [{"service": "api"}, {"service": "api", "version": "v3"}],
+              True),
+             ("none", "/quiet/x", [{"service": "api", "version": "v3", "percent": 0}], True),
+             ("one missing", "/shadowed/x", [mirror_v3], False),
+             ("another percent", "/", [{"service": "api", "version": "v2", "percent": 10}], False),
+             ("none expected", "/", [], False)]
+    test = {"apiVersion": "meshc/v1", "kind": "RouteTest", "name": "mirrors", "caller": "web",
+            "cases": [{"name": name, "request": {"host": "api", "path": path}, "expect": {"mirrors": mirrors}}
+                      for name, path, mirrors, _ in cases]}
+    root = write(tmp_path, [mesh(), service("web", calls=["api"]), service("api", versions=("v1", "v2", "v3")),
+                            route("api", RULES, service="api"), test])
+    for extra in ([], ["--envoy"]):
+        result = CliRunner().invoke(main, ["test", str(root), "--format", "json", *extra])
+        failed = {d["message"].split("case ")[1].split(":")[0].strip("'")
+                  for d in json.loads(result.stdout)["diagnostics"] if d["code"] == "MESH501"}
+        assert failed == {name for name, *_, passes in cases if not passes}, result.output
