@@ -1191,13 +1191,19 @@ TIMEOUT_STATUS = 504
 @dataclass(frozen=True)
 class Behaviour:
     """How a destination answers the tries of one request: the first `len(failures)` tries with
-    those failures (a status code, or `reset`), every later one 200; each after `delay` seconds."""
+    those failures (a status code, or `reset`), every later one 200; each after `delay` seconds,
+    a failing one after `failure_delay` when given."""
 
     failures: tuple[int | str, ...] = ()
     delay: Decimal = Decimal(0)
+    failure_delay: Decimal | None = None
 
     def answer(self, index: int) -> int | str:
         return self.failures[index] if index < len(self.failures) else 200
+
+    def delay_of(self, index: int) -> Decimal:
+        failing = index < len(self.failures) and self.failure_delay is not None
+        return self.failure_delay if failing and self.failure_delay is not None else self.delay
 
 
 @dataclass(frozen=True)
@@ -1236,18 +1242,18 @@ def outcome(decision: Decision, method: str, behaviour: Behaviour) -> Outcome:
     elapsed = Decimal(0)
     tries = 0
     while True:
-        answer = behaviour.answer(tries)
+        answer, delay = behaviour.answer(tries), behaviour.delay_of(tries)
         tries += 1
         remaining = None if limit is None else limit - elapsed
-        if per_try is not None and behaviour.delay > per_try and (remaining is None or per_try < remaining):
+        if per_try is not None and delay > per_try and (remaining is None or per_try < remaining):
             elapsed += per_try
             retry = bool(conditions & {"5xx", "gateway-error", "reset"})
             failure: int | str = TIMEOUT_STATUS
             why = f"try {tries} took longer than perTryTimeout {in_force.perTryTimeout}"
-        elif remaining is not None and behaviour.delay >= remaining:
+        elif remaining is not None and delay >= remaining:
             return Outcome(TIMEOUT_STATUS, tries, f"the request took longer than its timeout {decision.timeout}")
         else:
-            elapsed += behaviour.delay
+            elapsed += delay
             if answer == 200:
                 return Outcome(200, tries, f"try {tries} succeeded")
             failure = answer

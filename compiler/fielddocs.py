@@ -502,6 +502,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "failures": "The answers to the first tries in turn: a 4xx or 5xx status, or `reset` (the connection "
                     "closed without an answer); every later try is answered 200.",
         "delay": "How long the destination takes to answer each try.",
+        "failureDelay": "How long it takes to answer each try it fails (a slow failure, then a quick answer: "
+                        "Gateway API conformance's `delayRetry`); unset, `delay`.",
     },
     "RouteTestExpectation": {
         "status": "200 when the request is forwarded, else the proxy's own answer: 404, a redirect's or an "

@@ -1429,6 +1429,7 @@ class BackendBehaviour(Strict):
     # without an answer); every later try is answered 200
     failures: Annotated[list[Annotated[int, Field(ge=400, le=599)] | Literal["reset"]], Field(max_length=20)] = []
     delay: Timeout = "0s"  # how long the destination takes to answer each try
+    failureDelay: Timeout | None = None  # how long it takes to answer a failing try; unset: `delay`
 
 
 TokenText = Annotated[Line, StringConstraints(min_length=1, max_length=1024)]

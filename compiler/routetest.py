@@ -89,8 +89,9 @@ class TestRun:
 def as_request(case: RouteTestCase) -> Request:
     spec = case.request
     backend = spec.backend
-    behaviour = (Behaviour(tuple(backend.failures), duration_seconds(backend.delay)) if backend is not None
-                 else None)
+    behaviour = (Behaviour(tuple(backend.failures), duration_seconds(backend.delay),
+                           None if backend.failureDelay is None else duration_seconds(backend.failureDelay))
+                 if backend is not None else None)
     return Request(host=spec.host, path=spec.path, method=spec.method, headers=tuple(spec.headers.items()),
                    port=spec.port, sni=spec.sni, client_ca=spec.clientCa, tls_version=spec.tlsVersion,
                    behaviour=behaviour, client_address=spec.clientAddress)

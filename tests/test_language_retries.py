@@ -297,3 +297,62 @@ def test_gateway_api_retry_conformance_cases_through_an_envoy_gateway(tmp_path: 
     assert [problem for problem in problems if problem[1] is not None] == []
     assert [(path, failures, reply.status) for (path, failures, wanted), reply in zip(cases, replies, strict=True)
             if reply.status not in wanted] == []
+
+
+# Gateway API conformance HTTPRouteRetryWithTimeouts (tests/httproute-retry-with-timeouts.yaml):
+# `retry: {attempts: 2}, timeouts: {backendRequest: 200ms}` on
+# /retry/backend-request-timeout-200ms, where the backend fails `succeedAfter` tries slowly
+# (`delayRetry: 300ms`, each cut by the backend request timeout) and answers the next at once:
+# 200 after two, 504 after three; `retry: {codes: [500], attempts: 5}, timeouts:
+# {backendRequest: 200ms, request: 400ms}` on /retry/request-timeout-200ms: 200 after one quick
+# 500, 504 when four 500s of 100ms each reach the request timeout. A RouteTest's
+# `backend.failureDelay` is `delayRetry`.
+RETRY_TIMEOUT_RULES = [
+    {"match": [{"path": {"prefix": "/retry/backend-request-timeout-200ms"}}], "to": [{"service": "api"}],
+     "retries": {"attempts": 2, "retryOn": CONNECTION_ERRORS, "perTryTimeout": "200ms"}},
+    {"match": [{"path": {"prefix": "/retry/request-timeout-200ms"}}], "to": [{"service": "api"}], "timeout": "400ms",
+     "retries": {"attempts": 5, "retryOn": CONNECTION_ERRORS, "statusCodes": [500], "perTryTimeout": "200ms"}},
+]
+# (path, failures, their delay, the status the conformance test expects)
+RETRY_TIMEOUT_CASES = [
+    ("/retry/backend-request-timeout-200ms", (500, 500), Decimal("0.3"), 200),
+    ("/retry/backend-request-timeout-200ms", (500,) * 3, Decimal("0.3"), 504),
+    ("/retry/request-timeout-200ms", (500,), None, 200),
+    ("/retry/request-timeout-200ms", (500,) * 4, Decimal("0.1"), 504),
+]
+
+
+def test_gateway_api_retry_with_timeouts_conformance_cases_through_an_envoy_gateway(tmp_path: Path) -> None:
+    binary = require_envoy()
+    listeners = [{"name": "web", "port": 8080, "protocol": "http", "hosts": ["*"]}]
+    graph = linked(tmp_path, [mesh(), service("api"), gateway("same-namespace", listeners),
+                              route("retries-with-timeouts", RETRY_TIMEOUT_RULES, gateway="same-namespace",
+                                    hosts=["*"])], allowed=("MESH301", "MESH330"))  # the case: tries cut by the timeout
+    edge = Proxy(gateway=key("same-namespace"))
+    requests = [Request("gateway.example", path, port=8080, behaviour=Behaviour(failures, Decimal(0), slow))
+                for path, failures, slow, _ in RETRY_TIMEOUT_CASES]
+    assert [outcome(evaluate(graph, edge, r), "GET", r.behaviour).status for r in requests if r.behaviour] == [
+        status for *_, status in RETRY_TIMEOUT_CASES]
+    with EnvoyRunner(graph, binary) as runner:
+        replies = [runner.send(edge, request) for request in requests]
+    assert [reply.status if reply is not None else None for reply in replies] == [
+        status for *_, status in RETRY_TIMEOUT_CASES]
+
+
+def test_route_tests_state_slow_failures_apart_from_quick_answers(tmp_path: Path) -> None:
+    """`backend.failureDelay`: the failing tries are slow, the answer is not; `delay` makes every
+    try slow. Through the evaluator and real Envoy (`meshc test --envoy`)."""
+    rules = [{"to": [{}], "retries": {"attempts": 1, "retryOn": ["5xx"], "perTryTimeout": "100ms"}}]
+    cases = [
+        {"name": "a slow failure, then a quick answer",
+         "request": {"host": "api", "backend": {"failures": [500], "failureDelay": "300ms"}},
+         "expect": {"status": 200, "tries": 2}},
+        {"name": "every try slow", "request": {"host": "api", "backend": {"failures": [500], "delay": "300ms"}},
+         "expect": {"status": 504, "tries": 2}},
+    ]
+    root = write(tmp_path, [mesh(), service("web", calls=["api"]), service("api"), route("api", rules, service="api"),
+                            {"apiVersion": "meshc/v1", "kind": "RouteTest", "name": "api", "caller": "web",
+                             "cases": cases}])
+    result = CliRunner().invoke(main, ["test", str(root), "--envoy"])
+    assert result.exit_code == 0, result.output
+    assert "2 route test case(s), 0 failed" in result.stderr and "2 through Envoy" in result.stderr

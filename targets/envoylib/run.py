@@ -99,10 +99,10 @@ class _Echo(BaseHTTPRequestHandler):
         script = self.headers.get(BEHAVIOUR_HEADER)
         if script is None or (self.headers.get("host") or "").split(":")[0].endswith("-shadow"):
             return None  # a mirrored copy (Envoy appends -shadow to its Host) is not a try
-        key, delay, *failures = script.split(";")
+        key, delay, failure_delay, *failures = script.split(";")
         index = self.server.next_try(key)
-        time.sleep(float(delay))
         answer = failures[index] if index < len(failures) else None
+        time.sleep(float(failure_delay if answer is not None and failure_delay else delay))
         return answer if answer in (None, RESET) else int(answer)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_TRACE = _answer
@@ -490,7 +490,9 @@ class EnvoyRunner:
         if request.behaviour is not None:
             key = f"try{next(self.requests)}"
             headers[BEHAVIOUR_HEADER] = ";".join(
-                [key, str(request.behaviour.delay), *map(str, request.behaviour.failures)])
+                [key, str(request.behaviour.delay),
+                 "" if request.behaviour.failure_delay is None else str(request.behaviour.failure_delay),
+                 *map(str, request.behaviour.failures)])
         # a gateway's client connects from its own address (AccessPolicy ipBlocks), which only
         # an address on loopback can be here: a case from elsewhere is not sent
         source = None
