@@ -329,3 +329,19 @@ def test_gateway_api_writes_parent_refs_by_section_name_and_port(tmp_path: Path)
     for sent in EXPECTED:
         assert gateway_api_decides(edge_gateway, routes, sent) == \
             gateway_api_evaluator(evaluate(graph, EDGE, sent)), sent
+
+
+def test_istio_reports_the_merge_per_https_listener(tmp_path: Path) -> None:
+    """An https Server has a route table of its own (pilot gatewayRDSRouteName:
+    `https.<port>.<portName>.<gateway>.<namespace>`): the broader Route meets the shop listener's
+    host there (MESH470), while on the wildcard listener's table the two Routes keep virtual
+    hosts of their own and nothing is reported for it."""
+    tls = {"mode": "terminate", "certificate": "cert"}
+    listeners = [{"name": "shop", "port": 443, "protocol": "https", "hosts": ["shop.example.com"], "tls": tls},
+                 {"name": "rest", "port": 443, "protocol": "https", "hosts": ["*.example.com"], "tls": tls}]
+    routes = [route("shop", [{"to": [{"service": "api", "version": "v3"}]}], gateway="edge", hosts=["shop.example.com"]),
+              route("everything", [{"to": [{"service": "api", "version": "v1"}]}], gateway="edge",
+                    hosts=["*.example.com"])]
+    _, _, report = kubernetes_objects(tmp_path, "istio", listeners, routes)
+    assert [(d.code.code, d.message.split(" of Gateway")[0]) for d in report.diagnostics] == [
+        ("MESH470", "Route shop/everything's host '*.example.com' meets listener 'shop'")]
