@@ -188,7 +188,7 @@ IMPORT_NOT_IMPORTED = _code(
     "MESH060", "import-not-imported", "warning", "Part of an imported object has no meshc equivalent.",
     """`meshc import` carries every field it can into an intent and reports every other one where
     it stands in the input, so nothing is dropped silently: a header value with Envoy's `%...%`
-    operators, a match on source labels, a RequestAuthentication, a namespace-wide policy. The
+    operators, a match on source labels, a jwtRule without keys, a namespace-wide policy. The
     intents are written without it; decide whether the mesh needs it (docs/cli.md lists what maps to what).""",
 )
 IMPORT_UNKNOWN_KIND = _code(

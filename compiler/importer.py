@@ -564,7 +564,43 @@ class Importer:
         return rule
 
     def request_authentication(self, source: Source) -> None:
-        self.drop(source, ("spec",), "meshc does not validate end-user JWTs; the RequestAuthentication is not imported")
+        """A RequestAuthentication of one service: its jwtRules as the Service's `jwt` providers
+        (docs/intents.md, End-user authentication, which is what Istio's mean): issuer,
+        audiences, jwksUri or jwks, fromHeaders, fromParams, forwardOriginalToken."""
+        if source.peek("spec", "selector", "matchLabels") is None:
+            self.drop(source, ("spec",), "a RequestAuthentication without a selector: meshc's jwt providers belong "
+                      "to one Service or Gateway")
+            return
+        service = self.selected_service(source, ("spec", "selector", "matchLabels"))
+        if service is None:
+            source.taken.add(("spec",))
+            return
+        rules = source.items("spec", "jwtRules")
+        for index, _ in rules:
+            at = ("spec", "jwtRules", index)
+            uri, inline = source.peek(*at, "jwksUri"), source.peek(*at, "jwks")
+            if uri is None and inline is None:
+                self.drop(source, at, "neither jwksUri nor jwks: Istio finds the keys by the issuer's OpenID Connect "
+                          "discovery, which meshc does not; write `jwks` on the Service's provider")
+                continue
+            provider: dict[str, Any] = {"name": source.name if len(rules) == 1 else f"{source.name}-{index + 1}",
+                                        "issuer": source.get(*at, "issuer")}
+            audiences = source.get(*at, "audiences")
+            if isinstance(audiences, list) and audiences:
+                provider["audiences"] = audiences
+            provider["jwks"] = {"uri": source.get(*at, "jwksUri")} if uri is not None else \
+                {"inline": source.get(*at, "jwks")}
+            headers = [{"name": source.get(*at, "fromHeaders", h, "name"),
+                        **({"prefix": source.get(*at, "fromHeaders", h, "prefix")}
+                           if source.peek(*at, "fromHeaders", h, "prefix") is not None else {})}
+                       for h, _ in source.items(*at, "fromHeaders")]
+            params = source.get(*at, "fromParams")
+            if headers or params:
+                provider["from"] = {"headers": headers, "params": params if isinstance(params, list) else []}
+            if source.get(*at, "forwardOriginalToken") is True:
+                provider["forward"] = True
+            service.body.setdefault("jwt", []).append(provider)
+        service.sources.append(source)
 
     def sidecar(self, source: Source) -> None:
         labels = source.get("spec", "workloadSelector", "labels")

@@ -21,6 +21,7 @@ from compiler.importer import import_texts, read_inputs, render_intents
 from compiler.yamlload import load_documents
 from tests.istio_reference import Outcome
 from tests.istio_reference import decide as istio_decide
+from tests.jwt_tokens import Issuer
 
 SAMPLES = Path(__file__).parent / "fixtures" / "istio-samples"
 runner = CliRunner()
@@ -124,7 +125,7 @@ def test_security_objects(tmp_path: Path) -> None:
         "security-v1-AuthorizationPolicy.yaml:23:4: warning[MESH060]",  # `when`
         "security-v1-AuthorizationPolicy.yaml:9:6: warning[MESH060]",  # the version label of the selector
         "security-v1-PeerAuthentication.yaml:12:3: warning[MESH060]",  # portLevelMtls
-        "security-v1-RequestAuthentication.yaml:5:1: warning[MESH060]",  # no JWT in meshc
+        "security-v1-RequestAuthentication.yaml:11:5: warning[MESH060]",  # no jwksUri nor jwks: OIDC discovery
     ):
         assert expected in output
 
@@ -475,3 +476,66 @@ def test_gateway_api_header_filters_and_mirrors_round_trip(tmp_path: Path) -> No
     routes = graph.routes_for(Key("default", "reviews"))
     assert routes
     assert evaluator_decides(rule_decision(graph, routes, request, 9080)) == expected
+
+
+PARTNER_JWKS = Issuer("partner@example.test").jwks
+REQUEST_AUTHENTICATION = """\
+apiVersion: v1
+kind: Service
+metadata: {name: orders, namespace: shop}
+spec:
+  selector: {app: orders}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: orders-jwt, namespace: shop}
+spec:
+  selector:
+    matchLabels: {app: orders}
+  jwtRules:
+  - issuer: https://auth.example.com
+    jwksUri: https://auth.example.com/.well-known/jwks.json
+    audiences: [orders]
+    forwardOriginalToken: true
+  - issuer: partner@example.test
+    jwks: 'PARTNER_JWKS'
+    fromHeaders: [{name: x-partner-token, prefix: "Token "}]
+    fromParams: [partner_token]
+    outputPayloadToHeader: x-jwt-payload
+""".replace("PARTNER_JWKS", PARTNER_JWKS)
+
+
+def test_request_authentication_becomes_the_services_jwt_providers(tmp_path: Path) -> None:
+    """Istio RequestAuthentication jwtRules (issuer, audiences, jwksUri or jwks, fromHeaders
+    with their prefix, fromParams, forwardOriginalToken) are the Service's `jwt` providers;
+    what meshc has no field for is reported where it is (outputPayloadToHeader), and the
+    imported mesh, built for Istio, writes the same rules back."""
+    import yaml
+
+    from compiler.build import emit
+
+    report = Report()
+    intents = import_texts({"orders.yaml": REQUEST_AUTHENTICATION}, report)
+    [orders] = [i for i in intents if i.kind == "Service"]
+    assert orders.body["jwt"] == [
+        {"name": "orders-jwt-1", "issuer": "https://auth.example.com", "audiences": ["orders"],
+         "jwks": {"uri": "https://auth.example.com/.well-known/jwks.json"}, "forward": True},
+        {"name": "orders-jwt-2", "issuer": "partner@example.test", "jwks": {"inline": PARTNER_JWKS},
+         "from": {"headers": [{"name": "x-partner-token", "prefix": "Token "}], "params": ["partner_token"]}}]
+    [left] = [d for d in report.diagnostics if d.code.code == "MESH060"]
+    assert "outputPayloadToHeader" in left.message and left.location.line == 23
+    root = tmp_path / "mesh"
+    for path, text in render_intents(intents).items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    compiled = compile_mesh(root)
+    assert compiled.graph is not None
+    written = [d for a in emit(compiled.graph, Report(), ["kubernetes"]) if a.path.endswith(".yaml")
+               for d in yaml.safe_load_all(a.content) if d and d.get("kind") == "RequestAuthentication"]
+    [back] = written
+    [original] = [d.data for d in load_documents(REQUEST_AUTHENTICATION) if d.data["kind"] == "RequestAuthentication"]
+    imported = [{k: v for k, v in rule.items() if k != "outputPayloadToHeader"} for rule in original["spec"]["jwtRules"]]
+    # the rules as written, with the token locations meshc always writes out (Istio's defaults)
+    assert [{k: v for k, v in rule.items() if k in imported[i]} for i, rule in enumerate(back["spec"]["jwtRules"])] \
+        == imported
