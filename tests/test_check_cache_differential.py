@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import compiler.cache
 from compiler.cli import main
-from tests.conftest import BOOKINFO, copy_mesh, example_files
+from tests.conftest import BOOKINFO, EXAMPLES, copy_mesh, example_files
 
 runner = CliRunner()
 
@@ -30,8 +30,8 @@ def _check(root: Path, *extra: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def _edit(root: Path, action: str, pick: int) -> None:
-    """One edit of the mesh at root; `pick` chooses the file and the value."""
+def _edit(root: Path, action: str, pick: int, base: Path = BOOKINFO) -> None:
+    """One edit of the mesh at root (a copy of `base`); `pick` chooses the file and the value."""
     files = sorted(p for p in root.rglob("*.yaml") if "tests" not in p.parts)
     added = [p for p in files if p.name.startswith("added-")]  # where the diagnostics are, often
     target = added[pick % len(added)] if added and pick % 2 else files[pick % len(files)]
@@ -51,9 +51,9 @@ def _edit(root: Path, action: str, pick: int) -> None:
     elif action == "rename":
         target.rename(target.with_name(f"renamed-{pick}-{target.name}"))
     elif action == "restore":  # an original file comes back, or back to its original text
-        original = [p for p in example_files(BOOKINFO) if "tests" not in p.relative_to(BOOKINFO).parts]
+        original = [p for p in example_files(base) if "tests" not in p.relative_to(base).parts]
         source = original[pick % len(original)]
-        restored = root / source.relative_to(BOOKINFO)
+        restored = root / source.relative_to(base)
         restored.parent.mkdir(parents=True, exist_ok=True)
         restored.write_bytes(source.read_bytes())
     elif action == "admit":  # an AccessPolicy admits another caller, or one more than exists
@@ -105,3 +105,26 @@ def _build(root: Path, out: Path, *extra: str) -> tuple[int, str, dict[str, byte
     assert result.exit_code in (0, 1), result.output
     files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     return result.exit_code, result.output.replace(str(out), "OUT"), files
+
+
+MULTICLUSTER = EXAMPLES / "multicluster-shop"
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.sampled_from(["retime", "shift", "invalid", "delete", "restore"]),
+                                st.integers(min_value=0, max_value=1000)), min_size=1, max_size=6))
+# an overlay edited, broken, moved and deleted, then a base service and the Mesh edited
+@example(edits=[("retime", 2), ("invalid", 3), ("shift", 3), ("delete", 3), ("retime", 8), ("retime", 6)])
+def test_cached_check_of_a_mesh_with_environments_equals_uncached(edits: list[tuple[str, int]],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same over examples/multicluster-shop, checked in its three environments: edits reach
+    base files and environments' overlay files (a cached file an overlay touches is loaded
+    again; an environment's checks are not kept)."""
+    with tempfile.TemporaryDirectory(prefix="meshc-differential-") as scratch:
+        monkeypatch.setenv(compiler.cache.ENVIRONMENT, str(Path(scratch) / "cache"))
+        root = copy_mesh(MULTICLUSTER, Path(scratch) / "mesh")
+        assert _check(root) == _check(root, "--no-cache")
+        for action, pick in edits:
+            _edit(root, action, pick, MULTICLUSTER)
+            assert _check(root) == _check(root, "--no-cache"), (action, pick)
+            assert _check(root) == _check(root, "--no-cache"), (action, pick)
