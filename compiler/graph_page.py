@@ -22,6 +22,7 @@ from compiler import __version__
 from compiler.artifact import Artifact, gateway_workload, platform_workload, service_workload
 from compiler.build import Compiled, emit
 from compiler.diagnostics import Diagnostic, Location
+from compiler.evaluate import failover_tiers
 from compiler.graph import Key, MeshGraph, Principal, RouteNode, ServiceNode
 from compiler.loader import Origin
 from compiler.model import HTTP_PROTOCOLS
@@ -52,6 +53,29 @@ def platform_group(platform: str) -> str:
 
 
 EXTERNAL_GROUP = "external-group"
+
+
+def placement_nodes(service: ServiceNode) -> list[tuple[str, str]]:
+    """(platform, node id) of each place a service runs: one node on one platform; a service
+    with several placements is drawn on each of them, `service:<key>@<platform>`."""
+    if not service.placed:
+        return [(service.platform.name, service_workload(service.key))]
+    return [(p.platform.name, f"{service_workload(service.key)}@{p.platform.name}") for p in service.placements]
+
+
+def reached_nodes(graph: MeshGraph, caller_platform: str, callee: ServiceNode) -> list[tuple[str, int | None]]:
+    """The nodes of `callee` a caller on `caller_platform` sends to, with their failover tier
+    (compiler.evaluate.failover_tiers; None for a service on one platform)."""
+    if not callee.placed:
+        return [(service_workload(callee.key), None)]
+    ids = dict(placement_nodes(callee))
+    return [(ids[r.placement.platform.name], tier)
+            for tier, reached in enumerate(failover_tiers(graph.platforms[caller_platform], callee))
+            for r in reached]
+
+
+def _edge_name(node_id: str) -> str:
+    return node_id.split(":", 1)[1]
 
 
 def _transport(mtls: str) -> str:
@@ -148,27 +172,33 @@ def page_data(graph: MeshGraph, diagnostics: list[Diagnostic], artifacts: list[A
                                   "artifacts": []})
         return inner
 
-    def base(node_id: str, kind: str, key: Key, origin: Origin, parent: str) -> dict:
+    def base(node_id: str, kind: str, key: Key, origin: Origin, parent: str, located: bool = True) -> dict:
         location = at(origin, "name")
-        places.document(origin, node_id)
+        if located:
+            places.document(origin, node_id)
         return {"id": node_id, "kind": kind, "name": key.name, "namespace": key.namespace, "parent": parent,
                 "source": f"{location.file}:{location.line}", "diagnostics": [], "details": {}}
 
     for service in graph.services.values():
-        node = base(service_workload(service.key), "service", service.key, service.origin,
-                    group(service.platform.name, service.namespace))
-        node["details"] = {
-            "platform": service.platform.name,
-            "mtls": service.mtls,
-            "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in service.spec.ports],
-            "versions": sorted(service.spec.versions),
-            "routes": [_route(route) for route in graph.routes_for(service.key)],
-            "policies": _policies(graph, service),
-            "calls": [str(k) for k in service.calls],
-            "callers": [str(k) for k in graph.callers.get(service.key, ())],
-            "artifacts": gets[service_workload(service.key)],
-        }
-        nodes.append(node)
+        for index, (platform, node_id) in enumerate(placement_nodes(service)):
+            node = base(node_id, "service", service.key, service.origin, group(platform, service.namespace),
+                        located=index == 0)  # the document's diagnostics show on its first node
+            node["details"] = {
+                "platform": platform,
+                "mtls": service.mtls,
+                "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in service.spec.ports],
+                "versions": sorted(service.spec.versions),
+                "routes": [_route(route) for route in graph.routes_for(service.key)],
+                "policies": _policies(graph, service),
+                "calls": [str(k) for k in service.calls],
+                "callers": [str(k) for k in graph.callers.get(service.key, ())],
+                "artifacts": gets[service_workload(service.key)],
+            }
+            if service.placed:
+                placement = service.placements[index]
+                node["details"]["placement"] = {"platforms": [p.platform.name for p in service.placements],
+                                                "priority": placement.priority, "weight": placement.weight}
+            nodes.append(node)
     for gateway in graph.gateways.values():
         node = base(gateway_workload(gateway.key), "gateway", gateway.key, gateway.origin,
                     group(gateway.platform.name, gateway.key.namespace))
@@ -195,13 +225,10 @@ def page_data(graph: MeshGraph, diagnostics: list[Diagnostic], artifacts: list[A
 
     for service in graph.services.values():
         for index, callee_key in enumerate(service.calls):
-            edge_id = f"call:{service.key}->{callee_key}"
-            places.field(service.origin, ("calls", index), edge_id)
             callee = graph.services.get(callee_key)
             if callee is not None:
                 why = denial(graph, callee, service.key)
                 transport = _transport(callee.mtls)
-                target = service_workload(callee_key)
                 protocols = {p.protocol for p in callee.spec.ports}
             else:
                 external = graph.externals[callee_key]
@@ -210,8 +237,19 @@ def page_data(graph: MeshGraph, diagnostics: list[Diagnostic], artifacts: list[A
                 originates = all(external.spec.origination(p) is not None or p.protocol == "tls"
                                  for p in external.spec.ports)
                 transport = "tls" if originates else "plaintext"
-                target = external_id(callee_key)
-            edges.append(_edge(edge_id, service_workload(service.key), target, "call", protocols, why, transport))
+            located = False
+            for platform, source in placement_nodes(service):
+                targets = reached_nodes(graph, platform, callee) if callee is not None \
+                    else [(external_id(callee_key), None)]
+                for target, tier in targets:
+                    edge_id = f"call:{_edge_name(source)}->{_edge_name(target)}"
+                    if not located:  # the call's line shows on its first edge
+                        places.field(service.origin, ("calls", index), edge_id)
+                        located = True
+                    edge = _edge(edge_id, source, target, "call", protocols, why, transport)
+                    if tier is not None:
+                        edge["tier"] = tier
+                    edges.append(edge)
     for gateway_key, routes in graph.gateway_routes.items():
         destinations: dict[Key, list[tuple[RouteNode, int, int, int]]] = defaultdict(list)
         for route in routes:
@@ -222,20 +260,30 @@ def page_data(graph: MeshGraph, diagnostics: list[Diagnostic], artifacts: list[A
             callee = graph.services.get(callee_key)
             if callee is None:
                 continue
-            edge_id = f"route:{gateway_key}->{callee_key}"
-            for route, rule_index, index, _ in uses:
-                places.field(route.origin, ("rules", rule_index, "to", index), edge_id)
             protocols = {p.protocol for _, _, _, number in uses for p in callee.spec.ports if p.port == number}
-            edge = _edge(edge_id, gateway_workload(gateway_key), service_workload(callee_key), "route",
-                         protocols or {p.protocol for p in callee.spec.ports},
-                         denial(graph, callee, gateway_key, is_gateway=True), _transport(callee.mtls))
-            edge["routes"] = sorted({str(route.key) for route, *_ in uses})
-            edges.append(edge)
+            why = denial(graph, callee, gateway_key, is_gateway=True)
+            gateway_platform = graph.gateways[gateway_key].platform.name
+            for position, (target, tier) in enumerate(reached_nodes(graph, gateway_platform, callee)):
+                edge_id = f"route:{gateway_key}->{_edge_name(target)}"
+                if position == 0:  # the destinations' lines show on the first edge
+                    for route, rule_index, index, _ in uses:
+                        places.field(route.origin, ("rules", rule_index, "to", index), edge_id)
+                edge = _edge(edge_id, gateway_workload(gateway_key), target, "route",
+                             protocols or {p.protocol for p in callee.spec.ports}, why, _transport(callee.mtls))
+                edge["routes"] = sorted({str(route.key) for route, *_ in uses})
+                if tier is not None:
+                    edge["tier"] = tier
+                edges.append(edge)
+    def service_node(key: Key) -> str:
+        """The node a service's Routes and policies show their diagnostics on: its first."""
+        service = graph.services.get(key)
+        return placement_nodes(service)[0][1] if service is not None else service_workload(key)
+
     for route in graph.routes.values():
         kind, attached = route.attachment()
-        places.document(route.origin, service_workload(attached) if kind == "service" else gateway_workload(attached))
+        places.document(route.origin, service_node(attached) if kind == "service" else gateway_workload(attached))
     for policy in graph.access_policies.values():
-        places.document(policy.origin, service_workload(policy.service) if policy.service is not None
+        places.document(policy.origin, service_node(policy.service) if policy.service is not None
                         else gateway_workload(policy.gateway) if policy.gateway is not None else None)
     for cel_policy in graph.policies.values():
         places.document(cel_policy.origin, None)

@@ -252,3 +252,40 @@ def test_the_diff_comment_diagram_parses_with_mermaid(browser, tmp_path) -> None
     assert rendered.count('class="node ') >= 2
     page.close()
 
+
+
+def test_a_placed_service_is_drawn_in_each_platform(browser, artifacts, tmp_path, capsys) -> None:
+    """examples/multicluster-shop: a service placed on several platforms is one node in each
+    platform's group (not only its first), and a caller's edges reach each placement its
+    platform sends to (compiler.evaluate.failover_tiers)."""
+    from compiler.evaluate import failover_tiers
+
+    root = EXAMPLES / "multicluster-shop"
+    graph = linked(root)
+    path = graph_page(root, tmp_path / "multicluster-shop.html")
+    page = Page(browser, path)
+
+    def places(service) -> list:
+        return [p.platform for p in service.placements] if service.placed else [service.platform]
+
+    def reached(caller_platform, callee) -> int:
+        return sum(len(tier) for tier in failover_tiers(caller_platform, callee)) if callee.placed else 1
+
+    nodes = sum(len(places(s)) for s in graph.services.values()) + len(graph.gateways) + len(graph.externals)
+    calls = sum(reached(platform, graph.services[c]) if c in graph.services else 1
+                for s in graph.services.values() for platform in places(s) for c in s.calls)
+    ingress = {(key, target.service) for key, routes in graph.gateway_routes.items() for route in routes
+               for rule in route.rules for target in rule.destinations if target.service in graph.services}
+    edges = calls + sum(reached(graph.gateways[key].platform, graph.services[callee]) for key, callee in ingress)
+    assert page.counts() == {"nodes": nodes, "edges": edges, "denied": 0}
+    placed = [s for s in graph.services.values() if s.placed]
+    assert placed
+    for service in placed:
+        for platform in places(service):
+            node_id = f"{service_workload(service.key)}@{platform.name}"
+            assert page.page.evaluate("id => window.meshcGraph.cy.getElementById(id).parent().id()",
+                                      node_id) == f"namespace:{platform.name}/{service.namespace}"
+        page.click_node(f"{service_workload(service.key)}@{places(service)[-1].name}")
+        assert page.page.inner_text("#details-title") == f"service {service.key}"
+    page.screenshot(artifacts, "graph-multicluster-shop", capsys)
+    page.assert_clean(path)

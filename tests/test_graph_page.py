@@ -115,3 +115,34 @@ def test_the_assets_ship_as_package_data(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     shipped = {p.name for p in (tmp_path / "lib" / "compiler" / "assets").iterdir()}
     assert {*ASSETS, "graph-page.html", "README.md", "LICENSE.cytoscape", "LICENSE.dagre"} <= shipped
+
+
+def test_a_placed_service_is_drawn_on_each_of_its_platforms() -> None:
+    """examples/multicluster-shop: catalog runs on east, west and the legacy VMs; frontend on
+    east and west calls it. Each placement is a node in its platform's group, and each of
+    frontend's nodes has an edge to every placement its platform reaches, with the failover
+    tier the evaluator gives it (compiler.evaluate.failover_tiers)."""
+    from compiler.evaluate import failover_tiers
+    from compiler.graph import Key
+
+    root = REPO / "examples" / "multicluster-shop"
+    compiled = compile_mesh(root, skip_dirs=(root / "build",))
+    graph = compiled.graph
+    data = page_data(graph, compiled.report.sorted(), emit(graph, compiled.report))
+    nodes = {n["id"]: n for n in data["nodes"]}
+    catalog, frontend = (graph.services[Key("shop", name)] for name in ("catalog", "frontend"))
+    for service in (catalog, frontend):
+        for placement in service.placements:
+            node = nodes[f"service:{service.key}@{placement.platform.name}"]
+            assert node["parent"] == f"namespace:{placement.platform.name}/shop"
+            assert node["details"]["platform"] == placement.platform.name
+            assert node["details"]["placement"]["platforms"] == [p.platform.name for p in service.placements]
+    assert f"service:{catalog.key}" not in nodes  # no node of no platform
+    edges = {(e["source"], e["target"]): e.get("tier") for e in data["edges"]}
+    for placement in frontend.placements:
+        source = f"service:{frontend.key}@{placement.platform.name}"
+        drawn = {target.rsplit("@", 1)[1]: tier for (s, target), tier in edges.items()
+                 if s == source and target.startswith(f"service:{catalog.key}@")}
+        tiers = failover_tiers(placement.platform, catalog)
+        assert drawn == {r.placement.platform.name: tier for tier, reached in enumerate(tiers) for r in reached}
+        assert len(drawn) >= 2
