@@ -374,6 +374,12 @@ def plan_incremental(root, since: str, head: MeshGraph, head_ref: str | None, ou
             if version is not None:
                 versions.append((version[0], version[1]))
                 touched.add(version[2])
+    if environment is not None:
+        # an artifact names the overlay files of its base files (compiler.build.with_overlay_sources):
+        # where a changed overlay file changes a base file's documents, even to equal values, its
+        # artifacts name a changed file
+        for table in (base.sources, head.sources):
+            touched |= {file for file, files in table.overlay_files().items() if files & changed}
     workloads = rebuilt_workloads(previous.artifacts, touched, versions, namespace, head)
     if workloads is EVERYTHING:
         return IncrementalPlan(built_from, tuple(sorted(changed)), EVERYTHING, ())

@@ -8,6 +8,7 @@ the output directory) so that the CLI only parses options and prints.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass
@@ -229,7 +230,15 @@ def emit(graph: MeshGraph, report: Report, targets: list[str] | None = None,
 
     checks = {name: getattr(load_target(name), "patch_problem", None) for name in names}
     artifacts = apply_patches(graph, artifacts, report, checks, workloads)  # last, on every target's data
+    if graph.sources.environment is not None:
+        artifacts = with_overlay_sources(artifacts, graph)
     return sorted(artifacts, key=lambda a: a.path)
+
+
+def with_overlay_sources(artifacts: list[Artifact], graph: MeshGraph) -> list[Artifact]:
+    """In an environment, an artifact compiled from a base file was compiled from the overlay
+    files that changed that file's documents too: its `sources` name them."""
+    return [dataclasses.replace(a, sources=graph.sources.with_overlays(a.sources)) for a in artifacts]
 
 
 def _report_output_budget(artifacts: list[tuple[tuple[str, ...], int]], size: int, graph: MeshGraph,

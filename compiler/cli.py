@@ -356,23 +356,24 @@ def _known_targets(targets: tuple[str, ...]) -> None:
 @click.option("--build-check", is_flag=True,
               help=f"Also compare each mesh's output directory (MESH/{DEFAULT_OUTPUT}) with what a build would "
                    "write, as `meshc build --check` does, from the same compile.")
+@_ENVIRONMENTS
 @_common
 @_NO_CACHE
-def check_files(files: tuple[str, ...], build_check: bool, ref: str | None, fmt: str, quiet: bool, color: str,
-                fail_on: Severity, no_cache: bool) -> None:
+def check_files(files: tuple[str, ...], build_check: bool, environments: tuple[str, ...], ref: str | None, fmt: str,
+                quiet: bool, color: str, fail_on: Severity, no_cache: bool) -> None:
     """Check each mesh that the FILEs belong to, once (the pre-commit hooks `meshc-check` and
     `meshc-check-and-build-check`).
 
     FILE is an intent file, typically a staged one (default: none, nothing is checked). A file
     belongs to the mesh of its nearest ancestor directory holding mesh.yaml; files outside every
-    mesh are ignored.
+    mesh are ignored. A mesh with environments is checked in each of them (or each --env).
     """
     roots = {root for root in map(_mesh_root_of, files) if root is not None}
     failed = False
     for root in sorted(roots):
         display = Path(os.path.relpath(root))
         out_dir = display / DEFAULT_OUTPUT if build_check else None
-        compiled = _checked(display, ref, no_cache, compare_with=out_dir)
+        compiled = _checked(display, ref, no_cache, compare_with=out_dir, environments=environments)
         _print_report(compiled, fmt, quiet, color, display)
         failed |= compiled.report.fails(fail_on)
         if out_dir is not None and compiled.drift is not None:
@@ -394,16 +395,21 @@ def _mesh_root_of(file: str) -> Path | None:
 @click.argument("paths", nargs=-1, metavar="[PATH]...", type=click.Path())
 @click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 when a file is not formatted.")
 @click.option("--diff", "show_diff", is_flag=True, help="Change nothing; print what formatting would change.")
-def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
+@click.option("--env", "environments", multiple=True, metavar="ENV",
+              help="A mesh root with environments: the overlay files of this environment only (repeatable; "
+                   "default: every environment's).")
+def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool, environments: tuple[str, ...]) -> None:
     """Lay intent files out canonically (the pre-commit hook `meshc-fmt` runs it with --check).
 
-    Each PATH is a mesh root (every intent file `meshc check` reads) or a file; a file outside every
-    mesh (no mesh.yaml above it) is skipped (default: the current directory).
+    Each PATH is a mesh root (every intent file `meshc check` reads, the environments' overlay
+    files included) or a file; a file outside every mesh (no mesh.yaml above it) is skipped
+    (default: the current directory).
     """
     import difflib
 
     from compiler import codes
     from compiler.diagnostics import Location, Report
+    from compiler.envbuild import UnknownEnvironment
     from compiler.fixes import replace_file
     from compiler.fmt import FormatProblem, format_text, mesh_files
     from compiler.loader import SourceTable
@@ -412,7 +418,10 @@ def fmt_command(paths: tuple[str, ...], check_only: bool, show_diff: bool) -> No
     files: list[Path] = []
     for name in paths or (".",):
         if Path(name).is_dir():
-            listed = mesh_files(Path(name))
+            try:
+                listed = mesh_files(Path(name), environments)
+            except UnknownEnvironment as error:
+                raise click.UsageError(f"--env: {error}") from None
             if listed is None:
                 raise click.UsageError(f"{name} is not a mesh root (it holds no mesh.yaml)")
             files.extend(listed)
@@ -583,7 +592,9 @@ def _intent_links(root: Path, link_base: str | None):
 @click.option("--format", "fmt", type=click.Choice(("dot", "mermaid", "json", "html")), default="dot",
               show_default=True, help="html: one self-contained interactive page (no network needed).")
 @click.option("--ref", "ref", default=None, metavar="REV", help="Read the intents from a git revision.")
-def graph(path: str, fmt: str, ref: str | None) -> None:
+@click.option("--env", "environment", default=None, metavar="ENV",
+              help="A mesh with environments: the graph of this environment (default: the base, no overlay).")
+def graph(path: str, fmt: str, ref: str | None, environment: str | None) -> None:
     """Print the linked graph: services, calls, routes, gateways, policies.
 
     PATH is the mesh root, the directory holding mesh.yaml (default: the current directory).
@@ -592,21 +603,36 @@ def graph(path: str, fmt: str, ref: str | None) -> None:
     from compiler.graphviz import EXPORTERS
 
     root = _root(path)
+    _declared_environment(root, ref, environment)
     if fmt == "html":
-        click.echo(_graph_page(root, ref), nl=False)
+        click.echo(_graph_page(root, ref, environment), nl=False)
         return
-    compiled = compile_mesh(root, ref=ref, analyse=False)
+    compiled = compile_mesh(root, ref=ref, analyse=False, environment=environment)
     if compiled.graph is None or not compiled.loaded_clean:  # a graph with intents left out is no answer
         _print_report(compiled, "text", False, "auto", root)
         sys.exit(EXIT_FAIL)
     click.echo(EXPORTERS[fmt](compiled.graph), nl=False)
 
 
-def _graph_page(root: Path, ref: str | None) -> str:
+def _declared_environment(root: Path, ref: str | None, environment: str | None) -> None:
+    """A usage error unless `environment` is unset or one the mesh declares."""
+    if environment is None:
+        return
+    from compiler.envbuild import UnknownEnvironment, chosen_environments, mesh_source
+    from compiler.loader import declared_environments
+
+    source = mesh_source(root, ref, (root / DEFAULT_OUTPUT,))
+    try:
+        chosen_environments(declared_environments(source) if source is not None else None, (environment,))
+    except UnknownEnvironment as error:
+        raise click.UsageError(f"--env: {error}") from None
+
+
+def _graph_page(root: Path, ref: str | None, environment: str | None = None) -> str:
     from compiler.build import compile_mesh
     from compiler.graph_page import mesh_page
 
-    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False)
+    compiled = compile_mesh(root, ref=ref, skip_dirs=(root / DEFAULT_OUTPUT,), finish=False, environment=environment)
     if compiled.graph is None or not compiled.loaded_clean:
         _print_report(compiled, "text", False, "auto", root)
         sys.exit(EXIT_FAIL)

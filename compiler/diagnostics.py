@@ -117,6 +117,8 @@ class Diagnostic:
     related: tuple[Related, ...] = ()
     hint: str | None = None
     fix: Rename | None = None
+    # a mesh with environments: the environments it was found in (the text prefixes the message)
+    environments: tuple[str, ...] = ()
 
     def sort_key(self) -> tuple:
         where = self.location or Location("", 0, 0)

@@ -71,7 +71,8 @@ def labelled(reports: list[tuple[str, Report]]) -> Report:
                 names.append(environment)
     for diagnostic, names in found.values():
         labelled_message = f"[{', '.join(names)}] {diagnostic.message}"
-        combined.diagnostics.append(dataclasses.replace(diagnostic, message=labelled_message))
+        combined.diagnostics.append(dataclasses.replace(diagnostic, message=labelled_message,
+                                                        environments=tuple(names)))
     return combined
 
 

@@ -90,6 +90,19 @@ class MergedDocument:
         return located.line, located.column
 
 
+def overlay_files(documents: Iterator[tuple[tuple[str, int], object]]) -> dict[str, frozenset[str]]:
+    """Each base file of an environment's merged documents -> the overlay files that set or
+    deleted a value of one of them: what an artifact compiled from the base file was compiled
+    from too (its `sources`)."""
+    found: dict[str, set[str]] = {}
+    for (file, _), document in documents:
+        if isinstance(document, MergedDocument):
+            layers = {layer.file for chain in document.chains.values() for layer in chain}
+            layers |= {deletion.by.file for deletion in document.deleted.values()}
+            found.setdefault(file, set()).update(layers - {file})
+    return {file: frozenset(files) for file, files in found.items() if files}
+
+
 # --------------------------------------------------------------------------------------------
 # Which lists merge item by item
 

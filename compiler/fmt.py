@@ -442,10 +442,18 @@ def _flow_text(data: Any) -> str:
     return _scalar_text(data)
 
 
-def mesh_files(root: Path) -> list[Path] | None:
-    """Every intent file `meshc check` reads under the mesh root, or None without mesh.yaml."""
+def mesh_files(root: Path, environments: tuple[str, ...] | None = None) -> list[Path] | None:
+    """Every intent file `meshc check` reads under the mesh root: the base's and the overlay
+    files of `environments` (default: every environment the mesh declares); None without
+    mesh.yaml. Raises compiler.envbuild.UnknownEnvironment for an undeclared one."""
+    from compiler.envbuild import chosen_environments
+    from compiler.loader import declared_environments
+
     if not (root / MESH_FILE).is_file():
         return None
-    loaded = load(WorktreeSource(root), Report())
-    listed = set(loaded.sources.texts) | set(loaded.sources.blob_ids)
+    source = WorktreeSource(root)
+    listed: set[str] = set()
+    for environment in [None, *chosen_environments(declared_environments(source), environments or ())]:
+        loaded = load(source, Report(), environment=environment)
+        listed |= set(loaded.sources.texts) | set(loaded.sources.blob_ids)
     return [root / name for name in sorted(listed)]

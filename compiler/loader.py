@@ -12,14 +12,14 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from compiler import DEFAULT_OUTPUT, MANIFEST, codes
 from compiler.diagnostics import Location, Rename, Report
-from compiler.environments import PATCH, MergedDocument, Overlays
+from compiler.environments import PATCH, MergedDocument, Overlays, overlay_files
 
 if TYPE_CHECKING:
     from compiler.yamlload import YamlDocument
@@ -93,6 +93,18 @@ class SourceTable:
         if found is not None:
             return Location(origin.file, *found)
         return Location.deferred(origin.file, lambda: known.setdefault(where, document.locate(path, key=key)))
+
+    def overlay_files(self) -> dict[str, frozenset[str]]:
+        """In an environment: each base file -> the overlay files that changed its documents
+        (compiler.environments.overlay_files); empty outside one."""
+        if self.environment is None:
+            return {}
+        return overlay_files(iter(self.documents.items()))
+
+    def with_overlays(self, files: Collection[str]) -> tuple[str, ...]:
+        """`files`, sorted, with the overlay files that changed their documents."""
+        overlays = self.overlay_files()
+        return tuple(sorted({*files, *(o for f in files for o in overlays.get(f, ()))}))
 
     def line_text(self, location: Location) -> str | None:
         lines = self._lines.get(location.file)

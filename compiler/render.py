@@ -108,6 +108,8 @@ def render_json(diagnostics: list[Diagnostic], sources: SourceTable, **_: object
             "location": _location_json(d.location),
             "related": [{"message": r.message, "location": _location_json(r.location)} for r in d.related],
             "hint": d.hint,
+            # a mesh with environments: where it was found (the message starts with them too)
+            **({"environments": list(d.environments)} if d.environments else {}),
         }
         for d in diagnostics
     ]
@@ -139,6 +141,8 @@ def render_sarif(diagnostics: list[Diagnostic], sources: SourceTable, *, root: s
         }
         if d.location is not None:
             result["locations"] = [physical(d.location)]
+        if d.environments:  # SARIF 2.1.0 3.8, property bags: a tool's own properties of a result
+            result["properties"] = {"environments": list(d.environments)}
         if d.related:
             result["relatedLocations"] = [
                 {"id": i, "message": {"text": r.message}, **physical(r.location)} for i, r in enumerate(d.related)

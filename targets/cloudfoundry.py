@@ -228,7 +228,8 @@ def _application(graph: MeshGraph, service: ServiceNode, exposure: dict[Key, set
     app: dict = {
         "name": service.name,
         "metadata": {"annotations": {
-            SOURCE_ANNOTATION: source_list({service.origin.file, *exposure.get(service.key, ())}),
+            SOURCE_ANNOTATION: source_list(graph.sources.with_overlays({service.origin.file,
+                                                                        *exposure.get(service.key, ())})),
             SERVICE_ANNOTATION: str(service.key),
         }},
         "sidecars": [{

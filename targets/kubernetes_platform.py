@@ -1017,6 +1017,11 @@ class PlatformEmitter:
             if workloads is not None and workload not in workloads:
                 continue
             docs = ordered(build())
+            for doc in docs if self.graph.sources.environment is not None else ():
+                # in an environment, the overlay files that changed the documents it came from too
+                annotations = doc["metadata"]["annotations"]
+                annotations[SOURCE_ANNOTATION] = source_list(
+                    self.graph.sources.with_overlays(parse_source_list(annotations[SOURCE_ANNOTATION])))
             sources = sorted({source for doc in docs
                               for source in parse_source_list(doc["metadata"]["annotations"][SOURCE_ANNOTATION])})
             artifacts.append(Artifact(path, to_yaml_documents(docs), TARGET, workload, tuple(sources)))

@@ -70,7 +70,8 @@ def test_two_environments_compared_name_the_proxies_that_differ(tmp_path: Path) 
     assert meshc("diff", str(repo.root), "--env", "qa", "--env", "prod").exit_code == 2
 
 
-@pytest.mark.parametrize("change", ["base", "overlay", "other overlay", "added document"])
+@pytest.mark.parametrize("change", ["base", "overlay", "other overlay", "added document", "overlay of equal value",
+                                    "overlay removed"])
 def test_changed_since_equals_a_full_build(tmp_path: Path, change: str) -> None:
     repo = repository(tmp_path / "repo")
     out = tmp_path / "out"
@@ -81,6 +82,10 @@ def test_changed_since_equals_a_full_build(tmp_path: Path, change: str) -> None:
         repo.edit("environments/prod/api.yaml", "9443", "9444")
     elif change == "other overlay":
         repo.edit("environments/staging/api.yaml", "9091", "9092")
+    elif change == "overlay of equal value":  # the merged intents stay equal; the artifacts' sources do not
+        (repo.root / "environments/staging/mesh.yaml").write_text("kind: Mesh\nname: shop\nmtls: PERMISSIVE\n")
+    elif change == "overlay removed":
+        (repo.root / "environments/prod/api.yaml").unlink()
     else:
         (repo.root / "environments/prod/extra.yaml").write_text(
             "$patch: add\nkind: Service\nname: audit\nplatform: k8s\nports: [{name: http, port: 7070, protocol: http}]\n")
