@@ -26,6 +26,20 @@ def ports(min_size: int) -> st.SearchStrategy:
     return st.lists(item, min_size=min_size, max_size=4, unique_by=lambda p: p["name"])
 
 
+ENDPOINTS = st.lists(st.fixed_dictionaries({"address": st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3"])},
+                                           optional={"version": st.sampled_from(["v1", "v2"])}),
+                    max_size=3, unique_by=lambda e: e["address"])
+def placements(min_size: int) -> st.SearchStrategy:
+    item = st.fixed_dictionaries({"platform": st.sampled_from(["east", "west", "vms"])},
+                                 optional={"priority": st.integers(0, 9), "weight": st.integers(1, 100),
+                                           "endpoints": ENDPOINTS})
+    return st.lists(item, min_size=min_size, max_size=3, unique_by=lambda p: p["platform"])
+
+
+# keyed lists of the Service (docs/intents.md, Environments): field -> key, and their keyed sublists
+KEYED = {"ports": ("name", {}), "placements": ("platform", {"endpoints": ("address", {})})}
+
+
 def fields(min_ports: int) -> dict:
     """Optional Service fields, each always of one type (as the schema makes them)."""
     return {
@@ -38,13 +52,16 @@ def fields(min_ports: int) -> dict:
                 "attempts": st.integers(0, 5), "perTryTimeout": DURATIONS})}),
         "versions": st.dictionaries(st.sampled_from(["v1", "v2", "v3"]),
                                     st.fixed_dictionaries({}, optional={"labels": LABELS}), max_size=3),
+        "placements": placements(min_ports),
     }
 
 
 IDENTITY = {"kind": st.just("Service"), "name": st.just("api")}
+# a base has the keyed lists the overlays merge into (an overlay item the base's list lacks is
+# then MESH021, as docs/intents.md says; a list the base lacks altogether is set whole)
 BASES = st.fixed_dictionaries({"apiVersion": st.just("meshc/v1"), **IDENTITY, "platform": st.just("k8s"),
-                               "ports": ports(1)},
-                              optional={k: v for k, v in fields(1).items() if k != "ports"})
+                               "ports": ports(1), "placements": placements(1)},
+                              optional={k: v for k, v in fields(1).items() if k not in ("ports", "placements")})
 # overlays that set values only: no null, no $patch
 OVERLAYS = st.fixed_dictionaries(IDENTITY, optional=fields(0))
 
@@ -66,24 +83,32 @@ def test_applying_overlays_in_turn_equals_applying_their_merge(base: dict, first
     assert merge_data(merge_data(base, first), second) == merge_data(base, composed)
 
 
+def assert_set_wins(base: dict, overlay: dict, merged: dict, keyed: dict) -> None:
+    """What the overlay sets is in the merge, what it leaves is the base's, keyed lists merge
+    item by item on their key: the base's items, in order (an item the base lacks is MESH021
+    unless marked `$patch: add`, and is not merged)."""
+    for field, value in overlay.items():
+        if field in keyed and field in base:
+            key, inner = keyed[field]
+            before = [item[key] for item in base[field]]
+            assert [item[key] for item in merged[field]] == before
+            for item in value:
+                if item[key] in before:
+                    got = next(m for m in merged[field] if m[key] == item[key])
+                    was = next(b for b in base[field] if b[key] == item[key])
+                    assert_set_wins(was, item, got, inner)
+        elif isinstance(value, dict) and isinstance(base.get(field), dict):
+            assert all(k in merged[field] for k in value)
+        else:
+            assert merged[field] == value  # scalars, unkeyed lists and new fields are the overlay's
+    for field, value in base.items():
+        if field not in overlay:
+            assert merged[field] == value
+
+
 @given(BASES, OVERLAYS)
 def test_what_an_overlay_sets_wins_and_what_it_leaves_stays(base: dict, overlay: dict) -> None:
-    merged = merge_data(base, overlay)
-    for key, value in overlay.items():
-        if key == "ports":
-            names = [p["name"] for p in base["ports"]]
-            assert [p["name"] for p in merged["ports"]] == names  # keyed: the base's items, in order
-            for item in value:
-                if item["name"] in names:
-                    got = next(p for p in merged["ports"] if p["name"] == item["name"])
-                    assert all(got[k] == v for k, v in item.items())
-        elif isinstance(value, dict):
-            assert all(k in merged[key] for k in value)
-        else:
-            assert merged[key] == value  # scalars and unkeyed lists are replaced
-    for key, value in base.items():
-        if key not in overlay:
-            assert merged[key] == value
+    assert_set_wins(base, overlay, merge_data(base, overlay), KEYED)
 
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.sampled_from(["", "x", "5s", "http", "$patch"]))
@@ -94,7 +119,8 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
 HOSTILE = st.fixed_dictionaries(
     {"kind": st.sampled_from(["Service", "Mesh", "Route", "Nope"]), "name": st.sampled_from(["api", "shop", "zzz"])},
     optional={"$patch": st.sampled_from(["add", "delete", "replace", "merge"]), "ports": VALUES, "resilience": VALUES,
-              "platform": VALUES, "endpoints": VALUES, "environments": VALUES, "owner": VALUES})
+              "platform": VALUES, "endpoints": VALUES, "environments": VALUES, "owner": VALUES,
+              "placements": VALUES})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
