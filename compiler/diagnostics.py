@@ -152,14 +152,15 @@ class Report:
 
     def records(self, start: int = 0) -> list[tuple]:
         """The diagnostics from `start` on as plain tuples (the code by name), as the check cache keeps them."""
-        return [(d.code.code, d.message, d.location, d.severity, d.related, d.hint, d.fix)
+        return [(d.code.code, d.message, d.location, d.severity, d.related, d.hint, d.fix, d.environments)
                 for d in self.diagnostics[start:]]
 
     def add_records(self, records: Any) -> None:
         """Add diagnostics kept by `records`; raises TypeError, ValueError or KeyError for a
         malformed record, before adding any."""
-        diagnostics = [Diagnostic(CODES[code], message, location, severity, tuple(related), hint, fix)
-                       for code, message, location, severity, related, hint, fix in records]
+        diagnostics = [Diagnostic(CODES[code], message, location, severity, tuple(related), hint, fix,
+                                  tuple(environments))
+                       for code, message, location, severity, related, hint, fix, environments in records]
         if not all(isinstance(d.message, str) and d.severity in SEVERITY_RANK for d in diagnostics):
             raise ValueError("not a diagnostic record")
         self.diagnostics.extend(diagnostics)

@@ -132,3 +132,14 @@ def test_kubernetes_objects_name_the_overlay_files_in_their_source_annotation(tm
         records = {r["path"]: set(r["sources"]) for r in json.loads((out / environment / "manifest.json").read_text())
                    ["artifacts"]}
         assert annotated <= records[str(path.relative_to(out / environment))]
+
+
+def test_the_check_cache_keeps_the_environments(tmp_path: Path, monkeypatch) -> None:
+    """A second check of an unchanged tree comes from the check cache (compiler.cache): the
+    same diagnostics, environments included."""
+    monkeypatch.setenv("MESHC_CACHE_DIR", str(tmp_path / "cache"))
+    root = shop(tmp_path / "mesh", **UNKNOWN_CALL)
+    first, second = (meshc("check", str(root), "--format", "json", "--timings") for _ in range(2))
+    assert "unchanged: the last check's diagnostics" in second.stderr
+    assert json.loads(first.stdout) == json.loads(second.stdout)
+    assert [d["environments"] for d in json.loads(second.stdout)["diagnostics"]] == [["staging", "prod"]]
