@@ -30,9 +30,12 @@ ENDPOINTS = st.lists(st.fixed_dictionaries({"address": st.sampled_from(["10.0.0.
                                            optional={"version": st.sampled_from(["v1", "v2"])}),
                     max_size=3, unique_by=lambda e: e["address"])
 def placements(min_size: int) -> st.SearchStrategy:
-    item = st.fixed_dictionaries({"platform": st.sampled_from(["east", "west", "vms"])},
+    """A base's placements (min_size 1) each have their keyed list of endpoints (see BASES);
+    an overlay's may leave it out."""
+    endpoints = {"endpoints": ENDPOINTS} if min_size else {}
+    item = st.fixed_dictionaries({"platform": st.sampled_from(["east", "west", "vms"]), **endpoints},
                                  optional={"priority": st.integers(0, 9), "weight": st.integers(1, 100),
-                                           "endpoints": ENDPOINTS})
+                                           **({} if min_size else {"endpoints": ENDPOINTS})})
     return st.lists(item, min_size=min_size, max_size=3, unique_by=lambda p: p["platform"])
 
 
@@ -57,8 +60,8 @@ def fields(min_ports: int) -> dict:
 
 
 IDENTITY = {"kind": st.just("Service"), "name": st.just("api")}
-# a base has the keyed lists the overlays merge into (an overlay item the base's list lacks is
-# then MESH021, as docs/intents.md says; a list the base lacks altogether is set whole)
+# a base has the keyed lists the overlays merge into, at every level (an overlay item the base's
+# list lacks is then MESH021, as docs/intents.md says; a list the base lacks is set whole)
 BASES = st.fixed_dictionaries({"apiVersion": st.just("meshc/v1"), **IDENTITY, "platform": st.just("k8s"),
                                "ports": ports(1), "placements": placements(1)},
                               optional={k: v for k, v in fields(1).items() if k not in ("ports", "placements")})
