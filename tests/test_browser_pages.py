@@ -285,7 +285,19 @@ def test_a_placed_service_is_drawn_in_each_platform(browser, artifacts, tmp_path
             node_id = f"{service_workload(service.key)}@{platform.name}"
             assert page.page.evaluate("id => window.meshcGraph.cy.getElementById(id).parent().id()",
                                       node_id) == f"namespace:{platform.name}/{service.namespace}"
-        page.click_node(f"{service_workload(service.key)}@{places(service)[-1].name}")
+        last = service.placements[-1]
+        page.click_node(f"{service_workload(service.key)}@{last.platform.name}")
         assert page.page.inner_text("#details-title") == f"service {service.key}"
+        shown = page.page.inner_text("#details-body")
+        assert f"one of its placements on {', '.join(p.name for p in places(service))}" in shown
+        assert f"failover priority {last.priority}" in shown
+    # an edge to a placement of a later tier says so (the tap handler shows an edge's details)
+    caller = next(s for s in placed if s.calls and graph.services.get(s.calls[0]) in placed)
+    callee = graph.services[caller.calls[0]]
+    tiers = failover_tiers(caller.placements[0].platform, callee)
+    later = tiers[1][0].placement.platform.name
+    edge_id = f"call:{caller.key}@{caller.placements[0].platform.name}->{callee.key}@{later}"
+    page.page.evaluate("id => window.meshcGraph.cy.getElementById(id).emit('tap')", edge_id)
+    assert "failover tier 1 of the caller's placements" in page.page.inner_text("#details-body")
     page.screenshot(artifacts, "graph-multicluster-shop", capsys)
     page.assert_clean(path)

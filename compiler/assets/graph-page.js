@@ -276,6 +276,12 @@
       document.getElementById("details-title").textContent = item.kind + " " + item.namespace + "/" + item.name;
       body.appendChild(element("p", "defined at " + item.source + (d.platform ? "; platform " + d.platform : "") +
                                     (d.mtls ? "; mTLS " + d.mtls : "")));
+      if (d.placement) {
+        // a service on several platforms: this node is its placement on d.platform
+        const placed = d.placement;
+        body.appendChild(section("Placement", element("p", "one of its placements on " + placed.platforms.join(", ") +
+          "; failover priority " + placed.priority + (placed.weight ? "; weight " + placed.weight : ""))));
+      }
       body.appendChild(section("Ports", table(["name", "port", "protocol"], (d.ports || []).map((p) => [p.name, p.port, p.protocol]))));
       if (d.hosts) body.appendChild(section("Hosts", list(d.hosts, (li, h) => { li.textContent = h; })));
       if (d.versions && d.versions.length) body.appendChild(section("Versions", element("p", d.versions.join(", "))));
@@ -303,6 +309,10 @@
     body.appendChild(state);
     body.appendChild(element("p", "authorisation: " + item.authorization + "; transport: " + item.transport +
                                   "; protocols: " + item.protocols.join(", ")));
+    if (item.tier !== undefined) {
+      body.appendChild(element("p", "failover tier " + item.tier + " of the caller's placements of the callee" +
+                                    (item.tier === 0 ? " (takes the traffic while it is healthy)" : "")));
+    }
     if (item.routes) body.appendChild(section("Routes", list(item.routes, (li, r) => { li.textContent = r; })));
     body.appendChild(section("Diagnostics", diagnosticsOf(item)));
   }
