@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -284,8 +284,10 @@ class EnvoyRunner:
 
     def __init__(self, graph: MeshGraph, binary: str | None = None, emitted: frozenset[str] = frozenset(),
                  bootstraps: Mapping[Proxy, dict] | None = None,
-                 upstream: tuple[str, int] | None = None) -> None:
+                 upstream: tuple[str, int] | None = None, backends: Sequence[_EchoServer] = ()) -> None:
         self.graph = graph
+        # the caller's echo backends behind `emitted` clusters: their tries count too
+        self.backends = tuple(backends)
         # clusters kept exactly as the target wrote them (their upstreams, on loopback, are the
         # caller's to run): where the upstream address itself is under test
         self.emitted = emitted
@@ -517,7 +519,7 @@ class EnvoyRunner:
             connection.close()
         cluster = response.getheader(ANSWER_HEADER)
         seen = json.loads(body) if cluster is not None else {}
-        tries = sum(echo.tries.get(key, 0) for echo in running.echoes) if key is not None else 0
+        tries = sum(echo.tries.get(key, 0) for echo in (*running.echoes, *self.backends)) if key is not None else 0
         return Reply(response.status, cluster, seen.get("path"), seen.get("host"), response.getheader("location"),
                      tuple((name, value) for name, value in seen.get("headers", ())),
                      tuple((name.lower(), value) for name, value in response.getheaders()), tries)
