@@ -337,7 +337,7 @@ class EnvoyRunner:
                 continue
             for chain in [*listener.get("filter_chains", []), *filter(None, [listener.get("default_filter_chain")])]:
                 if "transport_socket" in chain:
-                    chain["transport_socket"] = self.test_certificate()
+                    chain["transport_socket"] = self.test_certificate(chain["transport_socket"])
                 elif listener.get("listener_filters"):  # TLS passed through by SNI
                     passthrough.update(stream_clusters(chain))
             bound = free_port(self.address)
@@ -383,12 +383,16 @@ class EnvoyRunner:
             signature = bytes([signature[0] ^ 0xFF]) + signature[1:]
         return f"{signing_input}.{b64url(signature)}"
 
-    def test_certificate(self) -> dict:
+    def test_certificate(self, written: dict | None = None) -> dict:
+        """The test's self-signed certificate in place of the chain's, keeping the TLS versions
+        and cipher suites the target wrote (`tls_params`: a listener's minVersion)."""
         certificate, key = self.certificate_files()
+        params = (written or {}).get("typed_config", {}).get("common_tls_context", {}).get("tls_params")
         return {"name": TLS_SOCKET, "typed_config": {
             "@type": DOWNSTREAM_TLS,
             "common_tls_context": {"tls_certificates": [{"certificate_chain": {"filename": str(certificate)},
-                                                         "private_key": {"filename": str(key)}}]}}}
+                                                         "private_key": {"filename": str(key)}}],
+                                   **({"tls_params": params} if params else {})}}}
 
     def certificate_files(self) -> tuple[Path, Path]:
         if self.certificate is None:
@@ -507,6 +511,8 @@ class EnvoyRunner:
             if self.over_tls(proxy, request):
                 client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                 client.check_hostname, client.verify_mode = False, ssl.CERT_NONE  # routing is under test
+                # the highest version the client speaks (a listener's minVersion refuses lower)
+                client.maximum_version = ssl.TLSVersion[f"TLSv1_{request.tls_version.split('.')[1]}"]
                 raw = socket.create_connection((running.address, port), timeout=10, source_address=source)
                 # terminated by Envoy, or passed through to a backend that terminates it
                 connection.sock = client.wrap_socket(raw, server_hostname=request.sni)
