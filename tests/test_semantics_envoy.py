@@ -476,6 +476,8 @@ def test_envoy_and_the_evaluator_agree_on_generated_external_routes(tmp_path_fac
 # ---------------------------------------------------------------------------------------------
 # Differential: generated gateways (listeners sharing a port with overlapping hosts) and requests
 
+# TLS 1.2 suites for the test certificate's EC key (targets/envoylib/run.py self_signed)
+CIPHERS = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384"]
 GATEWAY_HOSTS = ["a.example.com", "*.example.com", "b.a.example.com", "*.a.example.com", "*", "other.org"]
 REQUEST_HOSTS = ["a.example.com", "x.example.com", "b.a.example.com", "c.b.a.example.com", "example.com",
                  "other.org", "z.other.org", "a.example.com:8080"]
@@ -495,8 +497,11 @@ def gateway_mesh(draw) -> tuple[str, list[dict], list[dict]]:
         if protocol == "https":
             # issue 12: a listener's minimum TLS version (docs/intents.md, Gateway: `minVersion`)
             minimum = draw(st.sampled_from([None, "1.2", "1.3"]))
+            # and its TLS 1.2 cipher suites (none with 1.3 only, which has no choice of them)
+            suites = None if minimum == "1.3" else draw(st.sampled_from([None, CIPHERS[:1], CIPHERS[1:], CIPHERS]))
             listener["tls"] = {"mode": "terminate", "certificate": f"c{index}",
-                               **({"minVersion": minimum} if minimum else {})}
+                               **({"minVersion": minimum} if minimum else {}),
+                               **({"cipherSuites": suites} if suites else {})}
         elif draw(st.booleans()) and index == 0:
             listener["httpsRedirect"] = True
         listeners.append(listener)
@@ -521,7 +526,8 @@ def gateway_mesh(draw) -> tuple[str, list[dict], list[dict]]:
 
 gateway_request = st.tuples(st.sampled_from(REQUEST_HOSTS), st.sampled_from(["/", "/p", "/p/x", "/q"]),
                             st.sampled_from(["none", "valid", "banned", "expired", "forged", "pass"]),
-                            st.sampled_from(["1.2", "1.3"]))  # the highest TLS version the client speaks
+                            st.sampled_from(["1.2", "1.3"]),  # the highest TLS version the client speaks
+                            st.sampled_from([None, (CIPHERS[0],), (CIPHERS[1],)]))  # its 1.2 suites, None: any
 ISSUER = Issuer("https://issuer.example")
 IMPOSTOR = Issuer(ISSUER.iss)  # the issuer's name, another key: a signature that does not verify
 
@@ -559,10 +565,11 @@ def test_envoy_and_the_evaluator_agree_on_generated_gateways(tmp_path_factory, e
     "the redirect port MUST be the well-known port associated with the redirect scheme"). Half
     of the gateways verify JWTs and admit clients by end user, claim, header and path (issue
     12): invalid tokens 401, refused clients 403, before any listener or Route decides.
-    https listeners may require TLS 1.2 or 1.3 (`minVersion`, issue 12) and clients speak at
-    most 1.2 or 1.3: a handshake below the listener's minimum (the one the SNI chose) is
-    refused as the evaluator decides. Bounded: eight gateways, no shrinking (60 ran clean once
-    by hand)."""
+    https listeners may require TLS 1.2 or 1.3 (`minVersion`, issue 12) and choose their TLS
+    1.2 `cipherSuites`, and clients speak at most 1.2 or 1.3 and offer some 1.2 suites: a
+    handshake below the listener's minimum (the one the SNI chose), or a 1.2 one sharing no
+    suite with it, is refused as the evaluator decides. Bounded: eight gateways, no shrinking
+    (60 ran clean once by hand)."""
     protocol, listeners, routes, secured = generated
     providers, policy = secured_documents()
     edge = {**gateway("edge", listeners), **({"jwt": providers} if secured else {})}
@@ -571,8 +578,8 @@ def test_envoy_and_the_evaluator_agree_on_generated_gateways(tmp_path_factory, e
         allowed=("MESH351", "MESH354", "MESH355"))
     requests = [Request(host, path, port=80, sni=host.split(":")[0] if protocol == "https" else None,
                         headers=credential_headers(credential) if secured else (),
-                        forged_token=secured and credential == "forged", tls_version=version)
-                for host, path, credential, version in sent]
+                        forged_token=secured and credential == "forged", tls_version=version, tls_ciphers=ciphers)
+                for host, path, credential, version, ciphers in sent]
     results = answers(graph, EDGE, requests, envoy_binary)
     assert [(r.host, r.path, problem) for r, (*_, problem) in zip(requests, results, strict=True)
             if problem is not None] == []

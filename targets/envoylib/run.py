@@ -513,6 +513,8 @@ class EnvoyRunner:
                 client.check_hostname, client.verify_mode = False, ssl.CERT_NONE  # routing is under test
                 # the highest version the client speaks (a listener's minVersion refuses lower)
                 client.maximum_version = ssl.TLSVersion[f"TLSv1_{request.tls_version.split('.')[1]}"]
+                if request.tls_ciphers is not None:  # the TLS 1.2 suites it offers
+                    client.set_ciphers(":".join(request.tls_ciphers))
                 raw = socket.create_connection((running.address, port), timeout=10, source_address=source)
                 # terminated by Envoy, or passed through to a backend that terminates it
                 connection.sock = client.wrap_socket(raw, server_hostname=request.sni)
