@@ -121,6 +121,15 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
               help="Print the version (and the git revision of a source install) and exit.")
 def main() -> None:
     """meshc compiles service-mesh intents into Envoy, Kubernetes, Cloud Foundry and VM artifacts."""
+    click.get_current_context().call_on_close(_close_repositories)
+
+
+def _close_repositories() -> None:
+    """Close the git repositories the command opened (an in-process caller, such as a test run or
+    an editor, would otherwise keep their processes), without importing git when none was."""
+    gitsource = sys.modules.get("compiler.gitsource")
+    if gitsource is not None:
+        gitsource.close_repositories()
 
 
 def _timings(function):

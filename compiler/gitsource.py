@@ -21,13 +21,27 @@ class GitError(Exception):
     """A revision or repository that cannot be read; reported as MESH009."""
 
 
+# the repositories opened so far: each keeps its `git cat-file` processes, and their pipes,
+# until it is closed (close_repositories, at the end of every command)
+_OPENED: list = []
+
+
 def _repo(root: Path):  # -> git.Repo, imported lazily: gitpython costs ~100 ms to import
     import git
 
     try:
-        return git.Repo(root, search_parent_directories=True)
+        repo = git.Repo(root, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
         raise GitError(f"{root} is not inside a git repository") from error
+    _OPENED.append(repo)
+    return repo
+
+
+def close_repositories() -> None:
+    """End the git processes of every repository opened so far (gitpython starts them again if
+    one is used later)."""
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 def worktree_revision(root: Path, skip_dirs: tuple[Path, ...] = ()) -> Revision:
